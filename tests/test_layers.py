@@ -106,7 +106,9 @@ def test_pooled_projection_exact(b, h, w, c, impl):
     slow.load_state_dict(fast.state_dict())
     x = torch.randn(b, c, h, w, dtype=torch.float64)
     torch.testing.assert_close(fast(x), slow(x), rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(fast.float()(x.float()), slow.float()(x.float()), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        fast.float()(x.float()), slow.float()(x.float()), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_mam_projection_gradients_agree():

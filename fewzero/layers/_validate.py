@@ -51,8 +51,7 @@ def check_feature_map(x: torch.Tensor, channels: int | None = None, name: str = 
     """
     if x.dim() != 4:
         raise ValueError(
-            f"{name} must be a 4-D tensor (B, C, H, W), got {x.dim()}-D with shape "
-            f"{tuple(x.shape)}"
+            f"{name} must be a 4-D tensor (B, C, H, W), got {x.dim()}-D with shape {tuple(x.shape)}"
         )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(

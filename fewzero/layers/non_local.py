@@ -155,6 +155,7 @@ class NonLocalBlock(nn.Module):
         return x + z if self.residual else z
 
     def extra_repr(self) -> str:
+        """Summarise the configuration in ``repr``."""
         return (
             f"attention={self.attention!r}, inter_channels={self.inter_channels}, "
             f"use_scale={self.use_scale}, residual={self.residual}, impl={self.impl!r}"

@@ -165,6 +165,7 @@ class PyramidPoolingAttention(nn.Module):
         return self.act(out)
 
     def extra_repr(self) -> str:
+        """Summarise the configuration in ``repr``."""
         return (
             f"in_channels={self.in_channels}, bins={self.bins}, out_channels={self.out_channels}, "
             f"pooled_projection={self.pooled_projection}, pool_impl={self.pool_impl!r}"
