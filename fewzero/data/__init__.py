@@ -1,0 +1,44 @@
+"""Episode datasets (PASCAL-5i, COCO-20i), transforms, data preparation and the toy data."""
+
+from .classes import (
+    COCO_CATEGORY_IDS,
+    COCO_CLASSES,
+    IGNORE_INDEX,
+    PASCAL_CLASSES,
+    coco_fold_classes,
+    pascal_fold_classes,
+)
+from .coco import Coco20i
+from .episodes import Episode, EpisodeDataset, binary_target, collate_episodes
+from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
+from .pascal import Pascal5i
+from .prepare import prepare_coco, prepare_pascal
+from .toy import ToyConfig, build_toy
+from .transforms import eval_transform, train_transform
+
+__all__ = [
+    "COCO_CATEGORY_IDS",
+    "COCO_CLASSES",
+    "IGNORE_INDEX",
+    "PASCAL_CLASSES",
+    "Coco20i",
+    "Episode",
+    "EpisodeDataset",
+    "Pascal5i",
+    "ToyConfig",
+    "binary_target",
+    "build_toy",
+    "class_pixel_counts",
+    "coco_fold_classes",
+    "collate_episodes",
+    "eval_transform",
+    "pascal_fold_classes",
+    "prepare_coco",
+    "prepare_pascal",
+    "read_image",
+    "read_list",
+    "read_mask",
+    "train_transform",
+    "write_list",
+    "write_mask",
+]

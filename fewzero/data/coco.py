@@ -1,0 +1,67 @@
+"""COCO-20i: COCO 2017 with its 80 classes (category ids 1..90 mapped to 1..80).
+
+Prepared layout (``python -m fewzero.data.prepare coco --root COCO --out ROOT`` builds it from
+``annotations/instances_{train,val}2017.json`` with pycocotools; crowd regions become 255)::
+
+    ROOT/{train2017,val2017}/<name>.jpg
+    ROOT/masks/{train2017,val2017}/<name>.png   class ids 0..80, 255 ignore
+    ROOT/lists/{train,val}.txt
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .classes import coco_fold_classes
+from .episodes import EpisodeDataset
+
+__all__ = ["Coco20i"]
+
+COCO_PREPARE = "python -m fewzero.data.prepare coco --root COCO --out ROOT"
+
+
+class Coco20i(EpisodeDataset):
+    """COCO-20i episodes of fold ``fold``.
+
+    Args:
+        root: Prepared folder (see the module docstring).
+        fold: 0..3.
+        split: ``"train"`` or ``"val"``.
+        class_split: ``"fwb"`` (interleaved, default) or ``"panet"`` (consecutive).
+        **kwargs: See :class:`~fewzero.data.EpisodeDataset`.
+
+    Raises:
+        FileNotFoundError: naming the missing path, the layout and the prepare command.
+        ValueError: for an invalid fold, split or class split.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        fold: int,
+        split: str = "val",
+        class_split: str = "fwb",
+        **kwargs: Any,
+    ):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be one of ('train', 'val'), got {split!r}")
+        seen, unseen = coco_fold_classes(fold, class_split)
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"COCO-20i root not found: {str(root)!r}; build it with: {COCO_PREPARE}"
+            )
+        self.fold, self.split, self.class_split = fold, split, class_split
+        super().__init__(
+            root / f"{split}2017",
+            root / "masks" / f"{split}2017",
+            root / "lists" / f"{split}.txt",
+            num_classes=80,
+            seen=seen,
+            unseen=unseen,
+            train=split == "train",
+            prepare_hint=COCO_PREPARE,
+            **kwargs,
+        )

@@ -1,0 +1,143 @@
+"""Image, mask and list-file I/O shared by the datasets, the prepare command and the toy data.
+
+List files (``lists/<split>.txt``) hold one image per line with its class pixel counts::
+
+    2007_000033 1:10234 15:2211
+
+so that datasets build their (image, class) pairs without decoding every mask.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .classes import IGNORE_INDEX
+
+__all__ = [
+    "class_pixel_counts",
+    "read_image",
+    "read_list",
+    "read_mask",
+    "write_list",
+    "write_mask",
+]
+
+Entry = tuple[str, dict[int, int]]
+
+
+def read_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an RGB image; errors name the file.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        OSError: if it cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {str(path)!r}")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except OSError as err:
+        raise OSError(f"cannot read image {str(path)!r}: {err}") from err
+
+
+def read_mask(path: str | os.PathLike[str], num_classes: int) -> np.ndarray:
+    """Read a class-index mask (PNG, palette or grey) as ``uint8 (H, W)``.
+
+    Values must lie in ``{0, ..., num_classes, 255}``.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: naming the file and the offending values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {str(path)!r}")
+    try:
+        with Image.open(path) as img:
+            mask = np.array(img)
+    except OSError as err:
+        raise OSError(f"cannot read mask {str(path)!r}: {err}") from err
+    if mask.ndim != 2:
+        raise ValueError(f"mask {str(path)!r} must be single-channel, got shape {mask.shape}")
+    values = np.unique(mask)
+    bad = values[(values > num_classes) & (values != IGNORE_INDEX)]
+    if bad.size:
+        raise ValueError(
+            f"mask {str(path)!r} has labels outside {{0..{num_classes}, 255}}: {bad.tolist()}"
+        )
+    return mask.astype(np.uint8)
+
+
+_PALETTE = None
+
+
+def _voc_palette() -> list[int]:
+    global _PALETTE
+    if _PALETTE is None:
+        pal = []
+        for i in range(256):
+            r = g = b = 0
+            c = i
+            for j in range(8):
+                r |= ((c >> 0) & 1) << (7 - j)
+                g |= ((c >> 1) & 1) << (7 - j)
+                b |= ((c >> 2) & 1) << (7 - j)
+                c >>= 3
+            pal += [r, g, b]
+        _PALETTE = pal
+    return _PALETTE
+
+
+def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> None:
+    """Write a ``uint8`` class-index mask as a VOC-palette PNG, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(mask.astype(np.uint8), mode="P")
+    img.putpalette(_voc_palette())
+    tmp = path.with_suffix(".tmp.png")
+    img.save(tmp)
+    os.replace(tmp, path)
+
+
+def class_pixel_counts(mask: np.ndarray) -> dict[int, int]:
+    """Pixel count of every class id present in ``mask`` (background 0 and 255 excluded)."""
+    values, counts = np.unique(mask, return_counts=True)
+    return {int(v): int(n) for v, n in zip(values, counts) if v not in (0, IGNORE_INDEX)}
+
+
+def write_list(path: str | os.PathLike[str], entries: Iterable[Entry]) -> None:
+    """Write a list file (``name c:count ...`` per line), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        for name, counts in entries:
+            f.write(" ".join([name] + [f"{c}:{n}" for c, n in sorted(counts.items())]) + "\n")
+    os.replace(tmp, path)
+
+
+def read_list(path: str | os.PathLike[str]) -> list[Entry]:
+    """Read a list file written by :func:`write_list`."""
+    entries: list[Entry] = []
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                counts: Mapping[int, int] = {
+                    int(c): int(n) for c, n in (p.split(":") for p in parts[1:])
+                }
+            except ValueError as err:
+                raise ValueError(
+                    f"{path}:{line_no}: malformed list entry {line.strip()!r}"
+                ) from err
+            entries.append((parts[0], dict(counts)))
+    return entries

@@ -1,0 +1,231 @@
+"""Build the prepared dataset layouts from the official archives on disk.
+
+PASCAL-5i (VOC2012 + SBD)::
+
+    python -m fewzero.data.prepare pascal --voc VOCdevkit/VOC2012 --sbd benchmark_RELEASE --out DIR
+
+writes ``DIR/SegmentationClassAug/*.png`` (VOC masks where VOC has one, else SBD's ``GTcls``
+``.mat`` read with scipy), ``DIR/lists/{train,val}.txt`` (train_aug = VOC train + SBD train/val
+minus VOC val; val = VOC val) and links ``DIR/JPEGImages``.
+
+COCO-20i::
+
+    python -m fewzero.data.prepare coco --root COCO --out DIR
+
+writes ``DIR/masks/{train,val}2017/*.png`` from the instance annotations (pycocotools; crowd
+regions -> 255), ``DIR/lists/{train,val}.txt`` and links the image folders.
+
+Both are idempotent and resumable: finished masks are kept, and a second run only re-reads them to
+rebuild the lists. Each reports the images per class and the episode pairs per fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .classes import COCO_CATEGORY_IDS, coco_fold_classes, pascal_fold_classes
+from .io import class_pixel_counts, read_mask, write_list, write_mask
+
+__all__ = ["fold_report", "main", "prepare_coco", "prepare_pascal"]
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {str(path)!r}")
+    return path
+
+
+def _read_ids(path: Path) -> list[str]:
+    return [
+        line.split()[0]
+        for line in _require(path, "image list").read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Link ``dst`` to ``src`` (symlink; copy where links are not allowed)."""
+    if dst.exists() or dst.is_symlink():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.symlink_to(src.resolve(), target_is_directory=True)
+    except OSError:
+        shutil.copytree(src, dst)
+
+
+def _read_sbd_mat(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    mat = loadmat(str(path), squeeze_me=True, struct_as_record=False)
+    return np.asarray(mat["GTcls"].Segmentation, dtype=np.uint8)
+
+
+def fold_report(
+    entries: dict[str, list[tuple[str, dict[int, int]]]],
+    num_classes: int,
+    folds: Sequence[tuple[list[int], list[int]]],
+    min_pixels: int = 2 * 32 * 32,
+) -> str:
+    """Text report: images per class per split, and pairs per fold (train: seen, val: unseen)."""
+    lines = ["class  " + "  ".join(f"{s:>8}" for s in entries)]
+    for c in range(1, num_classes + 1):
+        counts = [sum(c in e for _, e in ents) for ents in entries.values()]
+        lines.append(f"{c:5d}  " + "  ".join(f"{n:8d}" for n in counts))
+    for i, (seen, unseen) in enumerate(folds):
+        parts = []
+        for split, ents in entries.items():
+            classes = seen if split == "train" else unseen
+            n = sum(counts.get(c, 0) >= min_pixels for _, counts in ents for c in classes)
+            parts.append(f"{split} pairs {n}")
+        lines.append(f"fold {i}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def prepare_pascal(
+    voc: str | os.PathLike[str],
+    sbd: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    progress: bool = True,
+) -> dict[str, list[tuple[str, dict[int, int]]]]:
+    """Build ``SegmentationClassAug`` and the lists; returns ``{split: [(name, counts)]}``."""
+    voc, out = Path(voc), Path(out)
+    _require(voc / "JPEGImages", "VOC2012 JPEGImages")
+    seg = voc / "SegmentationClass"
+    voc_train = _read_ids(voc / "ImageSets" / "Segmentation" / "train.txt")
+    voc_val = _read_ids(voc / "ImageSets" / "Segmentation" / "val.txt")
+    sbd_ids: list[str] = []
+    if sbd is not None:
+        sbd_root = Path(sbd) / "dataset"
+        _require(sbd_root / "cls", "SBD dataset/cls")
+        for split in ("train", "val"):
+            sbd_ids += _read_ids(sbd_root / f"{split}.txt")
+    val_set = set(voc_val)
+    train_ids = sorted((set(voc_train) | set(sbd_ids)) - val_set)
+    mask_dir = out / "SegmentationClassAug"
+    result: dict[str, list[tuple[str, dict[int, int]]]] = {}
+    for split, ids in (("train", train_ids), ("val", sorted(voc_val))):
+        entries = []
+        for name in tqdm(ids, desc=f"pascal {split}", disable=not progress, unit="img"):
+            dst = mask_dir / f"{name}.png"
+            if dst.is_file():
+                mask = read_mask(dst, 20)
+            else:
+                if (seg / f"{name}.png").is_file():
+                    mask = read_mask(seg / f"{name}.png", 20)
+                elif sbd is not None and (Path(sbd) / "dataset" / "cls" / f"{name}.mat").is_file():
+                    mask = _read_sbd_mat(Path(sbd) / "dataset" / "cls" / f"{name}.mat")
+                else:
+                    raise FileNotFoundError(
+                        f"no mask for image {name!r}: neither {str(seg / (name + '.png'))!r} "
+                        "nor an SBD .mat exists"
+                    )
+                write_mask(dst, mask)
+            entries.append((name, class_pixel_counts(mask)))
+        write_list(out / "lists" / f"{split}.txt", entries)
+        result[split] = entries
+    _link(voc / "JPEGImages", out / "JPEGImages")
+    return result
+
+
+def prepare_coco(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    splits: Sequence[str] = ("train", "val"),
+    progress: bool = True,
+) -> dict[str, list[tuple[str, dict[int, int]]]]:
+    """Build per-image class masks (1..80, crowd 255) and lists from COCO 2017 annotations."""
+    from pycocotools.coco import COCO
+
+    root, out = Path(root), Path(out)
+    cat_to_class = {cid: i + 1 for i, cid in enumerate(COCO_CATEGORY_IDS)}
+    result: dict[str, list[tuple[str, dict[int, int]]]] = {}
+    for split in splits:
+        ann_file = _require(
+            root / "annotations" / f"instances_{split}2017.json", "COCO annotations"
+        )
+        _require(root / f"{split}2017", "COCO image folder")
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO(str(ann_file))
+        entries = []
+        for img_id in tqdm(
+            sorted(coco.getImgIds()), desc=f"coco {split}", disable=not progress, unit="img"
+        ):
+            info = coco.imgs[img_id]
+            name = Path(info["file_name"]).stem
+            dst = out / "masks" / f"{split}2017" / f"{name}.png"
+            if dst.is_file():
+                mask = read_mask(dst, 80)
+            else:
+                mask = np.zeros((info["height"], info["width"]), dtype=np.uint8)
+                anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None))
+                for ann in sorted(anns, key=lambda a: -a.get("area", 0)):
+                    if ann.get("iscrowd", 0):
+                        continue
+                    if ann["category_id"] not in cat_to_class:
+                        raise ValueError(
+                            f"{str(ann_file)!r}: annotation {ann.get('id')} has category_id "
+                            f"{ann['category_id']}, expected one of COCO's 80 ids (1..90)"
+                        )
+                    mask[coco.annToMask(ann) > 0] = cat_to_class[ann["category_id"]]
+                for ann in anns:
+                    if ann.get("iscrowd", 0):
+                        region = coco.annToMask(ann) > 0
+                        mask[region & (mask == 0)] = 255
+                write_mask(dst, mask)
+            entries.append((name, class_pixel_counts(mask)))
+        write_list(out / "lists" / f"{split}.txt", entries)
+        _link(root / f"{split}2017", out / f"{split}2017")
+        result[split] = entries
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m fewzero.data.prepare``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fewzero.data.prepare", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="dataset", required=True)
+    p = sub.add_parser("pascal", help="VOC2012 + SBD -> PASCAL-5i layout")
+    p.add_argument("--voc", required=True, help="VOCdevkit/VOC2012")
+    p.add_argument("--sbd", default=None, help="benchmark_RELEASE (SBD); omit for VOC masks only")
+    p.add_argument("--out", required=True)
+    c = sub.add_parser("coco", help="COCO 2017 -> COCO-20i layout")
+    c.add_argument("--root", required=True, help="folder with annotations/ and {train,val}2017/")
+    c.add_argument("--out", required=True)
+    c.add_argument("--class-split", default="fwb", choices=["fwb", "panet"], help="for the report")
+    for q in (p, c):
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+        q.add_argument("--min-pixels", type=int, default=2 * 32 * 32, help="for the report")
+    args = parser.parse_args(argv)
+    try:
+        if args.dataset == "pascal":
+            entries = prepare_pascal(args.voc, args.sbd, args.out, progress=not args.quiet)
+            folds = [pascal_fold_classes(i) for i in range(4)]
+            report = fold_report(entries, 20, folds, args.min_pixels)
+        else:
+            entries = prepare_coco(args.root, args.out, progress=not args.quiet)
+            folds = [coco_fold_classes(i, args.class_split) for i in range(4)]
+            report = fold_report(entries, 80, folds, args.min_pixels)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report)
+    summary = {split: len(ents) for split, ents in entries.items()}
+    print(json.dumps({"dataset": args.dataset, "out": str(args.out), "images": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
