@@ -193,7 +193,7 @@ def test_prepare_pascal_from_voc_and_sbd(tmp_path, capsys):
     from scipy.io import savemat
 
     voc, sbd = tmp_path / "VOC2012", tmp_path / "SBD" / "dataset"
-    for name, split in [("a", "train"), ("b", "val")]:
+    for name in ("a", "b"):
         (voc / "JPEGImages").mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 6)).save(voc / "JPEGImages" / f"{name}.jpg")
         m = np.zeros((6, 8), np.uint8)

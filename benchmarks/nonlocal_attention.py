@@ -1,0 +1,339 @@
+"""Non-local attention micro-benchmark: time, peak memory, FLOP/s vs N.
+
+    python benchmarks/nonlocal_attention.py                  # default sweep on this device
+    python benchmarks/nonlocal_attention.py --quick          # tiny grid (CI smoke test)
+
+Implementations: ``naive`` (mmcv NonLocal2d written out: three 1x1 convs, the N x N affinity
+materialised, softmax, output conv, residual), ``matmul`` (NonLocalBlock(impl="matmul")),
+``sdpa`` (NonLocalBlock default; on CUDA also each SDPA backend), ``channel`` (C' x C' affinity),
+and ``torch.compile`` of each with ``--compile``. Times are medians of torch.utils.benchmark with
+``num_threads`` set explicitly; CPU peak memory is measured for each configuration in a fresh
+subprocess (peak RSS growth), CUDA peak with ``max_memory_allocated``. Achieved FLOP/s is
+compared with the device's matmul peak measured in the same run.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from _common import device_name, markdown, write_results
+from torch import nn
+from torch.utils import benchmark
+
+from fewzero.layers import NonLocalBlock
+
+
+class NaiveNonLocal2d(nn.Module):
+    """mmcv's embedded-Gaussian NonLocal2d, as written there (affinity materialised)."""
+
+    def __init__(self, in_channels: int, reduction: int = 2):
+        super().__init__()
+        inter = max(in_channels // reduction, 1)
+        self.g = nn.Conv2d(in_channels, inter, 1)
+        self.theta = nn.Conv2d(in_channels, inter, 1)
+        self.phi = nn.Conv2d(in_channels, inter, 1)
+        self.conv_out = nn.Conv2d(inter, in_channels, 1)
+
+    def forward(self, x):
+        n = x.size(0)
+        g_x = self.g(x).view(n, self.g.out_channels, -1).permute(0, 2, 1)
+        theta_x = self.theta(x).view(n, self.theta.out_channels, -1).permute(0, 2, 1)
+        phi_x = self.phi(x).view(n, self.phi.out_channels, -1)
+        pairwise = torch.matmul(theta_x, phi_x) / theta_x.shape[-1] ** 0.5
+        pairwise = pairwise.softmax(dim=-1)
+        y = torch.matmul(pairwise, g_x).permute(0, 2, 1).reshape(n, -1, *x.shape[2:])
+        return x + self.conv_out(y)
+
+
+def build(impl: str, channels: int) -> nn.Module:
+    if impl == "naive":
+        return NaiveNonLocal2d(channels)
+    if impl == "channel":
+        return NonLocalBlock(channels, attention="channel", zero_init=False)
+    if impl.startswith("sdpa"):
+        return NonLocalBlock(channels, zero_init=False)
+    return NonLocalBlock(channels, zero_init=False, impl="matmul")
+
+
+def flop_count(impl: str, b: int, c: int, n: int) -> float:
+    ci = c // 2
+    convs = 2 * b * n * c * ci * 4
+    attn = 2 * b * ci * ci * n * 2 if impl == "channel" else 2 * b * n * n * ci * 2
+    return float(convs + attn)
+
+
+def sdpa_context(impl: str):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = {
+        "sdpa-flash": SDPBackend.FLASH_ATTENTION,
+        "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "sdpa-math": SDPBackend.MATH,
+    }.get(impl)
+    return sdpa_kernel(backend) if backend is not None else torch.enable_grad()
+
+
+def run_one(impl, b, c, side, dtype, mode, device, threads, compile_):
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    model = build(impl, c).to(device=device, dtype=dtype)
+    if compile_:
+        model = torch.compile(model)
+    x = torch.randn(b, c, side, side, device=device, dtype=dtype, requires_grad=mode == "fwd+bwd")
+
+    def step():
+        with sdpa_context(impl):
+            if mode == "fwd":
+                with torch.no_grad():
+                    model(x)
+            else:
+                model(x).float().sum().backward()
+
+    step()
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
+    t = timer.blocked_autorange(min_run_time=1.0).median
+    return t
+
+
+def measure_peak_here(cfg: dict) -> float:
+    """Peak RSS growth (MB) of one configuration in this (fresh) process."""
+    import resource
+
+    torch.set_num_threads(cfg["threads"])
+    model = build(cfg["impl"], cfg["c"])
+    x = torch.randn(
+        cfg["b"], cfg["c"], cfg["side"], cfg["side"], requires_grad=cfg["mode"] != "fwd"
+    )
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cfg["mode"] == "fwd":
+        with torch.no_grad():
+            model(x)
+    else:
+        model(x).sum().backward()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+
+
+def peak_memory_subprocess(cfg: dict) -> float:
+    """Run :func:`measure_peak_here` in a fresh interpreter (CPU has no peak-memory counter)."""
+    cmd = [sys.executable, __file__, "--measure-peak", json.dumps(cfg)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def cuda_peak(impl, b, c, side, dtype, mode, device):
+    torch.cuda.reset_peak_memory_stats(device)
+    model = build(impl, c).to(device=device, dtype=dtype)
+    x = torch.randn(b, c, side, side, device=device, dtype=dtype, requires_grad=mode == "fwd+bwd")
+    torch.cuda.synchronize(device)
+    base = torch.cuda.max_memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    with sdpa_context(impl):
+        if mode == "fwd":
+            with torch.no_grad():
+                model(x)
+        else:
+            model(x).float().sum().backward()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+
+def matmul_peak(device, dtype, threads, n=2048):
+    torch.set_num_threads(threads)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    t = (
+        benchmark.Timer("a @ a", globals={"a": a}, num_threads=threads)
+        .blocked_autorange(min_run_time=1.0)
+        .median
+    )
+    return 2 * n**3 / t
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sides", type=int, nargs="+", default=[15, 30, 41, 60, 90])
+    p.add_argument("--channels", type=int, nargs="+", default=[512])
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--impls", nargs="+", default=None)
+    p.add_argument("--dtypes", nargs="+", default=None)
+    p.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"])
+    p.add_argument("--compile", action="store_true", help="also time torch.compile of each")
+    p.add_argument("--quick", action="store_true", help="tiny grid for the CI smoke test")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.measure_peak:
+        print(measure_peak_here(json.loads(args.measure_peak)))
+        return
+    cuda = args.device.startswith("cuda")
+    if args.quick:
+        args.sides, args.channels, args.batch = [6, 9], [16], 1
+    impls = args.impls or (
+        ["naive", "matmul", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-math", "channel"]
+        if cuda
+        else ["naive", "matmul", "sdpa", "channel"]
+    )
+    dtypes = args.dtypes or (["float32", "bfloat16", "float16"] if cuda else ["float32"])
+    rows = []
+    peaks = {
+        dt: matmul_peak(args.device, getattr(torch, dt), args.threads, 256 if args.quick else 2048)
+        for dt in dtypes
+    }
+    for dt in dtypes:
+        dtype = getattr(torch, dt)
+        for c in args.channels:
+            for side in args.sides:
+                for mode in args.modes:
+                    for impl in impls:
+                        for comp in [False, True] if args.compile else [False]:
+                            try:
+                                t = run_one(
+                                    impl,
+                                    args.batch,
+                                    c,
+                                    side,
+                                    dtype,
+                                    mode,
+                                    args.device,
+                                    args.threads,
+                                    comp,
+                                )
+                            except RuntimeError as err:  # e.g. a kernel that refuses the dtype
+                                print(f"skip {impl} {dt} N={side}^2: {str(err)[:80]}", flush=True)
+                                continue
+                            cfg = dict(
+                                impl=impl,
+                                b=args.batch,
+                                c=c,
+                                side=side,
+                                mode=mode,
+                                threads=args.threads,
+                            )
+                            mem = (
+                                cuda_peak(impl, args.batch, c, side, dtype, mode, args.device)
+                                if cuda
+                                else peak_memory_subprocess(json.dumps(cfg))
+                            )
+                            fl = flop_count(impl, args.batch, c, side * side) * (
+                                3 if mode != "fwd" else 1
+                            )
+                            row = {
+                                "impl": impl + ("+compile" if comp else ""),
+                                "dtype": dt,
+                                "C": c,
+                                "N": side * side,
+                                "side": side,
+                                "batch": args.batch,
+                                "mode": mode,
+                                "time_s": t,
+                                "peak_mb": mem,
+                                "tflops": fl / t / 1e12,
+                                "frac_matmul_peak": fl / t / peaks[dt],
+                            }
+                            rows.append(row)
+                            print(row, flush=True)
+    # ratios at the largest N of the default non-local vs the naive one, side by side from this run
+    ratios = []
+    for dt in dtypes:
+        for mode in args.modes:
+            big = max(args.sides) ** 2
+            sel = {
+                r["impl"]: r
+                for r in rows
+                if r["N"] == big
+                and r["mode"] == mode
+                and r["dtype"] == dt
+                and r["C"] == args.channels[0]
+            }
+            if "naive" in sel and "sdpa" in sel:
+                ratios.append(
+                    {
+                        "dtype": dt,
+                        "mode": mode,
+                        "N": big,
+                        "speedup_vs_naive": sel["naive"]["time_s"] / sel["sdpa"]["time_s"],
+                        "memory_ratio_vs_naive": sel["naive"]["peak_mb"]
+                        / max(sel["sdpa"]["peak_mb"], 1e-3),
+                    }
+                )
+    fits = []
+    for impl in impls:
+        pts = [
+            (r["N"], r["peak_mb"])
+            for r in rows
+            if r["impl"] == impl
+            and r["mode"] == "fwd"
+            and r["dtype"] == dtypes[0]
+            and r["peak_mb"] > 0
+        ]
+        if len(pts) >= 2:
+            xs, ys = [math.log(a) for a, _ in pts], [math.log(b) for _, b in pts]
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(
+                sum((x - mx) ** 2 for x in xs), 1e-12
+            )
+            fits.append({"impl": impl, "memory_exponent": slope})
+    payload = {
+        "threads": args.threads,
+        "matmul_peak_flops": peaks,
+        "rows": rows,
+        "ratios": ratios,
+        "memory_fit": fits,
+    }
+    table = markdown(
+        rows,
+        [
+            "impl",
+            "dtype",
+            "C",
+            "N",
+            "batch",
+            "mode",
+            "time_s",
+            "peak_mb",
+            "tflops",
+            "frac_matmul_peak",
+        ],
+    )
+    table += "\n\n" + markdown(
+        ratios, ["dtype", "mode", "N", "speedup_vs_naive", "memory_ratio_vs_naive"]
+    )
+    table += "\n\n" + markdown(fits, ["impl", "memory_exponent"])
+    out = write_results("nonlocal_attention", args.device, payload, table, args.out)
+    plot(rows, out / "nonlocal_attention.png")
+    print(table)
+    print(f"written to {out} ({device_name(args.device)})")
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    keys = sorted({(r["impl"], r["dtype"], r["mode"]) for r in rows})
+    for impl, dt, mode in keys:
+        pts = sorted(
+            (r["N"], r["time_s"], r["peak_mb"])
+            for r in rows
+            if (r["impl"], r["dtype"], r["mode"]) == (impl, dt, mode)
+        )
+        label = f"{impl} {dt} {mode}"
+        axes[0].loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        axes[1].loglog([p[0] for p in pts], [max(p[2], 1e-2) for p in pts], marker="o", label=label)
+    axes[0].set(xlabel="N = H*W", ylabel="median time (s)", title="time")
+    axes[1].set(xlabel="N = H*W", ylabel="peak memory (MB)", title="memory")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

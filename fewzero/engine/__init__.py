@@ -1,0 +1,18 @@
+"""Training loop, evaluation, checkpoints and distributed helpers."""
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import cleanup, is_main_process, setup
+from .evaluate import evaluate
+from .trainer import NonFiniteLossError, TrainConfig, Trainer
+
+__all__ = [
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "cleanup",
+    "evaluate",
+    "is_main_process",
+    "load_checkpoint",
+    "save_checkpoint",
+    "setup",
+]

@@ -1,0 +1,127 @@
+"""Episode IoU metrics: per-class IoU, mIoU and FB-IoU as in the few-shot literature.
+
+* per-class IoU = (sum of intersections) / (sum of unions) over every episode of that class
+  (not a mean of per-episode IoUs);
+* mIoU = mean of the per-class IoU over the classes that occur in the evaluated episodes;
+* FB-IoU = mean of the background IoU and the foreground IoU, each accumulated over all episodes.
+
+Pixels labelled ``ignore_index`` (255) are excluded. Values are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["IoUMeter"]
+
+
+class IoUMeter:
+    """Accumulate intersections and unions of binary episode predictions.
+
+    Args:
+        max_class_id: Largest class id that may be passed (80 covers COCO).
+        ignore_index: Target value excluded from scoring.
+
+    Example:
+        >>> import torch
+        >>> meter = IoUMeter()
+        >>> pred = torch.tensor([[[1, 1, 0, 0]]])
+        >>> target = torch.tensor([[[1, 0, 0, 255]]])
+        >>> meter.update(pred, target, torch.tensor([3]))
+        >>> meter.compute()["per_class"]
+        {3: 0.5}
+    """
+
+    def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
+        self.max_class_id = max_class_id
+        self.ignore_index = ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear all sums."""
+        n = self.max_class_id + 1
+        self.intersection = torch.zeros(n, dtype=torch.float64)
+        self.union = torch.zeros(n, dtype=torch.float64)
+        self.episodes = torch.zeros(n, dtype=torch.float64)
+        self.fb_intersection = torch.zeros(2, dtype=torch.float64)
+        self.fb_union = torch.zeros(2, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: torch.Tensor) -> None:
+        """Add a batch of episodes.
+
+        Args:
+            pred: ``(B, H, W)`` predictions in {0, 1}.
+            target: ``(B, H, W)`` targets in {0, 1, 255}.
+            class_ids: ``(B,)`` class id of each episode.
+
+        Raises:
+            ValueError: on mismatched shapes or out-of-range values.
+        """
+        if pred.shape != target.shape or pred.dim() != 3:
+            raise ValueError(
+                f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and "
+                f"{tuple(target.shape)}"
+            )
+        class_ids = torch.as_tensor(class_ids).reshape(-1).long().cpu()
+        if class_ids.numel() != pred.shape[0]:
+            raise ValueError(
+                f"class_ids must have {pred.shape[0]} entries (B), got {class_ids.numel()}"
+            )
+        if class_ids.min() < 0 or class_ids.max() > self.max_class_id:
+            raise ValueError(
+                f"class_ids must lie in [0, {self.max_class_id}], got {class_ids.tolist()}"
+            )
+        bad_pred = pred[(pred != 0) & (pred != 1)]
+        if bad_pred.numel():
+            raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")
+        bad = target[(target != 0) & (target != 1) & (target != self.ignore_index)]
+        if bad.numel():
+            raise ValueError(
+                f"target must be in {{0, 1, {self.ignore_index}}}, got values {bad.unique().tolist()}"
+            )
+        valid = (target != self.ignore_index).flatten(1)
+        p = pred.flatten(1).bool() & valid
+        t = (target.flatten(1) == 1) & valid
+        inter_fg = (p & t).sum(1).double().cpu()
+        union_fg = (p | t).sum(1).double().cpu()
+        pb, tb = (~p) & valid, (~t) & valid
+        inter_bg = (pb & tb).sum(1).double().cpu()
+        union_bg = (pb | tb).sum(1).double().cpu()
+        self.intersection.index_add_(0, class_ids, inter_fg)
+        self.union.index_add_(0, class_ids, union_fg)
+        self.episodes.index_add_(0, class_ids, torch.ones_like(inter_fg))
+        self.fb_intersection += torch.stack([inter_bg.sum(), inter_fg.sum()])
+        self.fb_union += torch.stack([union_bg.sum(), union_fg.sum()])
+
+    def all_reduce(self) -> None:
+        """Sum the accumulators over all processes (no-op outside ``torch.distributed``)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        for name in ("intersection", "union", "episodes", "fb_intersection", "fb_union"):
+            t = getattr(self, name)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+    def compute(self) -> dict[str, object]:
+        """Return ``{"miou", "fbiou", "per_class": {id: iou}, "episodes": n}``.
+
+        A class whose accumulated union is zero (every episode empty and predicted empty) scores
+        1.0. Without any episode, ``miou`` and ``fbiou`` are ``nan``.
+        """
+        present = torch.nonzero(self.episodes > 0).flatten().tolist()
+        per_class = {}
+        for c in present:
+            u = self.union[c].item()
+            per_class[c] = self.intersection[c].item() / u if u > 0 else 1.0
+        miou = sum(per_class.values()) / len(per_class) if per_class else float("nan")
+        fb = [
+            (self.fb_intersection[i] / self.fb_union[i]).item() if self.fb_union[i] > 0 else 1.0
+            for i in range(2)
+        ]
+        fbiou = sum(fb) / 2 if present else float("nan")
+        return {
+            "miou": miou,
+            "fbiou": fbiou,
+            "per_class": per_class,
+            "episodes": int(self.episodes.sum().item()),
+        }

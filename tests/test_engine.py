@@ -1,0 +1,195 @@
+"""Training loop, checkpoints, resume exactness, NaN guard, evaluation runners."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from fewzero.data import Pascal5i, ToyConfig, build_toy, eval_transform, train_transform
+from fewzero.engine import (
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+)
+from fewzero.engine.recipes import evaluate_pascal2coco, format_table, load_trained_model
+from fewzero.models import create_model
+
+TINY = ToyConfig(voc_train=24, sbd_train=24, voc_val=30, coco_train=8, coco_val=60, size=(64, 80))
+SMALL = dict(
+    decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2), class_channels=32
+)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return build_toy(tmp_path_factory.mktemp("toy"), seed=1, config=TINY)
+
+
+def make(toy, out_dir, epochs=2, model="sm_vcenet", **kw):
+    torch.manual_seed(0)
+    net = create_model(model, backbone="resnet18", **SMALL)
+    ds = Pascal5i(toy["pascal"], 0, "train", min_pixels=30, transform=train_transform(48))
+    cfg = TrainConfig(
+        model=model,
+        backbone="resnet18",
+        epochs=epochs,
+        batch_size=4,
+        lr=0.01,
+        crop_size=48,
+        max_steps_per_epoch=3,
+        out_dir=str(out_dir),
+        progress=False,
+        extra={"model_kwargs": SMALL},
+        **kw,
+    )
+    return Trainer(net, ds, cfg)
+
+
+def test_resume_is_bit_identical(toy, tmp_path):
+    straight = make(toy, tmp_path / "a")
+    straight.fit()
+    first = make(toy, tmp_path / "b", epochs=2)
+    first.fit(stop_after=1)
+    resumed = make(toy, tmp_path / "b", epochs=2)
+    assert resumed.resume()
+    assert resumed.epoch == 1 and resumed.step == 3
+    resumed.fit()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert straight.history[-1]["loss"] == resumed.history[-1]["loss"]
+    run = tmp_path / "a"
+    assert json.loads((run / "config.json").read_text())["model"] == "sm_vcenet"
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (run / "loss.png").stat().st_size > 1000
+
+
+def test_checkpoint_loads_weights_only_and_refuses_other_runs(toy, tmp_path):
+    tr = make(toy, tmp_path / "r", epochs=1)
+    tr.fit()
+    state = torch.load(tr.checkpoint_path, weights_only=True)
+    assert {"model", "optimizer", "scheduler", "epoch", "rng", "config", "model_config"} <= set(
+        state
+    )
+    other = make(toy, tmp_path / "r", epochs=1, model="deeplab")
+    with pytest.raises(
+        ValueError, match=r"another run config \(model: run 'deeplab' vs checkpoint 'sm_vcenet'\)"
+    ):
+        other.resume()
+    model, cfg = load_trained_model(tr.checkpoint_path)
+    assert cfg["model"] == "sm_vcenet"
+    assert torch.equal(
+        model.state_dict()["decoder.classifier.weight"],
+        tr.model.state_dict()["decoder.classifier.weight"],
+    )
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(toy, tmp_path):
+    tr = make(toy, tmp_path / "n", epochs=2)
+    tr.fit(stop_after=1)
+    good = tr.checkpoint_path.read_bytes()
+    with torch.no_grad():
+        tr.model.decoder.classifier.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4 \(epoch 2\)"):
+        tr.fit()
+    assert tr.checkpoint_path.read_bytes() == good
+
+
+def test_kill_during_checkpoint_write_keeps_previous(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"step": 1, "w": torch.zeros(3)}, path)
+    script = textwrap.dedent(
+        f"""
+        import os, torch, signal
+        from fewzero.engine import checkpoint
+        real = torch.save
+        def slow_save(obj, f):
+            f.write(b"partial")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.torch.save = slow_save
+        checkpoint.save_checkpoint({{"step": 2, "w": torch.ones(3)}}, {str(path)!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    state = load_checkpoint(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.zeros(3))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+def test_loss_decreases_and_evaluation_runs(toy, tmp_path):
+    tr = make(toy, tmp_path / "e", epochs=4)
+    tr.config.max_steps_per_epoch = 4
+    history = tr.fit()
+    assert history[-1]["loss"] < history[0]["loss"]
+    ds = Pascal5i(
+        toy["pascal"], 0, "val", min_pixels=30, n_episodes=12, transform=eval_transform(48)
+    )
+    res = evaluate(tr.model, ds, batch_size=4)
+    assert 0.0 <= res["miou"] <= 1.0 and res["episodes"] == 12
+    assert set(res["per_class"]) <= set(ds.unseen)
+    row = evaluate_pascal2coco(
+        tr.model, toy["pascal"], toy["coco"], 0, size=48, n_episodes=8, min_pixels=30
+    )
+    assert set(row["coco"]) == {0, 1, 2, 3}
+    table = format_table([{"name": "sm_vcenet", "trained": "toy", **row}])
+    assert "| sm_vcenet | toy |" in table and "COCO-20^3" in table
+
+
+def test_bad_amp_and_batch(toy, tmp_path):
+    with pytest.raises(ValueError, match=r"amp must be one of .*got 'fp8'"):
+        make(toy, tmp_path / "x", amp="fp8")
+
+
+@pytest.mark.slow
+def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+        import sys, torch
+        from fewzero.data import Pascal5i, eval_transform
+        from fewzero.engine import TrainConfig, Trainer, setup, cleanup, is_main_process
+        from fewzero.models import create_model
+        setup()
+        torch.manual_seed(0)
+        small = {SMALL!r}
+        net = create_model("sm_vcenet", backbone="resnet18", **small)
+        ds = Pascal5i({str(toy["pascal"])!r}, 0, "train", min_pixels=30, transform=eval_transform(48))
+        cfg = TrainConfig(model="sm_vcenet", backbone="resnet18", epochs=1, batch_size=4, lr=0.01, crop_size=48,
+                          max_steps_per_epoch=2, out_dir=sys.argv[1], progress=False)
+        Trainer(net, ds, cfg).fit()
+        if is_main_process():
+            torch.save(net.state_dict(), sys.argv[1] + "/final.pt")
+        cleanup()
+        """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    subprocess.run(
+        torchrun + ["--nproc_per_node=2", str(script), str(tmp_path / "two")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    subprocess.run(
+        torchrun + ["--nproc_per_node=1", str(script), str(tmp_path / "one")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    a = torch.load(tmp_path / "two" / "final.pt", weights_only=True)
+    b = torch.load(tmp_path / "one" / "final.pt", weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)

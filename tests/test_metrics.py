@@ -1,0 +1,67 @@
+import math
+
+import pytest
+import torch
+
+from fewzero.metrics import IoUMeter
+
+
+def t(rows):
+    return torch.tensor(rows)
+
+
+def test_hand_computed_two_classes_with_ignore():
+    m = IoUMeter()
+    # episode 1, class 3: pred fg at 0,1; target fg at 0, ignore at 3
+    m.update(t([[[1, 1, 0, 0]]]), t([[[1, 0, 0, 255]]]), t([3]))
+    # episode 2, class 3: perfect on 2 fg pixels
+    m.update(t([[[1, 1, 0, 0]]]), t([[[1, 1, 0, 0]]]), t([3]))
+    # episode 3, class 5: no overlap
+    m.update(t([[[0, 0, 1, 0]]]), t([[[1, 0, 0, 0]]]), t([5]))
+    out = m.compute()
+    # class 3: inter 1 + 2 = 3, union 2 + 2 = 4 (not the per-episode mean 0.75)
+    assert out["per_class"] == {3: 0.75, 5: 0.0}
+    assert out["miou"] == pytest.approx(0.375)
+    # foreground: inter 3, union 2 + 2 + 2 = 6 ; background: inter 1 + 2 + 2 = 5, union 2 + 2 + 4 = 8
+    assert out["fbiou"] == pytest.approx((3 / 6 + 5 / 8) / 2)
+    assert out["episodes"] == 3
+
+
+def test_accumulated_not_per_episode_mean():
+    m = IoUMeter()
+    m.update(t([[[1, 0, 0, 0]]]), t([[[1, 0, 0, 0]]]), t([1]))  # IoU 1 on 1 pixel
+    m.update(t([[[1, 1, 1, 1]]]), t([[[1, 1, 0, 0]]]), t([1]))  # IoU 0.5 on 4 pixels
+    assert m.compute()["per_class"][1] == pytest.approx(3 / 5)
+
+
+def test_empty_union_and_no_episode():
+    m = IoUMeter()
+    assert math.isnan(m.compute()["miou"])
+    m.update(t([[[0, 0]]]), t([[[0, 255]]]), t([2]))
+    assert m.compute()["per_class"] == {2: 1.0}
+
+
+def test_batched_update_equals_sequential():
+    torch.manual_seed(0)
+    pred = torch.randint(0, 2, (6, 5, 7))
+    target = torch.randint(0, 2, (6, 5, 7))
+    target[:, 0, 0] = 255
+    ids = t([1, 2, 1, 3, 2, 1])
+    a, b = IoUMeter(), IoUMeter()
+    a.update(pred, target, ids)
+    for i in range(6):
+        b.update(pred[i : i + 1], target[i : i + 1], ids[i : i + 1])
+    assert a.compute() == b.compute()
+    assert 0 <= a.compute()["miou"] <= 1
+
+
+def test_bad_inputs():
+    m = IoUMeter(max_class_id=20)
+    with pytest.raises(ValueError, match="pred and target must both be"):
+        m.update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 3), t([1]))
+    with pytest.raises(ValueError, match=r"target must be in \{0, 1, 255\}, got values \[7\]"):
+        m.update(torch.zeros(1, 2, 2), t([[[0, 7], [0, 0]]]), t([1]))
+    with pytest.raises(ValueError, match=r"class_ids must lie in \[0, 20\], got \[21\]"):
+        m.update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), t([21]))
+    with pytest.raises(ValueError, match=r"pred must be in \{0, 1\}"):
+        m.update(torch.full((1, 2, 2), 2), torch.zeros(1, 2, 2), t([1]))
