@@ -217,7 +217,7 @@ def main(argv=None):
                             mem = (
                                 cuda_peak(impl, args.batch, c, side, dtype, mode, args.device)
                                 if cuda
-                                else peak_memory_subprocess(json.dumps(cfg))
+                                else peak_memory_subprocess(cfg)
                             )
                             fl = flop_count(impl, args.batch, c, side * side) * (
                                 3 if mode != "fwd" else 1

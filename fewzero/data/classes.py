@@ -57,7 +57,7 @@ def _check_fold(fold: int, n: int = 4) -> None:
 def pascal_fold_classes(fold: int) -> tuple[list[int], list[int]]:
     """Return ``(seen, unseen)`` class ids (1..20) of PASCAL-5i fold ``fold``.
 
-    Example:
+    Examples:
         >>> pascal_fold_classes(1)[1]
         [6, 7, 8, 9, 10]
     """
@@ -73,7 +73,7 @@ def coco_fold_classes(fold: int, class_split: str = "fwb") -> tuple[list[int], l
         fold: 0..3.
         class_split: ``"fwb"`` (interleaved, default) or ``"panet"`` (consecutive).
 
-    Example:
+    Examples:
         >>> coco_fold_classes(0)[1][:3], coco_fold_classes(0, "panet")[1][:3]
         ([1, 5, 9], [1, 2, 3])
     """

@@ -34,7 +34,7 @@ class ClassComparisonModule(nn.Module):
         num_classes: Output logits (2: background / episode class).
         dropout: Dropout before the classifier.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ccm = ClassComparisonModule(4, 6, channels=8, depth=1, aspp_rates=(1,))
         >>> ccm(torch.randn(2, 4, 5, 5), torch.randn(2, 6, 5, 5)).shape

@@ -46,7 +46,7 @@ class VisualClassEmbedding(nn.Module):
         pooled_projection: Use the exact pooled projection in MAM (faster, same numbers).
         impl: Non-local implementation, ``"sdpa"`` or ``"matmul"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> branch = VisualClassEmbedding(16, mam=True, sam=True)
         >>> branch(torch.randn(2, 16, 7, 7)).shape

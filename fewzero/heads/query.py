@@ -25,7 +25,7 @@ class QueryBranch(nn.Module):
         norm_layer: Optional normalisation (``None``: BN-free).
         act_layer: Activation class.
 
-    Example:
+    Examples:
         >>> import torch
         >>> QueryBranch(12, 4)(torch.randn(1, 12, 5, 5)).shape
         torch.Size([1, 4, 5, 5])

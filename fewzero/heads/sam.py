@@ -39,7 +39,7 @@ class SpatialAttentionModule(nn.Module):
         impl: ``"sdpa"`` or ``"matmul"``.
         act_layer: Activation of the compressor.
 
-    Example:
+    Examples:
         >>> import torch
         >>> SpatialAttentionModule(8, in_channels=40)(torch.randn(2, 40, 5, 5)).shape
         torch.Size([2, 16, 5, 5])

@@ -35,7 +35,7 @@ class ASPP(nn.Module):
         act_layer: Activation class.
         dropout: Dropout probability after the projection.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ASPP(8, 4, rates=(1, 2))(torch.randn(1, 8, 5, 5)).shape
         torch.Size([1, 4, 5, 5])

@@ -41,7 +41,7 @@ class ConvNormAct(nn.Sequential):
             ``None`` (default, BN-free).
         act_layer: Activation class or ``None`` for no activation.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ConvNormAct(8, 4, kernel_size=3)(torch.zeros(2, 8, 5, 7)).shape
         torch.Size([2, 4, 5, 7])

@@ -85,7 +85,7 @@ class NonLocalBlock(nn.Module):
         ValueError: on a non-positive channel count, an unknown ``attention``/``impl``, or an
             input whose rank or channel count does not match.
 
-    Example:
+    Examples:
         >>> import torch
         >>> block = NonLocalBlock(16, attention="spatial")
         >>> x = torch.randn(2, 16, 5, 6)

@@ -85,7 +85,7 @@ class PyramidPoolingAttention(nn.Module):
     Attributes:
         out_channels: Output channel count.
 
-    Example:
+    Examples:
         >>> import torch
         >>> mam = PyramidPoolingAttention(8)
         >>> mam(torch.randn(2, 8, 5, 7)).shape

@@ -31,7 +31,7 @@ class ResidualBlock(nn.Module):
         zero_init_last: Zero-initialise the second convolution so that the block starts as
             ``act(x)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ResidualBlock(4)(torch.randn(2, 4, 3, 5)).shape
         torch.Size([2, 4, 3, 5])
@@ -73,7 +73,7 @@ class ResidualStack(nn.Sequential):
         depth: Number of blocks.
         **kwargs: Passed to every :class:`ResidualBlock`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> len(ResidualStack(4, depth=3))
         3

@@ -23,7 +23,7 @@ class IoUMeter:
         max_class_id: Largest class id that may be passed (80 covers COCO).
         ignore_index: Target value excluded from scoring.
 
-    Example:
+    Examples:
         >>> import torch
         >>> meter = IoUMeter()
         >>> pred = torch.tensor([[[1, 1, 0, 0]]])

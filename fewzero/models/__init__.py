@@ -1,6 +1,6 @@
 """SM-VCENet model family, backbones, registry and weight helpers.
 
-Example:
+Examples:
     >>> from fewzero.models import list_models
     >>> "sm_vcenet_resnet50" in list_models()
     True

@@ -30,7 +30,7 @@ def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
 def list_models(filter: str = "*") -> list[str]:
     """Sorted names of registered factories matching the shell-style pattern ``filter``.
 
-    Example:
+    Examples:
         >>> import fewzero.models
         >>> fewzero.models.list_models("sm_vcenet_*")[:2]
         ['sm_vcenet_efficientnet_lite0', 'sm_vcenet_resnet101']
@@ -59,7 +59,7 @@ def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: A
     Raises:
         ValueError: for an unknown name, listing the known ones.
 
-    Example:
+    Examples:
         >>> from fewzero.models import create_model
         >>> model = create_model("sm_vcenet", backbone="resnet18")
     """

@@ -84,7 +84,7 @@ class SMVCENet(nn.Module):
         pooled_projection: MAM's exact pooled projection (default) or concat-then-conv.
         backbone_kwargs: Extra arguments of :class:`~fewzero.models.Backbone`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = SMVCENet("resnet18", variant="sm_vcenet").eval()
         >>> model(torch.randn(1, 3, 65, 65)).shape
