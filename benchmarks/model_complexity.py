@@ -14,13 +14,13 @@ from _common import markdown, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from fewzero.layers import PyramidPoolingAttention
-from fewzero.models import create_model, list_models
+from fewzero.models import create_model, list_models, needs_class_embeddings
 
 
-def flops(module, x):
+def flops(module, *x):
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        module(x)
+        module(*x)
     return counter.get_total_flops()
 
 
@@ -33,12 +33,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for name in list_models(args.models):
-        model = create_model(name).eval()
+        kw = {"class_embeddings": torch.randn(20, 300)} if needs_class_embeddings(name) else {}
+        model = create_model(name, **kw).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         row = {"model": name, "trainable_M": trainable / 1e6, "frozen_M": frozen / 1e6}
         for s in args.sizes:
-            row[f"gflops_{s}"] = flops(model, torch.randn(1, 3, s, s)) / 1e9
+            args_ = (torch.randn(1, 3, s, s),) + ((torch.tensor([1]),) if kw else ())
+            row[f"gflops_{s}"] = flops(model, *args_) / 1e9
         rows.append(row)
         print(row, flush=True)
     mam_rows = []

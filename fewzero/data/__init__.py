@@ -5,6 +5,7 @@ from .classes import (
     COCO_CLASSES,
     IGNORE_INDEX,
     PASCAL_CLASSES,
+    PASCAL_TO_COCO,
     coco_fold_classes,
     pascal_fold_classes,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "COCO_CLASSES",
     "IGNORE_INDEX",
     "PASCAL_CLASSES",
+    "PASCAL_TO_COCO",
     "Coco20i",
     "Episode",
     "EpisodeDataset",

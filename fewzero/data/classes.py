@@ -15,6 +15,7 @@ __all__ = [
     "COCO_CLASSES",
     "IGNORE_INDEX",
     "PASCAL_CLASSES",
+    "PASCAL_TO_COCO",
     "coco_fold_classes",
     "pascal_fold_classes",
 ]
@@ -47,6 +48,17 @@ COCO_CATEGORY_IDS: tuple[int, ...] = (
     54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80,
     81, 82, 84, 85, 86, 87, 88, 89, 90,
 )  # fmt: skip
+
+
+# PASCAL class id (1..20) -> COCO class id (1..80) of the same category (PASCAL2COCO, Fig. 4).
+PASCAL_TO_COCO: dict[int, int] = {
+    i + 1: COCO_CLASSES.index(name) + 1
+    for i, name in enumerate(
+        ("airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+         "dining table", "dog", "horse", "motorcycle", "person", "potted plant", "sheep", "couch",
+         "train", "tv")
+    )
+}  # fmt: skip
 
 
 def _check_fold(fold: int, n: int = 4) -> None:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..data.episodes import collate_episodes
 from ..metrics import IoUMeter
+from .trainer import forward_episode
 
 __all__ = ["evaluate"]
 
@@ -48,7 +49,7 @@ def evaluate(
     for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
         images = batch["image"].to(device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(images).float()
+            logits = forward_episode(model, model, images, batch["class_id"]).float()
         for i, label in enumerate(batch["label"]):
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False

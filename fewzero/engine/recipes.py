@@ -15,7 +15,9 @@ from typing import Any
 import torch
 
 from ..data import Coco20i, Pascal5i, build_toy, eval_transform, train_transform
-from ..models import create_model, load_model_state
+from ..data.classes import COCO_CLASSES, PASCAL_CLASSES
+from ..models import create_model, load_model_state, needs_class_embeddings
+from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import load_checkpoint
 from .evaluate import evaluate
@@ -45,6 +47,11 @@ def build_model(
 ) -> torch.nn.Module:
     """Create ``config.model`` (optionally over ``config.backbone``) with backbone weights."""
     kwargs: dict[str, Any] = dict(config.extra.get("model_kwargs", {}))
+    if needs_class_embeddings(config.model):
+        source = config.extra.get("embedding_source", "minilm")
+        kwargs.update(
+            class_embeddings=class_embedding_table(source, PASCAL_CLASSES), embedding_source=source
+        )
     if backbone_weights is not None:
         kwargs["pretrained_file"] = backbone_weights
     elif pretrained:
@@ -118,14 +125,24 @@ def evaluate_pascal2coco(
         row["pascal_miou"], row["pascal_fbiou"] = res["miou"], res["fbiou"]
     if coco_root is not None:
         row["coco"] = {}
-        for j in coco_folds:
-            res = evaluate(
-                model,
-                Coco20i(coco_root, j, "val", class_split=class_split, **kw),
-                batch_size=batch_size,
-                device=device,
+        conditioned = getattr(model, "conditioned", False)
+        if conditioned:  # L-ZSSS baselines score COCO's classes with COCO's class embeddings
+            pascal_table = model.class_embeddings.clone()
+            model.set_class_embeddings(
+                class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
             )
-            row["coco"][j] = res["miou"]
+        try:
+            for j in coco_folds:
+                res = evaluate(
+                    model,
+                    Coco20i(coco_root, j, "val", class_split=class_split, **kw),
+                    batch_size=batch_size,
+                    device=device,
+                )
+                row["coco"][j] = res["miou"]
+        finally:
+            if conditioned:
+                model.set_class_embeddings(pascal_table)
         row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"])
     return row
 

@@ -29,7 +29,7 @@ from ..models import load_model_state
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "forward_episode"]
 
 # Config entries that must match for a resumed run to continue the same run.
 _RESUME_KEYS = ("model", "backbone", "fold", "seed", "epochs", "batch_size", "lr", "momentum",
@@ -70,6 +70,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dictionary (JSON- and ``weights_only``-safe)."""
         return dataclasses.asdict(self)
+
+
+def forward_episode(
+    module: nn.Module, model: nn.Module, images: torch.Tensor, class_ids: torch.Tensor
+) -> torch.Tensor:
+    """Call ``module`` (the model or its DDP wrapper) with the class ids if ``model`` needs them."""
+    if getattr(model, "conditioned", False):
+        return module(images, class_ids.to(images.device))
+    return module(images)
 
 
 def _seed_everything(seed: int, epoch: int) -> int:
@@ -261,8 +270,11 @@ class Trainer:
                 with torch.autocast(
                     self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None
                 ):
-                    logits = self.ddp(images)
+                    logits = forward_episode(self.ddp, self.model, images, batch["class_id"])
                 loss = self._loss(logits, mask)
+                aux = getattr(self.model, "auxiliary_loss", None)
+                if aux is not None:
+                    loss = loss + aux.float()
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); "

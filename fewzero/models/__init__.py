@@ -6,9 +6,24 @@ Examples:
     True
 """
 
-from ._registry import create_model, is_model, list_architectures, list_models, register_model
+from ._registry import (
+    create_model,
+    is_model,
+    list_architectures,
+    list_models,
+    needs_class_embeddings,
+    register_model,
+)
 from .backbone import Backbone
 from .checkpoint import load_model_state
+from .lzsss import (
+    ZSVM,
+    SPNet,
+    spnet_efficientnet_lite0,
+    spnet_resnet50,
+    zsvm_efficientnet_lite0,
+    zsvm_resnet50,
+)
 from .sm_vcenet import (
     VARIANTS,
     SMVCENet,
@@ -31,6 +46,8 @@ __all__ = [
     "VARIANTS",
     "Backbone",
     "SMVCENet",
+    "SPNet",
+    "ZSVM",
     "create_model",
     "deeplab_efficientnet_lite0",
     "deeplab_resnet101",
@@ -43,12 +60,17 @@ __all__ = [
     "m_vcenet_efficientnet_lite0",
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",
+    "needs_class_embeddings",
     "read_state_dict",
     "register_model",
     "sm_vcenet_efficientnet_lite0",
     "sm_vcenet_resnet101",
     "sm_vcenet_resnet50",
+    "spnet_efficientnet_lite0",
+    "spnet_resnet50",
     "vcenet_efficientnet_lite0",
     "vcenet_resnet101",
     "vcenet_resnet50",
+    "zsvm_efficientnet_lite0",
+    "zsvm_resnet50",
 ]

@@ -8,7 +8,14 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["create_model", "is_model", "list_architectures", "list_models", "register_model"]
+__all__ = [
+    "create_model",
+    "is_model",
+    "list_architectures",
+    "list_models",
+    "needs_class_embeddings",
+    "register_model",
+]
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
@@ -46,6 +53,14 @@ def list_architectures() -> list[str]:
 def is_model(name: str) -> bool:
     """Whether ``name`` is a registered factory or architecture."""
     return name in _ENTRYPOINTS or name in _ARCHITECTURES
+
+
+def needs_class_embeddings(name: str) -> bool:
+    """Whether factory/architecture ``name`` takes a class embedding table (SPNet, ZSVM)."""
+    fn = _ENTRYPOINTS.get(name) or _ARCHITECTURES.get(name)
+    if fn is None:
+        raise ValueError(f"name must be a registered model or architecture, got {name!r}")
+    return bool(getattr(fn, "needs_class_embeddings", False))
 
 
 def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: Any) -> nn.Module:
