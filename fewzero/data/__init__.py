@@ -14,7 +14,7 @@ from .episodes import Episode, EpisodeDataset, binary_target, collate_episodes
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .pascal import Pascal5i
 from .prepare import prepare_coco, prepare_pascal
-from .toy import ToyConfig, build_toy
+from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, train_transform
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "IGNORE_INDEX",
     "PASCAL_CLASSES",
     "PASCAL_TO_COCO",
+    "TOY_VERSION",
     "Coco20i",
     "Episode",
     "EpisodeDataset",

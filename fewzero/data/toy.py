@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,10 @@ from .classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from .io import write_mask
 from .prepare import prepare_coco, prepare_pascal
 
-__all__ = ["ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
+__all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
+
+# Bumped whenever the drawing changes, so cached trees of an older generator are rebuilt.
+TOY_VERSION = 2
 
 
 class ToyConfig:
@@ -290,18 +294,23 @@ def build_toy(
 ) -> dict[str, Path]:
     """Write and prepare the toy trees under ``root``; returns ``{"pascal": ..., "coco": ...}``.
 
-    Idempotent: a finished tree (marked by ``ROOT/.complete``) is reused as it is.
+    Idempotent: a finished tree (marked by ``ROOT/.complete`` with the same seed, sizes and
+    generator version) is reused as it is; any other tree there is rebuilt.
     """
     root = Path(root)
     cfg = config or ToyConfig()
     out = {"pascal": root / "pascal", "coco": root / "coco"}
-    if (root / ".complete").is_file():
+    stamp = json.dumps({"version": TOY_VERSION, "seed": seed, **vars(cfg)}, default=list)
+    if (root / ".complete").is_file() and (root / ".complete").read_text() == stamp:
         return out
+    for sub in ("raw", "pascal", "coco"):
+        if (root / sub).exists():
+            shutil.rmtree(root / sub)
     rng = np.random.default_rng(seed)
     raw = root / "raw"
     _write_pascal_raw(raw, cfg, rng)
     _write_coco_raw(raw / "coco", cfg, rng)
     prepare_pascal(raw / "VOC2012", raw / "benchmark_RELEASE", out["pascal"], progress=progress)
     prepare_coco(raw / "coco", out["coco"], progress=progress)
-    (root / ".complete").write_text(json.dumps({"seed": seed, **vars(cfg)}, default=list))
+    (root / ".complete").write_text(stamp)
     return out
