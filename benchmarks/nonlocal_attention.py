@@ -77,9 +77,9 @@ def sdpa_context(impl: str):
     return sdpa_kernel(backend) if backend is not None else torch.enable_grad()
 
 
-def run_one(impl, b, c, side, dtype, mode, device, threads, compile_):
+def make_step(impl, b, c, side, dtype, mode, device, compile_=False):
+    """Build the module and input of one configuration; returns the step to time."""
     torch.manual_seed(0)
-    torch.set_num_threads(threads)
     model = build(impl, c).to(device=device, dtype=dtype)
     if compile_:
         model = torch.compile(model)
@@ -93,10 +93,15 @@ def run_one(impl, b, c, side, dtype, mode, device, threads, compile_):
             else:
                 model(x).float().sum().backward()
 
+    return step
+
+
+def run_one(impl, b, c, side, dtype, mode, device, threads, compile_):
+    torch.set_num_threads(threads)
+    step = make_step(impl, b, c, side, dtype, mode, device, compile_)
     step()
     timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-    t = timer.blocked_autorange(min_run_time=1.0).median
-    return t
+    return timer.blocked_autorange(min_run_time=1.0).median
 
 
 def measure_peak_here(cfg: dict) -> float:
@@ -104,16 +109,11 @@ def measure_peak_here(cfg: dict) -> float:
     import resource
 
     torch.set_num_threads(cfg["threads"])
-    model = build(cfg["impl"], cfg["c"])
-    x = torch.randn(
-        cfg["b"], cfg["c"], cfg["side"], cfg["side"], requires_grad=cfg["mode"] != "fwd"
+    step = make_step(
+        cfg["impl"], cfg["b"], cfg["c"], cfg["side"], torch.float32, cfg["mode"], "cpu"
     )
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if cfg["mode"] == "fwd":
-        with torch.no_grad():
-            model(x)
-    else:
-        model(x).sum().backward()
+    step()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
 
 
@@ -126,17 +126,11 @@ def peak_memory_subprocess(cfg: dict) -> float:
 
 def cuda_peak(impl, b, c, side, dtype, mode, device):
     torch.cuda.reset_peak_memory_stats(device)
-    model = build(impl, c).to(device=device, dtype=dtype)
-    x = torch.randn(b, c, side, side, device=device, dtype=dtype, requires_grad=mode == "fwd+bwd")
+    step = make_step(impl, b, c, side, dtype, mode, device)
     torch.cuda.synchronize(device)
     base = torch.cuda.max_memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
-    with sdpa_context(impl):
-        if mode == "fwd":
-            with torch.no_grad():
-                model(x)
-        else:
-            model(x).float().sum().backward()
+    step()
     torch.cuda.synchronize(device)
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 

@@ -57,8 +57,11 @@ class _WordConditioned(nn.Module):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
         query_channels: int,
         backbone_kwargs: Mapping[str, Any] | None,
+        **trunk: Any,
     ) -> None:
         super().__init__()
+        if class_embeddings is None:
+            raise ValueError("class_embeddings must be a (num_classes, d) tensor, got None")
         table = torch.as_tensor(class_embeddings, dtype=torch.float32)
         if table.dim() != 2 or table.shape[0] < 1:
             raise ValueError(
@@ -76,6 +79,24 @@ class _WordConditioned(nn.Module):
         self.embedding_dim = table.shape[1]
         self.embedding_source = embedding_source
         self.auxiliary_loss: torch.Tensor | None = None
+        self.trunk = {k: (list(v) if isinstance(v, tuple) else v) for k, v in trunk.items()}
+        self.config: dict[str, Any] = dict(
+            backbone=self.encoder.name,
+            embedding_dim=self.embedding_dim,
+            embedding_source=embedding_source,
+            query_channels=query_channels,
+            **self.trunk,
+        )
+
+    def _comparison_trunk(self, class_channels: int, num_classes: int) -> ClassComparisonModule:
+        return ClassComparisonModule(
+            self.config["query_channels"],
+            class_channels,
+            channels=self.trunk["decoder_channels"],
+            depth=self.trunk["decoder_depth"],
+            aspp_rates=self.trunk["aspp_rates"],
+            num_classes=num_classes,
+        )
 
     def set_class_embeddings(self, table: torch.Tensor) -> None:
         """Swap the class table (e.g. to COCO's 80 classes for PASCAL2COCO); ``d`` must match."""
@@ -150,8 +171,6 @@ class SPNet(_WordConditioned):
         aspp_rates: Sequence[int] = (6, 12, 18),
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if class_embeddings is None:
-            raise ValueError("class_embeddings must be a (num_classes, d) tensor, got None")
         super().__init__(
             backbone,
             class_embeddings,
@@ -160,26 +179,13 @@ class SPNet(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-        )
-        self.decoder = ClassComparisonModule(
-            query_channels,
-            0,
-            channels=decoder_channels,
-            depth=decoder_depth,
-            aspp_rates=aspp_rates,
-            num_classes=self.embedding_dim,
-        )
-        self.head = SemanticProjection(self.embedding_dim)
-        self.config: dict[str, Any] = dict(
-            arch="spnet",
-            backbone=self.encoder.name,
-            embedding_dim=self.embedding_dim,
-            embedding_source=embedding_source,
-            query_channels=query_channels,
             decoder_channels=decoder_channels,
             decoder_depth=decoder_depth,
-            aspp_rates=list(aspp_rates),
+            aspp_rates=aspp_rates,
         )
+        self.decoder = self._comparison_trunk(0, num_classes=self.embedding_dim)
+        self.head = SemanticProjection(self.embedding_dim)
+        self.config["arch"] = "spnet"
 
     def forward(self, images: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
         """Return logits ``(B, 2, H, W)`` of each episode's class."""
@@ -232,8 +238,6 @@ class ZSVM(_WordConditioned):
         aspp_rates: Sequence[int] = (6, 12, 18),
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if class_embeddings is None:
-            raise ValueError("class_embeddings must be a (num_classes, d) tensor, got None")
         super().__init__(
             backbone,
             class_embeddings,
@@ -242,28 +246,16 @@ class ZSVM(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-        )
-        self.mapping = VariationalClassEmbedding(self.embedding_dim, class_channels)
-        self.decoder = ClassComparisonModule(
-            query_channels,
-            class_channels,
-            channels=decoder_channels,
-            depth=decoder_depth,
-            aspp_rates=aspp_rates,
-        )
-        self.kl_weight = kl_weight
-        self.config = dict(
-            arch="zsvm",
-            backbone=self.encoder.name,
-            embedding_dim=self.embedding_dim,
-            embedding_source=embedding_source,
-            class_channels=class_channels,
-            kl_weight=kl_weight,
-            query_channels=query_channels,
             decoder_channels=decoder_channels,
             decoder_depth=decoder_depth,
-            aspp_rates=list(aspp_rates),
+            aspp_rates=aspp_rates,
+            class_channels=class_channels,
+            kl_weight=kl_weight,
         )
+        self.mapping = VariationalClassEmbedding(self.embedding_dim, class_channels)
+        self.decoder = self._comparison_trunk(class_channels, num_classes=2)
+        self.kl_weight = kl_weight
+        self.config["arch"] = "zsvm"
 
     def forward(self, images: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
         """Return logits ``(B, 2, H, W)``; sets ``auxiliary_loss`` (``kl_weight * KL``) in training."""
