@@ -28,7 +28,9 @@ def parse(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--model", default=None, help=f"registered factory or architecture; one of {list_models()}"
+        "--model",
+        default=None,
+        help=f"registered factory (comma-separated list for the toy demo); one of {list_models()}",
     )
     p.add_argument("--backbone", default=None, help="timm backbone name overriding the factory's")
     p.add_argument("--fold", type=int, default=0)
@@ -69,7 +71,7 @@ def main(argv=None):
     start = time.perf_counter()
     if args.data_root is None:
         models = (
-            [args.model]
+            args.model.split(",")
             if args.model
             else ["sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0"]
         )

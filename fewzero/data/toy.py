@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from .classes import COCO_CATEGORY_IDS, COCO_CLASSES, PASCAL_TO_COCO
 from .io import write_mask
 from .prepare import prepare_coco, prepare_pascal
 
 __all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
 
 # Bumped whenever the drawing changes, so cached trees of an older generator are rebuilt.
-TOY_VERSION = 2
+TOY_VERSION = 3
 
 
 class ToyConfig:
@@ -246,6 +246,8 @@ def _write_coco_raw(raw: Path, cfg: ToyConfig, rng: np.random.Generator) -> None
     appearance = {
         c: ((c - 1) % 20, (c - 1) // 20 + 1, _class_color(c + 7, 80)) for c in range(1, 81)
     }
+    for p, c in PASCAL_TO_COCO.items():  # same category, same shape; other texture and colour
+        appearance[c] = (p - 1, (p - 1) // 4 + 1, _class_color(p + 29, 20))
     categories = [
         {"id": cid, "name": name, "supercategory": "toy"}
         for cid, name in zip(COCO_CATEGORY_IDS, COCO_CLASSES)

