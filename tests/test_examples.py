@@ -92,6 +92,23 @@ def test_toy_demo_then_runners(env):
         env=env,
     )
     assert (work / "results/pascal5i/pascal2coco.json").is_file()
+    run(
+        "qualitative.py",
+        "--checkpoint",
+        str(ckpt),
+        "--checkpoint",
+        str(ckpt),
+        "--n",
+        "2",
+        "--dataset",
+        "coco",
+        "--fold",
+        "1",
+        "--out",
+        "fig.png",
+        env=env,
+    )
+    assert (work / "fig.png").stat().st_size > 5000
 
 
 @pytest.mark.slow

@@ -117,7 +117,15 @@ def evaluate_pascal2coco(
     enc = model.encoder
     tf = eval_transform(size, mean=enc.mean, std=enc.std)
     kw = dict(transform=tf, n_episodes=n_episodes, seed=seed, min_pixels=min_pixels)
-    row: dict[str, Any] = {"fold": fold, "episodes": n_episodes, "seed": seed, "size": size}
+    row: dict[str, Any] = {
+        "fold": fold,
+        "split": "val",
+        "class_split": class_split,
+        "episodes": n_episodes,
+        "seed": seed,
+        "size": size,
+        "min_pixels": min_pixels,
+    }
     if pascal_root is not None:
         res = evaluate(
             model, Pascal5i(pascal_root, fold, "val", **kw), batch_size=batch_size, device=device

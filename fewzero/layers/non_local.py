@@ -140,18 +140,34 @@ class NonLocalBlock(nn.Module):
         """
         check_feature_map(x, self.in_channels)
         b, _, h, w = x.shape
-        q = self.theta(x).flatten(2)  # (B, C', N)
-        k = self.phi(x).flatten(2)
-        v = self.g(x).flatten(2)
         if self.attention == "spatial":
-            scale = q.shape[1] ** -0.5 if self.use_scale else 1.0
-            y = dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale, self.impl
-            ).transpose(1, 2)
+            # Positions-major layout from the start: one fused projection gives q, k, v as
+            # (B, N, C') with unit last stride, which the fused SDPA kernels need (a transposed
+            # conv output would send SDPA to its math fallback, which materialises N x N).
+            weight = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
+            bias = torch.cat([self.theta.bias, self.phi.bias, self.g.bias])
+            xt = x.flatten(2).transpose(1, 2)  # (B, N, C) view
+            qkv = F.linear(xt, weight, bias)  # (B, N, 3C')
+            q, k, v = qkv.split(self.inter_channels, dim=-1)
+            scale = self.inter_channels**-0.5 if self.use_scale else 1.0
+            y = dot_product_attention(q, k, v, scale, self.impl)  # (B, N, C')
+            del qkv, q, k, v  # free before the output projection (lower peak memory)
+            w_out = self.conv_out.weight.flatten(1)  # (C, C')
+            if self.residual and isinstance(self.norm, nn.Identity):
+                # x + W y in one batched GEMM: no separate (B, N, C) projection tensor
+                out = torch.baddbmm(xt, y, w_out.t().expand(b, -1, -1))
+                if self.conv_out.bias is not None:
+                    out = out.add_(self.conv_out.bias)  # in place: baddbmm needs not its output
+                return out.transpose(1, 2).unflatten(2, (h, w))  # channels_last strides
+            z = F.linear(y, w_out, self.conv_out.bias).transpose(1, 2).unflatten(2, (h, w))
         else:
+            q = self.theta(x).flatten(2)  # (B, C', N): channels are the sequence
+            k = self.phi(x).flatten(2)
+            v = self.g(x).flatten(2)
             scale = q.shape[2] ** -0.5 if self.use_scale else 1.0
             y = dot_product_attention(q, k, v, scale, self.impl)
-        z = self.norm(self.conv_out(y.reshape(b, self.inter_channels, h, w)))
+            z = self.conv_out(y.reshape(b, self.inter_channels, h, w))
+        z = self.norm(z)
         return x + z if self.residual else z
 
     def extra_repr(self) -> str:
