@@ -28,7 +28,7 @@ from _common import device_name, markdown, write_results
 from torch import nn
 from torch.utils import benchmark
 
-from fewzero.layers import NonLocalBlock
+from fewzero.layers import NonLocalBlock, dot_product_attention
 
 
 class NaiveNonLocal2d(nn.Module):
@@ -65,7 +65,7 @@ def build(impl: str, channels: int) -> nn.Module:
 
 def flop_count(impl: str, b: int, c: int, n: int) -> float:
     ci = c // 2
-    convs = 2 * b * n * c * ci * 4
+    convs = 0 if impl.startswith("core-") else 2 * b * n * c * ci * 4
     attn = 2 * b * ci * ci * n * 2 if impl == "channel" else 2 * b * n * n * ci * 2
     return float(convs + attn)
 
@@ -82,8 +82,27 @@ def sdpa_context(impl: str):
 
 
 def make_step(impl, b, c, side, dtype, mode, device, compile_=False):
-    """Build the module and input of one configuration; returns the step to time."""
+    """Build the module and input of one configuration; returns the step to time.
+
+    ``core-matmul`` / ``core-sdpa`` time the attention core alone on ready (B, N, C/2) q, k, v.
+    """
     torch.manual_seed(0)
+    if impl.startswith("core-"):
+        shape = (b, side * side, c // 2)
+        q, k, v = (
+            torch.randn(shape, device=device, dtype=dtype, requires_grad=mode != "fwd")
+            for _ in range(3)
+        )
+        kind = impl.removeprefix("core-")
+
+        def core_step():
+            if mode == "fwd":
+                with torch.no_grad():
+                    dot_product_attention(q, k, v, (c // 2) ** -0.5, kind)
+            else:
+                dot_product_attention(q, k, v, (c // 2) ** -0.5, kind).float().sum().backward()
+
+        return core_step
     model = build(impl, c).to(device=device, dtype=dtype)
     if compile_:
         model = torch.compile(model)
@@ -100,12 +119,12 @@ def make_step(impl, b, c, side, dtype, mode, device, compile_=False):
     return step
 
 
-def run_one(impl, b, c, side, dtype, mode, device, threads, compile_):
+def run_one(impl, b, c, side, dtype, mode, device, threads, compile_, min_time=3.0):
     torch.set_num_threads(threads)
     step = make_step(impl, b, c, side, dtype, mode, device, compile_)
     step()
     timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-    return timer.blocked_autorange(min_run_time=1.0).median
+    return timer.blocked_autorange(min_run_time=min_time).median
 
 
 def _rss_mb() -> float:
@@ -120,7 +139,9 @@ def measure_peak_here(cfg: dict) -> float:
     that one-time allocations (thread pools, workspace) are not counted.
     """
     torch.set_num_threads(cfg["threads"])
-    step = make_step(cfg["impl"], cfg["b"], cfg["c"], cfg["side"], torch.float32, cfg["mode"], "cpu")
+    step = make_step(
+        cfg["impl"], cfg["b"], cfg["c"], cfg["side"], torch.float32, cfg["mode"], "cpu"
+    )
     step()
     gc.collect()
     base = _rss_mb()
@@ -181,7 +202,12 @@ def main(argv=None):
     p.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"])
     p.add_argument("--compile", action="store_true", help="also time torch.compile of each")
     p.add_argument("--quick", action="store_true", help="tiny grid for the CI smoke test")
+    p.add_argument(
+        "--min-time", type=float, default=3.0, help="seconds of timing per configuration"
+    )
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--name", default="nonlocal_attention", help="result file name")
+    p.add_argument("--from-json", default=None, help="re-render the outputs of a saved run")
     p.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.measure_peak:
@@ -189,112 +215,130 @@ def main(argv=None):
         return
     cuda = args.device.startswith("cuda")
     if args.quick:
-        args.sides, args.channels, args.batch = [6, 9], [16], 1
+        args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.2
     impls = args.impls or (
         ["naive", "matmul", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-math", "channel"]
         if cuda
         else ["naive", "matmul", "sdpa", "channel"]
     )
     dtypes = args.dtypes or (["float32", "bfloat16", "float16"] if cuda else ["float32"])
-    rows = []
-    peaks = {
-        dt: matmul_peak(args.device, getattr(torch, dt), args.threads, 256 if args.quick else 2048)
-        for dt in dtypes
-    }
-    for dt in dtypes:
-        dtype = getattr(torch, dt)
-        for c in args.channels:
-            for side in args.sides:
-                for mode in args.modes:
-                    for impl in impls:
-                        for comp in [False, True] if args.compile else [False]:
-                            try:
-                                t = run_one(
-                                    impl,
-                                    args.batch,
-                                    c,
-                                    side,
-                                    dtype,
-                                    mode,
-                                    args.device,
-                                    args.threads,
-                                    comp,
+    if args.from_json:  # re-render tables, ratios, fits and plot from a saved run
+        saved = json.loads(Path(args.from_json).read_text())
+        rows, peaks, args.threads = saved["rows"], saved["matmul_peak_flops"], saved["threads"]
+        dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+        impls = list(dict.fromkeys(r["impl"] for r in rows))
+        args.modes = list(dict.fromkeys(r["mode"] for r in rows))
+        args.sides = sorted({r["side"] for r in rows})
+        args.channels = list(dict.fromkeys(r["C"] for r in rows))
+    else:
+        rows = []
+        peaks = {
+            dt: matmul_peak(
+                args.device, getattr(torch, dt), args.threads, 256 if args.quick else 2048
+            )
+            for dt in dtypes
+        }
+        for dt in dtypes:
+            dtype = getattr(torch, dt)
+            for c in args.channels:
+                for side in args.sides:
+                    for mode in args.modes:
+                        for impl in impls:
+                            for comp in [False, True] if args.compile else [False]:
+                                try:
+                                    t = run_one(
+                                        impl,
+                                        args.batch,
+                                        c,
+                                        side,
+                                        dtype,
+                                        mode,
+                                        args.device,
+                                        args.threads,
+                                        comp,
+                                        args.min_time,
+                                    )
+                                except RuntimeError as err:  # e.g. a kernel that refuses the dtype
+                                    print(
+                                        f"skip {impl} {dt} N={side}^2: {str(err)[:80]}", flush=True
+                                    )
+                                    continue
+                                cfg = dict(
+                                    impl=impl,
+                                    b=args.batch,
+                                    c=c,
+                                    side=side,
+                                    mode=mode,
+                                    threads=args.threads,
                                 )
-                            except RuntimeError as err:  # e.g. a kernel that refuses the dtype
-                                print(f"skip {impl} {dt} N={side}^2: {str(err)[:80]}", flush=True)
-                                continue
-                            cfg = dict(
-                                impl=impl,
-                                b=args.batch,
-                                c=c,
-                                side=side,
-                                mode=mode,
-                                threads=args.threads,
-                            )
-                            mem = (
-                                cuda_peak(impl, args.batch, c, side, dtype, mode, args.device)
-                                if cuda
-                                else peak_memory_subprocess(cfg)
-                            )
-                            fl = flop_count(impl, args.batch, c, side * side) * (
-                                3 if mode != "fwd" else 1
-                            )
-                            row = {
-                                "impl": impl + ("+compile" if comp else ""),
-                                "dtype": dt,
-                                "C": c,
-                                "N": side * side,
-                                "side": side,
-                                "batch": args.batch,
-                                "mode": mode,
-                                "time_s": t,
-                                "peak_mb": mem,
-                                "tflops": fl / t / 1e12,
-                                "frac_matmul_peak": fl / t / peaks[dt],
-                            }
-                            rows.append(row)
-                            print(row, flush=True)
-    # ratios at the largest N of the default non-local vs the naive one, side by side from this run
+                                mem = (
+                                    cuda_peak(impl, args.batch, c, side, dtype, mode, args.device)
+                                    if cuda
+                                    else peak_memory_subprocess(cfg)
+                                )
+                                fl = flop_count(impl, args.batch, c, side * side) * (
+                                    3 if mode != "fwd" else 1
+                                )
+                                row = {
+                                    "impl": impl + ("+compile" if comp else ""),
+                                    "dtype": dt,
+                                    "C": c,
+                                    "N": side * side,
+                                    "side": side,
+                                    "batch": args.batch,
+                                    "mode": mode,
+                                    "time_s": t,
+                                    "peak_mb": mem,
+                                    "tflops": fl / t / 1e12,
+                                    "frac_matmul_peak": fl / t / peaks[dt],
+                                }
+                                rows.append(row)
+                                print(row, flush=True)
+    # ratios of the default non-local (sdpa) against the naive one, side by side from this run
     ratios = []
     for dt in dtypes:
         for mode in args.modes:
-            big = max(args.sides) ** 2
-            sel = {
-                r["impl"]: r
-                for r in rows
-                if r["N"] == big
-                and r["mode"] == mode
-                and r["dtype"] == dt
-                and r["C"] == args.channels[0]
-            }
-            if "naive" in sel and "sdpa" in sel:
-                ratios.append(
-                    {
-                        "dtype": dt,
-                        "mode": mode,
-                        "N": big,
-                        "speedup_vs_naive": sel["naive"]["time_s"] / sel["sdpa"]["time_s"],
-                        "memory_ratio_vs_naive": sel["naive"]["peak_mb"]
-                        / max(sel["sdpa"]["peak_mb"], 1e-3),
-                    }
-                )
+            for side in args.sides:
+                sel = {
+                    r["impl"]: r
+                    for r in rows
+                    if r["side"] == side
+                    and r["mode"] == mode
+                    and r["dtype"] == dt
+                    and r["C"] == args.channels[0]
+                }
+                for ref, fast in (("naive", "sdpa"), ("core-matmul", "core-sdpa")):
+                    if ref in sel and fast in sel:
+                        ratios.append(
+                            {
+                                "pair": f"{fast} vs {ref}",
+                                "dtype": dt,
+                                "mode": mode,
+                                "N": side * side,
+                                "speedup": sel[ref]["time_s"] / sel[fast]["time_s"],
+                                "memory_ratio": sel[ref]["peak_mb"]
+                                / max(sel[fast]["peak_mb"], 1e-3),
+                            }
+                        )
+    # memory growth: log-log slope over the two largest N (smaller steps are partly served from
+    # memory the allocator already holds, which resident-set sampling cannot see)
     fits = []
     for impl in impls:
-        pts = [
+        pts = sorted(
             (r["N"], r["peak_mb"])
             for r in rows
             if r["impl"] == impl
             and r["mode"] == "fwd"
             and r["dtype"] == dtypes[0]
             and r["peak_mb"] > 0
-        ]
+        )[-2:]
         if len(pts) >= 2:
             xs, ys = [math.log(a) for a, _ in pts], [math.log(b) for _, b in pts]
             mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
             slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(
                 sum((x - mx) ** 2 for x in xs), 1e-12
             )
-            fits.append({"impl": impl, "memory_exponent": slope})
+            fits.append({"impl": impl, "memory_exponent": slope, "fit_N": [p[0] for p in pts]})
     payload = {
         "threads": args.threads,
         "matmul_peak_flops": peaks,
@@ -317,12 +361,10 @@ def main(argv=None):
             "frac_matmul_peak",
         ],
     )
-    table += "\n\n" + markdown(
-        ratios, ["dtype", "mode", "N", "speedup_vs_naive", "memory_ratio_vs_naive"]
-    )
+    table += "\n\n" + markdown(ratios, ["pair", "dtype", "mode", "N", "speedup", "memory_ratio"])
     table += "\n\n" + markdown(fits, ["impl", "memory_exponent"])
-    out = write_results("nonlocal_attention", args.device, payload, table, args.out)
-    plot(rows, out / "nonlocal_attention.png")
+    out = write_results(args.name, args.device, payload, table, args.out)
+    plot(rows, out / f"{args.name}.png")
     print(table)
     print(f"written to {out} ({device_name(args.device)})")
 
@@ -344,6 +386,10 @@ def plot(rows, path):
         label = f"{impl} {dt} {mode}"
         axes[0].loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
         axes[1].loglog([p[0] for p in pts], [max(p[2], 1e-2) for p in pts], marker="o", label=label)
+    ns = sorted({r["N"] for r in rows})
+    for ax in axes:
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.minorticks_off()
     axes[0].set(xlabel="N = H*W", ylabel="median time (s)", title="time")
     axes[1].set(xlabel="N = H*W", ylabel="peak memory (MB)", title="memory")
     axes[0].legend(fontsize=6)
