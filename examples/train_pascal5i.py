@@ -13,6 +13,7 @@ Multi-GPU/CPU: torchrun --nproc_per_node=N examples/train_pascal5i.py ... (--bat
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -107,8 +108,8 @@ def main(argv=None):
         return 0
     setup()
     device = args.device
-    if device == "cuda" and "LOCAL_RANK" in __import__("os").environ:
-        device = f"cuda:{int(__import__('os').environ['LOCAL_RANK'])}"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     cfg = TrainConfig(
         model=args.model or "sm_vcenet_resnet50",
         backbone=args.backbone,
