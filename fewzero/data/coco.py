@@ -11,11 +11,10 @@ Prepared layout (``python -m fewzero.data.prepare coco --root COCO --out ROOT`` 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from .classes import coco_fold_classes
-from .episodes import EpisodeDataset
+from .episodes import EpisodeDataset, check_prepared_root
 
 __all__ = ["Coco20i"]
 
@@ -45,14 +44,8 @@ class Coco20i(EpisodeDataset):
         class_split: str = "fwb",
         **kwargs: Any,
     ):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be one of ('train', 'val'), got {split!r}")
         seen, unseen = coco_fold_classes(fold, class_split)
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(
-                f"COCO-20i root not found: {str(root)!r}; build it with: {COCO_PREPARE}"
-            )
+        root = check_prepared_root(root, split, "COCO-20i", COCO_PREPARE)
         self.fold, self.split, self.class_split = fold, split, class_split
         super().__init__(
             root / f"{split}2017",

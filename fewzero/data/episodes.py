@@ -50,6 +50,25 @@ def binary_target(mask: np.ndarray, classes: Sequence[int]) -> np.ndarray:
     return out
 
 
+def check_prepared_root(
+    root: str | os.PathLike[str], split: str, dataset: str, prepare_hint: str
+) -> Path:
+    """Validate ``split`` and that the prepared ``root`` exists; returns ``Path(root)``.
+
+    Raises:
+        ValueError: for a split other than ``"train"``/``"val"``.
+        FileNotFoundError: naming the missing root and the prepare command.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be one of ('train', 'val'), got {split!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{dataset} root not found: {str(root)!r}; build it with: {prepare_hint}"
+        )
+    return root
+
+
 def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
     """Stack images, masks and class ids; keep original-size labels and names as lists."""
     return {

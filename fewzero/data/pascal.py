@@ -11,11 +11,10 @@ Prepared layout (``python -m fewzero.data.prepare pascal ...`` builds it)::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from .classes import pascal_fold_classes
-from .episodes import EpisodeDataset
+from .episodes import EpisodeDataset, check_prepared_root
 
 __all__ = ["Pascal5i"]
 
@@ -40,14 +39,8 @@ class Pascal5i(EpisodeDataset):
     def __init__(
         self, root: str | os.PathLike[str], fold: int, split: str = "train", **kwargs: Any
     ):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be one of ('train', 'val'), got {split!r}")
         seen, unseen = pascal_fold_classes(fold)
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(
-                f"PASCAL-5i root not found: {str(root)!r}; build it with: {PASCAL_PREPARE}"
-            )
+        root = check_prepared_root(root, split, "PASCAL-5i", PASCAL_PREPARE)
         self.fold, self.split = fold, split
         super().__init__(
             root / "JPEGImages",

@@ -178,7 +178,13 @@ class Backbone(nn.Module):
             load_backbone_state_dict(self.body, sd, source=f"pretrained_file {os.fspath(source)!r}")
 
     def _split(self) -> tuple[list[tuple[str, nn.Module]], list[tuple[str, nn.Module]], list[str]]:
-        """Split a timm ``FeatureListNet`` body into modules up to ``F_3`` and the last stage."""
+        """Split a timm ``FeatureListNet`` body into modules up to ``F_3`` and the last stage.
+
+        Computed once and kept (the forward of ``class_input="concat"`` needs it every call).
+        """
+        cached = self.__dict__.get("_split_cache")
+        if cached is not None:
+            return cached
         from timm.models._features import FeatureDictNet
 
         if not isinstance(self.body, FeatureDictNet):
@@ -192,7 +198,8 @@ class Backbone(nn.Module):
         names = [n for n, _ in items]
         cut = names.index(returns[1]) + 1
         end = names.index(returns[2]) + 1
-        return items[:cut], items[cut:end], returns[:2]
+        self.__dict__["_split_cache"] = (items[:cut], items[cut:end], returns[:2])
+        return self.__dict__["_split_cache"]
 
     def forward_mid(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3]`` (on one grid) without running the last stage ``B_4``."""
