@@ -1,18 +1,15 @@
-"""PASCAL-5i evaluation (paper Table 2): per-fold and mean mIoU and FB-IoU.
+"""PASCAL-5i evaluation (paper Table 2): per-fold and mean mIoU and FB-IoU of trained checkpoints.
 
-python examples/eval_pascal5i.py --pascal-root data/pascal5i --checkpoint fold0.pt ... fold3.pt
+    python examples/eval_pascal5i.py --pascal-root data/pascal5i \
+        --checkpoint fold0.pt fold1.pt fold2.pt fold3.pt [--out results/pascal5i]
+
+Every checkpoint is opened before any evaluation. Writes pascal5i.md/.csv/.json in --out; for
+COCO-20i columns use eval_pascal2coco.py.
 """
 
 import sys
 
-from eval_pascal2coco import main as eval_main
+from fewzero.engine.evaluation_cli import run
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if "--coco-root" in args:
-        raise SystemExit(
-            "eval_pascal5i.py scores PASCAL-5i only; use eval_pascal2coco.py for COCO-20i"
-        )
-    raise SystemExit(
-        eval_main(args + ["--out", "results/pascal5i"] if "--out" not in args else args)
-    )
+    sys.exit(run(__doc__, coco=False))

@@ -1,10 +1,11 @@
 """Qualitative comparison (paper Figs. 5-6): image, ground truth and each model's prediction.
 
     python examples/qualitative.py --checkpoint runs/toy/sm_vcenet_efficientnet_lite0/checkpoint_last.pt \
-        --checkpoint runs/toy/deeplab_efficientnet_lite0/checkpoint_last.pt [--dataset coco --fold 1] [--n 6]
+        runs/toy/sm_vcenet_fewshot_efficientnet_lite0/checkpoint_last.pt [--dataset coco --fold 1]
 
-Episodes are the first --n of the dataset's fixed test list (seeded), so figures are reproducible.
-Without --data-root the embedded toy data is used.
+Episodes are the first --n of the dataset's fixed test list (seeded, 1-shot supports for
+few-shot models), so figures are reproducible. Without --data-root the embedded toy data is
+used. Writes --out/qualitative.png.
 """
 
 import argparse
@@ -14,10 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewzero.data import Coco20i, Pascal5i, build_toy, eval_transform
+from fewzero.data import Coco20i, Pascal5i, build_toy, collate_episodes, eval_transform
 from fewzero.data.io import read_image
+from fewzero.engine.cli import positive_int
+from fewzero.engine.inputs import episode_inputs
 from fewzero.engine.recipes import default_toy_root, load_trained_model
-from fewzero.engine.trainer import forward_episode
 
 
 def overlay(rgb, mask, color=(255, 40, 40)):
@@ -29,20 +31,20 @@ def overlay(rgb, mask, color=(255, 40, 40)):
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--checkpoint", action="append", required=True)
-    p.add_argument("--dataset", default="pascal", choices=["pascal", "coco"])
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--n", type=int, default=6)
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--min-pixels", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/qualitative.png"))
+    p.add_argument("--checkpoint", nargs="+", required=True, help="training checkpoints")
+    p.add_argument("--dataset", default="pascal", choices=["pascal", "coco"], help="test set")
+    p.add_argument("--data-root", default=None, help="prepared dataset folder (none: toy data)")
+    p.add_argument("--fold", type=int, default=0, help="fold of the test classes")
+    p.add_argument("--n", type=positive_int, default=6, help="episodes (rows)")
+    p.add_argument("--size", type=positive_int, default=None, help="test size (default: crop)")
+    p.add_argument("--min-pixels", type=positive_int, default=64, help="class pixels per episode")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode draw")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     args = p.parse_args(argv)
-    root = args.data_root or build_toy(default_toy_root())[args.dataset]
     models = [load_trained_model(c) for c in args.checkpoint]
+    root = args.data_root or build_toy(default_toy_root())[args.dataset]
     size = args.size or models[0][1]["crop_size"]
     enc = models[0][0].encoder
     cls = Pascal5i if args.dataset == "pascal" else Coco20i
@@ -54,6 +56,7 @@ def main(argv=None):
         n_episodes=args.n,
         seed=args.seed,
         min_pixels=args.min_pixels,
+        shots=1 if any(m.requires_support for m, _ in models) else 0,
     )
     import matplotlib
 
@@ -68,10 +71,12 @@ def main(argv=None):
         label = ep["label"].numpy()
         panels = [(rgb, "image"), (overlay(rgb, label), f"GT (class {ep['class_id']})")]
         for model, cfg in models:
+            batch = collate_episodes([ep])
+            if not model.accepts_support:
+                batch.pop("support_images", None)
+                batch.pop("support_masks", None)
             with torch.no_grad():
-                logits = forward_episode(
-                    model, model, ep["image"][None], torch.tensor([ep["class_id"]])
-                )
+                logits = model(**episode_inputs(batch, torch.device("cpu")))
                 pred = F.interpolate(
                     logits, size=label.shape, mode="bilinear", align_corners=False
                 ).argmax(1)[0]
@@ -86,9 +91,9 @@ def main(argv=None):
             ax.set_title(title, fontsize=8)
             ax.axis("off")
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(f"figure: {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out / "qualitative.png", dpi=100)
+    print(f"figure: {args.out / 'qualitative.png'}")
     return 0
 
 

@@ -22,12 +22,12 @@ from fewzero.data import (
     collate_episodes,
     eval_transform,
     pascal_fold_classes,
-    prepare_pascal,
     read_mask,
     train_transform,
     write_mask,
 )
 from fewzero.data.prepare import main as prepare_main
+from fewzero.data.prepare import prepare_pascal
 
 TINY = ToyConfig(voc_train=16, sbd_train=16, voc_val=24, coco_train=8, coco_val=60, size=(64, 80))
 
@@ -151,7 +151,7 @@ def test_coco_dataset_and_crowd(tmp_path, toy):
 
 
 def test_prepare_coco_maps_ids_and_crowd(tmp_path):
-    from fewzero.data import prepare_coco
+    from fewzero.data.prepare import prepare_coco
 
     root = tmp_path / "coco"
     (root / "val2017").mkdir(parents=True)

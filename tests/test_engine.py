@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,24 +34,24 @@ def toy(tmp_path_factory):
     return build_toy(tmp_path_factory.mktemp("toy"), seed=1, config=TINY)
 
 
-def make(toy, out_dir, epochs=2, model="sm_vcenet", **kw):
+def make(toy, out_dir, epochs=2, model="sm_vcenet", overwrite=False, **kw):
     torch.manual_seed(0)
     net = create_model(model, backbone="resnet18", **SMALL)
     ds = Pascal5i(toy["pascal"], 0, "train", min_pixels=30, transform=train_transform(48))
+    kw.setdefault("lr", 0.01)
+    kw.setdefault("max_steps_per_epoch", 3)
     cfg = TrainConfig(
         model=model,
         backbone="resnet18",
         epochs=epochs,
         batch_size=4,
-        lr=0.01,
         crop_size=48,
-        max_steps_per_epoch=3,
         out_dir=str(out_dir),
         progress=False,
-        extra={"model_kwargs": SMALL},
+        model_kwargs=SMALL,
         **kw,
     )
-    return Trainer(net, ds, cfg)
+    return Trainer(net, ds, cfg, overwrite=overwrite)
 
 
 def test_resume_is_bit_identical(toy, tmp_path):
@@ -81,7 +82,7 @@ def test_checkpoint_loads_weights_only_and_refuses_other_runs(toy, tmp_path):
     )
     other = make(toy, tmp_path / "r", epochs=1, model="deeplab")
     with pytest.raises(
-        ValueError, match=r"another run config \(model: run 'deeplab' vs checkpoint 'sm_vcenet'\)"
+        ValueError, match=r"another run config \(model: checkpoint 'sm_vcenet' vs now 'deeplab'\)"
     ):
         other.resume()
     model, cfg = load_trained_model(tr.checkpoint_path)
@@ -92,15 +93,103 @@ def test_checkpoint_loads_weights_only_and_refuses_other_runs(toy, tmp_path):
     )
 
 
-def test_nan_loss_stops_and_keeps_last_checkpoint(toy, tmp_path):
+def test_nan_loss_names_an_existing_finite_checkpoint(toy, tmp_path):
     tr = make(toy, tmp_path / "n", epochs=2)
     tr.fit(stop_after=1)
-    good = tr.checkpoint_path.read_bytes()
+    good = tr.epoch_checkpoint(1).read_bytes()
     with torch.no_grad():
         tr.model.decoder.classifier.bias.fill_(float("nan"))
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4 \(epoch 2\)"):
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4 \(epoch 2\)") as err:
         tr.fit()
-    assert tr.checkpoint_path.read_bytes() == good
+    named = str(err.value).split("'")[1]
+    assert named.endswith("checkpoint_epoch0001.pt") and Path(named).read_bytes() == good
+    state = load_checkpoint(named)
+    assert state["finite"] and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_nan_in_first_epoch_names_the_initial_weights(toy, tmp_path):
+    tr = make(toy, tmp_path / "n0", epochs=1)
+    init = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.model.decoder.register_forward_hook(lambda m, i, out: out * float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"step 1 \(epoch 1\)") as err:
+        tr.fit()
+    named = Path(str(err.value).split("'")[1])
+    assert named.name == "checkpoint_epoch0000.pt" and named.is_file()
+    state = load_checkpoint(named)  # the initial weights: a restart point
+    for k, v in init.items():
+        assert torch.equal(state["model"][k], v), k
+
+
+def test_run_folder_is_refused_then_resumed_or_overwritten(toy, tmp_path):
+    make(toy, tmp_path / "run", epochs=1).fit()
+    with pytest.raises(FileExistsError, match="already holds a run.*--resume.*--overwrite"):
+        make(toy, tmp_path / "run", epochs=1, model="deeplab").fit()
+    over = make(toy, tmp_path / "run", epochs=1, model="deeplab", overwrite=True)
+    over.fit()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1  # the old run's metrics are gone, not mixed in
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "deeplab"
+
+
+def test_resume_truncates_metrics_and_removes_stale_temp_files(toy, tmp_path):
+    tr = make(toy, tmp_path / "m", epochs=3)
+    tr.fit(stop_after=2)
+    run = tmp_path / "m"
+    # A kill after the metrics line of epoch 3 but before its checkpoint, mid-save:
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 3, "loss": 1.0}) + "\n")
+    (run / ".checkpoint_epoch0003.pt.tmp-12345").write_bytes(b"partial")
+    again = make(toy, run, epochs=3)
+    assert again.resume() and again.epoch == 2
+    assert not list(run.glob(".*.tmp-*"))
+    again.fit()
+    epochs = [json.loads(ln)["epoch"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    kept = sorted(p.name for p in run.glob("checkpoint_epoch*.pt"))
+    assert kept == ["checkpoint_epoch0002.pt", "checkpoint_epoch0003.pt"]
+
+
+def test_resume_accepts_lr_and_epochs_and_refuses_other_changes(toy, tmp_path):
+    make(toy, tmp_path / "c", epochs=1).fit()
+    for change in (dict(amp="bf16"), dict(max_steps_per_epoch=2), dict(min_pixels=10)):
+        with pytest.raises(ValueError, match=f"another run config \\({next(iter(change))}:"):
+            make(toy, tmp_path / "c", epochs=1, **change).resume()
+    tr = make(toy, tmp_path / "c", epochs=2, lr=0.001)
+    with pytest.warns(UserWarning, match=r"epochs 1 -> 2, lr 0.01 -> 0.001"):
+        assert tr.resume()
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(0.001 * (1 - 3 / 6) ** 0.9)
+    tr.fit()
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["lr"] == 0.001 and saved["resume_changes"][0]["lr"] == {"from": 0.01, "to": 0.001}
+    assert load_checkpoint(tr.checkpoint_path)["resume_changes"] == saved["resume_changes"]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("epochs", 0, "epochs must be >= 1, got 0"),
+        ("lr", -1.0, "lr must be >= 0, got -1.0"),
+        ("min_pixels", 0, "min_pixels must be >= 1, got 0"),
+        ("amp", "fp8", "amp must be one of"),
+    ],
+)
+def test_train_config_refuses_invalid_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    save_checkpoint({"a": torch.zeros(100)}, tmp_path / "good.pt")
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save([1, 2], tmp_path / "list.pt")
+    cases = {"trunc.pt": "truncated or corrupt", "empty.pt": "is empty", "list.pt": "not a fewzero"}
+    for name, what in cases.items():
+        with pytest.raises(ValueError, match=rf"{name}.*{what}"):
+            load_checkpoint(tmp_path / name)
+    with pytest.raises(ValueError, match=r"good.pt' is not a fewzero training checkpoint"):
+        load_trained_model(tmp_path / "good.pt")
 
 
 def test_kill_during_checkpoint_write_keeps_previous(tmp_path):
@@ -146,9 +235,6 @@ def test_loss_decreases_and_evaluation_runs(toy, tmp_path):
     assert "| sm_vcenet | toy |" in table and "COCO-20^3" in table
 
 
-def test_bad_amp_and_batch(toy, tmp_path):
-    with pytest.raises(ValueError, match=r"amp must be one of .*got 'fp8'"):
-        make(toy, tmp_path / "x", amp="fp8")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from fewzero.analysis import affinity_shift, class_affinity, cosine_affinity
 from fewzero.data import PASCAL_CLASSES, PASCAL_TO_COCO, ToyConfig, build_toy
 from fewzero.engine import TrainConfig, Trainer, evaluate
 from fewzero.heads import SemanticProjection, VariationalClassEmbedding
-from fewzero.models import ZSVM, Backbone, SPNet, create_model, needs_class_embeddings
+from fewzero.models import ZSVM, Backbone, SPNet, create_model, model_from_state
 from fewzero.text import class_words, load_word_vectors
 
 SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
@@ -85,9 +85,10 @@ def test_minilm_embeddings_are_real():
 def test_baseline_shapes_and_gradients(cls):
     table = torch.randn(20, 8)
     model = cls("resnet18", table, **SMALL).train()
-    out = model(torch.randn(2, 3, 40, 48), torch.tensor([1, 20]))
+    out, losses = model(torch.randn(2, 3, 40, 48), class_ids=torch.tensor([1, 20]), return_losses=True)
     assert out.shape == (2, 2, 40, 48)
-    loss = out.sum() + (model.auxiliary_loss if isinstance(model, ZSVM) else 0)
+    assert sorted(losses) == (["kl"] if cls is ZSVM else [])
+    loss = out.sum() + sum(losses.values())
     loss.backward()
     for name, p in model.named_parameters():
         if name.startswith("encoder."):
@@ -96,17 +97,23 @@ def test_baseline_shapes_and_gradients(cls):
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
     assert not model.class_embeddings.requires_grad
     with pytest.raises(ValueError, match=r"class_ids must lie in \[1, 20\].*\[21\]"):
-        model(torch.randn(1, 3, 40, 40), torch.tensor([21]))
+        model(torch.randn(1, 3, 40, 40), class_ids=torch.tensor([21]))
+    with pytest.raises(ValueError, match="class_ids must be given to"):
+        model(torch.randn(1, 3, 40, 40))
+    with pytest.raises(ValueError, match="support_images must be None for the zero-shot model"):
+        masks = torch.ones(1, 1, 40, 40, dtype=torch.long)
+        model(torch.randn(1, 3, 40, 40), torch.randn(1, 1, 3, 40, 40), masks, torch.tensor([1]))
     with pytest.raises(ValueError, match="class_embeddings must be a"):
-        cls("resnet18", None)
+        cls("resnet18", torch.randn(5))
 
 
 def test_class_id_changes_prediction_and_table_swap():
     model = SPNet("resnet18", torch.randn(20, 8), **SMALL).eval()
     x = torch.randn(1, 3, 40, 40)
-    assert not torch.allclose(model(x, torch.tensor([1])), model(x, torch.tensor([2])))
+    one, two = torch.tensor([1]), torch.tensor([2])
+    assert not torch.allclose(model(x, class_ids=one), model(x, class_ids=two))
     model.set_class_embeddings(torch.randn(80, 8))
-    assert model(x, torch.tensor([80])).shape == (1, 2, 40, 40)
+    assert model(x, class_ids=torch.tensor([80])).shape == (1, 2, 40, 40)
     with pytest.raises(ValueError, match=r"class_embeddings must be \(num_classes, 8\)"):
         model.set_class_embeddings(torch.randn(80, 9))
 
@@ -131,8 +138,10 @@ def test_zsvm_kl_term_and_deterministic_eval():
     assert not torch.equal(head(w)[0], head(w)[0])
     zsvm = ZSVM("resnet18", torch.randn(20, 8), **SMALL).eval()
     x = torch.randn(1, 3, 40, 40)
-    assert torch.equal(zsvm(x, torch.tensor([3])), zsvm(x, torch.tensor([3])))
-    assert zsvm.auxiliary_loss is None
+    three = torch.tensor([3])
+    assert torch.equal(zsvm(x, class_ids=three), zsvm(x, class_ids=three))
+    assert zsvm(x, class_ids=three, return_losses=True)[1] == {}  # no KL term in evaluation
+    assert not hasattr(zsvm, "auxiliary_loss")  # no value passed sideways through an attribute
 
 
 def test_semantic_projection_scores():
@@ -147,9 +156,6 @@ def test_semantic_projection_scores():
 
 
 def test_registry_and_training_loop_accept_baselines(tmp_path):
-    assert needs_class_embeddings("spnet_resnet50") and not needs_class_embeddings(
-        "sm_vcenet_resnet50"
-    )
     root = build_toy(
         tmp_path / "toy",
         seed=2,
@@ -176,12 +182,29 @@ def test_registry_and_training_loop_accept_baselines(tmp_path):
             out_dir=str(tmp_path / arch),
             progress=False,
         )
-        history = Trainer(model, ds, cfg).fit()
+        trainer = Trainer(model, ds, cfg)
+        history = trainer.fit()
         assert len(history) == 2 and np.isfinite(history[-1]["loss"])
         val = Pascal5i(
             root["pascal"], 0, "val", min_pixels=30, n_episodes=8, transform=eval_transform(48)
         )
-        assert 0 <= evaluate(model, val, batch_size=4)["miou"] <= 1
+        score = evaluate(model, val, batch_size=4)["miou"]
+        assert 0 <= score <= 1
+        # The checkpoint alone rebuilds the model, its class table included.
+        state = torch.load(trainer.checkpoint_path, weights_only=True)
+        copy = model_from_state(state["model_config"], state["model"])
+        assert type(copy) is type(model)
+        assert torch.equal(copy.class_embeddings, model.class_embeddings)
+        assert evaluate(copy, val, batch_size=4)["miou"] == score
+
+
+def test_default_table_is_minilm_of_pascal_classes():
+    from fewzero.data import PASCAL_CLASSES
+    from fewzero.text import class_embedding_table
+
+    model = SPNet("resnet18", **SMALL)
+    expected = class_embedding_table("minilm", list(PASCAL_CLASSES))
+    assert torch.equal(model.class_embeddings, expected) and model.config["embedding_source"] == "minilm"
 
 
 def test_affinity_matrix_properties_and_direct_computation(tmp_path):

@@ -134,7 +134,7 @@ def test_checkpoint_of_another_architecture_is_refused():
     dl = small_model("deeplab")
     with pytest.raises(
         ValueError,
-        match=r"another architecture \(variant: model 'deeplab' vs checkpoint 'sm_vcenet'",
+        match=r"another architecture \(arch: model 'deeplab' vs checkpoint 'sm_vcenet'",
     ):
         load_model_state(dl, sm.state_dict(), sm.config)
     with pytest.raises(ValueError, match=r"unexpected keys \(\d+\): \['class_branch"):

@@ -10,23 +10,33 @@ from .classes import (
     pascal_fold_classes,
 )
 from .coco import Coco20i
-from .episodes import Episode, EpisodeDataset, binary_target, collate_episodes
+from .episodes import (
+    PROTOCOLS,
+    Episode,
+    EpisodeDataset,
+    FewShotEpisode,
+    binary_target,
+    collate_episodes,
+)
+from .fss import FSS1000, read_binary_mask
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .pascal import Pascal5i
-from .prepare import prepare_coco, prepare_pascal
 from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, train_transform
 
 __all__ = [
     "COCO_CATEGORY_IDS",
     "COCO_CLASSES",
+    "FSS1000",
     "IGNORE_INDEX",
     "PASCAL_CLASSES",
     "PASCAL_TO_COCO",
+    "PROTOCOLS",
     "TOY_VERSION",
     "Coco20i",
     "Episode",
     "EpisodeDataset",
+    "FewShotEpisode",
     "Pascal5i",
     "ToyConfig",
     "binary_target",
@@ -36,8 +46,7 @@ __all__ = [
     "collate_episodes",
     "eval_transform",
     "pascal_fold_classes",
-    "prepare_coco",
-    "prepare_pascal",
+    "read_binary_mask",
     "read_image",
     "read_list",
     "read_mask",

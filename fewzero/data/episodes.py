@@ -1,9 +1,17 @@
-"""Zero-shot episode datasets over a prepared folder (images, class-index masks, list files).
+"""Episode datasets over a prepared folder (images, class-index masks, list files).
 
 An episode pairs a query image with one target class. Training pairs every image with each of
 its *seen* classes that covers at least ``min_pixels`` pixels; pixels of other classes become
 background and 255 stays "ignore". Test episodes are a fixed list of ``n_episodes`` (image,
 unseen class) pairs drawn once with ``seed``: identical across runs, machines and ``num_workers``.
+
+With ``shots=K`` every episode also carries a K-shot support set: K other images of the
+episode's class from the same split, each holding at least ``min_pixels`` of it, with their
+binary masks. Test supports are drawn once, after the queries, from the same seeded generator
+(so the 1-shot and 5-shot tests share their queries); training supports are drawn at each access
+from torch's global generator, which the trainer seeds per epoch. The protocols of the few-shot
+literature are :data:`PROTOCOLS`: HSNet's (1000 test episodes, seed 0; the default) and PFENet's
+(5000 on PASCAL, seed 321).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -22,7 +31,23 @@ from torchvision.transforms import v2
 from .classes import IGNORE_INDEX
 from .io import read_image, read_list, read_mask
 
-__all__ = ["Episode", "EpisodeDataset", "binary_target", "collate_episodes"]
+__all__ = [
+    "PROTOCOLS",
+    "Episode",
+    "EpisodeDataset",
+    "FewShotEpisode",
+    "binary_target",
+    "check_episode_args",
+    "collate_episodes",
+    "draw_supports",
+    "transform_pair",
+]
+
+#: Test-episode protocols: ``Pascal5i(root, fold, "val", shots=1, **PROTOCOLS["pfenet"])``.
+PROTOCOLS: dict[str, dict[str, int]] = {
+    "hsnet": {"n_episodes": 1000, "seed": 0},
+    "pfenet": {"n_episodes": 5000, "seed": 321},
+}
 
 
 class Episode(TypedDict):
@@ -41,6 +66,80 @@ class Episode(TypedDict):
     label: torch.Tensor
     class_id: int
     name: str
+
+
+class FewShotEpisode(Episode):
+    """An episode with its K-shot support set (``shots=K``).
+
+    Keys (besides :class:`Episode`'s):
+        support_images: ``(K, 3, H, W)`` float, normalised, same transform as the query.
+        support_masks: ``(K, H, W)`` int64 in {0, 1, 255}: 1 = the episode's class.
+        support_names: Image ids of the K supports.
+    """
+
+    support_images: torch.Tensor
+    support_masks: torch.Tensor
+    support_names: list[str]
+
+
+def check_episode_args(min_pixels: int, n_episodes: int | None, shots: int) -> None:
+    """Validate the episode arguments shared by every episode dataset.
+
+    Raises:
+        ValueError: ``min_pixels < 1`` (a class absent from the image would make a pair),
+            ``n_episodes < 1`` or ``shots < 0``.
+    """
+    if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
+        raise ValueError(
+            f"min_pixels must be an int >= 1 (a pair needs its class in the image), got {min_pixels!r}"
+        )
+    if n_episodes is not None and (not isinstance(n_episodes, int) or n_episodes < 1):
+        raise ValueError(f"n_episodes must be an int >= 1 or None (every pair), got {n_episodes!r}")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
+        raise ValueError(f"shots must be an int >= 0 (0: zero-shot episodes), got {shots!r}")
+
+
+def draw_supports(
+    candidates: Sequence[str], query: str, shots: int, rng: np.random.Generator | None
+) -> list[str]:
+    """Draw ``shots`` support names among ``candidates`` other than ``query``.
+
+    Without replacement when there are enough candidates, with replacement otherwise (a class
+    with fewer than ``shots + 1`` images). ``rng=None`` draws from torch's global generator.
+
+    Raises:
+        ValueError: if no candidate other than the query exists.
+    """
+    others = [c for c in candidates if c != query]
+    if not others:
+        raise ValueError(
+            f"no support image for query {query!r}: its class has no other image in the split"
+        )
+    replace = len(others) < shots
+    if rng is not None:
+        idx = rng.choice(len(others), size=shots, replace=replace)
+    elif replace:
+        idx = torch.randint(len(others), (shots,))
+    else:
+        idx = torch.randperm(len(others))[:shots]
+    return [others[int(i)] for i in idx]
+
+
+def transform_pair(
+    image: Image.Image, target: torch.Tensor, transform: Callable[..., Any] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply a paired transform to a PIL image and its ``(H, W)`` target.
+
+    Returns the float image ``(3, H', W')`` and the int64 target ``(H', W')``; without a
+    transform the image is only converted to float in ``[0, 1]``.
+    """
+    img = tv_tensors.Image(v2.functional.pil_to_tensor(image))
+    msk = tv_tensors.Mask(target)
+    if transform is not None:
+        img, msk = transform(img, msk)
+    else:
+        img = v2.functional.to_dtype(img, torch.float32, scale=True)
+    return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor).long()
 
 
 def binary_target(mask: np.ndarray, classes: Sequence[int]) -> np.ndarray:
@@ -70,14 +169,23 @@ def check_prepared_root(
 
 
 def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
-    """Stack images, masks and class ids; keep original-size labels and names as lists."""
-    return {
+    """Stack images, masks, class ids (and supports); keep original-size labels and names as lists.
+
+    Few-shot episodes add ``support_images (B, K, 3, H, W)``, ``support_masks (B, K, H, W)`` and
+    ``support_names`` (a list of lists).
+    """
+    out: dict[str, Any] = {
         "image": torch.stack([e["image"] for e in batch]),
         "mask": torch.stack([e["mask"] for e in batch]),
         "class_id": torch.tensor([e["class_id"] for e in batch], dtype=torch.int64),
         "label": [e["label"] for e in batch],
         "name": [e["name"] for e in batch],
     }
+    if "support_images" in batch[0]:
+        out["support_images"] = torch.stack([e["support_images"] for e in batch])  # type: ignore[typeddict-item]
+        out["support_masks"] = torch.stack([e["support_masks"] for e in batch])  # type: ignore[typeddict-item]
+        out["support_names"] = [e["support_names"] for e in batch]  # type: ignore[typeddict-item]
+    return out
 
 
 class EpisodeDataset(Dataset):
@@ -98,7 +206,10 @@ class EpisodeDataset(Dataset):
         target: ``"class"`` (the episode's class is foreground, the paper's protocol) or
             ``"union"`` (training only: every seen class in the image is foreground).
         n_episodes: Number of test episodes (``None``: every test pair once, in order).
-        seed: Seed of the test episode draw.
+        seed: Seed of the test episode (and test support) draw.
+        shots: Support images per episode (``0``: zero-shot episodes without supports).
+        support_transform: Paired transform of the supports (default: ``transform``). Training
+            recipes pass a resize without random crop, so a support keeps its whole object.
         prepare_hint: Command to mention when files are missing.
     """
 
@@ -117,8 +228,11 @@ class EpisodeDataset(Dataset):
         target: str = "class",
         n_episodes: int | None = 1000,
         seed: int = 0,
+        shots: int = 0,
+        support_transform: Callable[..., Any] | None = None,
         prepare_hint: str = "",
     ) -> None:
+        check_episode_args(min_pixels, n_episodes, shots)
         self.image_dir = Path(image_dir)
         self.mask_dir = Path(mask_dir)
         for path, what in [
@@ -142,21 +256,43 @@ class EpisodeDataset(Dataset):
         self.classes_of = {name: counts for name, counts in entries}
         wanted = self.seen if train else self.unseen
         pairs: list[tuple[str, int]] = []
+        kept: list[tuple[str, dict[int, int]]] = []
         for name, counts in entries:
             if train and exclude_unseen and any(c in counts for c in self.unseen):
                 continue
+            kept.append((name, counts))
             pairs += [(name, c) for c in wanted if counts.get(c, 0) >= min_pixels]
         if not pairs:
             raise ValueError(
                 f"no (image, class) pair in {str(list_file)!r} for classes {wanted} with "
                 f"min_pixels={min_pixels}"
             )
+        rng = np.random.default_rng(seed)
         if not train and n_episodes is not None:
-            rng = np.random.default_rng(seed)
             reps = -(-n_episodes // len(pairs))
             order = np.concatenate([rng.permutation(len(pairs)) for _ in range(reps)])[:n_episodes]
             pairs = [pairs[i] for i in order]
         self.pairs = pairs
+        self.shots = shots
+        self.support_transform = support_transform
+        self.candidates: dict[int, list[str]] = {}
+        self.supports: list[list[str]] | None = None
+        if shots:
+            for name, counts in kept:
+                for c, n in counts.items():
+                    if n >= min_pixels:
+                        self.candidates.setdefault(c, []).append(name)
+            if not train:
+                self.supports = [
+                    draw_supports(self.candidates[c], name, shots, rng) for name, c in pairs
+                ]
+            else:
+                for name, c in pairs:
+                    if len(self.candidates[c]) < 2:
+                        raise ValueError(
+                            f"class {c} has one image ({name!r}) with min_pixels={min_pixels}: "
+                            "no support image can be drawn for it"
+                        )
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -165,8 +301,15 @@ class EpisodeDataset(Dataset):
         """Class ids of the episodes (seen when training, unseen when testing)."""
         return self.seen if self.train else self.unseen
 
-    def __getitem__(self, index: int) -> Episode:
-        name, class_id = self.pairs[index]
+    def _load(
+        self,
+        name: str,
+        class_id: int,
+        foreground: Sequence[int] | None = None,
+        transform: Callable[..., Any] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the transformed image, transformed target and original-size target."""
+        transform = transform or self.transform
         image = read_image(self.image_dir / f"{name}.jpg")
         mask = read_mask(self.mask_dir / f"{name}.png", self.num_classes)
         if mask.shape != (image.height, image.width):
@@ -174,18 +317,25 @@ class EpisodeDataset(Dataset):
                 f"mask {name}.png has size {mask.shape[::-1]}, image {name}.jpg has "
                 f"{(image.width, image.height)}"
             )
+        target = torch.from_numpy(binary_target(mask, foreground or [class_id])).long()
+        return (*transform_pair(image, target, transform), target)
+
+    def __getitem__(self, index: int) -> Episode:
+        name, class_id = self.pairs[index]
         fg = self.seen if (self.train and self.target == "union") else [class_id]
-        target = torch.from_numpy(binary_target(mask, fg)).long()
-        img = tv_tensors.Image(v2.functional.pil_to_tensor(image))
-        msk = tv_tensors.Mask(target)
-        if self.transform is not None:
-            img, msk = self.transform(img, msk)
-        else:
-            img = v2.functional.to_dtype(img, torch.float32, scale=True)
-        return Episode(
-            image=img.as_subclass(torch.Tensor),
-            mask=msk.as_subclass(torch.Tensor).long(),
-            label=target,
-            class_id=class_id,
-            name=name,
+        image, mask, label = self._load(name, class_id, fg)
+        episode = Episode(image=image, mask=mask, label=label, class_id=class_id, name=name)
+        if not self.shots:
+            return episode
+        names = (
+            self.supports[index]
+            if self.supports is not None
+            else draw_supports(self.candidates[class_id], name, self.shots, None)
+        )
+        loaded = [self._load(n, class_id, transform=self.support_transform)[:2] for n in names]
+        return FewShotEpisode(
+            **episode,
+            support_images=torch.stack([im for im, _ in loaded]),
+            support_masks=torch.stack([m for _, m in loaded]),
+            support_names=names,
         )

@@ -27,7 +27,6 @@ from PIL import Image, ImageDraw
 
 from .classes import COCO_CATEGORY_IDS, COCO_CLASSES, PASCAL_TO_COCO
 from .io import write_mask
-from .prepare import prepare_coco, prepare_pascal
 
 __all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
 
@@ -312,6 +311,8 @@ def build_toy(
     raw = root / "raw"
     _write_pascal_raw(raw, cfg, rng)
     _write_coco_raw(raw / "coco", cfg, rng)
+    from .prepare import prepare_coco, prepare_pascal  # lazily: `python -m ...prepare` stays clean
+
     prepare_pascal(raw / "VOC2012", raw / "benchmark_RELEASE", out["pascal"], progress=progress)
     prepare_coco(raw / "coco", out["coco"], progress=progress)
     (root / ".complete").write_text(stamp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,31 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: naming ``path``.
+        ValueError: naming ``path`` and saying whether the file is empty, truncated or corrupt,
+            or not a checkpoint (not a dictionary, or holding objects other than tensors and
+            plain containers).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes): the write did not finish")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a fewzero checkpoint: it holds objects that "
+            f"weights_only loading refuses ({str(err).splitlines()[0]})"
+        ) from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(
+            f"checkpoint {str(path)!r} ({size} bytes) is truncated or corrupt: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unexpected end of file'}"
+        ) from err
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a fewzero checkpoint: it holds a "
+            f"{type(state).__name__}, not a dictionary"
+        )
+    return state

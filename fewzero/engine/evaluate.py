@@ -1,4 +1,9 @@
-"""Evaluation over fixed test episodes, scored at the label's original size."""
+"""Evaluation over fixed test episodes, scored at the label's original size.
+
+Under ``torchrun`` every process scores its own share of the episodes (episode ``i`` goes to
+rank ``i % world_size``) and the intersections and unions are summed over all processes, so
+every rank returns the numbers a single process computes.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..data.episodes import collate_episodes
 from ..metrics import IoUMeter
-from .trainer import forward_episode
+from ..models.base import check_finite
+from . import distributed
+from .inputs import episode_inputs
 
 __all__ = ["evaluate"]
 
@@ -27,18 +34,35 @@ def evaluate(
     amp: str | None = None,
     progress: bool = False,
     max_class_id: int = 80,
+    desc: str = "eval",
 ) -> dict[str, Any]:
-    """Score ``model`` on every episode of ``dataset``.
+    """Score ``model`` on every episode of ``dataset`` (K-shot when the episodes carry supports).
 
     Logits are upsampled bilinearly to each episode's original label size before the argmax.
 
+    Args:
+        model: A model following the one call contract.
+        dataset: Episode dataset (zero-shot or few-shot).
+        batch_size: Episodes per forward.
+        num_workers: DataLoader workers.
+        device: Where the model runs.
+        amp: ``"bf16"``/``"fp16"`` autocast, or ``None``.
+        progress: Show a progress bar (main process only).
+        max_class_id: Largest class id of the episodes.
+        desc: Progress bar label.
+
     Returns:
-        :meth:`fewzero.metrics.IoUMeter.compute`'s dictionary.
+        :meth:`fewzero.metrics.IoUMeter.compute`'s dictionary, equal on every rank.
+
+    Raises:
+        ValueError: for NaN/Inf in an episode's images.
     """
     model.eval()
     meter = IoUMeter(max_class_id=max_class_id)
+    world, rank = distributed.world_size(), distributed.rank()
+    shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
     loader = DataLoader(
-        dataset,
+        shard,
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -46,10 +70,16 @@ def evaluate(
     )
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     device = torch.device(device)
-    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        images = batch["image"].to(device)
+    bar = tqdm(
+        loader, desc=desc, disable=not (progress and distributed.is_main_process()), leave=False
+    )
+    for batch in bar:
+        check_finite(batch["image"], "images")
+        if "support_images" in batch:
+            check_finite(batch["support_images"], "support_images")
+        inputs = episode_inputs(batch, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = forward_episode(model, model, images, batch["class_id"]).float()
+            logits = model(**inputs).float()
         for i, label in enumerate(batch["label"]):
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False

@@ -5,18 +5,19 @@ The example scripts in ``examples/`` are thin command lines over these functions
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data import Coco20i, Pascal5i, build_toy, eval_transform, train_transform
-from ..data.classes import COCO_CLASSES, PASCAL_CLASSES
-from ..models import create_model, load_model_state, needs_class_embeddings
+from ..data.classes import COCO_CLASSES
+from ..models import SegmentationModel, create_model, model_from_state
 from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import load_checkpoint
@@ -24,11 +25,16 @@ from .evaluate import evaluate
 from .trainer import TrainConfig, Trainer
 
 __all__ = [
+    "TOY_EVAL",
+    "TOY_MODELS",
+    "TOY_PRESET",
     "build_model",
+    "check_shots",
     "default_toy_root",
     "evaluate_pascal2coco",
     "format_table",
     "load_trained_model",
+    "resumed_config",
     "toy_demo",
     "train_pascal5i",
 ]
@@ -44,19 +50,39 @@ def default_toy_root() -> Path:
 
 def build_model(
     config: TrainConfig, pretrained: bool = False, backbone_weights: str | None = None
-) -> torch.nn.Module:
-    """Create ``config.model`` (optionally over ``config.backbone``) with backbone weights."""
-    kwargs: dict[str, Any] = dict(config.extra.get("model_kwargs", {}))
-    if needs_class_embeddings(config.model):
-        source = config.extra.get("embedding_source", "minilm")
-        kwargs.update(
-            class_embeddings=class_embedding_table(source, PASCAL_CLASSES), embedding_source=source
-        )
+) -> SegmentationModel:
+    """Create ``config.model`` (over ``config.backbone``, with ``config.model_kwargs``).
+
+    Args:
+        config: Run settings.
+        pretrained: ImageNet backbone weights (offline for ``efficientnet_lite0``).
+        backbone_weights: A local weights file instead (loaded strictly by fewzero).
+    """
+    kwargs: dict[str, Any] = dict(config.model_kwargs)
     if backbone_weights is not None:
         kwargs["pretrained_file"] = backbone_weights
     elif pretrained:
         kwargs["pretrained"] = True
-    return create_model(config.model, backbone=config.backbone, **kwargs)
+    model = create_model(config.model, backbone=config.backbone, **kwargs)
+    check_shots(model, config.model, config.shots)
+    return model  # type: ignore[return-value]
+
+
+def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
+    """Refuse a shot count the model cannot use (naming ``--shots``).
+
+    Raises:
+        ValueError: a few-shot model with ``shots=0`` or a zero-shot model with ``shots > 0``.
+    """
+    if getattr(model, "requires_support", False) and shots < 1:
+        raise ValueError(
+            f"shots must be >= 1 for the few-shot model {name!r} (--shots K), got {shots}"
+        )
+    if not getattr(model, "accepts_support", False) and shots > 0:
+        raise ValueError(
+            f"shots must be 0 for the zero-shot model {name!r}, got {shots}; few-shot models: "
+            "sm_vcenet_fewshot_* or class_source='support'"
+        )
 
 
 def train_pascal5i(
@@ -65,8 +91,26 @@ def train_pascal5i(
     pretrained: bool = True,
     backbone_weights: str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
+    explicit: Collection[str] | None = None,
 ) -> tuple[torch.nn.Module, Trainer]:
-    """Train ``config.model`` on PASCAL-5i fold ``config.fold``; returns the model and trainer."""
+    """Train ``config.model`` on PASCAL-5i fold ``config.fold``; returns the model and trainer.
+
+    Few-shot models (``config.shots = K``) train on K-shot episodes; supports are resized whole
+    (no random crop), so each keeps its object.
+
+    Args:
+        config: Run settings.
+        data_root: Prepared PASCAL-5i folder.
+        pretrained: ImageNet backbone weights.
+        backbone_weights: Local backbone weights instead.
+        resume: Continue the run in ``config.out_dir`` (its checkpoint must exist).
+        overwrite: Replace a run in ``config.out_dir``.
+        explicit: With ``resume``: the fields the user set explicitly; every other field is
+            taken from the saved run, so only what was asked for can change.
+    """
+    if resume and explicit is not None:
+        config = resumed_config(config, explicit)
     torch.manual_seed(config.seed)
     model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
     enc = model.encoder
@@ -75,28 +119,60 @@ def train_pascal5i(
         config.fold,
         "train",
         transform=train_transform(config.crop_size, mean=enc.mean, std=enc.std),
+        support_transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
         min_pixels=config.min_pixels,
         target=config.target,
         exclude_unseen=config.exclude_unseen,
+        shots=config.shots,
     )
-    trainer = Trainer(model, train_set, config)
-    if resume and trainer.resume() and distributed.is_main_process():
-        print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch}")
+    trainer = Trainer(model, train_set, config, overwrite=overwrite)
+    if resume:
+        if not trainer.resume():
+            raise FileNotFoundError(
+                f"resume: no checkpoint to resume in {str(trainer.out_dir)!r} "
+                f"({trainer.checkpoint_path.name} is missing)"
+            )
+        if distributed.is_main_process():
+            print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch}")
     trainer.fit()
     return model, trainer
+
+
+def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfig:
+    """``config`` with every field not in ``explicit`` taken from the run saved in its folder."""
+    path = Path(config.out_dir) / "config.json"
+    if not path.is_file():
+        return config
+    saved = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    keep = set(explicit) | {"out_dir", "progress" if "quiet" in explicit else ""}
+    merged = {k: v for k, v in saved.items() if k in fields and k not in keep}
+    return dataclasses.replace(config, **merged)
 
 
 def load_trained_model(
     checkpoint: str | os.PathLike[str], device: str = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a model from a training checkpoint (architecture from its saved config)."""
+    """Rebuild a model from a training checkpoint alone (architecture from its saved config).
+
+    Returns:
+        The model in ``eval()`` mode on ``device`` and the run's :class:`TrainConfig` as a dict.
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file (missing, truncated, empty, not a
+            fewzero checkpoint, or weights that do not fit).
+    """
     state = load_checkpoint(checkpoint, map_location=device)
-    cfg = state["config"]
-    model = create_model(
-        cfg["model"], backbone=cfg.get("backbone"), **cfg.get("extra", {}).get("model_kwargs", {})
-    )
-    load_model_state(model, state["model"], state.get("model_config"))
-    return model.to(device).eval(), cfg
+    if "model" not in state or "model_config" not in state or "config" not in state:
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} is not a fewzero training checkpoint (keys: "
+            f"{sorted(state)[:8]})"
+        )
+    try:
+        model = model_from_state(state["model_config"], state["model"])
+    except ValueError as err:
+        raise ValueError(f"checkpoint {str(checkpoint)!r}: {err}") from err
+    return model.to(device).eval(), dict(state["config"])
 
 
 def evaluate_pascal2coco(
@@ -112,11 +188,20 @@ def evaluate_pascal2coco(
     coco_folds: Sequence[int] = (0, 1, 2, 3),
     batch_size: int = 8,
     device: str = "cpu",
+    shots: int = 0,
+    progress: bool = False,
+    amp: str | None = None,
 ) -> dict[str, Any]:
-    """PASCAL-5^fold mIoU/FB-IoU and COCO-20^j mIoU for every ``j`` (one row of Table 1)."""
+    """PASCAL-5^fold mIoU/FB-IoU and COCO-20^j mIoU for every ``j`` (one row of Table 1).
+
+    ``n_episodes`` applies to every dataset. With ``shots = K`` the episodes are K-shot (the
+    model must take a support set).
+    """
+    check_shots(model, type(model).__name__, shots)
     enc = model.encoder
     tf = eval_transform(size, mean=enc.mean, std=enc.std)
-    kw = dict(transform=tf, n_episodes=n_episodes, seed=seed, min_pixels=min_pixels)
+    kw = dict(transform=tf, n_episodes=n_episodes, seed=seed, min_pixels=min_pixels, shots=shots)
+    ev = dict(batch_size=batch_size, device=device, progress=progress, amp=amp)
     row: dict[str, Any] = {
         "fold": fold,
         "split": "val",
@@ -125,138 +210,163 @@ def evaluate_pascal2coco(
         "seed": seed,
         "size": size,
         "min_pixels": min_pixels,
+        "shots": shots,
     }
     if pascal_root is not None:
         res = evaluate(
-            model, Pascal5i(pascal_root, fold, "val", **kw), batch_size=batch_size, device=device
+            model, Pascal5i(pascal_root, fold, "val", **kw), desc=f"PASCAL-5^{fold}", **ev
         )
         row["pascal_miou"], row["pascal_fbiou"] = res["miou"], res["fbiou"]
     if coco_root is not None:
         row["coco"] = {}
-        conditioned = getattr(model, "conditioned", False)
-        if conditioned:  # L-ZSSS baselines score COCO's classes with COCO's class embeddings
+        word = isinstance(model, SegmentationModel) and model.requires_class_ids
+        if word:  # L-ZSSS baselines score COCO's classes with COCO's class embeddings
             pascal_table = model.class_embeddings.clone()
             model.set_class_embeddings(
                 class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
             )
         try:
             for j in coco_folds:
-                res = evaluate(
-                    model,
-                    Coco20i(coco_root, j, "val", class_split=class_split, **kw),
-                    batch_size=batch_size,
-                    device=device,
-                )
-                row["coco"][j] = res["miou"]
+                ds = Coco20i(coco_root, j, "val", class_split=class_split, **kw)
+                row["coco"][j] = evaluate(model, ds, desc=f"COCO-20^{j}", **ev)["miou"]
         finally:
-            if conditioned:
+            if word:
                 model.set_class_embeddings(pascal_table)
         row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"])
     return row
 
 
-def format_table(rows: Sequence[dict[str, Any]], coco_folds: Sequence[int] = (0, 1, 2, 3)) -> str:
-    """Markdown table in the layout of the paper's Table 1 (values in percent)."""
+def format_table(
+    rows: Sequence[dict[str, Any]], coco_folds: Sequence[int] = (0, 1, 2, 3), coco: bool = True
+) -> str:
+    """Markdown table in the layout of the paper's Table 1 (values in percent).
+
+    ``coco=False`` leaves out the COCO-20i columns (PASCAL-5i only, Table 2's layout).
+    """
 
     def pct(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
-    head = (
-        ["model", "trained", "PASCAL-5i mIoU", "FB-IoU"]
-        + [f"COCO-20^{j}" for j in coco_folds]
-        + ["COCO mIoU"]
-    )
+    head = ["model", "trained", "PASCAL-5i mIoU", "FB-IoU"]
+    if coco:
+        head += [f"COCO-20^{j}" for j in coco_folds] + ["COCO mIoU"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        coco = r.get("coco", {})
         cells = [
             r["name"],
             r.get("trained", ""),
             pct(r.get("pascal_miou")),
             pct(r.get("pascal_fbiou")),
         ]
-        cells += [pct(coco.get(j)) for j in coco_folds] + [pct(r.get("coco_miou"))]
+        if coco:
+            folds = r.get("coco", {})
+            cells += [pct(folds.get(j)) for j in coco_folds] + [pct(r.get("coco_miou"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _toy_row(model, name, trained, roots, fold, eval_kw, coco_episodes) -> dict[str, Any]:
-    row = evaluate_pascal2coco(model, roots["pascal"], None, fold, **eval_kw)
-    coco = evaluate_pascal2coco(
-        model, None, roots["coco"], fold, **{**eval_kw, "n_episodes": coco_episodes}
-    )
-    return {
-        "name": name,
-        "trained": trained,
-        **row,
-        "coco": coco["coco"],
-        "coco_miou": coco["coco_miou"],
-    }
+#: Settings of the toy demo that differ from :class:`TrainConfig`'s paper defaults: a short
+#: schedule (``epochs x max_steps_per_epoch`` SGD steps) that fits minutes on two CPU cores.
+#: ``exclude_unseen`` drops training images that show an unseen class: a toy image's second
+#: object is often of an unseen class, and training it as background teaches the model to ignore
+#: exactly the objects it is tested on.
+TOY_PRESET: dict[str, Any] = {
+    "epochs": 4,
+    "max_steps_per_epoch": 40,
+    "batch_size": 8,
+    "lr": 0.02,
+    "crop_size": 128,
+    "min_pixels": 64,
+    "exclude_unseen": True,
+    "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
+    "out_dir": "runs/toy",
+}
+#: Test settings of the toy demo: episodes per dataset and the few-shot evaluation's shots.
+TOY_EVAL: dict[str, Any] = {"n_episodes": 120, "shots": (1, 5)}
+TOY_MODELS = (
+    "sm_vcenet_efficientnet_lite0",
+    "deeplab_efficientnet_lite0",
+    "sm_vcenet_fewshot_efficientnet_lite0",
+)
 
 
 def toy_demo(
-    out_dir: str | os.PathLike[str] = "runs/toy",
+    config: TrainConfig,
+    models: Sequence[str] = TOY_MODELS,
+    n_episodes: int = TOY_EVAL["n_episodes"],
+    shots: Sequence[int] = TOY_EVAL["shots"],
     toy_root: str | os.PathLike[str] | None = None,
-    models: Sequence[str] = ("sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0"),
-    fold: int = 0,
-    epochs: int = 4,
-    steps_per_epoch: int = 40,
-    batch_size: int = 8,
-    lr: float = 0.02,
-    crop_size: int = 128,
-    n_episodes: int = 300,
-    coco_episodes: int = 200,
-    seed: int = 0,
     pretrained: bool = True,
-    progress: bool = True,
+    backbone_weights: str | None = None,
     resume: bool = False,
-    exclude_unseen: bool = True,
+    overwrite: bool = False,
+    explicit: Collection[str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Build the toy data, train each model, evaluate it and an untrained one; returns the table.
+    """Build the toy data, train each model, evaluate it (and an untrained first model).
 
-    The short schedule (``epochs x steps_per_epoch`` SGD steps of ``batch_size``) keeps the whole
-    demo within minutes on two CPU cores. ``exclude_unseen`` (on here, off by default in
-    :class:`~fewzero.data.Pascal5i`) drops training images that show an unseen class: a toy
-    image's second object is often of an unseen class, and training it as background teaches the
-    model to ignore exactly the objects it is tested on.
+    Every setting comes from ``config`` (the CLI builds it from :data:`TOY_PRESET` and the flags
+    given); each model trains in ``config.out_dir/<model>``. Few-shot models train on
+    ``shots[0]``-shot episodes and are evaluated at every count in ``shots``; zero-shot models
+    train and test without supports. ``n_episodes`` applies to PASCAL-5i and every COCO-20i fold.
+
+    Returns:
+        The Markdown table and its rows (also written to ``results.md`` / ``results.json``).
     """
     start = time.perf_counter()
     toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
     roots = build_toy(toy_root, seed=0, progress=False)
-    out_dir = Path(out_dir)
+    out_dir = Path(config.out_dir)
     rows: list[dict[str, Any]] = []
-    eval_kw = dict(size=crop_size, n_episodes=n_episodes, seed=seed, min_pixels=64)
-    for i, name in enumerate(models):
-        cfg = TrainConfig(
-            model=name,
-            fold=fold,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            crop_size=crop_size,
-            min_pixels=64,
-            seed=seed,
-            max_steps_per_epoch=steps_per_epoch,
-            exclude_unseen=exclude_unseen,
-            out_dir=str(out_dir / name),
-            progress=progress,
+    ev = dict(
+        size=config.crop_size,
+        n_episodes=n_episodes,
+        seed=config.seed,
+        min_pixels=config.min_pixels,
+        batch_size=config.batch_size,
+        device=config.device,
+        progress=config.progress,
+        amp=config.amp,
+    )
+
+    def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
+        label = name if k == 0 else f"{name} ({k}-shot)"
+        res = evaluate_pascal2coco(
+            model, roots["pascal"], roots["coco"], config.fold, shots=k, **ev
         )
-        model, trainer = train_pascal5i(cfg, roots["pascal"], pretrained=pretrained, resume=resume)
+        return {"name": label, "trained": trained, **res}
+
+    for i, name in enumerate(models):
+        probe = create_model(name, backbone=config.backbone, **config.model_kwargs)
+        fewshot = bool(getattr(probe, "requires_support", False))
+        del probe
+        cfg = dataclasses.replace(
+            config,
+            model=name,
+            shots=shots[0] if fewshot else 0,
+            out_dir=str(out_dir / name),
+        )
         if i == 0:
-            torch.manual_seed(seed)
+            torch.manual_seed(config.seed)
+            untrained = build_model(cfg, pretrained=pretrained, backbone_weights=backbone_weights)
+            for k in shots if fewshot else (0,):
+                rows.append(row(untrained.to(config.device), f"{name} (untrained)", "-", k))
+            del untrained
+        model, trainer = train_pascal5i(
+            cfg,
+            roots["pascal"],
+            pretrained=pretrained,
+            backbone_weights=backbone_weights,
+            resume=resume,
+            overwrite=overwrite,
+            explicit=explicit,
+        )
+        for k in shots if fewshot else (0,):
             rows.append(
-                _toy_row(
-                    build_model(cfg, pretrained=pretrained),
-                    f"{name} (untrained)",
-                    "-",
-                    roots,
-                    fold,
-                    eval_kw,
-                    coco_episodes,
-                )
+                {
+                    **row(model, name, f"toy PASCAL-5^{config.fold}", k),
+                    "final_loss": trainer.history[-1]["loss"],
+                }
             )
-        row = _toy_row(model, name, f"toy PASCAL-5^{fold}", roots, fold, eval_kw, coco_episodes)
-        rows.append({**row, "final_loss": trainer.history[-1]["loss"]})
     table = format_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.md").write_text(table + "\n")

@@ -3,6 +3,14 @@
 Determinism: every epoch seeds torch's global generator and the data order from
 ``(seed, epoch)``, so an epoch's samples and augmentations do not depend on what ran before it.
 On the CPU, training two epochs straight and one epoch + ``resume`` give bit-identical weights.
+
+Run folders (``config.out_dir``) are never overwritten by accident: a folder that holds a run is
+refused unless the trainer resumes it (:meth:`Trainer.resume`) or is built with
+``overwrite=True``. Checkpoints are ``checkpoint_epoch<N>.pt`` (the initial weights are epoch 0)
+with ``checkpoint_last.pt`` linked to the newest; the two newest are kept, plus the newest whose
+weights are all finite. A resumed run may change only :data:`SAFE_RESUME_CHANGES` (``lr``,
+``epochs`` and settings that do not touch the numbers); each change is warned about and recorded
+in ``config.json``'s ``resume_changes``.
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +38,16 @@ from ..data.episodes import collate_episodes
 from ..models import load_model_state
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .inputs import episode_inputs
 
-__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "forward_episode"]
+__all__ = ["SAFE_RESUME_CHANGES", "NonFiniteLossError", "TrainConfig", "Trainer"]
 
-# Config entries that must match for a resumed run to continue the same run.
-_RESUME_KEYS = ("model", "backbone", "fold", "seed", "epochs", "batch_size", "lr", "momentum",
-                "weight_decay", "poly_power", "crop_size", "target")  # fmt: skip
+#: Settings a resumed run may change (asked for explicitly); every other one changes the run.
+SAFE_RESUME_CHANGES = frozenset(
+    {"lr", "epochs", "device", "num_workers", "progress", "out_dir", "compile"}
+)
+# Files that make a folder a run folder.
+_RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint_last.pt")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -46,7 +60,9 @@ class TrainConfig:
 
     model: str = "sm_vcenet_resnet50"
     backbone: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
     fold: int = 0
+    shots: int = 0
     epochs: int = 200
     batch_size: int = 4
     lr: float = 0.0025
@@ -59,6 +75,7 @@ class TrainConfig:
     exclude_unseen: bool = False
     amp: str | None = None
     channels_last: bool = False
+    compile: bool = False
     seed: int = 0
     num_workers: int = 0
     max_steps_per_epoch: int | None = None
@@ -67,18 +84,31 @@ class TrainConfig:
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot describe a run, naming the field and the value."""
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr >= 0, ">= 0"),
+            ("momentum", self.momentum >= 0, ">= 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("crop_size", self.crop_size >= 1, ">= 1"),
+            ("min_pixels", self.min_pixels >= 1, ">= 1"),
+            ("shots", self.shots >= 0, ">= 0"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("max_steps_per_epoch", (self.max_steps_per_epoch or 1) >= 1, ">= 1 or None"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {self.amp!r}")
+        if self.target not in ("class", "union"):
+            raise ValueError(f"target must be one of ('class', 'union'), got {self.target!r}")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dictionary (JSON- and ``weights_only``-safe)."""
         return dataclasses.asdict(self)
-
-
-def forward_episode(
-    module: nn.Module, model: nn.Module, images: torch.Tensor, class_ids: torch.Tensor
-) -> torch.Tensor:
-    """Call ``module`` (the model or its DDP wrapper) with the class ids if ``model`` needs them."""
-    if getattr(model, "conditioned", False):
-        return module(images, class_ids.to(images.device))
-    return module(images)
 
 
 def _seed_everything(seed: int, epoch: int) -> int:
@@ -88,19 +118,30 @@ def _seed_everything(seed: int, epoch: int) -> int:
 
 
 class Trainer:
-    """Train a segmentation model on binary episodes.
+    """Train a segmentation model on episodes (zero-shot, or K-shot with ``config.shots``).
 
     Args:
-        model: The model (``forward(images) -> logits (B, 2, H, W)``).
-        train_set: Episode dataset yielding ``image``/``mask`` pairs.
+        model: A :class:`~fewzero.models.SegmentationModel` (the one call contract).
+        train_set: Episode dataset (supports included when ``config.shots > 0``).
         config: Run settings; ``config.out_dir`` receives ``config.json``, ``metrics.jsonl``,
-            ``checkpoint_last.pt`` and ``loss.png``.
+            the checkpoints and ``loss.png``.
+        overwrite: Replace a run already in ``config.out_dir`` (otherwise :meth:`fit` refuses
+            such a folder unless :meth:`resume` loaded it).
+
+    Raises:
+        ValueError: a batch size that does not divide over the processes or exceeds the data.
     """
 
-    def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig) -> None:
-        if config.amp not in (None, "bf16", "fp16"):
-            raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {config.amp!r}")
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        config: TrainConfig,
+        *,
+        overwrite: bool = False,
+    ) -> None:
         self.config = config
+        self.overwrite = overwrite
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
         if config.channels_last:
@@ -119,20 +160,30 @@ class Trainer:
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
         self.steps_per_epoch = self._steps_per_epoch()
-        self.total_steps = max(1, self.steps_per_epoch * config.epochs)
-        power = config.poly_power
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: max(0.0, 1 - step / self.total_steps) ** power
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._poly)
         self.ddp: nn.Module = self.model
         if self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        self.forward: nn.Module = self.ddp
+        if config.compile:
+            self.forward = compile_model(self.ddp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        self.resume_changes: list[dict[str, Any]] = []
+        self._resumed = False
+        self._finite: dict[int, bool] = {}
+
+    def _poly(self, step: int) -> float:
+        """Poly decay factor at ``step`` of ``epochs * steps_per_epoch`` (read live).
+
+        Reading the config at every step lets a resumed run extend ``epochs``.
+        """
+        total = max(1, self.steps_per_epoch * self.config.epochs)
+        return max(0.0, 1 - step / total) ** self.config.poly_power
 
     # ----------------------------------------------------------------- data
     def _sampler(self, epoch: int) -> DistributedSampler:
@@ -179,12 +230,17 @@ class Trainer:
     # ----------------------------------------------------------------- checkpoints
     @property
     def checkpoint_path(self) -> Path:
-        """Path of the latest checkpoint."""
+        """Path of the latest checkpoint (a link to the newest ``checkpoint_epoch<N>.pt``)."""
         return self.out_dir / "checkpoint_last.pt"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """Path of the checkpoint written after ``epoch`` epochs (0: the initial weights)."""
+        return self.out_dir / f"checkpoint_epoch{epoch:04d}.pt"
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly."""
         return {
+            "format": "fewzero-train-v2",
             "model": self.model.state_dict(),
             "model_config": dict(getattr(self.model, "config", {})),
             "optimizer": self.optimizer.state_dict(),
@@ -195,32 +251,148 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
             "config": self.config.to_dict(),
             "history": self.history,
+            "resume_changes": self.resume_changes,
+            "finite": all(bool(torch.isfinite(p).all()) for p in self.model.parameters()),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a run; refuses a checkpoint of another architecture or run config."""
-        saved = state.get("config", {})
-        diff = [k for k in _RESUME_KEYS if k in saved and saved[k] != getattr(self.config, k)]
-        if diff:
+        """Restore a run.
+
+        The saved run config must equal this trainer's, except for :data:`SAFE_RESUME_CHANGES`:
+        those are applied (the learning rate and the poly schedule follow the new values), warned
+        about and recorded.
+
+        Raises:
+            ValueError: naming every other changed setting, or a model that does not match.
+        """
+        saved = dict(state.get("config", {}))
+        own = self.config.to_dict()
+        changed = {k: (saved[k], own[k]) for k in own if k in saved and saved[k] != own[k]}
+        refused = {k: v for k, v in changed.items() if k not in SAFE_RESUME_CHANGES}
+        if refused:
             details = ", ".join(
-                f"{k}: run {getattr(self.config, k)!r} vs checkpoint {saved[k]!r}" for k in diff
+                f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in refused.items()
             )
-            raise ValueError(f"checkpoint belongs to another run config ({details})")
+            raise ValueError(
+                f"checkpoint belongs to another run config ({details}); a resumed run may change "
+                f"only {sorted(SAFE_RESUME_CHANGES)}: start a new run in another out_dir"
+            )
         load_model_state(self.model, state["model"], state.get("model_config"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state.get("history", []))
+        self.resume_changes = list(state.get("resume_changes", []))
         torch.set_rng_state(state["rng"]["torch"])
+        # The learning rate follows the config (a changed lr or a longer schedule).
+        self.scheduler.base_lrs = [self.config.lr for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.config.lr
+            group["lr"] = self.config.lr * self._poly(self.step)
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # type: ignore[attr-defined]
+        notable = {k: v for k, v in changed.items() if k not in ("progress", "out_dir")}
+        if notable:
+            record = {
+                "epoch": self.epoch,
+                **{k: {"from": a, "to": b} for k, (a, b) in notable.items()},
+            }
+            self.resume_changes.append(record)
+            if distributed.is_main_process():
+                warnings.warn(
+                    "resuming with changed settings: "
+                    + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in notable.items()),
+                    stacklevel=2,
+                )
 
     def resume(self, path: str | os.PathLike[str] | None = None) -> bool:
-        """Load ``path`` (default: the run's last checkpoint) if it exists; returns whether it did."""
+        """Load ``path`` (default: the run's last checkpoint) if it exists; returns whether it did.
+
+        ``metrics.jsonl`` is cut back to the resumed epoch, so a run killed after writing its
+        metrics but before its checkpoint does not repeat an epoch there.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if not path.is_file():
             return False
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        self._resumed = True
+        if distributed.is_main_process():
+            self._remove_stale_temp_files()
+            metrics = self.out_dir / "metrics.jsonl"
+            if metrics.is_file():
+                lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+                keep = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= self.epoch]
+                metrics.write_text("".join(ln + "\n" for ln in keep))
         return True
+
+    def _remove_stale_temp_files(self) -> None:
+        for tmp in self.out_dir.glob(".checkpoint_*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+    def _claim_run_dir(self) -> None:
+        """Refuse (or, with ``overwrite``, clear) a folder that already holds a run."""
+        found = [f for f in _RUN_FILES if (self.out_dir / f).exists()]
+        found += [p.name for p in self.out_dir.glob("checkpoint_epoch*.pt")]
+        if not found:
+            return
+        if not self.overwrite:
+            raise FileExistsError(
+                f"out_dir {str(self.out_dir)!r} already holds a run ({', '.join(sorted(found)[:4])}); "
+                "resume it (--resume / Trainer.resume()) or replace it (--overwrite / "
+                "Trainer(..., overwrite=True)), or choose another folder"
+            )
+        for name in ("config.json", "metrics.jsonl", "loss.png", "checkpoint_last.pt"):
+            (self.out_dir / name).unlink(missing_ok=True)
+        for p in self.out_dir.glob("checkpoint_epoch*.pt"):
+            p.unlink()
+        self._remove_stale_temp_files()
+
+    def _save(self) -> None:
+        """Write this epoch's checkpoint, point ``checkpoint_last.pt`` at it, prune old ones."""
+        state = self.state_dict()
+        path = self.epoch_checkpoint(self.epoch)
+        save_checkpoint(state, path)
+        tmp = self.out_dir / f".checkpoint_last.pt.tmp-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links on this filesystem
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, self.checkpoint_path)
+        self._finite[self.epoch] = bool(state["finite"])
+        self._prune()
+
+    def _prune(self) -> None:
+        epochs = sorted(
+            int(p.stem.removeprefix("checkpoint_epoch"))
+            for p in self.out_dir.glob("checkpoint_epoch*.pt")
+        )
+        keep = set(epochs[-2:])
+        finite = [e for e in epochs if self._finite.get(e, self._read_finite(e))]
+        if finite:
+            keep.add(finite[-1])
+        for e in epochs:
+            if e not in keep:
+                self.epoch_checkpoint(e).unlink(missing_ok=True)
+
+    def _read_finite(self, epoch: int) -> bool:
+        state = load_checkpoint(self.epoch_checkpoint(epoch))
+        self._finite[epoch] = bool(state.get("finite", True))
+        return self._finite[epoch]
+
+    def last_good_checkpoint(self) -> Path | None:
+        """The newest checkpoint whose weights are all finite (``None`` if there is none)."""
+        epochs = sorted(
+            (
+                int(p.stem.removeprefix("checkpoint_epoch"))
+                for p in self.out_dir.glob("checkpoint_epoch*.pt")
+            ),
+            reverse=True,
+        )
+        for e in epochs:
+            if self._finite.get(e, None) is True or self._read_finite(e):
+                return self.epoch_checkpoint(e)
+        return None
 
     # ----------------------------------------------------------------- training
     def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -233,9 +405,21 @@ class Trainer:
 
     def _write_json(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(
-            json.dumps(self.config.to_dict(), indent=2, default=str)
-        )
+        payload = {**self.config.to_dict(), "resume_changes": self.resume_changes}
+        (self.out_dir / "config.json").write_text(json.dumps(payload, indent=2, default=str))
+
+    def _call(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        try:
+            return self.forward(**inputs, return_losses=True)
+        except Exception as err:
+            if self.forward is self.ddp:
+                raise
+            warnings.warn(
+                f"torch.compile failed ({type(err).__name__}: {err}); training runs eagerly",
+                stacklevel=2,
+            )
+            self.forward = self.ddp
+            return self.forward(**inputs, return_losses=True)
 
     def fit(self, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Train from ``self.epoch`` to ``config.epochs``; returns the per-epoch history.
@@ -243,12 +427,22 @@ class Trainer:
         Args:
             stop_after: Stop once this many epochs are done (as if the run were interrupted
                 there; ``resume`` continues it).
+
+        Raises:
+            FileExistsError: ``out_dir`` holds a run that was neither resumed nor overwritten.
+            NonFiniteLossError: the loss became NaN/Inf; the message names the newest
+                checkpoint with finite weights.
         """
         cfg = self.config
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
         main = distributed.is_main_process()
         if main:
+            if not self._resumed:
+                self._claim_run_dir()
+                self._resumed = True  # later fit() calls continue this run
             self._write_json()
+            if self.epoch == 0 and not self.epoch_checkpoint(0).is_file():
+                self._save()  # the initial weights: a restart point if the first epoch diverges
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
         while self.epoch < last:
             self.model.train()
@@ -263,22 +457,25 @@ class Trainer:
             for i, batch in enumerate(loader):
                 if i >= self.steps_per_epoch:
                     break
-                images = batch["image"].to(self.device)
-                if cfg.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
+                inputs = episode_inputs(batch, self.device, cfg.channels_last)
                 mask = batch["mask"].to(self.device)
                 with torch.autocast(
                     self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None
                 ):
-                    logits = forward_episode(self.ddp, self.model, images, batch["class_id"])
+                    logits, aux = self._call(inputs)
                 loss = self._loss(logits, mask)
-                aux = getattr(self.model, "auxiliary_loss", None)
-                if aux is not None:
-                    loss = loss + aux.float()
+                for value in aux.values():
+                    loss = loss + value.float()
                 if not torch.isfinite(loss):
+                    good = self.last_good_checkpoint() if main else None
+                    where = (
+                        f"the newest checkpoint with finite weights is {str(good)!r}"
+                        if good is not None
+                        else "no checkpoint with finite weights exists"
+                    )
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); "
-                        f"the last good checkpoint is {str(self.checkpoint_path)!r}"
+                        f"{where}: resume from it with a lower lr (--resume --lr ...)"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -286,7 +483,7 @@ class Trainer:
                 self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
-                seen += images.shape[0] * self.world
+                seen += inputs["images"].shape[0] * self.world
                 losses.append(loss.item())
                 bar.set_postfix(
                     loss=f"{losses[-1]:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}"
@@ -305,9 +502,9 @@ class Trainer:
             }
             self.history.append(record)
             if main:
+                self._save()
                 with open(self.out_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
-                save_checkpoint(self.state_dict(), self.checkpoint_path)
                 self.plot()
         return self.history
 
@@ -331,3 +528,15 @@ class Trainer:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+def compile_model(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)``, or ``module`` with a warning where compile is unavailable.
+
+    Failures at the first compiled call are caught by the trainer, which then runs eagerly.
+    """
+    try:
+        return torch.compile(module)  # type: ignore[return-value]
+    except Exception as err:  # e.g. no C++ compiler, unsupported platform or Python
+        warnings.warn(f"torch.compile is unavailable ({err}); running eagerly", stacklevel=2)
+        return module

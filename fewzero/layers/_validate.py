@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 __all__ = [
+    "as_int_tuple",
     "check_positive_int",
     "check_choice",
     "check_feature_map",
@@ -58,3 +59,20 @@ def check_feature_map(x: torch.Tensor, channels: int | None = None, name: str = 
             f"{name} must have {channels} channels (dim 1), got {x.shape[1]} "
             f"(shape {tuple(x.shape)})"
         )
+
+
+def as_int_tuple(name: str, value: object) -> tuple[int, ...]:
+    """Return ``value`` as a non-empty tuple of positive ints; a single int becomes ``(value,)``.
+
+    Raises:
+        ValueError: naming ``name`` for an empty sequence, a non-int or a value below 1.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}")
+    if len(value) == 0:
+        raise ValueError(f"{name} must hold at least one value, got {value!r}")
+    for v in value:
+        check_positive_int(name, v)
+    return tuple(value)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._validate import check_feature_map, check_positive_int
+from ._validate import as_int_tuple, check_feature_map, check_positive_int
 from .conv_norm_act import ConvNormAct
 
 __all__ = ["ASPP"]
@@ -45,7 +45,7 @@ class ASPP(nn.Module):
         self,
         in_channels: int,
         out_channels: int = 256,
-        rates: Sequence[int] = (6, 12, 18),
+        rates: Sequence[int] | int = (6, 12, 18),
         image_pooling: bool = True,
         norm_layer: Callable[..., nn.Module] | None = None,
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
@@ -54,14 +54,14 @@ class ASPP(nn.Module):
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        self.rates = tuple(rates)
-        for r in self.rates:
-            check_positive_int("rates", r)
+        self.rates = as_int_tuple("rates", rates)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         kw = dict(norm_layer=norm_layer, act_layer=act_layer)
         branches = [ConvNormAct(in_channels, out_channels, 1, **kw)]
-        branches += [ConvNormAct(in_channels, out_channels, 3, dilation=r, **kw) for r in rates]
+        branches += [
+            ConvNormAct(in_channels, out_channels, 3, dilation=r, **kw) for r in self.rates
+        ]
         self.branches = nn.ModuleList(branches)
         self.pool = ConvNormAct(in_channels, out_channels, 1, **kw) if image_pooling else None
         n = len(branches) + (1 if image_pooling else 0)

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_choice, check_feature_map, check_positive_int, is_exporting
+from ._validate import (
+    as_int_tuple,
+    check_choice,
+    check_feature_map,
+    check_positive_int,
+    is_exporting,
+)
 from .conv_norm_act import make_act
 
 __all__ = ["PyramidPoolingAttention", "adaptive_avg_pool2d_matmul"]
@@ -72,7 +78,7 @@ class PyramidPoolingAttention(nn.Module):
 
     Args:
         in_channels: Channels ``C`` of the input.
-        bins: Pooling grid sizes (the paper's pooling ratios 1, 2, 3, 6).
+        bins: Pooling grid sizes (the paper's pooling ratios 1, 2, 3, 6); an int is one bin.
         project_channels: If given, apply a 1x1 convolution from ``(len(bins) + 1) * C`` to this
             many channels, followed by ``act_layer``.
         act_layer: Activation after the projection (ignored without projection).
@@ -97,7 +103,7 @@ class PyramidPoolingAttention(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        bins: Sequence[int] = (1, 2, 3, 6),
+        bins: Sequence[int] | int = (1, 2, 3, 6),
         project_channels: int | None = None,
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
         pooled_projection: bool = True,
@@ -106,11 +112,7 @@ class PyramidPoolingAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
-        bins = tuple(bins)
-        if len(bins) == 0:
-            raise ValueError("bins must hold at least one bin size, got ()")
-        for b in bins:
-            check_positive_int("bins", b)
+        bins = as_int_tuple("bins", bins)
         self.bins = bins
         self.pool_impl = check_choice("pool_impl", pool_impl, ("auto", "adaptive", "matmul"))
         self.align_corners = align_corners

@@ -5,6 +5,12 @@
 * mIoU = mean of the per-class IoU over the classes that occur in the evaluated episodes;
 * FB-IoU = mean of the background IoU and the foreground IoU, each accumulated over all episodes.
 
+Convention for an empty class: a class whose accumulated union is zero (no foreground in any of
+its targets and none predicted) scores IoU 1.0 — the prediction is exactly right. HSNet's
+evaluator scores such a class 0. With the datasets here it cannot occur (every episode's class
+covers at least ``min_pixels`` >= 1 pixels of its target), so the two conventions agree on every
+benchmark number.
+
 Pixels labelled ``ignore_index`` (255) are excluded. Values are fractions in [0, 1].
 """
 
@@ -98,9 +104,15 @@ class IoUMeter:
         """Sum the accumulators over all processes (no-op outside ``torch.distributed``)."""
         if not (dist.is_available() and dist.is_initialized()):
             return
+        nccl = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
         for name in ("intersection", "union", "episodes", "fb_intersection", "fb_union"):
             t = getattr(self, name)
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            if nccl:
+                moved = t.cuda()
+                dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+                t.copy_(moved.cpu())
+            else:
+                dist.all_reduce(t, op=dist.ReduceOp.SUM)
 
     def compute(self) -> dict[str, object]:
         """Return ``{"miou", "fbiou", "per_class": {id: iou}, "episodes": n}``.

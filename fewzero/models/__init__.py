@@ -11,11 +11,11 @@ from ._registry import (
     is_model,
     list_architectures,
     list_models,
-    needs_class_embeddings,
     register_model,
 )
 from .backbone import Backbone
-from .checkpoint import load_model_state
+from .base import SegmentationModel
+from .checkpoint import load_model_state, model_from_state
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -25,6 +25,7 @@ from .lzsss import (
     zsvm_resnet50,
 )
 from .sm_vcenet import (
+    CLASS_SOURCES,
     VARIANTS,
     SMVCENet,
     deeplab_efficientnet_lite0,
@@ -34,6 +35,9 @@ from .sm_vcenet import (
     m_vcenet_resnet50,
     m_vcenet_resnet101,
     sm_vcenet_efficientnet_lite0,
+    sm_vcenet_fewshot_efficientnet_lite0,
+    sm_vcenet_fewshot_resnet50,
+    sm_vcenet_fewshot_resnet101,
     sm_vcenet_resnet50,
     sm_vcenet_resnet101,
     vcenet_efficientnet_lite0,
@@ -43,9 +47,11 @@ from .sm_vcenet import (
 from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
 
 __all__ = [
+    "CLASS_SOURCES",
     "VARIANTS",
     "Backbone",
     "SMVCENet",
+    "SegmentationModel",
     "SPNet",
     "ZSVM",
     "create_model",
@@ -57,13 +63,16 @@ __all__ = [
     "list_architectures",
     "list_models",
     "load_model_state",
+    "model_from_state",
     "m_vcenet_efficientnet_lite0",
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",
-    "needs_class_embeddings",
     "read_state_dict",
     "register_model",
     "sm_vcenet_efficientnet_lite0",
+    "sm_vcenet_fewshot_efficientnet_lite0",
+    "sm_vcenet_fewshot_resnet101",
+    "sm_vcenet_fewshot_resnet50",
     "sm_vcenet_resnet101",
     "sm_vcenet_resnet50",
     "spnet_efficientnet_lite0",

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from torch import nn
 
 __all__ = [
+    "architecture_class",
+    "check_not_fixed",
     "create_model",
     "is_model",
     "list_architectures",
     "list_models",
-    "needs_class_embeddings",
     "register_model",
 ]
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+_ARCHITECTURE_CLASSES: dict[str, type[nn.Module]] = {}
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -29,9 +31,25 @@ def register_model(fn: F) -> F:
     return fn
 
 
-def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
-    """Register an architecture builder ``builder(backbone=..., **kwargs)`` under ``name``."""
+def register_architecture(
+    name: str, builder: Callable[..., nn.Module], model_class: type[nn.Module]
+) -> None:
+    """Register ``builder(backbone=..., **kwargs)`` under ``name``; it builds ``model_class``."""
     _ARCHITECTURES[name] = builder
+    _ARCHITECTURE_CLASSES[name] = model_class
+
+
+def architecture_class(name: str) -> type[nn.Module]:
+    """The model class that architecture ``name`` builds.
+
+    Raises:
+        ValueError: for an unknown architecture, listing the known ones.
+    """
+    if name not in _ARCHITECTURE_CLASSES:
+        raise ValueError(
+            f"arch must be a registered architecture, got {name!r}; known: {list_architectures()}"
+        )
+    return _ARCHITECTURE_CLASSES[name]
 
 
 def list_models(filter: str = "*") -> list[str]:
@@ -55,12 +73,16 @@ def is_model(name: str) -> bool:
     return name in _ENTRYPOINTS or name in _ARCHITECTURES
 
 
-def needs_class_embeddings(name: str) -> bool:
-    """Whether factory/architecture ``name`` takes a class embedding table (SPNet, ZSVM)."""
-    fn = _ENTRYPOINTS.get(name) or _ARCHITECTURES.get(name)
-    if fn is None:
-        raise ValueError(f"name must be a registered model or architecture, got {name!r}")
-    return bool(getattr(fn, "needs_class_embeddings", False))
+def check_not_fixed(name: str, kwargs: Mapping[str, Any], fixed: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` if ``kwargs`` sets an argument that factory ``name`` fixes."""
+    clash = sorted(set(kwargs) & set(fixed))
+    if clash:
+        given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
+        raise ValueError(
+            f"{name} fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}, got {given}; "
+            "pick the registered name that has the setting you want "
+            "(fewzero.models.list_models(), list_architectures())"
+        )
 
 
 def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: Any) -> nn.Module:

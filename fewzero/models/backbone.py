@@ -44,21 +44,31 @@ def _create_timm_features(
     out_indices: Sequence[int],
     output_stride: int,
     pretrained: bool,
-    pretrained_file: str | os.PathLike[str] | None,
     **kwargs: Any,
 ) -> tuple[nn.Module, bool]:
     """Create a timm ``features_only`` model; returns it and whether ``output_stride`` was dropped."""
-    kw: dict[str, Any] = dict(features_only=True, out_indices=tuple(out_indices), **kwargs)
-    if pretrained_file is not None:
-        kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=os.fspath(pretrained_file)))
-    else:
-        kw.update(pretrained=pretrained)
+    kw: dict[str, Any] = dict(
+        features_only=True, out_indices=tuple(out_indices), pretrained=pretrained, **kwargs
+    )
     try:
         return timm.create_model(name, output_stride=output_stride, **kw), False
     except TypeError as err:
         if "output_stride" not in str(err):
             raise
         return timm.create_model(name, **kw), True
+
+
+def _classifier_keys(name: str) -> set[str] | None:
+    """State-dict keys of timm's full classifier ``name`` (built on the meta device), if known.
+
+    A classifier checkpoint holds these keys; the feature extractor holds a subset. Keys outside
+    this set in a weights file mean the file is for another architecture.
+    """
+    try:
+        with torch.device("meta"):
+            return set(timm.create_model(name, pretrained=False).state_dict())
+    except Exception:  # not a timm name (a custom module): fall back to head prefixes
+        return None
 
 
 class Backbone(nn.Module):
@@ -79,6 +89,9 @@ class Backbone(nn.Module):
         pretrained_file: Local weights instead: a path (``.pth``/``.safetensors``, classifier key
             names, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``) or a state dict.
         frozen: Freeze parameters and keep the module in ``eval()`` (the paper's setting).
+        last_stage: Compute ``F_4``. ``False`` builds and runs the backbone only up to ``F_3``
+            (models without a class branch: DeepLab, SPNet, ZSVM), and ``forward`` returns
+            ``[F_2, F_3]``.
         **timm_kwargs: Passed to ``timm.create_model``.
 
     Attributes:
@@ -101,10 +114,19 @@ class Backbone(nn.Module):
         pretrained: bool = False,
         pretrained_file: StateDictOrPath | None = None,
         frozen: bool = True,
+        last_stage: bool = True,
         **timm_kwargs: Any,
     ) -> None:
         super().__init__()
         self.frozen = frozen
+        self.last_stage_enabled = last_stage
+        levels = 3 if last_stage else 2
+        out_indices = tuple(out_indices)
+        if len(out_indices) != 3:
+            raise ValueError(
+                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
+            )
+        out_indices = out_indices[:levels]
         mean: Sequence[float] = (0.485, 0.456, 0.406)
         std: Sequence[float] = (0.229, 0.224, 0.225)
         if isinstance(backbone, nn.Module):
@@ -124,8 +146,8 @@ class Backbone(nn.Module):
             file_arg = pretrained_file if isinstance(pretrained_file, (str, os.PathLike)) else None
             if file_arg is not None and not os.path.isfile(file_arg):
                 raise FileNotFoundError(f"pretrained_file: no such file {os.fspath(file_arg)!r}")
-            local = pretrained and file_arg is None and backbone in LOCAL_IMAGENET_WEIGHTS
-            use_hub = pretrained and file_arg is None and not local
+            local = pretrained and pretrained_file is None and backbone in LOCAL_IMAGENET_WEIGHTS
+            use_hub = pretrained and pretrained_file is None and not local
             offline = use_hub and not hub_reachable()
             try:
                 with offline_hub() if offline else contextlib.nullcontext():
@@ -134,7 +156,6 @@ class Backbone(nn.Module):
                         out_indices,
                         output_stride,
                         pretrained=use_hub,
-                        pretrained_file=file_arg,
                         **timm_kwargs,
                     )
             except Exception as err:
@@ -148,7 +169,7 @@ class Backbone(nn.Module):
                 ) from err
             if local:
                 self._load_state(LOCAL_IMAGENET_WEIGHTS[backbone](), name=f"{backbone} weights")
-            elif pretrained_file is not None and file_arg is None:
+            elif pretrained_file is not None:
                 self._load_state(pretrained_file)
             cfg = getattr(self.body, "pretrained_cfg", None) or {}
             mean, std = cfg.get("mean", mean), cfg.get("std", std)
@@ -159,9 +180,12 @@ class Backbone(nn.Module):
         else:
             self.channels = list(info.channels())
             self.reductions = list(info.reduction())
-        if len(self.channels) != 3:
+        if isinstance(backbone, nn.Module):  # a custom module returns every level it has
+            self.channels, self.reductions = self.channels[:levels], self.reductions[:levels]
+        if len(self.channels) != levels:
             raise ValueError(
-                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {len(self.channels)}"
+                f"backbone must return {levels} feature levels (F_2, F_3"
+                f"{', F_4' if last_stage else ''}), got {len(self.channels)}"
             )
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
@@ -171,11 +195,14 @@ class Backbone(nn.Module):
             self.body.eval()
 
     def _load_state(self, source: StateDictOrPath, name: str | None = None) -> None:
+        """Load backbone weights strictly; only keys of the full classifier outside it may remain."""
         if isinstance(source, Mapping):
-            load_backbone_state_dict(self.body, source, source=name or "state dict")
+            sd, label = dict(source), name or "state dict"
         else:
-            sd = read_state_dict(source)
-            load_backbone_state_dict(self.body, sd, source=f"pretrained_file {os.fspath(source)!r}")
+            sd, label = read_state_dict(source), f"pretrained_file {os.fspath(source)!r}"
+        load_backbone_state_dict(
+            self.body, sd, source=label, allowed_extra=_classifier_keys(self.name)
+        )
 
     def _split(self) -> tuple[list[tuple[str, nn.Module]], list[tuple[str, nn.Module]], list[str]]:
         """Split a timm ``FeatureListNet`` body into modules up to ``F_3`` and the last stage.
@@ -243,10 +270,13 @@ class Backbone(nn.Module):
         ]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Return ``[F_2, F_3, F_4]`` on one grid; no gradient flows into a frozen backbone."""
+        """Return ``[F_2, F_3, F_4]`` (``[F_2, F_3]`` without the last stage) on one grid.
+
+        No gradient flows into a frozen backbone.
+        """
         if self.frozen:
             with torch.no_grad():
                 feats = self.body(images)
         else:
             feats = self.body(images)
-        return self.align(list(feats))
+        return self.align(list(feats)[: len(self.channels)])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["load_model_state"]
+from ._registry import architecture_class, create_model
+
+__all__ = ["load_model_state", "model_from_state"]
 
 
 def load_model_state(
@@ -57,3 +60,32 @@ def load_model_state(
             parts.append(f"shape mismatches ({len(mismatched)}): {mismatched[:6]}")
         raise ValueError("checkpoint does not match the model: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
+
+
+def model_from_state(
+    config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
+) -> nn.Module:
+    """Rebuild a model from its saved ``config`` (with ``arch``) and fill it with ``state_dict``.
+
+    The architecture, backbone and every constructor argument come from ``config``; tensors the
+    constructor needs (SPNet/ZSVM's class table) come from the state dict. No backbone weights
+    are loaded from elsewhere: the state dict holds them.
+
+    Raises:
+        ValueError: for a config without a registered ``arch``, or weights that do not fit.
+
+    Examples:
+        >>> import torch
+        >>> from fewzero.models import SMVCENet, model_from_state
+        >>> model = SMVCENet("resnet18", variant="vcenet", decoder_channels=16)
+        >>> copy = model_from_state(model.config, model.state_dict())
+        >>> type(copy).__name__, copy.config == model.config
+        ('SMVCENet', True)
+    """
+    kwargs = dict(config)
+    arch = kwargs.pop("arch", None)
+    cls = architecture_class(str(arch))
+    extra = cls.state_kwargs(state_dict) if hasattr(cls, "state_kwargs") else {}
+    model = create_model(str(arch), **kwargs, **extra)
+    load_model_state(model, state_dict, config)
+    return model

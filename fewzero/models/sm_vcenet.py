@@ -19,19 +19,21 @@ variant         class branch                   class embedding width
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
-from ..layers._validate import check_choice, is_exporting
-from ._registry import register_architecture, register_model
+from ..heads.prototype import masked_average_pooling, prior_mask
+from ..layers._validate import as_int_tuple, check_choice
+from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
+from .base import SegmentationModel
 
 __all__ = [
+    "CLASS_SOURCES",
     "VARIANTS",
     "SMVCENet",
     "deeplab_efficientnet_lite0",
@@ -41,6 +43,9 @@ __all__ = [
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",
     "sm_vcenet_efficientnet_lite0",
+    "sm_vcenet_fewshot_efficientnet_lite0",
+    "sm_vcenet_fewshot_resnet101",
+    "sm_vcenet_fewshot_resnet50",
     "sm_vcenet_resnet101",
     "sm_vcenet_resnet50",
     "vcenet_efficientnet_lite0",
@@ -57,19 +62,33 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
 }
 
 
-class SMVCENet(nn.Module):
+CLASS_SOURCES = ("query", "support", "both")
+
+
+class SMVCENet(SegmentationModel):
     """SM-VCENet family: frozen backbone, query branch, visual class embedding, CCM.
 
+    Zero-shot (``class_source="query"``, the paper): the class embedding is the class branch's
+    output on the query image itself. Few-shot (``"support"``): the class branch (the same MAM/SAM
+    modules) runs on each support image, its output is averaged over the support mask (masked
+    average pooling) and over the K shots, and the prototype is tiled over the query grid.
+    ``"both"`` feeds the support prototype and the query's own embedding side by side. ``prior``
+    adds PFENet's training-free prior mask as one more CCM input channel.
+
     Shapes:
-        images ``(B, 3, H, W)`` (normalised with ``backbone.mean``/``backbone.std``) -> logits
-        ``(B, num_classes, H, W)`` at input resolution (any ``H, W >= min_input_size``, not only
-        multiples of 8).
+        images ``(B, 3, H, W)`` (normalised with ``encoder.mean``/``encoder.std``), for few-shot
+        also ``support_images (B, K, 3, H', W')`` and ``support_masks (B, K, H', W')`` in
+        ``{0, 1, 255}`` -> logits ``(B, num_classes, H, W)`` at input resolution (any
+        ``H, W >= min_input_size``). ``class_ids`` is accepted and not used: the model is
+        conditioned on images only.
 
     Args:
         backbone: timm model name or a module exposing ``feature_info``.
         variant: ``"sm_vcenet"``, ``"m_vcenet"``, ``"vcenet"`` or ``"deeplab"``.
         pretrained: ImageNet weights for the backbone (see :class:`~fewzero.models.Backbone`).
         pretrained_file: Local backbone weights (path or state dict).
+        class_source: ``"query"`` (zero-shot, default), ``"support"`` (few-shot) or ``"both"``.
+        prior: Add the training-free prior mask (few-shot only).
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
             ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
             1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
@@ -89,6 +108,11 @@ class SMVCENet(nn.Module):
         >>> model = SMVCENet("resnet18", variant="sm_vcenet").eval()
         >>> model(torch.randn(1, 3, 65, 65)).shape
         torch.Size([1, 2, 65, 65])
+        >>> fewshot = SMVCENet("resnet18", class_source="support").eval()
+        >>> masks = torch.zeros(1, 2, 49, 49, dtype=torch.long)
+        >>> masks[..., 10:30, 10:30] = 1
+        >>> fewshot(torch.randn(1, 3, 65, 65), torch.randn(1, 2, 3, 49, 49), masks).shape
+        torch.Size([1, 2, 65, 65])
     """
 
     def __init__(
@@ -98,29 +122,46 @@ class SMVCENet(nn.Module):
         *,
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
+        class_source: str = "query",
+        prior: bool = False,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
-        bins: Sequence[int] = (1, 2, 3, 6),
+        bins: Sequence[int] | int = (1, 2, 3, 6),
         query_channels: int = 256,
         decoder_channels: int = 256,
         decoder_depth: int = 3,
-        aspp_rates: Sequence[int] = (6, 12, 18),
+        aspp_rates: Sequence[int] | int = (6, 12, 18),
         num_classes: int = 2,
         pooled_projection: bool = True,
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.variant = check_choice("variant", variant, tuple(VARIANTS))
+        self.class_source = check_choice("class_source", class_source, CLASS_SOURCES)
         self.class_input = check_choice("class_input", class_input, ("layer4", "concat"))
         has_class, mam, sam = VARIANTS[variant]
+        if class_source != "query" and not has_class:
+            raise ValueError(
+                f"class_source={class_source!r} needs a class branch to embed the supports, got "
+                f"variant={variant!r}; use 'vcenet', 'm_vcenet' or 'sm_vcenet'"
+            )
+        if prior and class_source == "query":
+            raise ValueError(
+                "prior=True compares the query with the support set, got class_source='query'; "
+                "use class_source='support' or 'both'"
+            )
+        self.prior = bool(prior)
+        self.requires_support = self.accepts_support = class_source != "query"
+        bins, aspp_rates = as_int_tuple("bins", bins), as_int_tuple("aspp_rates", aspp_rates)
         self.encoder = Backbone(
             backbone,
             pretrained=pretrained,
             pretrained_file=pretrained_file,
+            last_stage=has_class,  # DeepLab discards F_4: never build or run the last stage
             **dict(backbone_kwargs or {}),
         )
-        c2, c3, c4 = self.encoder.channels
+        c2, c3 = self.encoder.channels[:2]
         self.query = QueryBranch(c2 + c3, query_channels)
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
@@ -132,7 +173,7 @@ class SMVCENet(nn.Module):
                 self.adapter.weight[:, c2:, 0, 0].copy_(torch.eye(c3))
         self.class_branch: VisualClassEmbedding | None = (
             VisualClassEmbedding(
-                c4,
+                self.encoder.channels[2],
                 class_channels,
                 mam=mam,
                 sam=sam,
@@ -143,9 +184,11 @@ class SMVCENet(nn.Module):
             if has_class
             else None
         )
+        width = 0 if self.class_branch is None else self.class_branch.out_channels
+        embed_channels = (2 if class_source == "both" else 1) * width + int(self.prior)
         self.decoder = ClassComparisonModule(
             query_channels,
-            0 if self.class_branch is None else self.class_branch.out_channels,
+            embed_channels,
             channels=decoder_channels,
             depth=decoder_depth,
             aspp_rates=aspp_rates,
@@ -153,8 +196,10 @@ class SMVCENet(nn.Module):
         )
         self.num_classes = num_classes
         self.config: dict[str, Any] = dict(
+            arch=variant,
             backbone=self.encoder.name,
-            variant=variant,
+            class_source=class_source,
+            prior=self.prior,
             class_input=class_input,
             attention=attention,
             class_channels=class_channels,
@@ -164,146 +209,198 @@ class SMVCENet(nn.Module):
             decoder_depth=decoder_depth,
             aspp_rates=list(aspp_rates),
             num_classes=num_classes,
+            pooled_projection=pooled_projection,
         )
 
-    @property
-    def min_input_size(self) -> int:
-        """Smallest accepted input side."""
-        return self.encoder.min_input_size
-
-    def check_input(self, images: torch.Tensor) -> None:
-        """Raise ``ValueError`` for a non-``(B, 3, H, W)`` input or one below the minimum size."""
-        if images.dim() != 4:
-            raise ValueError(
-                f"images must be a 4-D tensor (B, 3, H, W), got {images.dim()}-D with shape "
-                f"{tuple(images.shape)}"
-            )
-        if images.shape[1] != 3:
-            raise ValueError(
-                f"images must be RGB with 3 channels (dim 1), got {images.shape[1]} "
-                f"(shape {tuple(images.shape)})"
-            )
-        h, w = images.shape[-2:]
-        if min(h, w) < self.min_input_size:
-            raise ValueError(
-                f"images must be at least {self.min_input_size}x{self.min_input_size} for backbone "
-                f"{self.encoder.name!r}, got {h}x{w}"
-            )
+    def backbone_features(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return ``F_2``, ``F_3`` (on one grid) and ``I_class`` (``None`` without a class branch)."""
+        if self.adapter is not None:
+            f2, f3 = self.encoder.forward_mid(images)
+            return f2, f3, self.encoder.last_stage(self.adapter(torch.cat([f2, f3], dim=1)))
+        feats = self.encoder(images)
+        return feats[0], feats[1], (feats[2] if self.class_branch is not None else None)
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the query feature ``(B, query_channels, h, w)`` and ``I_class`` (or ``None``)."""
-        if self.adapter is not None:
-            f2, f3 = self.encoder.forward_mid(images)
-            i_class: torch.Tensor | None = self.encoder.last_stage(
-                self.adapter(torch.cat([f2, f3], dim=1))
-            )
-        else:
-            f2, f3, f4 = self.encoder(images)
-            i_class = f4 if self.class_branch is not None else None
+        f2, f3, i_class = self.backbone_features(images)
         return self.query(torch.cat([f2, f3], dim=1)), i_class
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Return logits ``(B, num_classes, H, W)`` at the input's resolution."""
-        if not is_exporting():
-            self.check_input(images)
-        query, i_class = self.features(images)
-        embedding = None
-        if self.class_branch is not None and i_class is not None:
+    def support_prototype(self, i_class: torch.Tensor, support_masks: torch.Tensor) -> torch.Tensor:
+        """Class prototype ``(B, out_channels)`` from the supports' ``I_class`` ``(B * K, C, h', w')``.
+
+        The class branch embeds each support, masked average pooling reduces it to one vector per
+        shot, and the mean over the ``K`` shots is the prototype (independent of the shots' order).
+        """
+        assert self.class_branch is not None
+        b, k = support_masks.shape[:2]
+        embedding = self.class_branch(i_class)
+        protos = masked_average_pooling(embedding, support_masks.flatten(0, 1))
+        return protos.view(b, k, -1).mean(dim=1)
+
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return low-resolution logits ``(B, num_classes, h, w)`` and no auxiliary loss."""
+        b = images.shape[0]
+        support_i = None
+        if support_images is not None:
+            flat = support_images.flatten(0, 1)
+            if flat.shape[-2:] == images.shape[-2:]:  # one backbone pass over query and supports
+                f2, f3, i_all = self.backbone_features(torch.cat([images, flat]))
+                f2, f3 = f2[:b], f3[:b]
+                assert i_all is not None
+                i_class, support_i = i_all[:b], i_all[b:]
+            else:
+                f2, f3, i_class = self.backbone_features(images)
+                support_i = self.backbone_features(flat)[2]
+        else:
+            f2, f3, i_class = self.backbone_features(images)
+        query = self.query(torch.cat([f2, f3], dim=1))
+        size = query.shape[-2:]
+        parts: list[torch.Tensor] = []
+        if support_i is not None and support_masks is not None:
+            proto = self.support_prototype(support_i, support_masks)
+            parts.append(proto[:, :, None, None].expand(-1, -1, size[0], size[1]))
+        if self.class_source in ("query", "both") and self.class_branch is not None:
+            assert i_class is not None
             embedding = self.class_branch(i_class)
-            if embedding.shape[-2:] != query.shape[-2:]:
+            if embedding.shape[-2:] != size:
                 embedding = self.encoder.align([query, embedding])[1]
-        logits = self.decoder(query, embedding)
-        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+            parts.append(embedding)
+        if self.prior and support_i is not None and support_masks is not None:
+            assert i_class is not None
+            prior = prior_mask(
+                i_class.detach(),
+                support_i.detach(),
+                support_masks.flatten(0, 1),
+                support_masks.shape[1],
+            )
+            if prior.shape[-2:] != size:
+                prior = self.encoder.align([query, prior])[1]
+            parts.append(prior)
+        embedding = torch.cat(parts, dim=1) if parts else None
+        return self.decoder(query, embedding), {}
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Return the predicted mask ``(B, H, W)`` (``int64``, 1 = the episode's class)."""
-        return self.forward(images).argmax(dim=1)
+
+def _make_factory(
+    name: str, variant: str, backbone: str, doc: str, **fixed: Any
+) -> Callable[..., SMVCENet]:
+    """A registered factory: ``variant`` (and ``fixed``) are set, everything else is a keyword."""
+    fixed = {"variant": variant, **fixed}
+
+    def factory(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+        check_not_fixed(name, kwargs, fixed)
+        return SMVCENet(kwargs.pop("backbone", backbone), pretrained=pretrained, **fixed, **kwargs)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc + f"\n\nFixed arguments: {fixed}; backbone default {backbone!r}."
+    return register_model(factory)
 
 
-def _build(variant: str, backbone: str | nn.Module, **kwargs: Any) -> SMVCENet:
-    return SMVCENet(backbone=backbone, variant=variant, **kwargs)
+def _make_architecture(variant: str) -> Callable[..., SMVCENet]:
+    def build(backbone: str | nn.Module = "resnet50", **kwargs: Any) -> SMVCENet:
+        check_not_fixed(variant, kwargs, {"variant": variant})
+        return SMVCENet(backbone, variant, **kwargs)
+
+    return build
 
 
 for _variant in VARIANTS:
-    register_architecture(_variant, lambda _v=_variant, **kw: _build(_v, **kw))
+    register_architecture(_variant, _make_architecture(_variant), SMVCENet)
 
+_BACKBONES = {
+    "resnet50": "ResNet50",
+    "resnet101": "ResNet101",
+    "efficientnet_lite0": "EfficientNet-Lite0",
+}
+_DOCS = {
+    "sm_vcenet": "SM-VCENet (MAM + SAM) over a frozen, dilated {}",
+    "m_vcenet": "M-VCENet (MAM only, Table 3) over {}",
+    "vcenet": "VCENet (visual class embedding without MAM/SAM, Table 3) over {}",
+    "deeplab": "DeepLab baseline (no class branch, Tables 1-3) over {}",
+}
 
-@register_model
-def sm_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet50 (the paper's model)."""
-    return _build("sm_vcenet", kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def m_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only) over ResNet50 (Table 3)."""
-    return _build("m_vcenet", kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM) over ResNet50 (Table 3)."""
-    return _build("vcenet", kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def deeplab_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch) over ResNet50 (Tables 1-3)."""
-    return _build("deeplab", kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def sm_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over ResNet101."""
-    return _build("sm_vcenet", kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def m_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet over ResNet101."""
-    return _build("m_vcenet", kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet over ResNet101."""
-    return _build("vcenet", kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def deeplab_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline over ResNet101."""
-    return _build("deeplab", kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
-
-
-@register_model
-def sm_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over EfficientNet-Lite0 (offline ImageNet weights with ``fewzero[weights]``)."""
-    return _build(
-        "sm_vcenet", kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
-    )
-
-
-@register_model
-def m_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet over EfficientNet-Lite0."""
-    return _build(
-        "m_vcenet", kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
-    )
-
-
-@register_model
-def vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet over EfficientNet-Lite0."""
-    return _build(
-        "vcenet", kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
-    )
-
-
-@register_model
-def deeplab_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline over EfficientNet-Lite0."""
-    return _build(
-        "deeplab", kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
-    )
+sm_vcenet_resnet50 = _make_factory(
+    "sm_vcenet_resnet50",
+    "sm_vcenet",
+    "resnet50",
+    "SM-VCENet over a frozen ResNet50 (the paper's model).",
+)
+m_vcenet_resnet50 = _make_factory(
+    "m_vcenet_resnet50", "m_vcenet", "resnet50", _DOCS["m_vcenet"].format("ResNet50.")
+)
+vcenet_resnet50 = _make_factory(
+    "vcenet_resnet50", "vcenet", "resnet50", _DOCS["vcenet"].format("ResNet50.")
+)
+deeplab_resnet50 = _make_factory(
+    "deeplab_resnet50", "deeplab", "resnet50", _DOCS["deeplab"].format("ResNet50.")
+)
+sm_vcenet_resnet101 = _make_factory(
+    "sm_vcenet_resnet101", "sm_vcenet", "resnet101", _DOCS["sm_vcenet"].format("ResNet101.")
+)
+m_vcenet_resnet101 = _make_factory(
+    "m_vcenet_resnet101", "m_vcenet", "resnet101", _DOCS["m_vcenet"].format("ResNet101.")
+)
+vcenet_resnet101 = _make_factory(
+    "vcenet_resnet101", "vcenet", "resnet101", _DOCS["vcenet"].format("ResNet101.")
+)
+deeplab_resnet101 = _make_factory(
+    "deeplab_resnet101", "deeplab", "resnet101", _DOCS["deeplab"].format("ResNet101.")
+)
+sm_vcenet_efficientnet_lite0 = _make_factory(
+    "sm_vcenet_efficientnet_lite0",
+    "sm_vcenet",
+    "efficientnet_lite0",
+    _DOCS["sm_vcenet"].format(
+        "EfficientNet-Lite0 (offline ImageNet weights with fewzero[weights])."
+    ),
+)
+m_vcenet_efficientnet_lite0 = _make_factory(
+    "m_vcenet_efficientnet_lite0",
+    "m_vcenet",
+    "efficientnet_lite0",
+    _DOCS["m_vcenet"].format("EfficientNet-Lite0."),
+)
+vcenet_efficientnet_lite0 = _make_factory(
+    "vcenet_efficientnet_lite0",
+    "vcenet",
+    "efficientnet_lite0",
+    _DOCS["vcenet"].format("EfficientNet-Lite0."),
+)
+deeplab_efficientnet_lite0 = _make_factory(
+    "deeplab_efficientnet_lite0",
+    "deeplab",
+    "efficientnet_lite0",
+    _DOCS["deeplab"].format("EfficientNet-Lite0."),
+)
+_FEWSHOT_DOC = (
+    "Few-shot SM-VCENet over {}: the class embedding is the masked-average prototype of the "
+    "support images' class-branch output (``class_source='support'``)."
+)
+sm_vcenet_fewshot_resnet50 = _make_factory(
+    "sm_vcenet_fewshot_resnet50",
+    "sm_vcenet",
+    "resnet50",
+    _FEWSHOT_DOC.format("ResNet50"),
+    class_source="support",
+)
+sm_vcenet_fewshot_resnet101 = _make_factory(
+    "sm_vcenet_fewshot_resnet101",
+    "sm_vcenet",
+    "resnet101",
+    _FEWSHOT_DOC.format("ResNet101"),
+    class_source="support",
+)
+sm_vcenet_fewshot_efficientnet_lite0 = _make_factory(
+    "sm_vcenet_fewshot_efficientnet_lite0",
+    "sm_vcenet",
+    "efficientnet_lite0",
+    _FEWSHOT_DOC.format("EfficientNet-Lite0"),
+    class_source="support",
+)

@@ -85,28 +85,43 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def load_backbone_state_dict(
-    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "state dict"
-) -> None:
-    """Load a classifier's state dict into a (feature-extractor) backbone.
+_HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.", "conv_head.", "bn2.")
 
-    Keys the backbone does not have (a classification head) are ignored; every backbone key must
-    be present with the right shape.
+
+def load_backbone_state_dict(
+    module: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    source: str = "state dict",
+    allowed_extra: set[str] | None = None,
+) -> None:
+    """Load a classifier's state dict into a (feature-extractor) backbone, strictly.
+
+    Every backbone key must be present with its shape. Keys the backbone lacks are accepted only
+    when they belong to the full classifier (``allowed_extra``: its head and, for a backbone cut
+    before its last stage, that stage); without ``allowed_extra``, only keys under the usual head
+    prefixes (``fc.``, ``classifier.``, ``head.``) are. Anything else means the file is for
+    another architecture, or is not a weights file at all.
 
     Raises:
-        ValueError: naming the missing keys or the keys whose shapes differ.
+        ValueError: naming ``source`` and the missing, unexpected and mismatched keys.
     """
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
+    if allowed_extra is not None:
+        unexpected = [k for k in state_dict if k not in own and k not in allowed_extra]
+    else:
+        unexpected = [k for k in state_dict if k not in own and not k.startswith(_HEAD_PREFIXES)]
     mismatched = [
         f"{k}: expected {tuple(own[k].shape)}, got {tuple(state_dict[k].shape)}"
         for k in own
         if k in state_dict and state_dict[k].shape != own[k].shape
     ]
-    if missing or mismatched:
+    if missing or unexpected or mismatched:
         lines = []
         if missing:
             lines.append(f"missing keys ({len(missing)}): {missing[:8]}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected[:8]}")
         if mismatched:
             lines.append(f"shape mismatches ({len(mismatched)}): {mismatched[:8]}")
         raise ValueError(f"{source} does not fit the backbone: " + "; ".join(lines))

@@ -1,0 +1,203 @@
+"""Command-line plumbing shared by the example scripts: one path from flags to ``TrainConfig``.
+
+Every training flag maps to one :class:`~fewzero.engine.TrainConfig` field (the argparse
+``dest`` is the field's name), in every mode; a preset (the toy demo's) fills only the fields
+whose flag was not given. Values are checked at parse time, so an error names the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .trainer import TrainConfig
+
+__all__ = [
+    "add_run_arguments",
+    "config_from_args",
+    "explicit_dests",
+    "local_device",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_int",
+]
+
+
+def _number(kind: type, low: float, strict: bool) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = _number(int, 0, strict=True)
+nonnegative_int = _number(int, 0, strict=False)
+nonnegative_float = _number(float, 0.0, strict=False)
+
+
+def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
+    """Destinations of the options given on the command line (not filled from defaults)."""
+    saved = {a.dest: a.default for a in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        given = parser.parse_args(argv)
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+    return set(vars(given))
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, toy_preset: Mapping[str, Any] | None = None
+) -> None:
+    """Add the training flags, each with help and (with a preset) its toy value."""
+    preset = dict(toy_preset or {})
+    cfg = TrainConfig()
+    cuda = torch.cuda.is_available()
+
+    def add(flag: str, dest: str, help: str, **kw: Any) -> None:
+        if dest in preset:
+            help += f" (toy: {preset[dest]})"
+        parser.add_argument(flag, dest=dest, help=help, **kw)
+
+    add("--backbone", "backbone", "timm backbone name overriding the model's", default=None)
+    add(
+        "--backbone-weights",
+        "backbone_weights",
+        "local backbone weights (.pth/.safetensors of timm's classifier), loaded strictly",
+        default=None,
+    )
+    add("--no-pretrained", "no_pretrained", "random backbone (tests only)", action="store_true")
+    add("--fold", "fold", "PASCAL-5i fold (0-3)", type=int, choices=range(4), default=cfg.fold)
+    add("--epochs", "epochs", "training epochs", type=positive_int, default=cfg.epochs)
+    add(
+        "--steps-per-epoch",
+        "max_steps_per_epoch",
+        "cap on SGD steps per epoch (none: every pair once)",
+        type=positive_int,
+        default=cfg.max_steps_per_epoch,
+    )
+    add(
+        "--batch-size", "batch_size", "global batch size", type=positive_int, default=cfg.batch_size
+    )
+    add("--lr", "lr", "SGD learning rate", type=nonnegative_float, default=cfg.lr)
+    add("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=cfg.momentum)
+    add(
+        "--weight-decay",
+        "weight_decay",
+        "SGD weight decay",
+        type=nonnegative_float,
+        default=cfg.weight_decay,
+    )
+    add(
+        "--poly-power",
+        "poly_power",
+        "poly decay power",
+        type=nonnegative_float,
+        default=cfg.poly_power,
+    )
+    add(
+        "--crop-size",
+        "crop_size",
+        "training crop and test size",
+        type=positive_int,
+        default=cfg.crop_size,
+    )
+    add(
+        "--min-pixels",
+        "min_pixels",
+        "pixels a class must cover for a pair (train, test and supports)",
+        type=positive_int,
+        default=cfg.min_pixels,
+    )
+    add("--target", "target", "foreground: the episode's class or every seen class",
+        choices=["class", "union"], default=cfg.target)  # fmt: skip
+    add(
+        "--exclude-unseen",
+        "exclude_unseen",
+        "drop training images that show an unseen class",
+        action=argparse.BooleanOptionalAction,
+        default=cfg.exclude_unseen,
+    )
+    add(
+        "--amp",
+        "amp",
+        "autocast dtype (none: fp32); bf16 by default on CUDA",
+        choices=["none", "bf16", "fp16"],
+        default="bf16" if cuda else "none",
+    )
+    add(
+        "--channels-last",
+        "channels_last",
+        "channels_last memory format; on by default on CUDA",
+        action=argparse.BooleanOptionalAction,
+        default=cuda,
+    )
+    add("--compile", "compile", "torch.compile the model (eager fallback with a warning)",
+        action=argparse.BooleanOptionalAction, default=cfg.compile)  # fmt: skip
+    add(
+        "--seed",
+        "seed",
+        "seed of data order, augmentation and test episodes",
+        type=int,
+        default=cfg.seed,
+    )
+    add("--workers", "num_workers", "DataLoader workers", type=nonnegative_int, default=2)
+    add("--device", "device", "torch device", default="cuda" if cuda else "cpu")
+    add("--out", "out_dir", "run folder (default: runs/<model>_fold<fold>)", default=None)
+    add(
+        "--resume",
+        "resume",
+        "continue the run in --out from its last checkpoint",
+        action="store_true",
+    )
+    add("--overwrite", "overwrite", "replace the run in --out", action="store_true")
+    add("--quiet", "quiet", "no progress bars", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace, model: str, shots: int) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed arguments (every field from its flag)."""
+    return TrainConfig(
+        model=model,
+        backbone=args.backbone,
+        fold=args.fold,
+        shots=shots,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        poly_power=args.poly_power,
+        crop_size=args.crop_size,
+        min_pixels=args.min_pixels,
+        target=args.target,
+        exclude_unseen=args.exclude_unseen,
+        amp=None if args.amp == "none" else args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        out_dir=args.out_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+
+
+def local_device(device: str) -> str:
+    """``cuda`` becomes ``cuda:<LOCAL_RANK>`` under ``torchrun``."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device

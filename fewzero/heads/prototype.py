@@ -1,0 +1,81 @@
+"""Support-image class embeddings for few-shot segmentation: prototypes and the prior mask.
+
+* :func:`masked_average_pooling` — PANet / CANet (Wang et al., ICCV 2019; Zhang et al., CVPR
+  2019): the class prototype is the mean of a support feature map over the support mask, with the
+  mask resized to the feature grid by area (each feature cell weighted by the fraction of its
+  pixels that are foreground; ignore pixels count as neither class).
+* :func:`prior_mask` — PFENet (Tian et al., TPAMI 2020): a training-free prior, the cosine
+  similarity of each query position with its best-matching masked support position, min-max
+  normalised per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["foreground_weights", "masked_average_pooling", "prior_mask"]
+
+
+def foreground_weights(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area fraction of foreground (``== 1``) pixels in each cell of a ``size`` grid.
+
+    Args:
+        masks: ``(N, H, W)`` in ``{0, 1, 255}``.
+        size: Feature grid ``(h, w)``.
+
+    Returns:
+        ``(N, 1, h, w)`` weights in ``[0, 1]`` (``adaptive_avg_pool2d`` of the foreground).
+    """
+    fg = (masks == 1).to(torch.float32)[:, None]
+    return F.adaptive_avg_pool2d(fg, size)
+
+
+def masked_average_pooling(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Prototype of each support: the feature mean over its (area-resized) foreground.
+
+    Args:
+        features: ``(N, C, h, w)`` support features.
+        masks: ``(N, H, W)`` support masks in ``{0, 1, 255}`` at any resolution.
+
+    Returns:
+        ``(N, C)`` prototypes (in ``features``' dtype).
+
+    Examples:
+        >>> import torch
+        >>> f = torch.arange(4.0).reshape(1, 1, 2, 2)
+        >>> m = torch.tensor([[[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])
+        >>> masked_average_pooling(f, m)
+        tensor([[0.]])
+    """
+    w = foreground_weights(masks, (features.shape[-2], features.shape[-1]))
+    num = (features.float() * w).sum(dim=(2, 3))
+    den = w.sum(dim=(2, 3)).clamp_min(1e-6)
+    return (num / den).to(features.dtype)
+
+
+@torch.no_grad()
+def prior_mask(
+    query: torch.Tensor, support: torch.Tensor, masks: torch.Tensor, shots: int
+) -> torch.Tensor:
+    """PFENet's training-free prior mask, averaged over the shots.
+
+    Args:
+        query: ``(B, C, h, w)`` query features (frozen high-level features).
+        support: ``(B * K, C, h', w')`` support features.
+        masks: ``(B * K, H', W')`` support masks in ``{0, 1, 255}``.
+        shots: ``K``.
+
+    Returns:
+        ``(B, 1, h, w)`` prior in ``[0, 1]``.
+    """
+    b, c, h, w = query.shape
+    weights = foreground_weights(masks, (support.shape[-2], support.shape[-1]))
+    s = F.normalize((support.float() * (weights > 0)).flatten(2), dim=1)  # (BK, C, n')
+    q = F.normalize(query.float().flatten(2), dim=1)  # (B, C, n)
+    s = s.view(b, shots, c, -1)
+    sim = torch.einsum("bcn,bkcm->bknm", q, s).amax(dim=-1)  # (B, K, n)
+    lo = sim.amin(dim=-1, keepdim=True)
+    hi = sim.amax(dim=-1, keepdim=True)
+    prior = (sim - lo) / (hi - lo).clamp_min(1e-7)
+    return prior.mean(dim=1).view(b, 1, h, w).to(query.dtype)

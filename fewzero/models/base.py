@@ -1,0 +1,241 @@
+"""The one call contract every fewzero model follows (zero-shot, few-shot and word-conditioned).
+
+Every registered model is a :class:`SegmentationModel`::
+
+    logits = model(images, support_images=None, support_masks=None, class_ids=None)
+    logits, losses = model(images, ..., return_losses=True)
+
+* ``images`` ``(B, 3, H, W)``, float, normalised with ``model.encoder.mean``/``std``;
+* ``support_images`` ``(B, K, 3, H', W')`` and ``support_masks`` ``(B, K, H', W')`` in
+  ``{0, 1, 255}``: the K-shot support set of each episode (few-shot models);
+* ``class_ids`` ``(B,)``: the 1-based class id of each episode (word-conditioned models);
+* the result is ``(B, num_classes, H, W)`` logits at the input's resolution.
+
+A model refuses an input it cannot use (a support set given to a zero-shot model) and names an
+input it needs (``support_images`` for a few-shot model, ``class_ids`` for SPNet/ZSVM), so a wrong
+call fails instead of silently ignoring what was passed. Auxiliary training losses (ZSVM's KL
+term) come back with ``return_losses=True`` as a dictionary of scalars that the trainer adds to
+the segmentation loss; the dictionary is empty for models without one.
+
+Every model carries ``config``: JSON-safe constructor arguments plus ``arch`` (the registered
+architecture), from which :func:`~fewzero.models.model_from_state` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers._validate import is_exporting
+
+__all__ = ["SegmentationModel", "check_finite", "check_images"]
+
+Losses = dict[str, torch.Tensor]
+
+
+def check_images(images: torch.Tensor, min_size: int = 1, name: str = "images") -> None:
+    """Raise ``ValueError`` unless ``images`` is a float ``(B, 3, H, W)`` batch of side >= ``min_size``.
+
+    Integer images (``uint8`` straight from a decoder) are refused with a message that says to
+    convert and normalise them: a model fed raw 0..255 values would produce plausible-looking but
+    meaningless output.
+    """
+    if images.dim() != 4:
+        raise ValueError(
+            f"{name} must be a 4-D tensor (B, 3, H, W), got {images.dim()}-D with shape "
+            f"{tuple(images.shape)}"
+        )
+    if images.shape[1] != 3:
+        raise ValueError(
+            f"{name} must be RGB with 3 channels (dim 1), got {images.shape[1]} "
+            f"(shape {tuple(images.shape)})"
+        )
+    if not images.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating-point tensor normalised with the backbone's mean/std, "
+            f"got dtype {images.dtype}; convert with fewzero.predict.Predictor or "
+            "fewzero.data.eval_transform"
+        )
+    h, w = images.shape[-2:]
+    if min(h, w) < min_size:
+        raise ValueError(f"{name} must be at least {min_size}x{min_size}, got {h}x{w}")
+
+
+class SegmentationModel(nn.Module, ABC):
+    """Base class of the fewzero models: validation, upsampling and the call contract.
+
+    Subclasses implement :meth:`forward_features`, returning low-resolution logits and a loss
+    dictionary, and set ``requires_support``, ``accepts_support`` and ``requires_class_ids``.
+
+    Attributes:
+        encoder: The frozen :class:`~fewzero.models.Backbone` (``mean``/``std`` for inputs).
+        config: Constructor arguments with ``arch``; rebuilds the model from a checkpoint.
+        requires_support: The model needs a support set (few-shot).
+        accepts_support: The model can use a support set.
+        requires_class_ids: The model needs the episodes' class ids (SPNet, ZSVM).
+    """
+
+    encoder: nn.Module
+    config: dict[str, Any]
+    requires_support: bool = False
+    accepts_support: bool = False
+    requires_class_ids: bool = False
+
+    @property
+    def min_input_size(self) -> int:
+        """Smallest accepted input side."""
+        return int(self.encoder.min_input_size)
+
+    def check_inputs(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None = None,
+        support_masks: torch.Tensor | None = None,
+        class_ids: torch.Tensor | None = None,
+    ) -> None:
+        """Validate a call; raises ``ValueError`` naming the argument, expected and received value.
+
+        Value checks on masks and class ids read the tensors (one host-device sync); they are
+        skipped under tracing, export and ``torch.compile``.
+        """
+        check_images(images, self.min_input_size)
+        if (support_images is None) != (support_masks is None):
+            given = "support_images" if support_masks is None else "support_masks"
+            missing = "support_masks" if support_masks is None else "support_images"
+            raise ValueError(f"{given} was given without {missing}: pass both or neither")
+        if support_images is None:
+            if self.requires_support:
+                raise ValueError(
+                    f"support_images must be given to the few-shot model {self.config['arch']!r} "
+                    "(class_source="
+                    f"{self.config.get('class_source')!r}): pass support_images (B, K, 3, H', W') "
+                    "and support_masks (B, K, H', W'), or use class_source='query' for zero-shot"
+                )
+        else:
+            if not self.accepts_support:
+                raise ValueError(
+                    f"support_images must be None for the zero-shot model {self.config['arch']!r} "
+                    f"(class_source={self.config.get('class_source', 'query')!r}), got shape "
+                    f"{tuple(support_images.shape)}; build it with class_source='support' or "
+                    "'both' for few-shot episodes"
+                )
+            self._check_support(images, support_images, support_masks)
+        if class_ids is None:
+            if self.requires_class_ids:
+                raise ValueError(
+                    f"class_ids must be given to {self.config['arch']!r} (a (B,) tensor of the "
+                    "episodes' 1-based class ids), got None"
+                )
+        elif tuple(torch.as_tensor(class_ids).shape) != (images.shape[0],):
+            raise ValueError(
+                f"class_ids must have shape ({images.shape[0]},), got "
+                f"{tuple(torch.as_tensor(class_ids).shape)}"
+            )
+
+    def _check_support(
+        self, images: torch.Tensor, support_images: torch.Tensor, support_masks: torch.Tensor
+    ) -> None:
+        b = images.shape[0]
+        if (
+            support_images.dim() != 5
+            or support_images.shape[0] != b
+            or support_images.shape[2] != 3
+        ):
+            raise ValueError(
+                f"support_images must be ({b}, K, 3, H', W'), got {tuple(support_images.shape)}"
+            )
+        if support_images.shape[1] < 1:
+            raise ValueError("support_images must hold at least one shot (K >= 1), got K = 0")
+        expected = (*support_images.shape[:2], *support_images.shape[-2:])
+        if tuple(support_masks.shape) != expected:
+            raise ValueError(
+                f"support_masks must be {expected} (one mask per support image), got "
+                f"{tuple(support_masks.shape)}"
+            )
+        check_images(support_images.flatten(0, 1), self.min_input_size, name="support_images")
+        if is_exporting() or torch.compiler.is_compiling():
+            return
+        m = support_masks
+        bad = ((m != 0) & (m != 1) & (m != 255)).any()
+        empty = ~(m == 1).flatten(2).any(-1)  # (B, K)
+        bad, empty = bad.item(), empty.cpu()
+        if bad:
+            values = torch.unique(m).tolist()
+            raise ValueError(f"support_masks must hold values in {{0, 1, 255}}, got {values}")
+        if empty.any():
+            where = [tuple(i) for i in empty.nonzero().tolist()]
+            raise ValueError(
+                "support_masks must mark at least one foreground (1) pixel per shot; "
+                f"(episode, shot) {where} have none"
+            )
+
+    @abstractmethod
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, Losses]:
+        """Return low-resolution logits ``(B, num_classes, h, w)`` and auxiliary losses."""
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None = None,
+        support_masks: torch.Tensor | None = None,
+        class_ids: torch.Tensor | None = None,
+        *,
+        return_losses: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, Losses]:
+        """Return logits ``(B, num_classes, H, W)`` (and the loss dictionary with ``return_losses``).
+
+        Args:
+            images: Query images ``(B, 3, H, W)``.
+            support_images: Support images ``(B, K, 3, H', W')`` (few-shot models).
+            support_masks: Support masks ``(B, K, H', W')`` in ``{0, 1, 255}``.
+            class_ids: Episode class ids ``(B,)`` (word-conditioned models).
+            return_losses: Also return ``{name: scalar}`` auxiliary losses to add in training.
+        """
+        if not is_exporting():
+            self.check_inputs(images, support_images, support_masks, class_ids)
+        logits, losses = self.forward_features(images, support_images, support_masks, class_ids)
+        logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return (logits, losses) if return_losses else logits
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None = None,
+        support_masks: torch.Tensor | None = None,
+        class_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Return the predicted mask ``(B, H, W)`` (``int64``, 1 = the episode's class).
+
+        Raises:
+            ValueError: for NaN or infinite values in ``images`` or ``support_images`` (a NaN
+                input would otherwise come back as a confident all-background mask).
+        """
+        check_finite(images, "images")
+        if support_images is not None:
+            check_finite(support_images, "support_images")
+        return self(images, support_images, support_masks, class_ids).argmax(dim=1)
+
+    @classmethod
+    def state_kwargs(cls, state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Constructor arguments held in a state dict rather than in ``config`` (none here)."""
+        return {}
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or Inf (skipped under export and compile)."""
+    if is_exporting() or torch.compiler.is_compiling() or not x.is_floating_point():
+        return
+    if not bool(torch.isfinite(x).all()):
+        n = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)})")
