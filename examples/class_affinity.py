@@ -1,6 +1,8 @@
 """Paper Fig. 4: class affinity matrices of vision and language models across domains.
 
-    python examples/class_affinity.py [--toy | --pascal-root P --coco-root C] [--out results/fig4]
+    python examples/class_affinity.py [--pascal-root P --coco-root C] [--out results/fig4]
+
+Without --pascal-root the embedded toy data is used.
 
 Vision: the per-class mean of globally pooled backbone features (eq. 6) for the 20 PASCAL
 categories, on PASCAL and on COCO (the same 20 categories), with each backbone given (by default
@@ -29,10 +31,10 @@ COCO_NAMES = [
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--pascal-root", default=None)
-    p.add_argument("--coco-root", default=None)
+    p.add_argument("--pascal-root", default=None, help="prepared PASCAL folder (none: toy data)")
+    p.add_argument("--coco-root", default=None, help="prepared COCO folder (with --pascal-root)")
     p.add_argument(
         "--backbone",
         action="append",
@@ -45,10 +47,10 @@ def main(argv=None):
     p.add_argument(
         "--word-vectors", default=None, help="GloVe/fastText file for a word-vector matrix"
     )
-    p.add_argument("--no-minilm", action="store_true")
-    p.add_argument("--max-images", type=int, default=50)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--out", type=Path, default=Path("results/fig4"))
+    p.add_argument("--no-minilm", action="store_true", help="skip the MiniLM matrices")
+    p.add_argument("--max-images", type=int, default=50, help="images per class")
+    p.add_argument("--size", type=int, default=224, help="input size of the backbone")
+    p.add_argument("--out", type=Path, default=Path("results/fig4"), help="output folder")
     args = p.parse_args(argv)
     if args.pascal_root is None:
         roots = build_toy(default_toy_root())
@@ -88,13 +90,16 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4))
-    for ax, (title, m) in zip(axes if n > 1 else [axes], matrices.items()):
-        ax.imshow(m.numpy(), vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.9), squeeze=False)
+    names = list(PASCAL_CLASSES)
+    image = None
+    for ax, (title, m) in zip(axes[0], matrices.items()):
+        image = ax.imshow(m.numpy(), vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
     fig.tight_layout()
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="cosine affinity")
     fig.savefig(args.out / "class_affinity.png", dpi=110)
     result = {
         "mean_abs_change_between_domains": shifts,

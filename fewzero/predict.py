@@ -56,7 +56,7 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image array must be (H, W, 3), got shape {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)
     if not isinstance(image, torch.Tensor):
         raise ValueError(
             f"image must be a path, PIL image, numpy array or tensor, got {type(image).__name__}"

@@ -235,8 +235,6 @@ def test_loss_decreases_and_evaluation_runs(toy, tmp_path):
     assert "| sm_vcenet | toy |" in table and "COCO-20^3" in table
 
 
-
-
 @pytest.mark.slow
 def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
     script = tmp_path / "ddp.py"

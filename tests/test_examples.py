@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,12 +92,12 @@ def test_toy_demo_then_runners(env):
         "64",
         env=env,
     )
-    assert (work / "results/pascal5i/pascal2coco.json").is_file()
+    table = (work / "results/pascal5i/pascal5i.md").read_text()
+    assert "COCO" not in table and not (work / "results/pascal5i/pascal2coco.json").exists()
     run(
         "qualitative.py",
         "--checkpoint",
         str(ckpt),
-        "--checkpoint",
         str(ckpt),
         "--n",
         "2",
@@ -105,10 +106,15 @@ def test_toy_demo_then_runners(env):
         "--fold",
         "1",
         "--out",
-        "fig.png",
+        "figs",
         env=env,
     )
-    assert (work / "fig.png").stat().st_size > 5000
+    assert (work / "figs/qualitative.png").stat().st_size > 5000
+    # every checkpoint is opened before any evaluation: a bad second path fails at once
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        run("eval_pascal5i.py", "--checkpoint", str(ckpt), "missing.pt", "--pascal-root",
+            str(toy / "pascal"), env=env)  # fmt: skip
+    assert "checkpoint not found: 'missing.pt'" in err.value.stderr
 
 
 @pytest.mark.slow
@@ -131,11 +137,69 @@ def test_resume_flag_continues_a_run(env):
     ]
     run("train_pascal5i.py", *args, "--epochs", "1", env=env)
     work = Path(env["WORK"])
-    # a second invocation with --resume and a longer schedule is refused: epochs differ
+    metrics = work / "runs/resume/deeplab_efficientnet_lite0/metrics.jsonl"
+    # the same command again would overwrite the run: refused
     with pytest.raises(subprocess.CalledProcessError) as err:
-        run("train_pascal5i.py", *args, "--epochs", "2", "--resume", env=env)
-    assert "another run config (epochs: run 2 vs checkpoint 1)" in err.value.stderr
-    out = run("train_pascal5i.py", *args, "--epochs", "1", "--resume", env=env).stdout
-    assert "resumed from" in out
-    lines = (work / "runs/resume/deeplab_efficientnet_lite0/metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 1  # nothing left to train: the finished run is not repeated
+        run("train_pascal5i.py", *args, "--epochs", "1", env=env)
+    assert "already holds a run" in err.value.stderr
+    # a changed setting that changes the run is refused by name, even with --resume
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        run("train_pascal5i.py", *args, "--min-pixels", "32", "--resume", env=env)
+    assert "another run config (min_pixels: checkpoint 64 vs now 32)" in err.value.stderr
+    # --resume with nothing changed: the finished run is not repeated
+    out = run("train_pascal5i.py", *args, "--resume", env=env).stdout
+    assert "resumed from" in out and len(metrics.read_text().splitlines()) == 1
+    # --resume --epochs 2 extends the run, warns, and records the change
+    res = run("train_pascal5i.py", *args, "--epochs", "2", "--resume", env=env)
+    assert "epochs 1 -> 2" in res.stderr and len(metrics.read_text().splitlines()) == 2
+    saved = json.loads((metrics.parent / "config.json").read_text())
+    assert saved["epochs"] == 2 and saved["resume_changes"][0]["epochs"] == {"from": 1, "to": 2}
+    # --overwrite replaces it
+    run("train_pascal5i.py", *args, "--epochs", "1", "--overwrite", env=env)
+    assert len(metrics.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", "argument --epochs: must be > 0, got 0"),
+        ("--lr", "-1", "argument --lr: must be >= 0.0, got -1"),
+        ("--min-pixels", "0", "argument --min-pixels: must be > 0, got 0"),
+        ("--episodes", "0", "argument --episodes: must be > 0, got 0"),
+    ],
+)
+def test_invalid_flags_are_refused_by_name(env, flag, value, message):
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        run("train_pascal5i.py", flag, value, env=env)
+    assert message in err.value.stderr
+
+
+def test_every_option_has_help_and_default(env):
+    for script in ("train_pascal5i.py", "eval_pascal2coco.py", "eval_pascal5i.py",
+                   "qualitative.py", "class_affinity.py"):  # fmt: skip
+        text = run(script, "--help", env=env).stdout
+        options = re.findall(r"^  (--[a-z-]+)", text, flags=re.M)
+        assert options, script
+        assert "--toy" not in options, script
+        for opt in options:
+            if opt == "--help":
+                continue
+            block = text.split(opt, 1)[1].split("\n  --", 1)[0]
+            assert len(block.split()) > 1, f"{script} {opt} has no help"
+    assert "PASCAL-5i evaluation" in run("eval_pascal5i.py", "--help", env=env).stdout
+
+
+def test_toy_flags_reach_the_config(env):
+    """Every flag reaches TrainConfig in the toy demo (it used to ignore eight of them)."""
+    out = "runs/flags"
+    run("train_pascal5i.py", "--quiet", "--no-pretrained", "--model", "deeplab_efficientnet_lite0",
+        "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop-size", "48",
+        "--episodes", "2", "--momentum", "0.5", "--min-pixels", "50", "--workers", "0",
+        "--backbone", "resnet18", "--device", "cpu", "--amp", "bf16", "--channels-last",
+        "--out", out, env=env)  # fmt: skip
+    saved = json.loads(
+        (Path(env["WORK"]) / out / "deeplab_efficientnet_lite0/config.json").read_text()
+    )
+    expected = dict(momentum=0.5, min_pixels=50, num_workers=0, backbone="resnet18",
+                    device="cpu", amp="bf16", channels_last=True, epochs=1, lr=0.02)  # fmt: skip
+    assert {k: saved[k] for k in expected} == expected

@@ -85,7 +85,9 @@ def test_minilm_embeddings_are_real():
 def test_baseline_shapes_and_gradients(cls):
     table = torch.randn(20, 8)
     model = cls("resnet18", table, **SMALL).train()
-    out, losses = model(torch.randn(2, 3, 40, 48), class_ids=torch.tensor([1, 20]), return_losses=True)
+    out, losses = model(
+        torch.randn(2, 3, 40, 48), class_ids=torch.tensor([1, 20]), return_losses=True
+    )
     assert out.shape == (2, 2, 40, 48)
     assert sorted(losses) == (["kl"] if cls is ZSVM else [])
     loss = out.sum() + sum(losses.values())
@@ -204,7 +206,10 @@ def test_default_table_is_minilm_of_pascal_classes():
 
     model = SPNet("resnet18", **SMALL)
     expected = class_embedding_table("minilm", list(PASCAL_CLASSES))
-    assert torch.equal(model.class_embeddings, expected) and model.config["embedding_source"] == "minilm"
+    assert (
+        torch.equal(model.class_embeddings, expected)
+        and model.config["embedding_source"] == "minilm"
+    )
 
 
 def test_affinity_matrix_properties_and_direct_computation(tmp_path):

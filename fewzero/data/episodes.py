@@ -262,10 +262,20 @@ class EpisodeDataset(Dataset):
                 continue
             kept.append((name, counts))
             pairs += [(name, c) for c in wanted if counts.get(c, 0) >= min_pixels]
+        self.shots = shots
+        self.support_transform = support_transform
+        self.candidates: dict[int, list[str]] = {}
+        if shots:
+            for name, counts in kept:
+                for c, n in counts.items():
+                    if n >= min_pixels:
+                        self.candidates.setdefault(c, []).append(name)
+            # a pair whose class has no other image cannot have a support set
+            pairs = [(n, c) for n, c in pairs if len(self.candidates[c]) >= 2]
         if not pairs:
             raise ValueError(
                 f"no (image, class) pair in {str(list_file)!r} for classes {wanted} with "
-                f"min_pixels={min_pixels}"
+                f"min_pixels={min_pixels}" + (" and another image of the class" if shots else "")
             )
         rng = np.random.default_rng(seed)
         if not train and n_episodes is not None:
@@ -273,26 +283,11 @@ class EpisodeDataset(Dataset):
             order = np.concatenate([rng.permutation(len(pairs)) for _ in range(reps)])[:n_episodes]
             pairs = [pairs[i] for i in order]
         self.pairs = pairs
-        self.shots = shots
-        self.support_transform = support_transform
-        self.candidates: dict[int, list[str]] = {}
         self.supports: list[list[str]] | None = None
-        if shots:
-            for name, counts in kept:
-                for c, n in counts.items():
-                    if n >= min_pixels:
-                        self.candidates.setdefault(c, []).append(name)
-            if not train:
-                self.supports = [
-                    draw_supports(self.candidates[c], name, shots, rng) for name, c in pairs
-                ]
-            else:
-                for name, c in pairs:
-                    if len(self.candidates[c]) < 2:
-                        raise ValueError(
-                            f"class {c} has one image ({name!r}) with min_pixels={min_pixels}: "
-                            "no support image can be drawn for it"
-                        )
+        if shots and not train:
+            self.supports = [
+                draw_supports(self.candidates[c], name, shots, rng) for name, c in pairs
+            ]
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -1,0 +1,235 @@
+"""Few-shot SM-VCENet, the one model contract, K-shot episodes and FSS-1000."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fewzero.data import (
+    FSS1000,
+    PROTOCOLS,
+    Coco20i,
+    Pascal5i,
+    ToyConfig,
+    build_toy,
+    collate_episodes,
+    eval_transform,
+)
+from fewzero.data.io import read_list
+from fewzero.heads.prototype import masked_average_pooling, prior_mask
+from fewzero.models import SMVCENet, create_model, model_from_state
+
+SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
+             class_channels=32)  # fmt: skip
+
+
+def fewshot(**kw):
+    torch.manual_seed(0)
+    return SMVCENet("resnet18", class_source=kw.pop("class_source", "support"), **SMALL, **kw)
+
+
+def supports(b=2, k=3, size=49, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(b, k, 3, size, size, generator=g)
+    masks = torch.zeros(b, k, size, size, dtype=torch.long)
+    for i in range(b):
+        for j in range(k):
+            y, x = torch.randint(0, size - 20, (2,), generator=g).tolist()
+            masks[i, j, y : y + 20, x : x + 20] = 1
+    masks[..., :3, :] = 255
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    cfg = ToyConfig(
+        voc_train=24, sbd_train=24, voc_val=30, coco_train=8, coco_val=60, size=(64, 80)
+    )
+    return build_toy(tmp_path_factory.mktemp("toy"), seed=3, config=cfg)
+
+
+def test_output_does_not_depend_on_shot_order_and_identical_shots_equal_one_shot():
+    model = fewshot(prior=True).eval()
+    q = torch.randn(2, 3, 65, 65)
+    s_img, s_mask = supports()
+    out = model(q, s_img, s_mask)
+    perm = torch.tensor([2, 0, 1])
+    torch.testing.assert_close(model(q, s_img[:, perm], s_mask[:, perm]), out, rtol=1e-5, atol=1e-5)
+    one = model(q, s_img[:, :1], s_mask[:, :1])
+    same = model(q, s_img[:, :1].expand(-1, 4, -1, -1, -1), s_mask[:, :1].expand(-1, 4, -1, -1))
+    torch.testing.assert_close(same, one, rtol=1e-5, atol=1e-5)
+
+
+def test_changing_a_support_mask_changes_the_output():
+    model = fewshot().eval()
+    q = torch.randn(1, 3, 65, 65)
+    s_img, s_mask = supports(b=1, k=1)
+    other = torch.zeros_like(s_mask)
+    other[..., 30:45, 5:25] = 1
+    assert not torch.allclose(model(q, s_img, s_mask), model(q, s_img, other))
+
+
+def test_supports_of_another_size_and_both_sources():
+    q = torch.randn(2, 3, 65, 73)
+    s_img, s_mask = supports(size=57)
+    for source, prior in [("support", False), ("both", True)]:
+        model = fewshot(class_source=source, prior=prior).eval()
+        assert model(q, s_img, s_mask).shape == (2, 2, 65, 73)
+        width = model.class_branch.out_channels * (2 if source == "both" else 1) + int(prior)
+        assert model.decoder.class_channels == width
+
+
+def test_gradients_reach_exactly_the_trainable_parameters():
+    model = fewshot(prior=True).train()
+    s_img, s_mask = supports(size=65)
+    model(torch.randn(2, 3, 65, 65), s_img, s_mask).sum().backward()
+    for name, p in model.named_parameters():
+        if name.startswith("encoder."):
+            assert not p.requires_grad and p.grad is None, name
+        else:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_clear_errors_for_bad_support_sets():
+    model = fewshot().eval()
+    q = torch.randn(1, 3, 65, 65)
+    s_img, s_mask = supports(b=1, k=2)
+    with pytest.raises(ValueError, match="support_images must be given to the few-shot model"):
+        model(q)
+    with pytest.raises(ValueError, match=r"\(episode, shot\) \[\(0, 1\)\] have none"):
+        empty = s_mask.clone()
+        empty[0, 1] = 0
+        model(q, s_img, empty)
+    with pytest.raises(ValueError, match=r"support_masks must hold values in \{0, 1, 255\}"):
+        model(q, s_img, s_mask * 3)
+    with pytest.raises(ValueError, match=r"support_masks must be \(1, 2, 49, 49\)"):
+        model(q, s_img, s_mask[..., 1:])
+    with pytest.raises(ValueError, match="support_images was given without support_masks"):
+        model(q, s_img, None)
+    with pytest.raises(ValueError, match="class_source='support' needs a class branch"):
+        SMVCENet("resnet18", "deeplab", class_source="support")
+    with pytest.raises(ValueError, match="prior=True compares the query with the support set"):
+        SMVCENet("resnet18", prior=True)
+
+
+def test_zero_shot_numbers_are_the_paper_models():
+    """The query-source model is exactly query branch + class branch + CCM on one image."""
+    torch.manual_seed(0)
+    model = SMVCENet("resnet18", **SMALL).eval()
+    x = torch.randn(2, 3, 65, 65)
+    with torch.no_grad():
+        f2, f3, f4 = model.encoder(x)
+        query = model.query(torch.cat([f2, f3], 1))
+        logits = model.decoder(query, model.class_branch(f4))
+        expected = torch.nn.functional.interpolate(logits, size=(65, 65), mode="bilinear")
+    assert torch.equal(model(x), expected)
+
+
+def test_uint8_nan_and_int_arguments():
+    model = create_model("sm_vcenet", backbone="resnet18", bins=6, aspp_rates=3, **{
+        k: v for k, v in SMALL.items() if k != "aspp_rates"})  # fmt: skip
+    assert model.class_branch.compress.bins == (6,) and model.decoder.aspp.rates == (3,)
+    with pytest.raises(ValueError, match="floating-point.*got dtype torch.uint8"):
+        model(torch.zeros(1, 3, 65, 65, dtype=torch.uint8))
+    x = torch.randn(1, 3, 65, 65)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="images must be finite, got 1 NaN/Inf"):
+        model.predict(x)
+    with pytest.raises(ValueError, match="bins must be an int or a sequence of ints"):
+        SMVCENet("resnet18", bins="136")
+    with pytest.raises(
+        ValueError, match=r"sm_vcenet_fewshot_resnet50 fixes class_source='support'"
+    ):
+        create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", class_source="query")
+
+
+def test_fewshot_model_round_trips_through_its_state():
+    model = fewshot(prior=True).eval()
+    copy = model_from_state(model.config, model.state_dict()).eval()
+    q = torch.randn(1, 3, 65, 65)
+    s_img, s_mask = supports(b=1, k=2)
+    assert copy.config["class_source"] == "support" and copy.prior
+    assert torch.equal(copy(q, s_img, s_mask), model(q, s_img, s_mask))
+
+
+def test_masked_average_pooling_and_prior_by_hand():
+    f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    m = torch.tensor([[[1, 1, 0, 255], [1, 1, 0, 255], [0, 0, 1, 1], [0, 0, 1, 0]]])
+    # cell weights (fraction of foreground pixels): [[1, 0], [0, 0.75]]
+    expected = (1 * 1.0 + 0.75 * 4.0) / 1.75
+    torch.testing.assert_close(masked_average_pooling(f, m), torch.tensor([[expected]]))
+    q = torch.tensor([[[[1.0, -1.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2): positions [1,0] and [-1,0]
+    s = torch.tensor([[[[2.0, 0.0]], [[0.0, 5.0]]]])  # masked support position 0 = [2, 0]
+    sm = torch.tensor([[[1, 0]]])
+    prior = prior_mask(q, s, sm, shots=1)
+    torch.testing.assert_close(prior, torch.tensor([[[[1.0, 0.0]]]]))
+
+
+def test_kshot_episodes_follow_the_protocol(toy):
+    tf = eval_transform(48)
+    kw = dict(transform=tf, min_pixels=30, n_episodes=20)
+    five = Pascal5i(toy["pascal"], 0, "val", shots=5, **kw)
+    again = Pascal5i(toy["pascal"], 0, "val", shots=5, **kw)
+    one = Pascal5i(toy["pascal"], 0, "val", shots=1, **kw)
+    assert five.pairs == one.pairs == again.pairs and five.supports == again.supports
+    counts = dict(read_list(toy["pascal"] / "lists" / "val.txt"))
+    for (name, cid), names in zip(five.pairs, five.supports):
+        assert name not in names and len(names) == 5
+        assert all(counts[n].get(cid, 0) >= 30 for n in names)
+    ep = five[0]
+    assert ep["support_images"].shape == (5, 3, 48, 48) and ep["support_masks"].shape == (5, 48, 48)
+    assert set(ep["support_masks"].unique().tolist()) <= {0, 1, 255}
+    batch = collate_episodes([five[0], five[1]])
+    assert batch["support_images"].shape == (2, 5, 3, 48, 48) and len(batch["support_names"]) == 2
+    coco = Coco20i(toy["coco"], 0, "val", shots=1, **kw)
+    assert coco[0]["support_masks"].shape == (1, 48, 48)
+    assert PROTOCOLS["hsnet"] == {"n_episodes": 1000, "seed": 0}
+    assert PROTOCOLS["pfenet"] == {"n_episodes": 5000, "seed": 321}
+    with pytest.raises(ValueError, match="min_pixels must be an int >= 1"):
+        Pascal5i(toy["pascal"], 0, "val", min_pixels=0)
+    with pytest.raises(ValueError, match="n_episodes must be an int >= 1 or None"):
+        Pascal5i(toy["pascal"], 0, "val", n_episodes=0)
+
+
+def test_training_supports_are_drawn_from_the_global_generator(toy):
+    ds = Pascal5i(toy["pascal"], 0, "train", min_pixels=30, shots=2, transform=eval_transform(48))
+    torch.manual_seed(5)
+    a = ds[3]["support_names"]
+    torch.manual_seed(5)
+    assert ds[3]["support_names"] == a and ds[3]["name"] not in a
+
+
+def make_fss(root, classes=("cat", "dog", "tiger"), n=4, size=(30, 40)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(1, n + 1):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.jpg"
+            )
+            mask = np.zeros(size, dtype=np.uint8)
+            mask[5 : 5 + 3 * i, 10:25] = 255  # FSS-1000 masks are white on black
+            Image.fromarray(mask).save(root / c / f"{i}.png")
+    (root / "splits").mkdir()
+    (root / "splits" / "test.txt").write_text("dog\ntiger\n")
+
+
+def test_fss1000_layout(tmp_path):
+    make_fss(tmp_path)
+    ds = FSS1000(tmp_path, "test", shots=2, transform=eval_transform(32), n_episodes=10)
+    assert ds.classes == ["dog", "tiger"] and len(ds) == 10
+    ep = ds[0]
+    assert ep["support_images"].shape == (2, 3, 32, 32)
+    assert set(ep["label"].unique().tolist()) == {0, 1}
+    assert ep["name"].split("/")[0] == ep["support_names"][0].split("/")[0]
+    assert ep["name"] not in ep["support_names"]
+    again = FSS1000(tmp_path, "test", shots=2, transform=eval_transform(32), n_episodes=10)
+    assert again.pairs == ds.pairs and again.supports == ds.supports
+    assert FSS1000(tmp_path, "all", shots=1).classes == ["cat", "dog", "tiger"]
+    with pytest.raises(FileNotFoundError, match="splits/train.txt"):
+        FSS1000(tmp_path, "train")
+    # and a few-shot model scores it with the same loop and metrics
+    from fewzero.engine import evaluate
+
+    res = evaluate(fewshot(), ds, batch_size=4, max_class_id=len(ds.classes))
+    assert 0 <= res["miou"] <= 1 and res["episodes"] == 10
