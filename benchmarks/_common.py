@@ -38,3 +38,20 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
             cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def example_inputs(model, batch: int, size: int, device: str = "cpu", shots: int = 1) -> dict:
+    """Keyword inputs of the models' one call contract for a benchmark batch.
+
+    Few-shot models get ``shots`` random supports with a centred square mask; word-conditioned
+    models get class ids; zero-shot models the images alone.
+    """
+    inputs = {"images": torch.randn(batch, 3, size, size, device=device)}
+    if getattr(model, "requires_support", False):
+        inputs["support_images"] = torch.randn(batch, shots, 3, size, size, device=device)
+        masks = torch.zeros(batch, shots, size, size, dtype=torch.long, device=device)
+        masks[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
+        inputs["support_masks"] = masks
+    if getattr(model, "requires_class_ids", False):
+        inputs["class_ids"] = torch.randint(1, 21, (batch,), device=device)
+    return inputs

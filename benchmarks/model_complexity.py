@@ -10,17 +10,17 @@ import argparse
 from pathlib import Path
 
 import torch
-from _common import markdown, write_results
+from _common import example_inputs, markdown, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from fewzero.layers import PyramidPoolingAttention
-from fewzero.models import create_model, list_models, needs_class_embeddings
+from fewzero.models import create_model, list_models
 
 
-def flops(module, *x):
+def flops(module, *x, **kw):
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        module(*x)
+        module(*x, **kw)
     return counter.get_total_flops()
 
 
@@ -33,14 +33,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for name in list_models(args.models):
-        kw = {"class_embeddings": torch.randn(20, 300)} if needs_class_embeddings(name) else {}
-        model = create_model(name, **kw).eval()
+        model = create_model(name).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         row = {"model": name, "trainable_M": trainable / 1e6, "frozen_M": frozen / 1e6}
         for s in args.sizes:
-            args_ = (torch.randn(1, 3, s, s),) + ((torch.tensor([1]),) if kw else ())
-            row[f"gflops_{s}"] = flops(model, *args_) / 1e9
+            row[f"gflops_{s}"] = flops(model, **example_inputs(model, 1, s)) / 1e9
         rows.append(row)
         print(row, flush=True)
     mam_rows = []

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import markdown, write_results
+from _common import example_inputs, markdown, write_results
 from torch.utils import benchmark
 
 from fewzero.layers import PyramidPoolingAttention
-from fewzero.models import create_model, list_models, needs_class_embeddings
+from fewzero.models import create_model, list_models
 
 
 def median(fn, threads):
@@ -30,20 +30,23 @@ def sync(device):
 
 
 def step_times(name, size, batch, device, threads):
-    kw = {"class_embeddings": torch.randn(20, 300)} if needs_class_embeddings(name) else {}
-    model = create_model(name, **kw).to(device).train()
-    x = torch.randn(batch, 3, size, size, device=device)
-    ids = torch.randint(1, 21, (batch,), device=device)
+    model = create_model(name).to(device).train()
+    inputs = example_inputs(model, batch, size, device)
+    x = inputs["images"]
     target = torch.randint(0, 2, (batch, size, size), device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
 
     def backbone():
-        model.encoder(x)
+        model.encoder(
+            x
+            if "support_images" not in inputs
+            else torch.cat([x, inputs["support_images"].flatten(0, 1)])
+        )
         sync(device)
 
     def train_step():
-        logits = model(x, ids) if kw else model(x)
+        logits = model(**inputs)
         loss = F.cross_entropy(logits, target)
         opt.zero_grad()
         loss.backward()
@@ -53,7 +56,12 @@ def step_times(name, size, batch, device, threads):
     t_bb = median(backbone, threads)
     t_full = median(train_step, threads)
     # the head alone: the same step with the frozen backbone's output served from a cache
-    cached = model.encoder(x)
+    bb_input = (
+        x
+        if "support_images" not in inputs
+        else torch.cat([x, inputs["support_images"].flatten(0, 1)])
+    )
+    cached = model.encoder(bb_input)
     model.encoder.forward = lambda images: cached
     t_head = median(train_step, threads)
     return {

@@ -11,22 +11,10 @@ used. Writes --out/qualitative.png.
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from fewzero.data import Coco20i, Pascal5i, build_toy, collate_episodes, eval_transform
-from fewzero.data.io import read_image
+from fewzero.data import Coco20i, Pascal5i, build_toy, eval_transform
 from fewzero.engine.cli import positive_int
-from fewzero.engine.inputs import episode_inputs
+from fewzero.engine.figures import episode_figure
 from fewzero.engine.recipes import default_toy_root, load_trained_model
-
-
-def overlay(rgb, mask, color=(255, 40, 40)):
-    out = rgb.astype(np.float32).copy()
-    fg = mask == 1
-    out[fg] = 0.45 * out[fg] + 0.55 * np.array(color, dtype=np.float32)
-    return out.astype(np.uint8)
 
 
 def main(argv=None):
@@ -58,42 +46,9 @@ def main(argv=None):
         min_pixels=args.min_pixels,
         shots=1 if any(m.requires_support for m, _ in models) else 0,
     )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = 2 + len(models)
-    fig, axes = plt.subplots(args.n, cols, figsize=(2.2 * cols, 2.2 * args.n), squeeze=False)
-    for i in range(args.n):
-        ep = ds[i]
-        rgb = np.array(read_image(ds.image_dir / f"{ep['name']}.jpg"))
-        label = ep["label"].numpy()
-        panels = [(rgb, "image"), (overlay(rgb, label), f"GT (class {ep['class_id']})")]
-        for model, cfg in models:
-            batch = collate_episodes([ep])
-            if not model.accepts_support:
-                batch.pop("support_images", None)
-                batch.pop("support_masks", None)
-            with torch.no_grad():
-                logits = model(**episode_inputs(batch, torch.device("cpu")))
-                pred = F.interpolate(
-                    logits, size=label.shape, mode="bilinear", align_corners=False
-                ).argmax(1)[0]
-            panels.append(
-                (
-                    overlay(rgb, pred.numpy()),
-                    cfg["model"].split("_efficientnet")[0].split("_resnet")[0],
-                )
-            )
-        for ax, (img, title) in zip(axes[i], panels):
-            ax.imshow(img)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    fig.tight_layout()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "qualitative.png", dpi=100)
-    print(f"figure: {args.out / 'qualitative.png'}")
+    columns = [(cfg["model"].split("_efficientnet")[0].split("_resnet")[0], m) for m, cfg in models]
+    out = episode_figure(ds, columns, args.out / "qualitative.png", n=args.n)
+    print(f"figure: {out}")
     return 0
 
 

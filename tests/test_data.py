@@ -309,3 +309,72 @@ def test_train_transform_keeps_ignore_and_alignment(seed, h, w):
     if valid.any():
         agree = ((img[0][valid] > 0.43).long() == msk[valid]).float().mean()
         assert agree > 0.9  # bilinear image edges vs nearest mask edges
+
+
+def _voc_tree(tmp_path, train=("a", "d"), val=("b",)):
+    """A tiny VOC + SBD tree: `d` has its image only in SBD's img/ folder."""
+    from scipy.io import savemat
+
+    voc, sbd = tmp_path / "VOC2012", tmp_path / "SBD" / "dataset"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (sbd / "img").mkdir(parents=True)
+    (sbd / "cls").mkdir(parents=True)
+    m = np.zeros((6, 8), np.uint8)
+    m[1:4, 1:4] = 7
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 6)).save(voc / "JPEGImages" / f"{name}.jpg")
+        write_mask(voc / "SegmentationClass" / f"{name}.png", m)
+    Image.new("RGB", (8, 6)).save(sbd / "img" / "d.jpg")
+    savemat(str(sbd / "cls" / "d.mat"), {"GTcls": {"Segmentation": np.full((6, 8), 3, np.uint8)}})
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(n + "\n" for n in train))
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("".join(n + "\n" for n in val))
+    (sbd / "train.txt").write_text("d\n")
+    (sbd / "val.txt").write_text("")
+    return voc, tmp_path / "SBD"
+
+
+def test_prepare_takes_images_from_sbd_and_refuses_bad_ones(tmp_path, capsys):
+    voc, sbd = _voc_tree(tmp_path)
+    out = tmp_path / "out"
+    args = ["pascal", "--voc", str(voc), "--sbd", str(sbd), "--out", str(out), "--quiet"]
+    assert prepare_main(args) == 0
+    assert (out / "JPEGImages" / "d.jpg").is_file() and (out / "JPEGImages" / "a.jpg").is_file()
+    assert not (out / "JPEGImages").is_symlink()  # per-image links: VOC's folder is never written
+    # a truncated JPEG and a listed image that exists nowhere: listed, exit code 2
+    data = (voc / "JPEGImages" / "a.jpg").read_bytes()
+    (voc / "JPEGImages" / "a.jpg").write_bytes(data[: len(data) // 3])
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nd\nghost\n")
+    capsys.readouterr()
+    assert prepare_main(args + ["--out", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert "error: 2 listed image(s) are missing or do not decode" in err
+    assert "a: " in err and "does not decode" in err and "ghost: missing from" in err
+    assert "--skip-bad" in err
+    assert prepare_main(args + ["--out", str(tmp_path / "out3"), "--skip-bad"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 bad image(s)" in err
+    assert (tmp_path / "out3" / "lists" / "train.txt").read_text().split()[0] == "d"
+
+
+def test_prepare_empty_split_and_corrupt_mask_are_error_lines(tmp_path, capsys):
+    voc, sbd = _voc_tree(tmp_path, val=())
+    args = ["pascal", "--voc", str(voc), "--sbd", str(sbd), "--out", str(tmp_path / "o"), "--quiet"]
+    assert prepare_main(args) == 2
+    assert "error: the val split is empty" in capsys.readouterr().err
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")
+    (voc / "SegmentationClass" / "b.png").write_bytes(b"not a png")
+    assert prepare_main(args) == 2
+    assert "error: cannot read mask" in capsys.readouterr().err
+
+
+def test_prepare_module_runs_without_runpy_warning():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "fewzero.data.prepare", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "RuntimeWarning" not in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PACKAGES = ["layers", "heads", "models", "data", "metrics", "engine", "text", "analysis"]
+PACKAGES = ["layers", "heads", "models", "data", "metrics", "engine", "text", "analysis", "predict"]
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)

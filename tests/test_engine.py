@@ -241,9 +241,9 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
     script.write_text(
         textwrap.dedent(
             f"""
-        import sys, torch
+        import json, sys, torch
         from fewzero.data import Pascal5i, eval_transform
-        from fewzero.engine import TrainConfig, Trainer, setup, cleanup, is_main_process
+        from fewzero.engine import TrainConfig, Trainer, evaluate, setup, cleanup, is_main_process
         from fewzero.models import create_model
         setup()
         torch.manual_seed(0)
@@ -253,6 +253,10 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
         cfg = TrainConfig(model="sm_vcenet", backbone="resnet18", epochs=1, batch_size=4, lr=0.01, crop_size=48,
                           max_steps_per_epoch=2, out_dir=sys.argv[1], progress=False)
         Trainer(net, ds, cfg).fit()
+        val = Pascal5i({str(toy["pascal"])!r}, 0, "val", min_pixels=30, n_episodes=7, transform=eval_transform(48))
+        res = evaluate(net, val, batch_size=2)
+        with open(sys.argv[1] + f"/eval_{{torch.distributed.get_rank() if torch.distributed.is_initialized() else 0}}.json", "w") as f:
+            json.dump(res, f)
         if is_main_process():
             torch.save(net.state_dict(), sys.argv[1] + "/final.pt")
         cleanup()
@@ -277,3 +281,9 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
     b = torch.load(tmp_path / "one" / "final.pt", weights_only=True)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    one = json.loads((tmp_path / "one" / "eval_0.json").read_text())
+    for rank in (0, 1):  # every rank holds the reduced, single-process numbers
+        two = json.loads((tmp_path / "two" / f"eval_{rank}.json").read_text())
+        assert two["episodes"] == one["episodes"] == 7
+        assert two["miou"] == pytest.approx(one["miou"], abs=1e-6)
+        assert two["fbiou"] == pytest.approx(one["fbiou"], abs=1e-6)

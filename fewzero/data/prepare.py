@@ -17,6 +17,12 @@ regions -> 255), ``DIR/lists/{train,val}.txt`` and links the image folders.
 
 Both are idempotent and resumable: finished masks are kept, and a second run only re-reads them to
 rebuild the lists. Each reports the images per class and the episode pairs per fold.
+
+Every listed image must exist and decode (checked with a progress bar before any mask is
+written): PASCAL images missing from VOC's ``JPEGImages`` are taken from SBD's ``dataset/img``
+when they are there. Otherwise the bad files are listed and the command exits with code 2;
+``--skip-bad`` drops them from the lists and says how many. An empty split list and a corrupt
+mask are ``error:`` lines, never a traceback.
 """
 
 from __future__ import annotations
@@ -37,7 +43,60 @@ from tqdm import tqdm
 from .classes import COCO_CATEGORY_IDS, coco_fold_classes, pascal_fold_classes
 from .io import class_pixel_counts, read_mask, write_list, write_mask
 
-__all__ = ["fold_report", "main", "prepare_coco", "prepare_pascal"]
+__all__ = ["BadFilesError", "check_images", "fold_report", "main", "prepare_coco", "prepare_pascal"]
+
+
+class BadFilesError(ValueError):
+    """Listed images that are missing or do not decode.
+
+    Attributes:
+        bad: ``(name, reason)`` pairs.
+    """
+
+    def __init__(self, bad: list[tuple[str, str]]) -> None:
+        self.bad = bad
+        shown = "\n".join(f"  {name}: {reason}" for name, reason in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        super().__init__(
+            f"{len(bad)} listed image(s) are missing or do not decode:\n{shown}{more}\n"
+            "fix or restore them, or pass --skip-bad to drop them from the lists"
+        )
+
+
+def check_images(
+    names: Sequence[str],
+    folders: Sequence[Path],
+    progress: bool = True,
+    skip_bad: bool = False,
+    desc: str = "checking images",
+) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """Find ``<name>.jpg`` in the first of ``folders`` that has it and decode it fully.
+
+    Returns:
+        ``{name: path}`` of the good images and the ``(name, reason)`` of the bad ones.
+
+    Raises:
+        BadFilesError: for any bad image, unless ``skip_bad``.
+    """
+    from PIL import Image
+
+    found: dict[str, Path] = {}
+    bad: list[tuple[str, str]] = []
+    for name in tqdm(names, desc=desc, disable=not progress, unit="img"):
+        path = next((d / f"{name}.jpg" for d in folders if (d / f"{name}.jpg").is_file()), None)
+        if path is None:
+            bad.append((name, "missing from " + " and ".join(str(d) for d in folders)))
+            continue
+        try:
+            with Image.open(path) as img:
+                img.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            bad.append((name, f"{path} does not decode ({err})"))
+            continue
+        found[name] = path
+    if bad and not skip_bad:
+        raise BadFilesError(bad)
+    return found, bad
 
 
 def _require(path: Path, what: str) -> Path:
@@ -47,11 +106,12 @@ def _require(path: Path, what: str) -> Path:
 
 
 def _read_ids(path: Path) -> list[str]:
-    return [
+    ids = [
         line.split()[0]
         for line in _require(path, "image list").read_text().splitlines()
         if line.strip()
     ]
+    return ids
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -98,8 +158,17 @@ def prepare_pascal(
     sbd: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> dict[str, list[tuple[str, dict[int, int]]]]:
-    """Build ``SegmentationClassAug`` and the lists; returns ``{split: [(name, counts)]}``."""
+    """Build ``SegmentationClassAug``, ``JPEGImages`` and the lists.
+
+    Returns:
+        ``{split: [(name, counts)]}``, and ``"skipped": [(name, reason)]`` with ``skip_bad``.
+
+    Raises:
+        BadFilesError: listed images missing or undecodable (unless ``skip_bad``).
+        FileNotFoundError, ValueError: missing inputs, empty lists, masks without a source.
+    """
     voc, out = Path(voc), Path(out)
     _require(voc / "JPEGImages", "VOC2012 JPEGImages")
     seg = voc / "SegmentationClass"
@@ -113,6 +182,19 @@ def prepare_pascal(
             sbd_ids += _read_ids(sbd_root / f"{split}.txt")
     val_set = set(voc_val)
     train_ids = sorted((set(voc_train) | set(sbd_ids)) - val_set)
+    for split, ids, source in (
+        ("train", train_ids, "train.txt (+ SBD lists)"),
+        ("val", voc_val, "val.txt"),
+    ):
+        if not ids:
+            raise ValueError(
+                f"the {split} split is empty: {str(voc / 'ImageSets' / 'Segmentation' / source)!r} "
+                "lists no image"
+            )
+    folders = [voc / "JPEGImages"] + ([Path(sbd) / "dataset" / "img"] if sbd is not None else [])
+    images, bad = check_images(train_ids + sorted(voc_val), folders, progress, skip_bad)
+    train_ids = [n for n in train_ids if n in images]
+    voc_val = [n for n in voc_val if n in images]
     mask_dir = out / "SegmentationClassAug"
     result: dict[str, list[tuple[str, dict[int, int]]]] = {}
     for split, ids in (("train", train_ids), ("val", sorted(voc_val))):
@@ -135,7 +217,22 @@ def prepare_pascal(
             entries.append((name, class_pixel_counts(mask)))
         write_list(out / "lists" / f"{split}.txt", entries)
         result[split] = entries
-    _link(voc / "JPEGImages", out / "JPEGImages")
+    if all(p.parent == voc / "JPEGImages" for p in images.values()):
+        _link(voc / "JPEGImages", out / "JPEGImages")
+    else:  # some images come from SBD: one folder of per-image links
+        jpeg = out / "JPEGImages"
+        if jpeg.is_symlink():
+            jpeg.unlink()  # an earlier run's link to VOC's folder (never write into it)
+        jpeg.mkdir(parents=True, exist_ok=True)
+        for name, path in images.items():
+            dst = jpeg / f"{name}.jpg"
+            if not dst.exists():
+                try:
+                    dst.symlink_to(path.resolve())
+                except OSError:
+                    shutil.copyfile(path, dst)
+    if skip_bad:
+        result["skipped"] = bad  # type: ignore[assignment]
     return result
 
 
@@ -144,13 +241,20 @@ def prepare_coco(
     out: str | os.PathLike[str],
     splits: Sequence[str] = ("train", "val"),
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> dict[str, list[tuple[str, dict[int, int]]]]:
-    """Build per-image class masks (1..80, crowd 255) and lists from COCO 2017 annotations."""
+    """Build per-image class masks (1..80, crowd 255) and lists from COCO 2017 annotations.
+
+    Raises:
+        BadFilesError: annotated images missing or undecodable (unless ``skip_bad``).
+        FileNotFoundError, ValueError: missing inputs, no image in a split, unknown categories.
+    """
     from pycocotools.coco import COCO
 
     root, out = Path(root), Path(out)
     cat_to_class = {cid: i + 1 for i, cid in enumerate(COCO_CATEGORY_IDS)}
     result: dict[str, list[tuple[str, dict[int, int]]]] = {}
+    skipped: list[tuple[str, str]] = []
     for split in splits:
         ann_file = _require(
             root / "annotations" / f"instances_{split}2017.json", "COCO annotations"
@@ -158,12 +262,23 @@ def prepare_coco(
         _require(root / f"{split}2017", "COCO image folder")
         with contextlib.redirect_stdout(io.StringIO()):
             coco = COCO(str(ann_file))
+        img_ids = sorted(coco.getImgIds())
+        if not img_ids:
+            raise ValueError(f"{str(ann_file)!r} lists no image")
+        names = {i: Path(coco.imgs[i]["file_name"]).stem for i in img_ids}
+        good, bad = check_images(
+            list(names.values()), [root / f"{split}2017"], progress, skip_bad, f"checking {split}"
+        )
+        skipped += bad
         entries = []
         for img_id in tqdm(
-            sorted(coco.getImgIds()), desc=f"coco {split}", disable=not progress, unit="img"
+            [i for i in img_ids if names[i] in good],
+            desc=f"coco {split}",
+            disable=not progress,
+            unit="img",
         ):
             info = coco.imgs[img_id]
-            name = Path(info["file_name"]).stem
+            name = names[img_id]
             dst = out / "masks" / f"{split}2017" / f"{name}.png"
             if dst.is_file():
                 mask = read_mask(dst, 80)
@@ -188,6 +303,8 @@ def prepare_coco(
         write_list(out / "lists" / f"{split}.txt", entries)
         _link(root / f"{split}2017", out / f"{split}2017")
         result[split] = entries
+    if skip_bad:
+        result["skipped"] = skipped  # type: ignore[assignment]
     return result
 
 
@@ -208,19 +325,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     for q in (p, c):
         q.add_argument("--quiet", action="store_true", help="no progress bars")
         q.add_argument("--min-pixels", type=int, default=2 * 32 * 32, help="for the report")
+        q.add_argument("--skip-bad", action="store_true", help="drop missing or undecodable images")
     args = parser.parse_args(argv)
+    kw = dict(progress=not args.quiet, skip_bad=args.skip_bad)
     try:
         if args.dataset == "pascal":
-            entries = prepare_pascal(args.voc, args.sbd, args.out, progress=not args.quiet)
+            entries = prepare_pascal(args.voc, args.sbd, args.out, **kw)
             folds = [pascal_fold_classes(i) for i in range(4)]
-            report = fold_report(entries, 20, folds, args.min_pixels)
+            num_classes = 20
         else:
-            entries = prepare_coco(args.root, args.out, progress=not args.quiet)
+            entries = prepare_coco(args.root, args.out, **kw)
             folds = [coco_fold_classes(i, args.class_split) for i in range(4)]
-            report = fold_report(entries, 80, folds, args.min_pixels)
-    except (FileNotFoundError, ValueError) as err:
+            num_classes = 80
+    except (FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    skipped = entries.pop("skipped", [])
+    if skipped:
+        print(f"skipped {len(skipped)} bad image(s) (--skip-bad):", file=sys.stderr)
+        for name, reason in skipped[:20]:
+            print(f"  {name}: {reason}", file=sys.stderr)
+    report = fold_report(entries, num_classes, folds, args.min_pixels)
     print(report)
     summary = {split: len(ents) for split, ents in entries.items()}
     print(json.dumps({"dataset": args.dataset, "out": str(args.out), "images": summary}))

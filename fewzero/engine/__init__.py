@@ -1,6 +1,6 @@
 """Training loop, evaluation, checkpoints and distributed helpers."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .distributed import cleanup, is_main_process, setup
 from .evaluate import evaluate
 from .trainer import NonFiniteLossError, TrainConfig, Trainer
@@ -14,5 +14,6 @@ __all__ = [
     "is_main_process",
     "load_checkpoint",
     "save_checkpoint",
+    "save_model",
     "setup",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["load_checkpoint", "save_checkpoint", "save_model"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -62,3 +62,31 @@ def load_checkpoint(
             f"{type(state).__name__}, not a dictionary"
         )
     return state
+
+
+def save_model(model: torch.nn.Module, path: str | os.PathLike[str], **meta: Any) -> Path:
+    """Write a model alone (weights and architecture config, no optimizer), atomically.
+
+    The file loads with :func:`~fewzero.engine.recipes.load_trained_model` and
+    :class:`~fewzero.predict.Predictor` like a training checkpoint; ``meta`` (e.g.
+    ``crop_size=473``) is stored as its run config.
+
+    Raises:
+        ValueError: for a model without a ``config`` naming its architecture.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or "arch" not in config:
+        raise ValueError(
+            f"model must carry a config with 'arch' (a fewzero model), got {type(model).__name__}"
+        )
+    path = Path(path)
+    save_checkpoint(
+        {
+            "format": "fewzero-model-v1",
+            "model": model.state_dict(),
+            "model_config": dict(config),
+            "config": dict(meta),
+        },  # fmt: skip
+        path,
+    )
+    return path

@@ -22,6 +22,7 @@ from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import load_checkpoint
 from .evaluate import evaluate
+from .figures import episode_figure
 from .trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -155,6 +156,9 @@ def load_trained_model(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a model from a training checkpoint alone (architecture from its saved config).
 
+    Also reads files written by :func:`~fewzero.engine.save_model` (their config holds what
+    was passed as ``meta``).
+
     Returns:
         The model in ``eval()`` mode on ``device`` and the run's :class:`TrainConfig` as a dict.
 
@@ -163,7 +167,7 @@ def load_trained_model(
             fewzero checkpoint, or weights that do not fit).
     """
     state = load_checkpoint(checkpoint, map_location=device)
-    if "model" not in state or "model_config" not in state or "config" not in state:
+    if "model" not in state or "model_config" not in state:
         raise ValueError(
             f"checkpoint {str(checkpoint)!r} is not a fewzero training checkpoint (keys: "
             f"{sorted(state)[:8]})"
@@ -172,7 +176,7 @@ def load_trained_model(
         model = model_from_state(state["model_config"], state["model"])
     except ValueError as err:
         raise ValueError(f"checkpoint {str(checkpoint)!r}: {err}") from err
-    return model.to(device).eval(), dict(state["config"])
+    return model.to(device).eval(), dict(state.get("config", {}))
 
 
 def evaluate_pascal2coco(
@@ -310,7 +314,8 @@ def toy_demo(
     train and test without supports. ``n_episodes`` applies to PASCAL-5i and every COCO-20i fold.
 
     Returns:
-        The Markdown table and its rows (also written to ``results.md`` / ``results.json``).
+        The Markdown table and its rows (also written to ``results.md`` / ``results.json``,
+        with ``predictions.png``: four test episodes, truth and each trained model's mask).
     """
     start = time.perf_counter()
     toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
@@ -335,6 +340,7 @@ def toy_demo(
         )
         return {"name": label, "trained": trained, **res}
 
+    trained: dict[str, torch.nn.Module] = {}
     for i, name in enumerate(models):
         probe = create_model(name, backbone=config.backbone, **config.model_kwargs)
         fewshot = bool(getattr(probe, "requires_support", False))
@@ -360,6 +366,7 @@ def toy_demo(
             overwrite=overwrite,
             explicit=explicit,
         )
+        trained[name] = model
         for k in shots if fewshot else (0,):
             rows.append(
                 {
@@ -369,6 +376,15 @@ def toy_demo(
             )
     table = format_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if trained:
+        enc = next(iter(trained.values())).encoder
+        episodes = Pascal5i(
+            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=4, seed=config.seed,
+            min_pixels=config.min_pixels,
+            transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
+        )  # fmt: skip
+        columns = [(n.split("_efficientnet")[0].split("_resnet")[0], m) for n, m in trained.items()]
+        episode_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
     (out_dir / "results.md").write_text(table + "\n")
     (out_dir / "results.json").write_text(
         json.dumps({"rows": rows, "seconds": time.perf_counter() - start}, indent=2, default=str)

@@ -58,7 +58,7 @@ def list_models(filter: str = "*") -> list[str]:
     Examples:
         >>> import fewzero.models
         >>> fewzero.models.list_models("sm_vcenet_*")[:2]
-        ['sm_vcenet_efficientnet_lite0', 'sm_vcenet_resnet101']
+        ['sm_vcenet_efficientnet_lite0', 'sm_vcenet_fewshot_efficientnet_lite0']
     """
     return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatchcase(n, filter))
 

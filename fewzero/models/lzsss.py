@@ -164,7 +164,7 @@ class SPNet(_WordConditioned):
     Examples:
         >>> import torch
         >>> model = SPNet("resnet18", torch.randn(20, 8), decoder_channels=16).eval()
-        >>> model(torch.randn(2, 3, 40, 40), torch.tensor([3, 7])).shape
+        >>> model(torch.randn(2, 3, 40, 40), class_ids=torch.tensor([3, 7])).shape
         torch.Size([2, 2, 40, 40])
     """
 
