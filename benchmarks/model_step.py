@@ -1,8 +1,13 @@
 """One training step of each factory, split into frozen-backbone forward and head forward+backward.
 
     python benchmarks/model_step.py [--models 'sm_vcenet_*' ...] [--sizes 321 473] [--batch 4]
+        [--amp bf16] [--channels-last] [--compile] [--stages] [--min-time 1.0]
 
-Also times MAM's pooled projection against concat-then-conv at C=2048 (same output).
+Also times MAM's pooled projection against concat-then-conv at C=2048 (same output). With
+``--stages`` each SM-VCENet-family model's step is split into frozen-backbone forward, query
+branch, MAM, SAM and decoder (each forward+backward on cached inputs) with GFLOP counted by
+``torch.utils.flop_counter`` and TFLOP/s; the "% of peak" columns divide by the device's matmul
+rate measured in the same run (an 8192x8192 GEMM on CUDA in the step's dtype, 2048 on CPU).
 """
 
 import argparse
@@ -17,11 +22,13 @@ from torch.utils import benchmark
 from fewzero.layers import PyramidPoolingAttention
 from fewzero.models import create_model, list_models
 
+MIN_TIME = 1.0
+
 
 def median(fn, threads):
-    fn()  # warm-up: allocator, oneDNN primitives, lazy initialisation
+    fn()  # warm-up: allocator, oneDNN primitives, lazy initialisation, compilation
     timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=threads)
-    return timer.blocked_autorange(min_run_time=1.0).median
+    return timer.blocked_autorange(min_run_time=MIN_TIME).median
 
 
 def sync(device):
@@ -29,10 +36,76 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def step_times(name, size, batch, device, threads):
+def autocast(device, amp):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    return torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
+
+
+def matmul_peak(device, amp, threads):
+    """FLOP/s of one large square GEMM in the step's dtype (8192 on CUDA, 2048 on CPU)."""
+    n = 8192 if device.startswith("cuda") else 2048
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "", torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / median(lambda: (a @ a, sync(device)), threads)
+
+
+def stage_times(name, size, batch, device, threads, amp, channels_last, peak):
+    """Forward+backward time, GFLOP and TFLOP/s of each stage on cached inputs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     model = create_model(name).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+    with torch.no_grad(), autocast(device, amp):
+        f2, f3, f4 = model.backbone_features(x)
+        query_in = torch.cat([f2, f3], 1)
+        mam_out = model.class_branch.compress(f4) if model.class_branch is not None else None
+        query_out = model.query(query_in)
+        emb = model.class_branch(f4) if model.class_branch is not None else None
+    stages = {"frozen backbone forward": (lambda: model.backbone_features(x), False)}
+    stages["query branch"] = (lambda: model.query(query_in), True)
+    if model.class_branch is not None:
+        stages["MAM"] = (lambda: model.class_branch.compress(f4), True)
+        if model.class_branch.sam is not None:
+            stages["SAM"] = (
+                lambda: model.class_branch.sam(mam_out.detach().requires_grad_()),
+                True,
+            )
+    stages["decoder (CCM)"] = (lambda: model.decoder(query_out.detach().requires_grad_(),
+                                                     None if emb is None else emb.detach().requires_grad_()), True)  # fmt: skip
+    rows = []
+    for stage, (fn, backward) in stages.items():
+
+        def run(fn=fn, backward=backward):
+            with autocast(device, amp):
+                out = fn()
+            if backward:
+                (out[0] if isinstance(out, (list, tuple)) else out).float().sum().backward()
+            sync(device)
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            run()
+        t = median(run, threads)
+        flops = counter.get_total_flops()
+        rows.append({"model": name, "size": size, "batch": batch, "stage": stage, "ms": 1e3 * t,
+                     "gflop": flops / 1e9, "tflops": flops / t / 1e12,
+                     "pct_peak": 100 * flops / t / peak})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def step_times(name, size, batch, device, threads, amp=None, channels_last=False, compile_=False):
+    model = create_model(name).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     inputs = example_inputs(model, batch, size, device)
+    if channels_last:
+        inputs["images"] = inputs["images"].contiguous(memory_format=torch.channels_last)
     x = inputs["images"]
+    forward = torch.compile(model) if compile_ else model
     target = torch.randint(0, 2, (batch, size, size), device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
@@ -46,8 +119,9 @@ def step_times(name, size, batch, device, threads):
         sync(device)
 
     def train_step():
-        logits = model(**inputs)
-        loss = F.cross_entropy(logits, target)
+        with autocast(device, amp):
+            logits = forward(**inputs)
+        loss = F.cross_entropy(logits.float(), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -68,6 +142,8 @@ def step_times(name, size, batch, device, threads):
         "model": name,
         "size": size,
         "batch": batch,
+        "amp": amp or "fp32",
+        "compile": compile_,
         "backbone_fwd_s": t_bb,
         "head_fwd_bwd_s": t_head,
         "step_s": t_full,
@@ -88,9 +164,17 @@ def main(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=[321, 473])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--mam-channels", type=int, default=2048)
+    p.add_argument("--amp", default=None, choices=["bf16", "fp16"], help="autocast dtype")
+    p.add_argument("--channels-last", action="store_true", help="channels_last model and input")
+    p.add_argument("--compile", action="store_true", help="torch.compile(model) for the step")
+    p.add_argument("--stages", action="store_true", help="per-stage breakdown (SM-VCENet family)")
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--name", default="model_step", help="result file name")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global MIN_TIME
+    MIN_TIME = args.min_time
     cuda = args.device.startswith("cuda")
     patterns = args.models or (
         ["*"]
@@ -106,8 +190,21 @@ def main(argv=None):
     rows = []
     for name in names:
         for s in args.sizes:
-            rows.append(step_times(name, s, args.batch, args.device, args.threads))
+            rows.append(step_times(name, s, args.batch, args.device, args.threads, args.amp,
+                                   args.channels_last, args.compile))  # fmt: skip
             print(rows[-1], flush=True)
+    peak = matmul_peak(args.device, args.amp, args.threads)
+    stage_rows = []
+    if args.stages:
+        for name in names:
+            if (
+                not name.startswith(("sm_vcenet", "m_vcenet", "vcenet", "deeplab"))
+                or "fewshot" in name
+            ):
+                continue
+            for s in args.sizes:
+                stage_rows += stage_times(name, s, args.batch, args.device, args.threads,
+                                          args.amp, args.channels_last, peak)  # fmt: skip
     mam_rows = []
     c = args.mam_channels
     for s in args.sizes:
@@ -135,15 +232,31 @@ def main(argv=None):
         print(mam_rows[-1], flush=True)
     table = markdown(
         rows,
-        ["model", "size", "batch", "backbone_fwd_s", "head_fwd_bwd_s", "step_s", "images_per_s"],
-    )
+        ["model", "size", "batch", "amp", "compile", "backbone_fwd_s", "head_fwd_bwd_s", "step_s",
+         "images_per_s"],
+    )  # fmt: skip
+    if stage_rows:
+        table += (
+            f"\n\nPer-stage forward+backward (matmul peak {peak / 1e12:.1f} TFLOP/s measured in this "
+            "run)\n\n" + markdown(stage_rows, ["model", "size", "batch", "stage", "ms", "gflop",
+                                                "tflops", "pct_peak"])
+        )  # fmt: skip
     table += "\n\nMAM pooled projection vs concat-then-conv (forward)\n\n" + markdown(
         mam_rows, ["input", "grid", "C", "batch", "pooled_s", "concat_s", "speedup"]
     )
     out = write_results(
-        "model_step",
+        args.name,
         args.device,
-        {"threads": args.threads, "rows": rows, "mam": mam_rows},
+        {
+            "threads": args.threads,
+            "amp": args.amp,
+            "compile": args.compile,
+            "channels_last": args.channels_last,
+            "matmul_peak_flops": peak,
+            "rows": rows,
+            "stages": stage_rows,
+            "mam": mam_rows,
+        },
         table,
         args.out,
     )

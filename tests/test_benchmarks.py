@@ -18,7 +18,7 @@ def run(script, *args):
 
 def only_json(out: Path, name: str) -> dict:
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    assert (folder / f"{name}.md").read_text().startswith("| ")
+    assert (folder / f"{name}.md").read_text().lstrip().startswith(("| ", "Base "))
     return json.loads((folder / f"{name}.json").read_text())
 
 
@@ -61,3 +61,39 @@ def test_model_complexity_quick(tmp_path):
     assert row["model"] == "deeplab_efficientnet_lite0" and row["gflops_65"] > 0
     (mam,) = data["mam"]
     assert mam["flop_ratio"] > 1 and mam["max_abs_diff"] < 1e-4
+
+
+def test_model_step_with_amp_and_stages(tmp_path):
+    run("model_step.py", "--models", "sm_vcenet_efficientnet_lite0", "--sizes", "65", "--batch",
+        "2", "--mam-channels", "32", "--amp", "bf16", "--channels-last", "--stages",
+        "--min-time", "0.01", "--out", str(tmp_path))  # fmt: skip
+    data = only_json(tmp_path, "model_step")
+    assert data["amp"] == "bf16" and data["matmul_peak_flops"] > 0
+    stages = [r["stage"] for r in data["stages"]]
+    assert stages == ["frozen backbone forward", "query branch", "MAM", "SAM", "decoder (CCM)"]
+    for r in data["stages"]:
+        assert r["ms"] > 0 and r["gflop"] > 0 and r["tflops"] > 0 and r["pct_peak"] > 0
+
+
+def test_nonlocal_cpu_memory_is_deterministic():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from nonlocal_attention import measure_peak_here
+    finally:
+        sys.path.remove(str(BENCH))
+    cfg = dict(impl="sdpa", b=2, c=32, side=8, mode="fwd+bwd", threads=1)
+    a, b = measure_peak_here(cfg), measure_peak_here(cfg)
+    assert a == b and a > 0
+    naive = measure_peak_here({**cfg, "impl": "naive", "side": 16})
+    # the naive block holds the (B, N, N) fp32 affinity: at least 2 * 256 * 256 * 4 bytes
+    assert naive >= 2 * 256 * 256 * 4 / 2**20
+
+
+@pytest.mark.slow
+def test_compare_commits_runs_side_by_side(tmp_path):
+    run("compare_commits.py", "--cases", '"side": 41', "--rounds", "1", "--min-time", "0.01",
+        "--cases", "channel", "--out", str(tmp_path))  # fmt: skip
+    data = only_json(tmp_path, "compare_commits")
+    assert data["base"] == "d4a8e1d" and data["rows"]
+    for r in data["rows"]:
+        assert r["base_s"] > 0 and r["head_s"] > 0 and r["speedup"] > 0

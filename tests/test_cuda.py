@@ -55,3 +55,34 @@ def test_mam_pooled_projection_on_cuda():
     slow.load_state_dict(fast.state_dict())
     x = torch.randn(2, 32, 41, 41, device="cuda")
     torch.testing.assert_close(fast(x), slow(x), rtol=1e-4, atol=1e-4)
+
+
+@cuda
+def test_fewshot_bf16_step_and_predictor_on_cuda():
+    import numpy as np
+
+    from fewzero.predict import Predictor
+
+    model = create_model("sm_vcenet", backbone="resnet18", class_source="support", prior=True,
+                         class_channels=64).cuda().train()  # fmt: skip
+    x = torch.randn(2, 3, 97, 97, device="cuda")
+    s = torch.randn(2, 2, 3, 97, 97, device="cuda")
+    m = torch.zeros(2, 2, 97, 97, dtype=torch.long, device="cuda")
+    m[..., 20:60, 20:60] = 1
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(x, s, m)
+    out.float().sum().backward()
+    assert torch.isfinite(out).all()
+    mask = Predictor(model, device="cuda", size=97)(
+        np.zeros((50, 60, 3), dtype=np.uint8),
+        support=[(np.zeros((50, 60, 3), np.uint8), np.ones((50, 60), bool))],
+    )
+    assert mask.shape == (50, 60)
+
+
+@cuda
+def test_compiled_model_matches_eager_on_cuda():
+    model = create_model("sm_vcenet", backbone="resnet18", class_channels=64).cuda().eval()
+    x = torch.randn(2, 3, 97, 97, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-3, atol=1e-3)

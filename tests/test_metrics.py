@@ -65,3 +65,14 @@ def test_bad_inputs():
         m.update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), t([21]))
     with pytest.raises(ValueError, match=r"pred must be in \{0, 1\}"):
         m.update(torch.full((1, 2, 2), 2), torch.zeros(1, 2, 2), t([1]))
+
+
+def test_empty_class_convention_scores_one():
+    """A class with no foreground in any target and none predicted scores 1.0 (documented)."""
+    meter = IoUMeter()
+    empty = torch.zeros(1, 3, 3, dtype=torch.long)
+    meter.update(empty, empty, torch.tensor([5]))
+    meter.update(torch.ones(1, 3, 3, dtype=torch.long), torch.ones(1, 3, 3, dtype=torch.long),
+                 torch.tensor([6]))  # fmt: skip
+    res = meter.compute()
+    assert res["per_class"] == {5: 1.0, 6: 1.0} and res["miou"] == 1.0

@@ -150,11 +150,16 @@ def test_backbone_weights_from_local_file(tmp_path):
     ref = timm.create_model("resnet18")
     path = tmp_path / "r18.pth"
     torch.save(ref.state_dict(), path)
-    model = small_model("sm_vcenet", pretrained_file=path)
+    model = small_model("sm_vcenet", pretrained_file=path, backbone_kwargs=dict(fold_bn=False))
     assert torch.equal(model.encoder.body.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
     assert torch.equal(model.encoder.body.bn1.running_var, ref.bn1.running_var)
     from_dict = small_model("deeplab", pretrained_file=ref.state_dict())
-    assert torch.equal(from_dict.encoder.body.conv1.weight, ref.conv1.weight)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.encoder(x)[:2]  # unfolded reference with the same weights
+        got = from_dict.encoder(x)
+    for a, b in zip(expected, got):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max().item())
     with pytest.raises(FileNotFoundError, match="no such file"):
         small_model("deeplab", pretrained_file=tmp_path / "missing.pth")
     bad = {k: v for k, v in ref.state_dict().items() if not k.startswith("layer4")}
@@ -283,3 +288,23 @@ def test_onnx_export_matches_onnxruntime(factory, tmp_path):
     (out,) = session.run(None, {"images": x.numpy()})
     # stated tolerance: 1e-3 absolute on logits (float32, different kernels)
     torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_frozen_batchnorm_is_folded_exactly(name):
+    torch.manual_seed(0)
+    plain = Backbone(name, fold_bn=False)
+    for m in plain.body.modules():  # non-trivial statistics, as a pretrained network has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_(1, 0.2)
+            m.bias.data.normal_(0, 0.2)
+    folded = Backbone(name, pretrained_file=plain.body.state_dict())
+    assert folded.body.folded_batchnorms > 10
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.body.modules())
+    x = torch.randn(2, 3, 72, 88)
+    with torch.no_grad():
+        for a, b in zip(plain(x), folded(x)):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max().item())
+    assert all(not p.requires_grad for p in folded.parameters())

@@ -310,17 +310,20 @@ def prepare_coco(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m fewzero.data.prepare``)."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="python -m fewzero.data.prepare", description=__doc__.split("\n")[0]
+        prog="python -m fewzero.data.prepare",
+        description=__doc__.split("\n")[0],
+        formatter_class=fmt,
     )
     sub = parser.add_subparsers(dest="dataset", required=True)
-    p = sub.add_parser("pascal", help="VOC2012 + SBD -> PASCAL-5i layout")
+    p = sub.add_parser("pascal", help="VOC2012 + SBD -> PASCAL-5i layout", formatter_class=fmt)
     p.add_argument("--voc", required=True, help="VOCdevkit/VOC2012")
     p.add_argument("--sbd", default=None, help="benchmark_RELEASE (SBD); omit for VOC masks only")
-    p.add_argument("--out", required=True)
-    c = sub.add_parser("coco", help="COCO 2017 -> COCO-20i layout")
+    p.add_argument("--out", required=True, help="output folder of the prepared layout")
+    c = sub.add_parser("coco", help="COCO 2017 -> COCO-20i layout", formatter_class=fmt)
     c.add_argument("--root", required=True, help="folder with annotations/ and {train,val}2017/")
-    c.add_argument("--out", required=True)
+    c.add_argument("--out", required=True, help="output folder of the prepared layout")
     c.add_argument("--class-split", default="fwb", choices=["fwb", "panet"], help="for the report")
     for q in (p, c):
         q.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -279,14 +279,14 @@ TOY_PRESET: dict[str, Any] = {
     "max_steps_per_epoch": 40,
     "batch_size": 8,
     "lr": 0.02,
-    "crop_size": 128,
+    "crop_size": 96,
     "min_pixels": 64,
     "exclude_unseen": True,
     "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
     "out_dir": "runs/toy",
 }
 #: Test settings of the toy demo: episodes per dataset and the few-shot evaluation's shots.
-TOY_EVAL: dict[str, Any] = {"n_episodes": 120, "shots": (1, 5)}
+TOY_EVAL: dict[str, Any] = {"n_episodes": 60, "shots": (1, 5)}
 TOY_MODELS = (
     "sm_vcenet_efficientnet_lite0",
     "deeplab_efficientnet_lite0",
@@ -383,7 +383,14 @@ def toy_demo(
             min_pixels=config.min_pixels,
             transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
         )  # fmt: skip
-        columns = [(n.split("_efficientnet")[0].split("_resnet")[0], m) for n, m in trained.items()]
+        columns = [
+            (
+                n.split("_efficientnet")[0].split("_resnet")[0]
+                + (f" ({shots[0]}-shot)" if getattr(m, "requires_support", False) else ""),
+                m,
+            )
+            for n, m in trained.items()
+        ]
         episode_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
     (out_dir / "results.md").write_text(table + "\n")
     (out_dir / "results.json").write_text(

@@ -44,7 +44,7 @@ class VisualClassEmbedding(nn.Module):
             ``"spatial"``.
         reduction: Non-local channel reduction of SAM.
         pooled_projection: Use the exact pooled projection in MAM (faster, same numbers).
-        impl: Non-local implementation, ``"sdpa"`` or ``"matmul"``.
+        impl: Non-local implementation, ``"auto"``, ``"sdpa"`` or ``"matmul"``.
 
     Examples:
         >>> import torch
@@ -63,7 +63,7 @@ class VisualClassEmbedding(nn.Module):
         attention: str = "channel",
         reduction: int = 2,
         pooled_projection: bool = True,
-        impl: str = "sdpa",
+        impl: str = "auto",
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)

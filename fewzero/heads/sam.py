@@ -36,7 +36,7 @@ class SpatialAttentionModule(nn.Module):
         attention: ``"channel"`` (the paper's equations, ``C/2 x C/2`` affinity) or
             ``"spatial"`` (Wang et al.'s ``N x N`` affinity).
         use_scale: Scale the affinity logits (see :class:`~fewzero.layers.NonLocalBlock`).
-        impl: ``"sdpa"`` or ``"matmul"``.
+        impl: ``"auto"``, ``"sdpa"`` or ``"matmul"`` (see :class:`~fewzero.layers.NonLocalBlock`).
         act_layer: Activation of the compressor.
 
     Examples:
@@ -52,7 +52,7 @@ class SpatialAttentionModule(nn.Module):
         reduction: int = 2,
         attention: str = "channel",
         use_scale: bool = True,
-        impl: str = "sdpa",
+        impl: str = "auto",
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()

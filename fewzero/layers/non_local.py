@@ -10,9 +10,11 @@ square root of the dimension they are summed over: ``inter_channels`` for spatia
 mmcv and ``scaled_dot_product_attention``; timm's ``NonLocalAttn`` uses ``in_channels`` instead)
 and ``N = H * W`` for channel attention.
 
-The default implementation calls ``torch.nn.functional.scaled_dot_product_attention``, whose flash
-and memory-efficient kernels never materialise the ``N x N`` affinity (memory linear in ``N``);
-``impl="matmul"`` is the explicit ``softmax(Q K^T * scale) V`` reference.
+Spatial attention calls ``torch.nn.functional.scaled_dot_product_attention``, whose flash and
+memory-efficient kernels never materialise the ``N x N`` affinity (memory linear in ``N``).
+Channel attention (head dimension ``N``, which no fused kernel takes) runs as two batched matmuls
+in the autocast dtype with the softmax in fp32. ``impl="matmul"`` is the explicit
+``softmax(Q K^T * scale) V`` reference for both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ._validate import check_choice, check_feature_map, check_positive_int
@@ -42,30 +45,62 @@ def dot_product_attention(
         k: Keys ``(B, S, D)``.
         v: Values ``(B, S, Dv)``.
         scale: Multiplier of the logits.
-        impl: ``"sdpa"`` (fused ``scaled_dot_product_attention``) or ``"matmul"`` (reference that
-            materialises the ``(B, L, S)`` affinity).
+        impl: ``"sdpa"`` (fused ``scaled_dot_product_attention``) or ``"matmul"``: explicit
+            batched matmuls in the input dtype (the autocast dtype under autocast) with the
+            softmax in fp32, materialising the ``(B, L, S)`` affinity.
 
     Returns:
-        ``(B, L, Dv)``.
+        ``(B, L, Dv)`` in the dtype of ``v`` (of the matmuls under autocast).
     """
     if impl == "sdpa":
         out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)
         return out[:, 0]
-    attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale, dim=-1)
-    return torch.matmul(attn, v)
+    logits = torch.bmm(q, k.transpose(1, 2))
+    wide = torch.promote_types(logits.dtype, torch.float32)  # fp32 for half types, fp64 stays
+    attn = torch.softmax(logits.to(wide) * scale, dim=-1).to(logits.dtype)
+    return torch.bmm(attn, v)
+
+
+def _fused_kernel_accepts(q: torch.Tensor) -> bool:
+    """Whether SDPA has a fused (flash / memory-efficient) kernel for this head dimension.
+
+    CUDA's fused kernels take head dimensions up to 256 (and their CPU counterpart any); beyond
+    that SDPA falls back to its math path, which upcasts half precision to fp32.
+    """
+    return q.device.type == "cpu" or q.shape[-1] <= 256
+
+
+def _naive_faster(q: torch.Tensor) -> bool:
+    """fp32 spatial attention on CUDA: materialising ``N x N`` is faster while it is small.
+
+    On an H200, SDPA's fp32 kernels ran 0.69-0.82x the speed of the explicit matmul block at
+    N = 3600-8100 (``../shared/bench``); the explicit path is used there while the affinity fits
+    in 1 GiB.
+    """
+    if q.device.type != "cuda" or q.dtype != torch.float32 or torch.is_autocast_enabled("cuda"):
+        return False
+    b, n = q.shape[0], q.shape[1]
+    return b * n * n * 4 <= 2**30
 
 
 class NonLocalBlock(nn.Module):
     """Embedded-Gaussian non-local block over positions (``"spatial"``) or channels.
 
-    ``theta``, ``phi`` and ``g`` are 1x1 convolutions ``C -> C'`` (``C' = inter_channels``); the
-    attended map is projected back ``C' -> C`` by ``conv_out`` and added to the input when
-    ``residual=True``. With ``zero_init=True`` (default) ``conv_out`` starts at zero, so a fresh
-    residual block is the identity.
+    One 1x1 projection ``qkv`` gives ``theta``, ``phi`` and ``g`` (``C -> 3C'``,
+    ``C' = inter_channels``); the attended map is projected back ``C' -> C`` by ``conv_out`` and
+    added to the input when ``residual=True``. With ``zero_init=True`` (default) ``conv_out``
+    starts at zero, so a fresh residual block is the identity. Both kinds run in one
+    positions-major layout ``(B, N, C)`` (a view of a channels_last input), so no weight is
+    concatenated and no feature map is transposed per forward.
 
     * ``attention="spatial"``: affinity ``(N x N)`` between positions, ``N = H * W``.
     * ``attention="channel"``: affinity ``(C' x C')`` between the reduced channels, each channel a
       vector of its ``N`` values (the product written in the SM-VCENet paper).
+
+    ``impl="auto"`` (default) routes attention through ``scaled_dot_product_attention`` where a
+    fused kernel accepts the shape (spatial attention, head dimension ``C' <= 256``) and through
+    explicit batched matmuls with an fp32 softmax otherwise (channel attention: its head dimension
+    is ``N``), so under bf16 autocast every matmul runs in bf16.
 
     Shapes:
         input ``(B, C, H, W)`` -> output ``(B, C, H, W)``.
@@ -78,7 +113,7 @@ class NonLocalBlock(nn.Module):
         use_scale: Divide logits by ``sqrt(C')`` (spatial) or ``sqrt(N)`` (channel).
         residual: Return ``x + conv_out(y)``; otherwise ``conv_out(y)``.
         zero_init: Zero-initialise ``conv_out`` (its norm's weight, when a norm is used).
-        impl: ``"sdpa"`` (fused kernels, default) or ``"matmul"`` (explicit reference).
+        impl: ``"auto"`` (default), ``"sdpa"`` (always SDPA) or ``"matmul"`` (explicit reference).
         norm_layer: Optional normalisation after ``conv_out`` (``None``: BN-free).
 
     Raises:
@@ -102,7 +137,7 @@ class NonLocalBlock(nn.Module):
         use_scale: bool = True,
         residual: bool = True,
         zero_init: bool = True,
-        impl: str = "sdpa",
+        impl: str = "auto",
         norm_layer: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
@@ -112,12 +147,10 @@ class NonLocalBlock(nn.Module):
             inter_channels = max(in_channels // reduction, 1)
         self.inter_channels = check_positive_int("inter_channels", inter_channels)
         self.attention = check_choice("attention", attention, ("spatial", "channel"))
-        self.impl = check_choice("impl", impl, ("sdpa", "matmul"))
+        self.impl = check_choice("impl", impl, ("auto", "sdpa", "matmul"))
         self.use_scale = use_scale
         self.residual = residual
-        self.theta = nn.Conv2d(in_channels, inter_channels, 1)
-        self.phi = nn.Conv2d(in_channels, inter_channels, 1)
-        self.g = nn.Conv2d(in_channels, inter_channels, 1)
+        self.qkv = nn.Conv2d(in_channels, 3 * inter_channels, 1)
         self.conv_out = nn.Conv2d(inter_channels, in_channels, 1, bias=norm_layer is None)
         self.norm = nn.Identity() if norm_layer is None else norm_layer(in_channels)
         self.out_channels = in_channels
@@ -129,6 +162,15 @@ class NonLocalBlock(nn.Module):
             elif getattr(self.norm, "weight", None) is not None:
                 nn.init.zeros_(self.norm.weight)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        """Read checkpoints of the earlier layout (separate ``theta``, ``phi``, ``g``)."""
+        names = [f"{prefix}{n}.{p}" for n in ("theta", "phi", "g") for p in ("weight", "bias")]
+        if f"{prefix}qkv.weight" not in state_dict and all(n in state_dict for n in names):
+            for p in ("weight", "bias"):
+                parts = [state_dict.pop(f"{prefix}{n}.{p}") for n in ("theta", "phi", "g")]
+                state_dict[f"{prefix}qkv.{p}"] = torch.cat(parts)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block.
 
@@ -136,37 +178,34 @@ class NonLocalBlock(nn.Module):
             x: Feature map ``(B, C, H, W)``.
 
         Returns:
-            ``(B, C, H, W)``.
+            ``(B, C, H, W)`` (channels_last strides).
         """
         check_feature_map(x, self.in_channels)
-        b, _, h, w = x.shape
+        h = x.shape[2]
+        xt = rearrange(x, "b c h w -> b (h w) c")  # a view for NCHW and NHWC inputs alike
+        qkv = F.linear(xt, self.qkv.weight.flatten(1), self.qkv.bias)  # (B, N, 3C')
+        q, k, v = qkv.split(self.inter_channels, dim=-1)
         if self.attention == "spatial":
-            # Positions-major layout from the start: one fused projection gives q, k, v as
-            # (B, N, C') with unit last stride, which the fused SDPA kernels need (a transposed
-            # conv output would send SDPA to its math fallback, which materialises N x N).
-            weight = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
-            bias = torch.cat([self.theta.bias, self.phi.bias, self.g.bias])
-            xt = x.flatten(2).transpose(1, 2)  # (B, N, C) view
-            qkv = F.linear(xt, weight, bias)  # (B, N, 3C')
-            q, k, v = qkv.split(self.inter_channels, dim=-1)
             scale = self.inter_channels**-0.5 if self.use_scale else 1.0
-            y = dot_product_attention(q, k, v, scale, self.impl)  # (B, N, C')
-            del qkv, q, k, v  # free before the output projection (lower peak memory)
-            w_out = self.conv_out.weight.flatten(1)  # (C, C')
-            if self.residual and isinstance(self.norm, nn.Identity):
-                # x + W y in one batched GEMM: no separate (B, N, C) projection tensor
-                out = torch.baddbmm(xt, y, w_out.t().expand(b, -1, -1))
-                if self.conv_out.bias is not None:
-                    out = out.add_(self.conv_out.bias)  # in place: baddbmm needs not its output
-                return out.transpose(1, 2).unflatten(2, (h, w))  # channels_last strides
-            z = F.linear(y, w_out, self.conv_out.bias).transpose(1, 2).unflatten(2, (h, w))
+            impl = self.impl
+            if impl == "auto":
+                impl = "sdpa" if _fused_kernel_accepts(q) and not _naive_faster(q) else "matmul"
+            y = dot_product_attention(q, k, v, scale, impl)  # (B, N, C')
         else:
-            q = self.theta(x).flatten(2)  # (B, C', N): channels are the sequence
-            k = self.phi(x).flatten(2)
-            v = self.g(x).flatten(2)
-            scale = q.shape[2] ** -0.5 if self.use_scale else 1.0
-            y = dot_product_attention(q, k, v, scale, self.impl)
-            z = self.conv_out(y.reshape(b, self.inter_channels, h, w))
+            # channels are the sequence: (B, C', N) views of the positions-major projections
+            qc, kc, vc = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            scale = q.shape[1] ** -0.5 if self.use_scale else 1.0
+            impl = "matmul" if self.impl == "auto" else self.impl
+            y = dot_product_attention(qc, kc, vc, scale, impl).transpose(1, 2)  # (B, N, C')
+        del qkv, q, k, v  # free before the output projection (lower peak memory)
+        w_out = self.conv_out.weight.flatten(1)  # (C, C')
+        if self.residual and isinstance(self.norm, nn.Identity):
+            # x + W y in one batched GEMM: no separate (B, N, C) projection tensor
+            out = torch.baddbmm(xt.to(y.dtype), y, w_out.t().to(y.dtype).expand(y.shape[0], -1, -1))
+            if self.conv_out.bias is not None:
+                out = out + self.conv_out.bias.to(out.dtype)
+            return rearrange(out, "b (h w) c -> b c h w", h=h)
+        z = rearrange(F.linear(y, w_out, self.conv_out.bias), "b (h w) c -> b c h w", h=h)
         z = self.norm(z)
         return x + z if self.residual else z
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ._validate import (
@@ -32,7 +33,7 @@ from ._validate import (
 )
 from .conv_norm_act import make_act
 
-__all__ = ["PyramidPoolingAttention", "adaptive_avg_pool2d_matmul"]
+__all__ = ["PyramidPoolingAttention", "adaptive_avg_pool2d_matmul", "pyramid_matrices"]
 
 
 def _pool_matrix(size: int, bins: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -47,6 +48,59 @@ def _pool_matrix(size: int, bins: int, dtype: torch.dtype, device: torch.device)
     pos = torch.arange(size, device=device)
     inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
     return inside.to(dtype) / (end - start).to(dtype)[:, None]
+
+
+def _upsample_matrix(
+    size: int, bins: int, align_corners: bool, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Return the ``(size, bins)`` matrix of 1-D linear interpolation from ``bins`` to ``size``.
+
+    The same weights as ``F.interpolate(mode="bilinear")`` along one axis: source position
+    ``(i + 0.5) * bins / size - 0.5`` clamped at 0 (``align_corners=False``) or
+    ``i * (bins - 1) / (size - 1)`` (``align_corners=True``), split between its two neighbours.
+    """
+    i = torch.arange(size, device=device, dtype=torch.float64)
+    if align_corners:
+        src = i * ((bins - 1) / (size - 1)) if size > 1 else torch.zeros_like(i)
+    else:
+        src = ((i + 0.5) * (bins / size) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=bins - 1)
+    i1 = (i0 + 1).clamp(max=bins - 1)
+    frac = src - i0.to(src.dtype)
+    m = torch.zeros(size, bins, dtype=torch.float64, device=device)
+    m.scatter_add_(1, i0[:, None], (1 - frac)[:, None])
+    m.scatter_add_(1, i1[:, None], frac[:, None])
+    return m.to(dtype)
+
+
+def pyramid_matrices(
+    height: int,
+    width: int,
+    bins: Sequence[int],
+    align_corners: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooling and upsampling of every pyramid bin as two fixed matrices over positions.
+
+    Adaptive average pooling to ``b x b`` and bilinear upsampling back are linear maps of the
+    ``N = height * width`` positions: ``pool = kron(P_h, P_w)`` and ``up = kron(U_h, U_w)``.
+    Stacking the bins gives one pooling matrix ``(S, N)`` and one upsampling matrix ``(N, S)``
+    with ``S = sum(b * b)``, so the whole pyramid is two GEMMs that run in the autocast dtype.
+
+    Returns:
+        ``pool (S, N)`` and ``up (N, S)``; rows/columns of bin ``k`` follow those of bin ``k-1``.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    pools, ups = [], []
+    for b in bins:
+        ph = _pool_matrix(height, b, torch.float64, device)
+        pw = _pool_matrix(width, b, torch.float64, device)
+        uh = _upsample_matrix(height, b, align_corners, torch.float64, device)
+        uw = _upsample_matrix(width, b, align_corners, torch.float64, device)
+        pools.append(torch.kron(ph, pw))
+        ups.append(torch.kron(uh, uw))
+    return torch.cat(pools).to(dtype), torch.cat(ups, dim=1).to(dtype)
 
 
 def adaptive_avg_pool2d_matmul(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -84,8 +138,11 @@ class PyramidPoolingAttention(nn.Module):
         act_layer: Activation after the projection (ignored without projection).
         pooled_projection: Compute the projection on the pooled maps before upsampling (exact,
             faster). ``False`` materialises the concatenation first (the literal formula).
-        pool_impl: ``"adaptive"`` (``F.adaptive_avg_pool2d``), ``"matmul"`` (pooling matrices,
-            ONNX-exportable) or ``"auto"`` (matmul while tracing/exporting, adaptive otherwise).
+        pool_impl: How the un-projected pyramid (``project_channels=None``, and the literal
+            ``pooled_projection=False``) pools: ``"adaptive"`` (``F.adaptive_avg_pool2d``),
+            ``"matmul"`` (pooling matrices, ONNX-exportable) or ``"auto"`` (matmul while
+            tracing/exporting, adaptive otherwise). The pooled projection always runs as the
+            fixed-matrix GEMMs of :func:`pyramid_matrices`.
         align_corners: ``align_corners`` of the bilinear upsampling.
 
     Attributes:
@@ -153,18 +210,34 @@ class PyramidPoolingAttention(nn.Module):
         """
         check_feature_map(x, self.in_channels)
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        pooled = self.pyramid(x)
-        if self.proj is None:
-            return torch.cat([self._up(p, size) for p in pooled] + [x], dim=1)
-        if not self.pooled_projection:
-            cat = torch.cat([self._up(p, size) for p in pooled] + [x], dim=1)
-            return self.act(self.proj(cat))
-        c = self.in_channels
-        weight = self.proj.weight
-        out = F.conv2d(x, weight[:, len(self.bins) * c :], self.proj.bias)
-        for i, p in enumerate(pooled):
-            out = out + self._up(F.conv2d(p, weight[:, i * c : (i + 1) * c]), size)
-        return self.act(out)
+        if self.proj is not None and self.pooled_projection:
+            return self.act(self._pooled_projection(x))
+        cat = torch.cat([self._up(p, size) for p in self.pyramid(x)] + [x], dim=1)
+        return cat if self.proj is None else self.act(self.proj(cat))
+
+    def _pooled_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv_x(x) + sum_k up(conv_k(pool_k(x)))`` as GEMMs over positions.
+
+        One GEMM pools every bin (``(S, N)`` matrix), one small GEMM per bin projects its
+        pooled map, one GEMM upsamples and sums all bins (``(N, S)`` matrix). Exact: the same
+        weights as adaptive pooling and bilinear upsampling, in another order of summation.
+        """
+        assert self.proj is not None
+        b, c, h, w = x.shape
+        n_bins = len(self.bins)
+        weight = self.proj.weight.flatten(1)  # (K, (len(bins) + 1) * C)
+        pool, up = pyramid_matrices(h, w, self.bins, self.align_corners, x.dtype, x.device)
+        xt = rearrange(x, "b c h w -> b (h w) c")  # a view for NCHW and NHWC inputs
+        pooled = torch.matmul(pool, xt)  # (B, S, C): every bin's pooled map, positions-major
+        projected = []
+        start = 0
+        for i, size in enumerate(self.bins):
+            rows = pooled[:, start : start + size * size]
+            projected.append(F.linear(rows, weight[:, i * c : (i + 1) * c]))
+            start += size * size
+        summed = torch.matmul(up.to(projected[0].dtype), torch.cat(projected, dim=1))  # (B, N, K)
+        out = F.linear(xt, weight[:, n_bins * c :], self.proj.bias) + summed
+        return rearrange(out, "b (h w) k -> b k h w", h=h)
 
     def extra_repr(self) -> str:
         """Summarise the configuration in ``repr``."""

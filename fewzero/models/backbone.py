@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bn_fold import fold_batchnorm
 from .weights import (
     LOCAL_IMAGENET_WEIGHTS,
     hub_reachable,
@@ -89,6 +90,8 @@ class Backbone(nn.Module):
         pretrained_file: Local weights instead: a path (``.pth``/``.safetensors``, classifier key
             names, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``) or a state dict.
         frozen: Freeze parameters and keep the module in ``eval()`` (the paper's setting).
+        fold_bn: Fold the frozen BatchNorm into the convolutions once (exact to rounding; no
+            BatchNorm kernel runs in the forward). Only with ``frozen``.
         last_stage: Compute ``F_4``. ``False`` builds and runs the backbone only up to ``F_3``
             (models without a class branch: DeepLab, SPNet, ZSVM), and ``forward`` returns
             ``[F_2, F_3]``.
@@ -114,6 +117,7 @@ class Backbone(nn.Module):
         pretrained: bool = False,
         pretrained_file: StateDictOrPath | None = None,
         frozen: bool = True,
+        fold_bn: bool = True,
         last_stage: bool = True,
         **timm_kwargs: Any,
     ) -> None:
@@ -193,6 +197,19 @@ class Backbone(nn.Module):
             for p in self.body.parameters():
                 p.requires_grad_(False)
             self.body.eval()
+            if fold_bn:
+                self.body = self._folded(self.body)
+
+    def _folded(self, body: nn.Module) -> nn.Module:
+        """``body`` with its BatchNorm folded (checked on a small input), or as it was."""
+        cfg = getattr(body, "pretrained_cfg", None) or {}
+        sizes = [max(64, 2 * self.min_input_size)] + [cfg["input_size"][-1]] * ("input_size" in cfg)
+        for side in sizes:
+            try:
+                return fold_batchnorm(body, torch.randn(1, 3, side, side))
+            except Exception:  # a backbone that needs another input size: try the next one
+                continue
+        return body
 
     def _load_state(self, source: StateDictOrPath, name: str | None = None) -> None:
         """Load backbone weights strictly; only keys of the full classifier outside it may remain."""
