@@ -63,12 +63,13 @@ def test_model_complexity_quick(tmp_path):
     assert mam["flop_ratio"] > 1 and mam["max_abs_diff"] < 1e-4
 
 
-def test_model_step_with_amp_and_stages(tmp_path):
+def test_model_step_with_stages(tmp_path):
+    # fp32 here: bf16 convolutions have no fast CPU kernel on most x86 machines (minutes)
     run("model_step.py", "--models", "sm_vcenet_efficientnet_lite0", "--sizes", "65", "--batch",
-        "2", "--mam-channels", "32", "--amp", "bf16", "--channels-last", "--stages",
-        "--min-time", "0.01", "--out", str(tmp_path))  # fmt: skip
+        "2", "--mam-channels", "32", "--channels-last", "--stages", "--min-time", "0.01",
+        "--out", str(tmp_path))  # fmt: skip
     data = only_json(tmp_path, "model_step")
-    assert data["amp"] == "bf16" and data["matmul_peak_flops"] > 0
+    assert data["amp"] is None and data["channels_last"] and data["matmul_peak_flops"] > 0
     stages = [r["stage"] for r in data["stages"]]
     assert stages == ["frozen backbone forward", "query branch", "MAM", "SAM", "decoder (CCM)"]
     for r in data["stages"]:

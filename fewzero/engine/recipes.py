@@ -64,9 +64,7 @@ def build_model(
         kwargs["pretrained_file"] = backbone_weights
     elif pretrained:
         kwargs["pretrained"] = True
-    model = create_model(config.model, backbone=config.backbone, **kwargs)
-    check_shots(model, config.model, config.shots)
-    return model  # type: ignore[return-value]
+    return create_model(config.model, backbone=config.backbone, **kwargs)  # type: ignore[return-value]
 
 
 def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
@@ -94,6 +92,7 @@ def train_pascal5i(
     resume: bool = False,
     overwrite: bool = False,
     explicit: Collection[str] | None = None,
+    model: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, Trainer]:
     """Train ``config.model`` on PASCAL-5i fold ``config.fold``; returns the model and trainer.
 
@@ -109,11 +108,17 @@ def train_pascal5i(
         overwrite: Replace a run in ``config.out_dir``.
         explicit: With ``resume``: the fields the user set explicitly; every other field is
             taken from the saved run, so only what was asked for can change.
+        model: The model to train, already built from ``config`` (default: built here).
+
+    Raises:
+        ValueError: a shot count the model cannot use (``--shots``).
     """
     if resume and explicit is not None:
         config = resumed_config(config, explicit)
     torch.manual_seed(config.seed)
-    model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
+    if model is None:
+        model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
+    check_shots(model, config.model, config.shots)
     enc = model.encoder
     train_set = Pascal5i(
         data_root,
@@ -342,29 +347,29 @@ def toy_demo(
 
     trained: dict[str, torch.nn.Module] = {}
     for i, name in enumerate(models):
-        probe = create_model(name, backbone=config.backbone, **config.model_kwargs)
-        fewshot = bool(getattr(probe, "requires_support", False))
-        del probe
+        torch.manual_seed(config.seed)
+        model = build_model(
+            dataclasses.replace(config, model=name),
+            pretrained=pretrained,
+            backbone_weights=backbone_weights,
+        )
+        fewshot = bool(getattr(model, "requires_support", False))
         cfg = dataclasses.replace(
             config,
             model=name,
             shots=shots[0] if fewshot else 0,
             out_dir=str(out_dir / name),
         )
-        if i == 0:
-            torch.manual_seed(config.seed)
-            untrained = build_model(cfg, pretrained=pretrained, backbone_weights=backbone_weights)
+        if i == 0:  # the first model before training: what ImageNet features alone give
             for k in shots if fewshot else (0,):
-                rows.append(row(untrained.to(config.device), f"{name} (untrained)", "-", k))
-            del untrained
+                rows.append(row(model.to(config.device), f"{name} (untrained)", "-", k))
         model, trainer = train_pascal5i(
             cfg,
             roots["pascal"],
-            pretrained=pretrained,
-            backbone_weights=backbone_weights,
             resume=resume,
             overwrite=overwrite,
             explicit=explicit,
+            model=model,
         )
         trained[name] = model
         for k in shots if fewshot else (0,):

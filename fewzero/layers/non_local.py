@@ -98,9 +98,12 @@ class NonLocalBlock(nn.Module):
       vector of its ``N`` values (the product written in the SM-VCENet paper).
 
     ``impl="auto"`` (default) routes attention through ``scaled_dot_product_attention`` where a
-    fused kernel accepts the shape (spatial attention, head dimension ``C' <= 256``) and through
-    explicit batched matmuls with an fp32 softmax otherwise (channel attention: its head dimension
-    is ``N``), so under bf16 autocast every matmul runs in bf16.
+    fused kernel accepts the shape, and through explicit batched matmuls with an fp32 softmax
+    elsewhere: spatial attention (head dimension ``C' <= 256``) takes SDPA, except fp32 on CUDA
+    while the ``N x N`` affinity fits in 1 GiB; channel attention (head dimension ``N``, beyond
+    CUDA's fused kernels) takes the matmuls, except on the CPU outside autocast where SDPA's fused
+    CPU kernel accepts it. Under bf16 autocast every matmul so runs in bf16 instead of SDPA's math
+    fallback computing in fp32.
 
     Shapes:
         input ``(B, C, H, W)`` -> output ``(B, C, H, W)``.
@@ -195,7 +198,10 @@ class NonLocalBlock(nn.Module):
             # channels are the sequence: (B, C', N) views of the positions-major projections
             qc, kc, vc = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
             scale = q.shape[1] ** -0.5 if self.use_scale else 1.0
-            impl = "matmul" if self.impl == "auto" else self.impl
+            impl = self.impl
+            if impl == "auto":  # a fused kernel for head dimension N exists on the CPU only
+                fused = _fused_kernel_accepts(qc) and not torch.is_autocast_enabled(qc.device.type)
+                impl = "sdpa" if fused else "matmul"
             y = dot_product_attention(qc, kc, vc, scale, impl).transpose(1, 2)  # (B, N, C')
         del qkv, q, k, v  # free before the output projection (lower peak memory)
         w_out = self.conv_out.weight.flatten(1)  # (C, C')
