@@ -217,10 +217,10 @@ def test_kill_during_checkpoint_write_keeps_previous(tmp_path):
 
 
 def test_loss_decreases_and_evaluation_runs(toy, tmp_path):
-    tr = make(toy, tmp_path / "e", epochs=4)
-    tr.config.max_steps_per_epoch = 4
+    tr = make(toy, tmp_path / "e", epochs=4, max_steps_per_epoch=4)
     history = tr.fit()
-    assert history[-1]["loss"] < history[0]["loss"]
+    # epochs see different batches: compare the mean of the last two with the first
+    assert (history[-1]["loss"] + history[-2]["loss"]) / 2 < history[0]["loss"]
     ds = Pascal5i(
         toy["pascal"], 0, "val", min_pixels=30, n_episodes=12, transform=eval_transform(48)
     )

@@ -76,9 +76,9 @@ def test_toy_demo_then_runners(env):
     ).stdout
     assert "P-mIoU" in out
     csv = (work / "tables/pascal2coco.csv").read_text().splitlines()
-    assert csv[0].startswith("model,fold,pascal_miou") and csv[1].startswith(
-        "deeplab_efficientnet_lite0,0,"
-    )
+    assert csv[0].startswith("model,fold,shots,pascal_miou,pascal_fbiou,coco0") and csv[
+        1
+    ].startswith("deeplab_efficientnet_lite0,0,0,")
     assert (work / "tables/pascal2coco.md").read_text().count("\n") == 3
     run(
         "eval_pascal5i.py",

@@ -134,7 +134,12 @@ def test_fewzero_segment_cli(files, checkpoint, tmp_path, capsys):
 def test_backbone_weights_load_strictly(tmp_path):
     full = timm.create_model("resnet18").state_dict()  # a classifier checkpoint: fc.* extra
     torch.save(full, tmp_path / "r18.pth")
-    model = SMVCENet("resnet18", pretrained_file=tmp_path / "r18.pth", **SMALL)
+    model = SMVCENet(
+        "resnet18",
+        pretrained_file=tmp_path / "r18.pth",
+        backbone_kwargs=dict(fold_bn=False),
+        **SMALL,
+    )
     assert torch.equal(model.encoder.body.state_dict()["conv1.weight"], full["conv1.weight"])
     deeplab = SMVCENet("resnet18", "deeplab", pretrained_file=tmp_path / "r18.pth", **SMALL)
     assert "layer4.0.conv1.weight" not in deeplab.encoder.body.state_dict()

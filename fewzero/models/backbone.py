@@ -203,7 +203,9 @@ class Backbone(nn.Module):
     def _folded(self, body: nn.Module) -> nn.Module:
         """``body`` with its BatchNorm folded (checked on a small input), or as it was."""
         cfg = getattr(body, "pretrained_cfg", None) or {}
-        sizes = [max(64, 2 * self.min_input_size)] + [cfg["input_size"][-1]] * ("input_size" in cfg)
+        sizes = [max(64, 2 * self.min_input_size)]
+        if "input_size" in cfg:  # fixed-size models (ViTs) take only their own size
+            sizes.append(int(cfg["input_size"][-1]))
         for side in sizes:
             try:
                 return fold_batchnorm(body, torch.randn(1, 3, side, side))
