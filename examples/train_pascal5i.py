@@ -35,6 +35,7 @@ from fewzero.engine.recipes import (
     TOY_EVAL,
     TOY_MODELS,
     TOY_PRESET,
+    eval_settings,
     evaluate_pascal2coco,
     format_table,
     toy_demo,
@@ -126,19 +127,9 @@ def main(argv=None):
     rows = []
     for k in args.shots:
         row = evaluate_pascal2coco(
-            model,
-            args.data_root,
-            args.coco_root,
-            cfg.fold,
-            size=cfg.crop_size,
-            n_episodes=args.episodes,
-            seed=cfg.seed,
-            min_pixels=cfg.min_pixels,
-            device=cfg.device,
-            shots=k,
-            progress=cfg.progress,
-            amp=cfg.amp,
-        )
+            model, args.data_root, args.coco_root, cfg.fold, n_episodes=args.episodes, shots=k,
+            **eval_settings(cfg),
+        )  # fmt: skip
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():

@@ -39,8 +39,15 @@ def main() -> None:
     w, h = 1.75, 0.78
     for x, y, text, color in NODES.values():
         ax.add_patch(
-            FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.04",
-                           facecolor=color, edgecolor="#455a64", linewidth=1.0)  # fmt: skip
+            FancyBboxPatch(
+                (x - w / 2, y - h / 2),
+                w,
+                h,
+                boxstyle="round,pad=0.04",
+                facecolor=color,
+                edgecolor="#455a64",
+                linewidth=1.0,
+            )  # fmt: skip
         )
         ax.text(x, y, text, ha="center", va="center", fontsize=8.5, family="DejaVu Sans")
     for a, b, label in EDGES:

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from .episodes import (
@@ -35,7 +34,7 @@ from .episodes import (
     draw_supports,
     transform_pair,
 )
-from .io import read_image
+from .io import read_image, read_mask_array
 
 __all__ = ["FSS1000", "read_binary_mask"]
 
@@ -51,14 +50,7 @@ def read_binary_mask(path: str | os.PathLike[str]) -> np.ndarray:
         FileNotFoundError: naming the missing file.
         OSError: naming a file that cannot be decoded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            mask = np.array(img.convert("L"))
-    except OSError as err:
-        raise OSError(f"cannot read mask {str(path)!r}: {err}") from err
+    mask = read_mask_array(path, "L")
     if mask.max(initial=0) <= 1:
         return mask.astype(np.uint8)
     return (mask > 127).astype(np.uint8)

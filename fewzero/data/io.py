@@ -23,6 +23,7 @@ __all__ = [
     "read_image",
     "read_list",
     "read_mask",
+    "read_mask_array",
     "write_list",
     "write_mask",
 ]
@@ -47,6 +48,23 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
         raise OSError(f"cannot read image {str(path)!r}: {err}") from err
 
 
+def read_mask_array(path: str | os.PathLike[str], mode: str | None = None) -> np.ndarray:
+    """Decode a mask image (optionally converted to PIL ``mode``) as an array.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        OSError: naming a file that cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {str(path)!r}")
+    try:
+        with Image.open(path) as img:
+            return np.array(img if mode is None else img.convert(mode))
+    except OSError as err:
+        raise OSError(f"cannot read mask {str(path)!r}: {err}") from err
+
+
 def read_mask(path: str | os.PathLike[str], num_classes: int) -> np.ndarray:
     """Read a class-index mask (PNG, palette or grey) as ``uint8 (H, W)``.
 
@@ -57,13 +75,7 @@ def read_mask(path: str | os.PathLike[str], num_classes: int) -> np.ndarray:
         ValueError: naming the file and the offending values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            mask = np.array(img)
-    except OSError as err:
-        raise OSError(f"cannot read mask {str(path)!r}: {err}") from err
+    mask = read_mask_array(path)
     if mask.ndim != 2:
         raise ValueError(f"mask {str(path)!r} must be single-channel, got shape {mask.shape}")
     values = np.unique(mask)

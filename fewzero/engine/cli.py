@@ -8,6 +8,7 @@ whose flag was not given. Values are checked at parse time, so an error names th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -168,32 +169,14 @@ def add_run_arguments(
 
 
 def config_from_args(args: argparse.Namespace, model: str, shots: int) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed arguments (every field from its flag)."""
-    return TrainConfig(
-        model=model,
-        backbone=args.backbone,
-        fold=args.fold,
-        shots=shots,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        poly_power=args.poly_power,
-        crop_size=args.crop_size,
-        min_pixels=args.min_pixels,
-        target=args.target,
-        exclude_unseen=args.exclude_unseen,
-        amp=None if args.amp == "none" else args.amp,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        max_steps_per_epoch=args.max_steps_per_epoch,
-        out_dir=args.out_dir,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    """The :class:`TrainConfig` of parsed arguments: every field whose flag has its name.
+
+    Only ``amp`` (``"none"`` on the command line) and ``progress`` (``--quiet``) are translated.
+    """
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "shots", "amp"}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    amp = None if args.amp == "none" else args.amp
+    return TrainConfig(model=model, shots=shots, amp=amp, progress=not args.quiet, **values)
 
 
 def local_device(device: str) -> str:

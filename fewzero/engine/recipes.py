@@ -32,6 +32,7 @@ __all__ = [
     "build_model",
     "check_shots",
     "default_toy_root",
+    "eval_settings",
     "evaluate_pascal2coco",
     "format_table",
     "load_trained_model",
@@ -245,6 +246,18 @@ def evaluate_pascal2coco(
     return row
 
 
+def eval_settings(config: TrainConfig) -> dict[str, Any]:
+    """The test settings a run implies: its crop size, seed, min_pixels, device, progress, amp."""
+    return dict(
+        size=config.crop_size,
+        seed=config.seed,
+        min_pixels=config.min_pixels,
+        device=config.device,
+        progress=config.progress,
+        amp=config.amp,
+    )
+
+
 def format_table(
     rows: Sequence[dict[str, Any]], coco_folds: Sequence[int] = (0, 1, 2, 3), coco: bool = True
 ) -> str:
@@ -327,16 +340,7 @@ def toy_demo(
     roots = build_toy(toy_root, seed=0, progress=False)
     out_dir = Path(config.out_dir)
     rows: list[dict[str, Any]] = []
-    ev = dict(
-        size=config.crop_size,
-        n_episodes=n_episodes,
-        seed=config.seed,
-        min_pixels=config.min_pixels,
-        batch_size=config.batch_size,
-        device=config.device,
-        progress=config.progress,
-        amp=config.amp,
-    )
+    ev = dict(eval_settings(config), n_episodes=n_episodes, batch_size=config.batch_size)
 
     def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
         label = name if k == 0 else f"{name} ({k}-shot)"
