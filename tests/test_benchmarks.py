@@ -92,9 +92,10 @@ def test_nonlocal_cpu_memory_is_deterministic():
 
 @pytest.mark.slow
 def test_compare_commits_runs_side_by_side(tmp_path):
-    run("compare_commits.py", "--cases", '"side": 41', "--rounds", "1", "--min-time", "0.01",
-        "--cases", "channel", "--out", str(tmp_path))  # fmt: skip
+    case = '"attention": "channel", "mode": "fwd", "side": 41'
+    run("compare_commits.py", "--cases", case, "--rounds", "1", "--min-time", "0.01",
+        "--out", str(tmp_path))  # fmt: skip
     data = only_json(tmp_path, "compare_commits")
-    assert data["base"] == "d4a8e1d" and data["rows"]
+    assert data["base"] == "d4a8e1d" and len(data["rows"]) == 1
     for r in data["rows"]:
         assert r["base_s"] > 0 and r["head_s"] > 0 and r["speedup"] > 0
