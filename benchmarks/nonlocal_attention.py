@@ -227,12 +227,14 @@ def main(argv=None):
     cuda = args.device.startswith("cuda")
     if args.quick:
         args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.2
-    impls = args.impls or (
+    default_impls = (
         ["naive", "matmul", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-math", "channel"]
         if cuda
         else ["naive", "matmul", "sdpa", "channel"]
     )
-    dtypes = args.dtypes or (["float32", "bfloat16", "float16"] if cuda else ["float32"])
+    impls = default_impls if args.impls is None else args.impls
+    default_dtypes = ["float32", "bfloat16", "float16"] if cuda else ["float32"]
+    dtypes = default_dtypes if args.dtypes is None else args.dtypes
     if args.from_json:  # re-render tables, ratios, fits and plot from a saved run
         saved = json.loads(Path(args.from_json).read_text())
         rows, peaks, args.threads = saved["rows"], saved["matmul_peak_flops"], saved["threads"]

@@ -56,8 +56,13 @@ def main(argv=None):
         roots = build_toy(default_toy_root())
         args.pascal_root, args.coco_root = roots["pascal"], roots["coco"]
     pascal, coco = Path(args.pascal_root), Path(args.coco_root)
-    backbones = args.backbone or ["efficientnet_lite0"]
-    weights = args.backbone_weights or [None] * len(backbones)
+    backbones = ["efficientnet_lite0"] if args.backbone is None else args.backbone
+    weights = [None] * len(backbones) if args.backbone_weights is None else args.backbone_weights
+    if len(weights) != len(backbones):
+        p.error(
+            f"--backbone-weights must be given once per --backbone ({len(backbones)}), "
+            f"got {len(weights)}"
+        )
     matrices, shifts = {}, {}
     for name, w in zip(backbones, weights):
         enc = Backbone(name, pretrained=w is None, pretrained_file=w).eval()

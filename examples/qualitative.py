@@ -32,8 +32,8 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     args = p.parse_args(argv)
     models = [load_trained_model(c) for c in args.checkpoint]
-    root = args.data_root or build_toy(default_toy_root())[args.dataset]
-    size = args.size or models[0][1]["crop_size"]
+    root = build_toy(default_toy_root())[args.dataset] if args.data_root is None else args.data_root
+    size = models[0][1]["crop_size"] if args.size is None else args.size
     enc = models[0][0].encoder
     cls = Pascal5i if args.dataset == "pascal" else Coco20i
     ds = cls(

@@ -368,16 +368,19 @@ class Trainer:
             for p in self.out_dir.glob("checkpoint_epoch*.pt")
         )
         keep = set(epochs[-2:])
-        finite = [e for e in epochs if self._finite.get(e, self._read_finite(e))]
+        finite = [e for e in epochs if self._is_finite(e)]
         if finite:
             keep.add(finite[-1])
         for e in epochs:
             if e not in keep:
                 self.epoch_checkpoint(e).unlink(missing_ok=True)
 
-    def _read_finite(self, epoch: int) -> bool:
-        state = load_checkpoint(self.epoch_checkpoint(epoch))
-        self._finite[epoch] = bool(state.get("finite", True))
+    def _is_finite(self, epoch: int) -> bool:
+        """Whether checkpoint ``epoch`` holds finite weights (read from the file only once)."""
+        if epoch not in self._finite:
+            self._finite[epoch] = bool(
+                load_checkpoint(self.epoch_checkpoint(epoch)).get("finite", True)
+            )
         return self._finite[epoch]
 
     def last_good_checkpoint(self) -> Path | None:
@@ -390,7 +393,7 @@ class Trainer:
             reverse=True,
         )
         for e in epochs:
-            if self._finite.get(e, None) is True or self._read_finite(e):
+            if self._is_finite(e):
                 return self.epoch_checkpoint(e)
         return None
 

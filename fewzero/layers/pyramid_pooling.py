@@ -103,6 +103,32 @@ def pyramid_matrices(
     return torch.cat(pools).to(dtype), torch.cat(ups, dim=1).to(dtype)
 
 
+_MATRICES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _cached_pyramid_matrices(
+    height: int,
+    width: int,
+    bins: tuple[int, ...],
+    align_corners: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pyramid_matrices`, built once per shape, dtype and device in eager mode.
+
+    The matrices are constants of the input size; eager forwards reuse them instead of running
+    a dozen small kernels each call. Tracing, export and ``torch.compile`` build them in the graph.
+    """
+    if is_exporting() or torch.compiler.is_compiling():
+        return pyramid_matrices(height, width, bins, align_corners, dtype, device)
+    key = (height, width, bins, align_corners, dtype, device)
+    if key not in _MATRICES:
+        if len(_MATRICES) >= 64:  # many input sizes (e.g. multi-scale evaluation): start over
+            _MATRICES.clear()
+        _MATRICES[key] = pyramid_matrices(height, width, bins, align_corners, dtype, device)
+    return _MATRICES[key]
+
+
 def adaptive_avg_pool2d_matmul(x: torch.Tensor, bins: int) -> torch.Tensor:
     """Adaptive average pooling to ``bins x bins`` written as two matrix products.
 
@@ -226,7 +252,7 @@ class PyramidPoolingAttention(nn.Module):
         b, c, h, w = x.shape
         n_bins = len(self.bins)
         weight = self.proj.weight.flatten(1)  # (K, (len(bins) + 1) * C)
-        pool, up = pyramid_matrices(h, w, self.bins, self.align_corners, x.dtype, x.device)
+        pool, up = _cached_pyramid_matrices(h, w, self.bins, self.align_corners, x.dtype, x.device)
         xt = rearrange(x, "b c h w -> b (h w) c")  # a view for NCHW and NHWC inputs
         pooled = torch.matmul(pool, xt)  # (B, S, C): every bin's pooled map, positions-major
         projected = []
