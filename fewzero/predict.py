@@ -7,7 +7,11 @@ Three lines from a checkpoint and an image file to a mask::
     mask = predictor("photo.jpg")  # (H, W) uint8 in {0, 1} at the photo's own size
 
 Few-shot models take the support set as ``(image, mask)`` pairs:
-``predictor("query.jpg", support=[("s1.jpg", "s1.png"), ...])``.
+``predictor("query.jpg", support=[("s1.jpg", "s1.png"), ...])``. Several classes at once (N-way)
+take a dictionary of support sets and give a label map (0 background, ``i`` the i-th class in
+the dictionary's order): ``predictor("query.jpg", support={"cat": [...], "dog": [...]})``. A model
+that needs no training (``create_model("prototype_efficientnet_lite0", pretrained=True)``) can be
+passed instead of a checkpoint.
 
 Images may be paths, PIL images, ``(H, W, 3)`` numpy arrays (uint8, or float in [0, 1]) or
 ``(3, H, W)`` tensors (uint8, or float in [0, 1]). Masks may be paths (PNG: white or 1 is the
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +35,29 @@ from PIL import Image
 
 from .data.fss import read_binary_mask
 from .models.base import SegmentationModel, check_finite
+from .models.nway import nway_scores
 
-__all__ = ["Predictor", "main", "save_mask", "save_overlay", "to_image_tensor", "to_mask_tensor"]
+__all__ = [
+    "LABEL_COLORS",
+    "Predictor",
+    "main",
+    "save_label_overlay",
+    "save_labels",
+    "save_mask",
+    "save_overlay",
+    "to_image_tensor",
+    "to_mask_tensor",
+]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 MaskLike = str | os.PathLike | np.ndarray | torch.Tensor
+SupportSet = Sequence[tuple[ImageLike, MaskLike]]
+
+#: Tint of label ``i`` (1-based) in label overlays: ``LABEL_COLORS[(i - 1) % len]``.
+LABEL_COLORS: tuple[tuple[int, int, int], ...] = (
+    (230, 40, 40), (40, 120, 230), (40, 190, 70), (240, 190, 20), (170, 60, 200),
+    (20, 200, 200), (250, 120, 30), (140, 90, 40),
+)  # fmt: skip
 
 
 def to_image_tensor(image: ImageLike) -> torch.Tensor:
@@ -176,12 +198,19 @@ class Predictor:
     def probabilities(
         self,
         image: ImageLike,
-        support: Sequence[tuple[ImageLike, MaskLike]] | None = None,
+        support: SupportSet | Mapping[str, SupportSet] | None = None,
         class_id: int | None = None,
     ) -> torch.Tensor:
-        """Class probabilities ``(num_classes, H, W)`` at the image's original size."""
+        """Class probabilities ``(num_classes, H, W)`` at the image's original size.
+
+        With a dictionary of N support sets: ``(N + 1, H, W)`` scores, channel 0 background and
+        channel ``i`` the i-th class's foreground probability
+        (:func:`~fewzero.models.nway.nway_scores`).
+        """
         x, size = self.preprocess(image)
         kwargs: dict[str, Any] = {}
+        if isinstance(support, Mapping):
+            return self._nway(x, size, support)
         if support:
             s_img, s_mask = self._support(support)
             kwargs.update(
@@ -193,17 +222,44 @@ class Predictor:
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits.softmax(dim=1)[0].cpu()
 
+    def _nway(
+        self, x: torch.Tensor, size: tuple[int, int], support: Mapping[str, SupportSet]
+    ) -> torch.Tensor:
+        if not support:
+            raise ValueError("support must name at least one class, got an empty dictionary")
+        sets = []
+        for name, pairs in support.items():
+            if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple):
+                pairs = [pairs]  # one (image, mask) pair given without a list
+            if not pairs:
+                raise ValueError(f"support[{name!r}] must hold at least one (image, mask) pair")
+            try:
+                sets.append(self._support(pairs))
+            except ValueError as err:
+                raise ValueError(f"support[{name!r}]: {err}") from err
+        shots = {len(s[0][0]) for s in sets}
+        k = max(shots)
+        # equal shot counts per class: a class with fewer shots repeats its own (same prototype)
+        images = torch.stack([s[0][0][torch.arange(k) % len(s[0][0])] for s in sets])[None]
+        masks = torch.stack([s[1][0][torch.arange(k) % len(s[1][0])] for s in sets])[None]
+        scores = nway_scores(
+            self.model, x[None].to(self.device), images.to(self.device), masks.to(self.device)
+        )
+        return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)[0].cpu()
+
     def __call__(
         self,
         image: ImageLike,
-        support: Sequence[tuple[ImageLike, MaskLike]] | None = None,
+        support: SupportSet | Mapping[str, SupportSet] | None = None,
         class_id: int | None = None,
     ) -> np.ndarray:
         """Predicted mask ``(H, W)`` uint8 (1 = the class) at the image's original size.
 
         Args:
             image: The image to segment.
-            support: ``(image, mask)`` pairs of the class, for few-shot models.
+            support: ``(image, mask)`` pairs of the class, for few-shot models; or a dictionary
+                ``{class name: pairs}`` of several classes, which gives a label map (0
+                background, ``i`` the i-th class in the dictionary's order).
             class_id: The class id, for word-conditioned models (SPNet, ZSVM).
         """
         return self.probabilities(image, support, class_id).argmax(0).numpy().astype(np.uint8)
@@ -236,15 +292,77 @@ def save_overlay(
     return path
 
 
+def save_labels(labels: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write a label map (0 background, ``i`` class ``i``) as a palette PNG; returns the path.
+
+    The pixel values are the labels (read back with ``numpy.asarray(Image.open(path))``); the
+    palette shows them in :data:`LABEL_COLORS` (black background).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.min() < 0 or labels.max() > 255:
+        raise ValueError(f"labels must be (H, W) in 0..255, got shape {labels.shape}")
+    img = Image.fromarray(labels.astype(np.uint8), mode="P")
+    palette = [0, 0, 0] + [v for i in range(255) for v in LABEL_COLORS[i % len(LABEL_COLORS)]]
+    img.putpalette(palette)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def save_label_overlay(
+    image: ImageLike,
+    labels: np.ndarray,
+    names: Sequence[str],
+    path: str | os.PathLike[str],
+    alpha: float = 0.55,
+) -> Path:
+    """Write the image with label ``i`` tinted in its colour and a legend of ``names``."""
+    from PIL import ImageDraw
+
+    rgb = (to_image_tensor(image).permute(1, 2, 0).numpy() * 255).astype(np.float32)
+    labels = np.asarray(labels)
+    if labels.shape != rgb.shape[:2]:
+        raise ValueError(f"labels must have the image's size {rgb.shape[:2]}, got {labels.shape}")
+    for i in range(1, len(names) + 1):
+        sel = labels == i
+        color = np.asarray(LABEL_COLORS[(i - 1) % len(LABEL_COLORS)], dtype=np.float32)
+        rgb[sel] = (1 - alpha) * rgb[sel] + alpha * color
+    canvas = Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8))
+    row = 14
+    legend = Image.new("RGB", (canvas.width, row * len(names) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(legend)
+    for i, name in enumerate(names):
+        y = 2 + row * i
+        draw.rectangle([4, y + 2, 14, y + 12], fill=LABEL_COLORS[i % len(LABEL_COLORS)])
+        draw.text((20, y), f"{i + 1}: {name}", fill=(0, 0, 0))
+    out = Image.new("RGB", (canvas.width, canvas.height + legend.height), (255, 255, 255))
+    out.paste(canvas, (0, 0))
+    out.paste(legend, (0, canvas.height))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``fewzero-segment``: write ``mask.png`` and ``overlay.png`` of one image."""
+    """``fewzero-segment``: write the mask (or label map) and overlay of one image."""
     p = argparse.ArgumentParser(
         prog="fewzero-segment",
-        description="Segment an image with a trained fewzero checkpoint (zero-shot, or few-shot "
-        "with --support IMAGE MASK pairs); writes mask.png and overlay.png into --out.",
+        description="Segment an image with a trained fewzero checkpoint, or with a model that "
+        "needs no training (--model prototype_efficientnet_lite0): zero-shot, few-shot with "
+        "--support IMAGE MASK pairs (writes mask.png, overlay.png), or several classes at once "
+        "with --support-class NAME IMAGE MASK (writes labels.png, a palette label map with 0 = "
+        "background and i = the i-th class named, and overlay.png with a legend).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="training checkpoint (checkpoint_last.pt)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="training checkpoint (checkpoint_last.pt)")
+    src.add_argument(
+        "--model",
+        help="a registered model built with its ImageNet backbone weights and used untrained "
+        "(the training-free prototype_efficientnet_lite0)",
+    )
     p.add_argument("--query", required=True, help="image to segment")
     p.add_argument(
         "--support",
@@ -254,18 +372,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="a support image and its mask (repeat for K shots; few-shot models)",
     )
+    p.add_argument(
+        "--support-class",
+        nargs=3,
+        action="append",
+        metavar=("NAME", "IMAGE", "MASK"),
+        default=None,
+        help="a support image and mask of class NAME (repeat for shots and classes; N-way)",
+    )
     p.add_argument("--class-id", type=int, default=None, help="class id (SPNet/ZSVM models)")
     p.add_argument("--size", type=int, default=None, help="test size (default: training crop)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("segment"), help="output folder")
     args = p.parse_args(argv)
+    if args.support and args.support_class:
+        p.error("--support and --support-class cannot be combined: give every class by name")
     try:
-        predictor = Predictor(args.checkpoint, device=args.device, size=args.size)
-        support = [tuple(pair) for pair in args.support] if args.support else None
-        mask = predictor(args.query, support=support, class_id=args.class_id)
-    except (FileNotFoundError, ValueError) as err:
+        if args.model is not None:
+            from .models import create_model
+
+            model = create_model(args.model, pretrained=True)
+            if any(q.requires_grad for q in model.parameters()):
+                raise ValueError(
+                    f"--model {args.model!r} has trainable weights that were never trained; pass "
+                    "its --checkpoint (models usable untrained: prototype_*)"
+                )
+            predictor = Predictor(model, device=args.device, size=args.size)
+        else:
+            predictor = Predictor(args.checkpoint, device=args.device, size=args.size)
+        if args.support_class:
+            by_class: dict[str, list[tuple[str, str]]] = {}
+            for name, image, mask_file in args.support_class:
+                by_class.setdefault(name, []).append((image, mask_file))
+            labels = predictor(args.query, support=by_class)
+        else:
+            support = [tuple(pair) for pair in args.support] if args.support else None
+            mask = predictor(args.query, support=support, class_id=args.class_id)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
+    if args.support_class:
+        names = list(by_class)
+        save_labels(labels, args.out / "labels.png")
+        save_label_overlay(args.query, labels, names, args.out / "overlay.png")
+        counts = ", ".join(f"{n}: {int((labels == i + 1).sum())}" for i, n in enumerate(names))
+        print(
+            f"pixels per class ({counts}) of {labels.size}; wrote {args.out}/labels.png, overlay.png"
+        )
+        return 0
     save_mask(mask, args.out / "mask.png")
     save_overlay(args.query, mask, args.out / "overlay.png")
     print(

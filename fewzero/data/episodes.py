@@ -12,6 +12,14 @@ binary masks. Test supports are drawn once, after the queries, from the same see
 from torch's global generator, which the trainer seeds per epoch. The protocols of the few-shot
 literature are :data:`PROTOCOLS`: HSNet's (1000 test episodes, seed 0; the default) and PFENet's
 (5000 on PASCAL, seed 321).
+
+Every episode also carries ``other``: the pixels of the *other* classes of the evaluated split
+(seen ones in training, unseen ones in test) at the original size. A model that segments "any
+object" instead of the episode's class predicts them as foreground; the share it does is the
+*leak* that :func:`fewzero.engine.evaluate` reports. ``multi_class=True`` keeps only the queries
+that show such another class (each (image, class) pair of a two-class image once per class: the
+support-swap protocol), and ``ways=N`` makes N-way episodes (PANet's protocol): N support sets
+of N classes, with the query's other classes of the split among them first.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ __all__ = [
     "Episode",
     "EpisodeDataset",
     "FewShotEpisode",
+    "NWayEpisode",
     "binary_target",
     "check_episode_args",
     "collate_episodes",
@@ -59,6 +68,7 @@ class Episode(TypedDict):
         label: Target at the original image size ``(H0, W0)`` int64 in {0, 1, 255}.
         class_id: Target class id (1-based).
         name: Image id.
+        other: ``(H0, W0)`` int64 in {0, 1, 255}: 1 where another class of the split lies.
     """
 
     image: torch.Tensor
@@ -66,6 +76,7 @@ class Episode(TypedDict):
     label: torch.Tensor
     class_id: int
     name: str
+    other: torch.Tensor
 
 
 class FewShotEpisode(Episode):
@@ -82,7 +93,32 @@ class FewShotEpisode(Episode):
     support_names: list[str]
 
 
-def check_episode_args(min_pixels: int, n_episodes: int | None, shots: int) -> None:
+class NWayEpisode(TypedDict):
+    """An N-way K-shot episode (``ways=N``).
+
+    Keys:
+        image: Query image ``(3, H, W)``.
+        mask: ``(H, W)`` int64: ``i`` where the i-th way's class lies (1-based), 0 background,
+            255 ignore.
+        label: The same at the original size ``(H0, W0)``.
+        class_ids: ``(N,)`` int64 class ids of the ways; ``class_ids[0]`` is the episode's class.
+        name: Image id.
+        support_images: ``(N, K, 3, H, W)``.
+        support_masks: ``(N, K, H, W)`` in {0, 1, 255}: 1 = the way's class.
+        support_names: ``N`` lists of ``K`` image ids.
+    """
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    label: torch.Tensor
+    class_ids: torch.Tensor
+    name: str
+    support_images: torch.Tensor
+    support_masks: torch.Tensor
+    support_names: list[list[str]]
+
+
+def check_episode_args(min_pixels: int, n_episodes: int | None, shots: int, ways: int = 1) -> None:
     """Validate the episode arguments shared by every episode dataset.
 
     Raises:
@@ -97,6 +133,10 @@ def check_episode_args(min_pixels: int, n_episodes: int | None, shots: int) -> N
         raise ValueError(f"n_episodes must be an int >= 1 or None (every pair), got {n_episodes!r}")
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
         raise ValueError(f"shots must be an int >= 0 (0: zero-shot episodes), got {shots!r}")
+    if isinstance(ways, bool) or not isinstance(ways, int) or ways < 1:
+        raise ValueError(f"ways must be an int >= 1, got {ways!r}")
+    if ways > 1 and shots < 1:
+        raise ValueError(f"ways={ways} needs support sets: shots must be >= 1, got {shots}")
 
 
 def draw_supports(
@@ -172,15 +212,20 @@ def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
     """Stack images, masks, class ids (and supports); keep original-size labels and names as lists.
 
     Few-shot episodes add ``support_images (B, K, 3, H, W)``, ``support_masks (B, K, H, W)`` and
-    ``support_names`` (a list of lists).
+    ``support_names`` (a list of lists); N-way episodes stack to ``(B, N, K, ...)`` and give
+    ``class_ids (B, N)`` instead of ``class_id`` and ``other``.
     """
     out: dict[str, Any] = {
         "image": torch.stack([e["image"] for e in batch]),
         "mask": torch.stack([e["mask"] for e in batch]),
-        "class_id": torch.tensor([e["class_id"] for e in batch], dtype=torch.int64),
         "label": [e["label"] for e in batch],
         "name": [e["name"] for e in batch],
     }
+    if "class_ids" in batch[0]:  # N-way
+        out["class_ids"] = torch.stack([e["class_ids"] for e in batch])  # type: ignore[typeddict-item]
+    else:
+        out["class_id"] = torch.tensor([e["class_id"] for e in batch], dtype=torch.int64)
+        out["other"] = [e["other"] for e in batch]
     if "support_images" in batch[0]:
         out["support_images"] = torch.stack([e["support_images"] for e in batch])  # type: ignore[typeddict-item]
         out["support_masks"] = torch.stack([e["support_masks"] for e in batch])  # type: ignore[typeddict-item]
@@ -210,6 +255,11 @@ class EpisodeDataset(Dataset):
         shots: Support images per episode (``0``: zero-shot episodes without supports).
         support_transform: Paired transform of the supports (default: ``transform``). Training
             recipes pass a resize without random crop, so a support keeps its whole object.
+        multi_class: Keep only queries that also show another class of the split (with at
+            least ``min_pixels``): the support-swap protocol, where only the support tells
+            which object is meant.
+        ways: Classes per episode (N-way, needs ``shots >= 1``); the query's other classes of
+            the split are the first extra ways, then classes drawn from the rest of the split.
         prepare_hint: Command to mention when files are missing.
     """
 
@@ -230,9 +280,11 @@ class EpisodeDataset(Dataset):
         seed: int = 0,
         shots: int = 0,
         support_transform: Callable[..., Any] | None = None,
+        multi_class: bool = False,
+        ways: int = 1,
         prepare_hint: str = "",
     ) -> None:
-        check_episode_args(min_pixels, n_episodes, shots)
+        check_episode_args(min_pixels, n_episodes, shots, ways)
         self.image_dir = Path(image_dir)
         self.mask_dir = Path(mask_dir)
         for path, what in [
@@ -255,13 +307,21 @@ class EpisodeDataset(Dataset):
         entries = read_list(list_file)
         self.classes_of = {name: counts for name, counts in entries}
         wanted = self.seen if train else self.unseen
+        if ways > len(wanted):
+            raise ValueError(
+                f"ways must be at most the {len(wanted)} classes of the split, got {ways}"
+            )
+        self.wanted, self.ways, self.multi_class = list(wanted), ways, bool(multi_class)
         pairs: list[tuple[str, int]] = []
         kept: list[tuple[str, dict[int, int]]] = []
         for name, counts in entries:
             if train and exclude_unseen and any(c in counts for c in self.unseen):
                 continue
             kept.append((name, counts))
-            pairs += [(name, c) for c in wanted if counts.get(c, 0) >= min_pixels]
+            present = [c for c in wanted if counts.get(c, 0) >= min_pixels]
+            if multi_class and len(present) < 2:
+                continue
+            pairs += [(name, c) for c in present]
         self.shots = shots
         self.support_transform = support_transform
         self.candidates: dict[int, list[str]] = {}
@@ -272,10 +332,18 @@ class EpisodeDataset(Dataset):
                         self.candidates.setdefault(c, []).append(name)
             # a pair whose class has no other image cannot have a support set
             pairs = [(n, c) for n, c in pairs if len(self.candidates[c]) >= 2]
+            if ways > 1:
+                usable = [c for c in wanted if len(self.candidates.get(c, [])) >= 1]
+                if len(usable) < ways:
+                    raise ValueError(
+                        f"ways={ways} needs {ways} classes with a support image, got {usable}"
+                    )
         if not pairs:
             raise ValueError(
                 f"no (image, class) pair in {str(list_file)!r} for classes {wanted} with "
-                f"min_pixels={min_pixels}" + (" and another image of the class" if shots else "")
+                f"min_pixels={min_pixels}"
+                + (" and another image of the class" if shots else "")
+                + (" in an image that shows another class of the split" if multi_class else "")
             )
         rng = np.random.default_rng(seed)
         if not train and n_episodes is not None:
@@ -283,18 +351,48 @@ class EpisodeDataset(Dataset):
             order = np.concatenate([rng.permutation(len(pairs)) for _ in range(reps)])[:n_episodes]
             pairs = [pairs[i] for i in order]
         self.pairs = pairs
-        self.supports: list[list[str]] | None = None
+        self.way_classes: list[list[int]] | None = None
+        if ways > 1:
+            self.way_classes = [self._draw_ways(name, c, min_pixels, rng) for name, c in pairs]
+        self.supports: list[list[str]] | None = None  # the episode's class (way 1)
+        self.way_supports: list[list[list[str]]] | None = None  # ways 2..N
         if shots and not train:
-            self.supports = [
-                draw_supports(self.candidates[c], name, shots, rng) for name, c in pairs
+            drawn = [
+                [draw_supports(self.candidates[w], name, shots, rng) for w in self._ways(i)]
+                for i, (name, _) in enumerate(pairs)
             ]
+            self.supports = [d[0] for d in drawn]
+            if ways > 1:
+                self.way_supports = [d[1:] for d in drawn]
+
+    def _draw_ways(
+        self, name: str, class_id: int, min_pixels: int, rng: np.random.Generator
+    ) -> list[int]:
+        """The episode's class, then the query's other classes of the split, then drawn ones."""
+        counts = self.classes_of[name]
+        present = [c for c in self.wanted if c != class_id and counts.get(c, 0) >= min_pixels]
+        present = [present[int(i)] for i in rng.permutation(len(present))]
+        rest = [
+            c for c in self.wanted if c != class_id and c not in present and self.candidates.get(c)
+        ]
+        rest = [rest[int(i)] for i in rng.permutation(len(rest))]
+        return [class_id, *(present + rest)[: self.ways - 1]]
+
+    def _ways(self, index: int) -> list[int]:
+        return [self.pairs[index][1]] if self.way_classes is None else self.way_classes[index]
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def classes(self) -> list[int]:
-        """Class ids of the episodes (seen when training, unseen when testing)."""
-        return self.seen if self.train else self.unseen
+    def _read(self, name: str) -> tuple[Image.Image, np.ndarray]:
+        image = read_image(self.image_dir / f"{name}.jpg")
+        mask = read_mask(self.mask_dir / f"{name}.png", self.num_classes)
+        if mask.shape != (image.height, image.width):
+            raise ValueError(
+                f"mask {name}.png has size {mask.shape[::-1]}, image {name}.jpg has "
+                f"{(image.width, image.height)}"
+            )
+        return image, mask
 
     def _load(
         self,
@@ -304,33 +402,70 @@ class EpisodeDataset(Dataset):
         transform: Callable[..., Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return the transformed image, transformed target and original-size target."""
-        transform = transform or self.transform
-        image = read_image(self.image_dir / f"{name}.jpg")
-        mask = read_mask(self.mask_dir / f"{name}.png", self.num_classes)
-        if mask.shape != (image.height, image.width):
-            raise ValueError(
-                f"mask {name}.png has size {mask.shape[::-1]}, image {name}.jpg has "
-                f"{(image.width, image.height)}"
-            )
+        image, mask = self._read(name)
         target = torch.from_numpy(binary_target(mask, foreground or [class_id])).long()
-        return (*transform_pair(image, target, transform), target)
+        return (*transform_pair(image, target, transform or self.transform), target)
 
-    def __getitem__(self, index: int) -> Episode:
-        name, class_id = self.pairs[index]
-        fg = self.seen if (self.train and self.target == "union") else [class_id]
-        image, mask, label = self._load(name, class_id, fg)
-        episode = Episode(image=image, mask=mask, label=label, class_id=class_id, name=name)
-        if not self.shots:
-            return episode
+    def load_target(self, name: str, class_id: int) -> torch.Tensor:
+        """Binary target ``(H0, W0)`` int64 of ``class_id`` in image ``name`` (original size)."""
+        return self._load(name, class_id)[2]
+
+    def _support_set(self, index: int, name: str, class_id: int) -> tuple[torch.Tensor, ...]:
         names = (
             self.supports[index]
             if self.supports is not None
             else draw_supports(self.candidates[class_id], name, self.shots, None)
         )
         loaded = [self._load(n, class_id, transform=self.support_transform)[:2] for n in names]
+        return torch.stack([im for im, _ in loaded]), torch.stack([m for _, m in loaded]), names
+
+    def __getitem__(self, index: int) -> Episode | NWayEpisode:
+        name, class_id = self.pairs[index]
+        if self.ways > 1:
+            return self._nway(index)
+        fg = self.seen if (self.train and self.target == "union") else [class_id]
+        image, mask = self._read(name)
+        label = torch.from_numpy(binary_target(mask, fg)).long()
+        others = [c for c in self.wanted if c not in fg]
+        other = torch.from_numpy(binary_target(mask, others)).long()
+        image, target = transform_pair(image, label, self.transform)
+        episode = Episode(
+            image=image, mask=target, label=label, class_id=class_id, name=name, other=other
+        )
+        if not self.shots:
+            return episode
+        s_images, s_masks, names = self._support_set(index, name, class_id)
         return FewShotEpisode(
-            **episode,
-            support_images=torch.stack([im for im, _ in loaded]),
-            support_masks=torch.stack([m for _, m in loaded]),
-            support_names=names,
+            **episode, support_images=s_images, support_masks=s_masks, support_names=names
+        )
+
+    def _nway(self, index: int) -> NWayEpisode:
+        name, _ = self.pairs[index]
+        ways = self._ways(index)
+        image, mask = self._read(name)
+        label = np.zeros(mask.shape, dtype=np.int64)
+        for i, c in enumerate(ways):
+            label[mask == c] = i + 1
+        label[mask == IGNORE_INDEX] = IGNORE_INDEX
+        label_t = torch.from_numpy(label)
+        image_t, target = transform_pair(image, label_t, self.transform)
+        sets = [self._support_set(index, name, ways[0])]
+        for w, c in enumerate(ways[1:]):
+            names = (
+                self.way_supports[index][w]
+                if self.way_supports is not None
+                else draw_supports(self.candidates[c], name, self.shots, None)
+            )
+            loaded = [self._load(n, c, transform=self.support_transform)[:2] for n in names]
+            images = torch.stack([im for im, _ in loaded])
+            sets.append((images, torch.stack([m for _, m in loaded]), names))
+        return NWayEpisode(
+            image=image_t,
+            mask=target,
+            label=label_t,
+            class_ids=torch.tensor(ways, dtype=torch.int64),
+            name=name,
+            support_images=torch.stack([s[0] for s in sets]),
+            support_masks=torch.stack([s[1] for s in sets]),
+            support_names=[s[2] for s in sets],
         )

@@ -158,7 +158,14 @@ class FSS1000(Dataset):
         loaded = [self._load(cid, n)[:2] for n in names]
         name = f"{self.classes[cid - 1]}/{stem}"
         return FewShotEpisode(
-            **Episode(image=image, mask=mask, label=label, class_id=cid, name=name),
+            **Episode(
+                image=image,
+                mask=mask,
+                label=label,
+                class_id=cid,
+                name=name,
+                other=torch.zeros_like(label),  # one class per image
+            ),
             support_images=torch.stack([im for im, _ in loaded]),
             support_masks=torch.stack([m for _, m in loaded]),
             support_names=[f"{self.classes[cid - 1]}/{n}" for n in names],

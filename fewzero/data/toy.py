@@ -9,9 +9,12 @@ prepare command reads, then prepares them:
   -> ``ROOT/coco`` (COCO-20i layout).
 
 Each of the 20 PASCAL-like classes has its own shape and texture; the 80 COCO-like classes
-combine 20 shapes with 4 texture families. Images hold one to three instances of one class,
-sometimes a second class, at varied scales over cluttered backgrounds; the COCO-like images use a
-different background style, so that PASCAL2COCO is a domain shift here too.
+combine 20 shapes with 4 texture families. Half of the images hold one class (one to three
+instances); the other half hold two or three classes of the *same split* (the same PASCAL-5i
+fold group, the same COCO-20i fold), each with its own one or two instances, so that a test
+query often shows an unseen class besides the episode's and only a support set can tell which
+one is meant. Objects lie at varied scales over cluttered backgrounds; the COCO-like images use
+a different background style, so that PASCAL2COCO is a domain shift here too.
 """
 
 from __future__ import annotations
@@ -25,13 +28,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .classes import COCO_CATEGORY_IDS, COCO_CLASSES, PASCAL_TO_COCO
+from .classes import (
+    COCO_CATEGORY_IDS,
+    COCO_CLASSES,
+    PASCAL_TO_COCO,
+    coco_fold_classes,
+    pascal_fold_classes,
+)
 from .io import write_mask
 
 __all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
 
 # Bumped whenever the drawing changes, so cached trees of an older generator are rebuilt.
-TOY_VERSION = 3
+TOY_VERSION = 4
 
 
 class ToyConfig:
@@ -168,9 +177,10 @@ def draw_scene(
     img = _background(rng, h, w, style).astype(np.float64)
     mask = np.zeros((h, w), dtype=np.uint8)
     instances = []
+    multi = len(classes) > 1
     for c in classes:
-        for _ in range(int(rng.integers(1, 4)) if c == classes[0] else 1):
-            r = rng.uniform(0.12, 0.35) * min(h, w)
+        for _ in range(int(rng.integers(1, 3 if multi else 4))):
+            r = rng.uniform(0.12, 0.28 if multi else 0.35) * min(h, w)
             cx, cy = rng.uniform(r * 0.6, w - r * 0.6), rng.uniform(r * 0.6, h - r * 0.6)
             shape, tex, color = appearance[c]
             poly = shape_polygon(shape, cx, cy, r, rng.uniform(0, 2 * math.pi))
@@ -186,12 +196,21 @@ def draw_scene(
     return img.clip(0, 255).astype(np.uint8), mask, instances
 
 
-def _pick_classes(rng: np.random.Generator, n_classes: int) -> list[int]:
+def _pick_classes(rng: np.random.Generator, n_classes: int, multi: float = 0.5) -> list[int]:
+    """One class, or (with probability ``multi``) two or three classes of one test split."""
     first = int(rng.integers(1, n_classes + 1))
-    if rng.random() < 0.35:
-        second = int(rng.integers(1, n_classes))
-        return [first, second + (second >= first)]
-    return [first]
+    if rng.random() >= multi:
+        return [first]
+    group = [c for c in _split_group(first, n_classes) if c != first]
+    more = rng.choice(len(group), size=2 if rng.random() < 0.2 else 1, replace=False)
+    return [first] + [group[int(i)] for i in more]
+
+
+def _split_group(c: int, n_classes: int) -> list[int]:
+    """Classes tested together with ``c``: its PASCAL-5i fold, or its COCO-20i (FWB) fold."""
+    if n_classes == 20:
+        return pascal_fold_classes((c - 1) // 5)[1]
+    return coco_fold_classes((c - 1) % 4)[1]
 
 
 def _sizes(rng: np.random.Generator, size: tuple[int, int]) -> tuple[int, int]:

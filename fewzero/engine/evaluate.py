@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..data.episodes import collate_episodes
-from ..metrics import IoUMeter
+from ..metrics import IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
+from ..models.nway import nway_scores
 from . import distributed
 from .inputs import episode_inputs
 
@@ -39,6 +40,10 @@ def evaluate(
     """Score ``model`` on every episode of ``dataset`` (K-shot when the episodes carry supports).
 
     Logits are upsampled bilinearly to each episode's original label size before the argmax.
+    Episodes that mark the other classes of their split (``other``, every PASCAL-5i/COCO-20i
+    episode) also give the *leak*: the share of those pixels predicted as the episode's class
+    (:class:`~fewzero.metrics.LeakMeter`). N-way episodes (``ways=N``) are scored as label maps
+    (:func:`~fewzero.models.nway.nway_scores`, :class:`~fewzero.metrics.NWayIoUMeter`).
 
     Args:
         model: A model following the one call contract.
@@ -52,13 +57,18 @@ def evaluate(
         desc: Progress bar label.
 
     Returns:
-        :meth:`fewzero.metrics.IoUMeter.compute`'s dictionary, equal on every rank.
+        :meth:`fewzero.metrics.IoUMeter.compute`'s dictionary with ``leak`` (a fraction, nan
+        where no episode shows another class) and ``other_pixels``; for N-way episodes
+        :meth:`fewzero.metrics.NWayIoUMeter.compute`'s. Equal on every rank.
 
     Raises:
         ValueError: for NaN/Inf in an episode's images.
     """
     model.eval()
+    is_nway = getattr(dataset, "ways", 1) > 1
     meter = IoUMeter(max_class_id=max_class_id)
+    leak = LeakMeter()
+    nway = NWayIoUMeter(max_class_id=max_class_id)
     world, rank = distributed.world_size(), distributed.rank()
     shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
     loader = DataLoader(
@@ -77,13 +87,28 @@ def evaluate(
         check_finite(batch["image"], "images")
         if "support_images" in batch:
             check_finite(batch["support_images"], "support_images")
+        ways = "class_ids" in batch
         inputs = episode_inputs(batch, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(**inputs).float()
+            if ways:
+                inputs.pop("class_ids")
+                logits = nway_scores(model, **inputs).float()
+            else:
+                logits = model(**inputs).float()
         for i, label in enumerate(batch["label"]):
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False
             )
-            meter.update(up.argmax(1).cpu(), label[None], batch["class_id"][i : i + 1])
+            pred = up.argmax(1).cpu()
+            if ways:
+                nway.update(pred, label[None], batch["class_ids"][i : i + 1])
+                continue
+            meter.update(pred, label[None], batch["class_id"][i : i + 1])
+            if "other" in batch:
+                leak.update(pred, batch["other"][i][None])
+    if is_nway:
+        nway.all_reduce()
+        return nway.compute()
     meter.all_reduce()
-    return meter.compute()
+    leak.all_reduce()
+    return {**meter.compute(), **leak.compute()}

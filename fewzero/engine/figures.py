@@ -15,7 +15,7 @@ from ..data.episodes import EpisodeDataset, collate_episodes
 from ..data.io import read_image
 from .inputs import episode_inputs
 
-__all__ = ["episode_figure", "tint"]
+__all__ = ["episode_figure", "support_swap_figure", "tint"]
 
 
 def tint(
@@ -73,6 +73,101 @@ def episode_figure(
         for ax, (img, title) in zip(axes[i], panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _swap_queries(dataset: EpisodeDataset, n: int) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)`` of two episodes on the same query image with different classes."""
+    first: dict[str, int] = {}
+    found: list[tuple[int, int]] = []
+    used: set[str] = set()
+    for i, (name, class_id) in enumerate(dataset.pairs):
+        if name in used:
+            continue
+        j = first.setdefault(name, i)
+        if j != i and dataset.pairs[j][1] != class_id:
+            found.append((j, i))
+            used.add(name)
+            if len(found) == n:
+                break
+    return found
+
+
+@torch.no_grad()
+def support_swap_figure(
+    dataset: EpisodeDataset,
+    models: Sequence[tuple[str, nn.Module]],
+    path: str | os.PathLike[str],
+    n: int = 3,
+    device: str | torch.device = "cpu",
+) -> Path:
+    """Draw ``n`` two-class queries, each segmented with a support of either class, into ``path``.
+
+    Each row is one query image that shows two unseen classes A and B: the image, then for
+    A and for B the support (its first shot, mask tinted) and each few-shot model's prediction
+    with that support, then each zero-shot model's prediction (which cannot depend on the
+    support). A model that follows its support segments A in the first half and B in the second.
+
+    Args:
+        dataset: Support-swap test episodes (``multi_class=True``, ``shots >= 1``).
+        models: ``(column title, model)`` pairs, few-shot and zero-shot.
+        path: PNG to write.
+        n: Number of query images.
+        device: Where the models run.
+
+    Raises:
+        ValueError: if the dataset holds fewer than ``n`` two-class queries with supports.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not getattr(dataset, "shots", 0):
+        raise ValueError("dataset must carry support sets (shots >= 1) for a support-swap figure")
+    rows = _swap_queries(dataset, n)
+    if len(rows) < n:
+        raise ValueError(f"dataset holds {len(rows)} two-class queries, fewer than n={n}")
+    device = torch.device(device)
+    fewshot = [(t, m) for t, m in models if getattr(m, "accepts_support", False)]
+    zeroshot = [(t, m) for t, m in models if not getattr(m, "accepts_support", False)]
+    cols = 1 + 2 * (1 + len(fewshot)) + len(zeroshot)
+    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.0 * n), squeeze=False)
+
+    def predict(model: nn.Module, episode: dict, with_support: bool, size: tuple) -> np.ndarray:
+        batch = collate_episodes([episode])
+        if not with_support:
+            batch.pop("support_images", None)
+            batch.pop("support_masks", None)
+        model.eval()
+        logits = model(**episode_inputs(batch, device)).float()
+        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return up.argmax(1)[0].cpu().numpy()
+
+    for r, pair in enumerate(rows):
+        episodes = [dataset[i] for i in pair]
+        name = episodes[0]["name"]
+        rgb = np.asarray(read_image(dataset.image_dir / f"{name}.jpg"))
+        size = episodes[0]["label"].shape
+        panels = [(rgb, f"query: {episodes[0]['class_id']} & {episodes[1]['class_id']}")]
+        for ep in episodes:
+            s_name = ep["support_names"][0]
+            s_rgb = np.asarray(read_image(dataset.image_dir / f"{s_name}.jpg"))
+            s_mask = dataset.load_target(s_name, ep["class_id"]).numpy()
+            panels.append((tint(s_rgb, s_mask, (40, 120, 230)), f"support: class {ep['class_id']}"))
+            for title, model in fewshot:
+                panels.append((tint(rgb, predict(model, ep, True, size)), title))
+        for title, model in zeroshot:
+            panels.append((tint(rgb, predict(model, episodes[0], False, size)), title))
+        for ax, (img, title) in zip(axes[r], panels):
+            ax.imshow(img)
+            ax.set_title(title, fontsize=7)
             ax.axis("off")
     fig.tight_layout()
     path = Path(path)

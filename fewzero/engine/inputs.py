@@ -16,7 +16,9 @@ def episode_inputs(
     """Move a collated episode batch to ``device`` as ``model(**inputs)`` arguments.
 
     Returns ``images``, ``support_images``/``support_masks`` (``None`` in zero-shot batches) and
-    ``class_ids``: every model takes the same call and uses what its contract says.
+    ``class_ids``: every model takes the same call and uses what its contract says. N-way
+    batches give ``(B, N, K, ...)`` supports and ``(B, N)`` class ids (see
+    :func:`fewzero.models.nway.nway_scores`).
     """
     images = batch["image"].to(device, non_blocking=True)
     support_images = batch.get("support_images")
@@ -30,5 +32,5 @@ def episode_inputs(
         "images": images,
         "support_images": support_images,
         "support_masks": support_masks,
-        "class_ids": batch["class_id"].to(device),
+        "class_ids": batch["class_ids" if "class_ids" in batch else "class_id"].to(device),
     }

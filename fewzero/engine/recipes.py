@@ -22,7 +22,7 @@ from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import load_checkpoint
 from .evaluate import evaluate
-from .figures import episode_figure
+from .figures import support_swap_figure
 from .trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "load_trained_model",
     "resumed_config",
     "toy_demo",
+    "trainable",
     "train_pascal5i",
 ]
 
@@ -112,13 +113,20 @@ def train_pascal5i(
         model: The model to train, already built from ``config`` (default: built here).
 
     Raises:
-        ValueError: a shot count the model cannot use (``--shots``).
+        ValueError: a shot count the model cannot use (``--shots``), or a model with nothing
+            to train.
     """
     if resume and explicit is not None:
         config = resumed_config(config, explicit)
     torch.manual_seed(config.seed)
     if model is None:
         model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
+    if not trainable(model):
+        raise ValueError(
+            f"model {config.model!r} has no trainable parameters (a training-free baseline): "
+            f"use it as built (fewzero-segment --model {config.model}, or Predictor/evaluate on "
+            "create_model(..., pretrained=True))"
+        )
     check_shots(model, config.model, config.shots)
     enc = model.encoder
     train_set = Pascal5i(
@@ -201,11 +209,22 @@ def evaluate_pascal2coco(
     shots: int = 0,
     progress: bool = False,
     amp: str | None = None,
+    support_swap: bool = True,
+    ways: int = 1,
 ) -> dict[str, Any]:
     """PASCAL-5^fold mIoU/FB-IoU and COCO-20^j mIoU for every ``j`` (one row of Table 1).
 
     ``n_episodes`` applies to every dataset. With ``shots = K`` the episodes are K-shot (the
     model must take a support set).
+
+    ``support_swap`` adds the support-swap protocol on PASCAL-5^fold: test episodes whose query
+    also shows another unseen class (``multi_class=True``; each such image is an episode of each
+    of its classes, so the support swaps between them). ``pascal_swap_iou`` is the mIoU with the
+    episode's class on those queries and ``pascal_leak`` the share of the other classes' pixels
+    predicted as the episode's class. A zero-shot model gets the same numbers as its baseline:
+    it cannot know which class is meant, so it leaks about half. ``ways = N > 1`` (few-shot
+    models) also scores N-way episodes over the same queries (``pascal_nway_miou``: each class
+    once per episode, :class:`~fewzero.metrics.NWayIoUMeter`).
     """
     check_shots(model, type(model).__name__, shots)
     enc = model.encoder
@@ -222,11 +241,22 @@ def evaluate_pascal2coco(
         "min_pixels": min_pixels,
         "shots": shots,
     }
+    if ways > 1 and shots < 1:
+        raise ValueError(f"ways={ways} needs a few-shot evaluation (shots >= 1), got shots={shots}")
     if pascal_root is not None:
         res = evaluate(
             model, Pascal5i(pascal_root, fold, "val", **kw), desc=f"PASCAL-5^{fold}", **ev
         )
         row["pascal_miou"], row["pascal_fbiou"] = res["miou"], res["fbiou"]
+        if support_swap:
+            swap = Pascal5i(pascal_root, fold, "val", multi_class=True, **kw)
+            res = evaluate(model, swap, desc=f"PASCAL-5^{fold} support swap", **ev)
+            row["pascal_swap_iou"], row["pascal_leak"] = res["miou"], res["leak"]
+            row["pascal_swap_episodes"] = res["episodes"]
+        if ways > 1:
+            nway = Pascal5i(pascal_root, fold, "val", multi_class=True, ways=ways, **kw)
+            res = evaluate(model, nway, desc=f"PASCAL-5^{fold} {ways}-way", **ev)
+            row["ways"], row["pascal_nway_miou"] = ways, res["miou"]
     if coco_root is not None:
         row["coco"] = {}
         word = isinstance(model, SegmentationModel) and model.requires_class_ids
@@ -263,13 +293,22 @@ def format_table(
 ) -> str:
     """Markdown table in the layout of the paper's Table 1 (values in percent).
 
-    ``coco=False`` leaves out the COCO-20i columns (PASCAL-5i only, Table 2's layout).
+    ``coco=False`` leaves out the COCO-20i columns (PASCAL-5i only, Table 2's layout). Rows with
+    the support-swap numbers add "2-class IoU" (IoU with the episode's class on queries that show
+    another unseen class) and "leak" (share of that other class predicted as the episode's);
+    rows with N-way numbers add "2-way mIoU".
     """
 
     def pct(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
     head = ["model", "trained", "PASCAL-5i mIoU", "FB-IoU"]
+    swap = any("pascal_swap_iou" in r for r in rows)
+    nway = any("pascal_nway_miou" in r for r in rows)
+    if swap:
+        head += ["2-class IoU", "leak"]
+    if nway:
+        head += ["2-way mIoU"]
     if coco:
         head += [f"COCO-20^{j}" for j in coco_folds] + ["COCO mIoU"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -280,6 +319,10 @@ def format_table(
             pct(r.get("pascal_miou")),
             pct(r.get("pascal_fbiou")),
         ]
+        if swap:
+            cells += [pct(r.get("pascal_swap_iou")), pct(r.get("pascal_leak"))]
+        if nway:
+            cells += [pct(r.get("pascal_nway_miou"))]
         if coco:
             folds = r.get("coco", {})
             cells += [pct(folds.get(j)) for j in coco_folds] + [pct(r.get("coco_miou"))]
@@ -303,13 +346,20 @@ TOY_PRESET: dict[str, Any] = {
     "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
     "out_dir": "runs/toy",
 }
-#: Test settings of the toy demo: episodes per dataset and the few-shot evaluation's shots.
-TOY_EVAL: dict[str, Any] = {"n_episodes": 60, "shots": (1, 5)}
+#: Test settings of the toy demo: episodes per dataset, the few-shot evaluation's shots and the
+#: ways of its N-way evaluation (at the first shot count).
+TOY_EVAL: dict[str, Any] = {"n_episodes": 60, "shots": (1, 5), "ways": 2}
 TOY_MODELS = (
     "sm_vcenet_efficientnet_lite0",
     "deeplab_efficientnet_lite0",
     "sm_vcenet_fewshot_efficientnet_lite0",
+    "prototype_efficientnet_lite0",
 )
+
+
+def trainable(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has parameters to train (the prototype baseline has none)."""
+    return any(p.requires_grad for p in model.parameters())
 
 
 def toy_demo(
@@ -323,17 +373,21 @@ def toy_demo(
     resume: bool = False,
     overwrite: bool = False,
     explicit: Collection[str] | None = None,
+    ways: int = TOY_EVAL["ways"],
 ) -> tuple[str, list[dict[str, Any]]]:
     """Build the toy data, train each model, evaluate it (and an untrained first model).
 
     Every setting comes from ``config`` (the CLI builds it from :data:`TOY_PRESET` and the flags
     given); each model trains in ``config.out_dir/<model>``. Few-shot models train on
-    ``shots[0]``-shot episodes and are evaluated at every count in ``shots``; zero-shot models
-    train and test without supports. ``n_episodes`` applies to PASCAL-5i and every COCO-20i fold.
+    ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
+    at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
+    to train (the prototype baseline) is evaluated as it is. Every row carries the
+    support-swap numbers (IoU on two-class queries and the leak). ``n_episodes`` applies to
+    PASCAL-5i and every COCO-20i fold.
 
     Returns:
         The Markdown table and its rows (also written to ``results.md`` / ``results.json``,
-        with ``predictions.png``: four test episodes, truth and each trained model's mask).
+        with ``predictions.png``: two-class queries segmented with a support of each class).
     """
     start = time.perf_counter()
     toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
@@ -344,12 +398,13 @@ def toy_demo(
 
     def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
         label = name if k == 0 else f"{name} ({k}-shot)"
+        w = ways if k and k == shots[0] else 1
         res = evaluate_pascal2coco(
-            model, roots["pascal"], roots["coco"], config.fold, shots=k, **ev
+            model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w, **ev
         )
         return {"name": label, "trained": trained, **res}
 
-    trained: dict[str, torch.nn.Module] = {}
+    done: dict[str, torch.nn.Module] = {}
     for i, name in enumerate(models):
         torch.manual_seed(config.seed)
         model = build_model(
@@ -358,6 +413,12 @@ def toy_demo(
             backbone_weights=backbone_weights,
         )
         fewshot = bool(getattr(model, "requires_support", False))
+        counts = shots if fewshot else (0,)
+        if not trainable(model):  # training-free: evaluated as built
+            model = model.to(config.device)
+            rows += [row(model, name, "- (training-free)", k) for k in counts]
+            done[name] = model
+            continue
         cfg = dataclasses.replace(
             config,
             model=name,
@@ -365,8 +426,7 @@ def toy_demo(
             out_dir=str(out_dir / name),
         )
         if i == 0:  # the first model before training: what ImageNet features alone give
-            for k in shots if fewshot else (0,):
-                rows.append(row(model.to(config.device), f"{name} (untrained)", "-", k))
+            rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
         model, trainer = train_pascal5i(
             cfg,
             roots["pascal"],
@@ -375,8 +435,8 @@ def toy_demo(
             explicit=explicit,
             model=model,
         )
-        trained[name] = model
-        for k in shots if fewshot else (0,):
+        done[name] = model
+        for k in counts:
             rows.append(
                 {
                     **row(model, name, f"toy PASCAL-5^{config.fold}", k),
@@ -385,11 +445,11 @@ def toy_demo(
             )
     table = format_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if trained:
-        enc = next(iter(trained.values())).encoder
+    if done:
+        enc = next(iter(done.values())).encoder
         episodes = Pascal5i(
-            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=4, seed=config.seed,
-            min_pixels=config.min_pixels,
+            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=n_episodes,
+            seed=config.seed, min_pixels=config.min_pixels, multi_class=True,
             transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
         )  # fmt: skip
         columns = [
@@ -398,9 +458,9 @@ def toy_demo(
                 + (f" ({shots[0]}-shot)" if getattr(m, "requires_support", False) else ""),
                 m,
             )
-            for n, m in trained.items()
+            for n, m in done.items()
         ]
-        episode_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
+        support_swap_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
     (out_dir / "results.md").write_text(table + "\n")
     (out_dir / "results.json").write_text(
         json.dumps({"rows": rows, "seconds": time.perf_counter() - start}, indent=2, default=str)

@@ -4,6 +4,8 @@
   2019): the class prototype is the mean of a support feature map over the support mask, with the
   mask resized to the feature grid by area (each feature cell weighted by the fraction of its
   pixels that are foreground; ignore pixels count as neither class).
+* :func:`cosine_maps` — PANet: the cosine similarity of every query position with each prototype
+  (foreground and background), the per-position comparison a decoder can read directly.
 * :func:`prior_mask` — PFENet (Tian et al., TPAMI 2020): a training-free prior, the cosine
   similarity of each query position with its best-matching masked support position, min-max
   normalised per image.
@@ -14,32 +16,36 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["foreground_weights", "masked_average_pooling", "prior_mask"]
+__all__ = ["cosine_maps", "foreground_weights", "masked_average_pooling", "prior_mask"]
 
 
-def foreground_weights(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Area fraction of foreground (``== 1``) pixels in each cell of a ``size`` grid.
+def foreground_weights(masks: torch.Tensor, size: tuple[int, int], value: int = 1) -> torch.Tensor:
+    """Area fraction of ``value`` pixels (1: foreground, 0: background) in each cell of a grid.
 
     Args:
         masks: ``(N, H, W)`` in ``{0, 1, 255}``.
         size: Feature grid ``(h, w)``.
+        value: The mask value to weight (ignore pixels, 255, are never counted).
 
     Returns:
-        ``(N, 1, h, w)`` weights in ``[0, 1]`` (``adaptive_avg_pool2d`` of the foreground).
+        ``(N, 1, h, w)`` weights in ``[0, 1]`` (``adaptive_avg_pool2d`` of the region).
     """
-    fg = (masks == 1).to(torch.float32)[:, None]
+    fg = (masks == value).to(torch.float32)[:, None]
     return F.adaptive_avg_pool2d(fg, size)
 
 
-def masked_average_pooling(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def masked_average_pooling(
+    features: torch.Tensor, masks: torch.Tensor, value: int = 1
+) -> torch.Tensor:
     """Prototype of each support: the feature mean over its (area-resized) foreground.
 
     Args:
         features: ``(N, C, h, w)`` support features.
         masks: ``(N, H, W)`` support masks in ``{0, 1, 255}`` at any resolution.
+        value: ``1`` (the foreground prototype) or ``0`` (the background prototype, PANet).
 
     Returns:
-        ``(N, C)`` prototypes (in ``features``' dtype).
+        ``(N, C)`` prototypes (in ``features``' dtype); zeros where the region is empty.
 
     Examples:
         >>> import torch
@@ -48,10 +54,42 @@ def masked_average_pooling(features: torch.Tensor, masks: torch.Tensor) -> torch
         >>> masked_average_pooling(f, m)
         tensor([[0.]])
     """
-    w = foreground_weights(masks, (features.shape[-2], features.shape[-1]))
+    w = foreground_weights(masks, (features.shape[-2], features.shape[-1]), value)
     num = (features.float() * w).sum(dim=(2, 3))
     den = w.sum(dim=(2, 3)).clamp_min(1e-6)
     return (num / den).to(features.dtype)
+
+
+def cosine_maps(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each position of ``features`` with each prototype.
+
+    Args:
+        features: ``(B, C, h, w)`` query features.
+        prototypes: ``(B, P, C)``: P prototypes per query (PANet: background, foreground).
+
+    Returns:
+        ``(B, P, h, w)`` in ``[-1, 1]`` (computed in float32, returned in ``features``' dtype).
+
+    Examples:
+        >>> import torch
+        >>> f = torch.tensor([[[[1.0, 0.0]], [[0.0, 2.0]]]])  # (1, 2, 1, 2)
+        >>> cosine_maps(f, torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]))[0, :, 0]
+        tensor([[1., 0.],
+                [0., 1.]])
+    """
+    if features.dim() != 4 or prototypes.dim() != 3 or prototypes.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"features must be (B, C, h, w) and prototypes (B, P, C), got "
+            f"{tuple(features.shape)} and {tuple(prototypes.shape)}"
+        )
+    if prototypes.shape[2] != features.shape[1]:
+        raise ValueError(
+            f"prototypes must have the features' {features.shape[1]} channels, got "
+            f"{prototypes.shape[2]}"
+        )
+    f = F.normalize(features.float(), dim=1)
+    p = F.normalize(prototypes.float(), dim=2)
+    return torch.einsum("bchw,bpc->bphw", f, p).to(features.dtype)
 
 
 @torch.no_grad()

@@ -24,6 +24,8 @@ from .lzsss import (
     zsvm_efficientnet_lite0,
     zsvm_resnet50,
 )
+from .nway import nway_scores
+from .prototype import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
 from .sm_vcenet import (
     CLASS_SOURCES,
     VARIANTS,
@@ -50,6 +52,7 @@ __all__ = [
     "CLASS_SOURCES",
     "VARIANTS",
     "Backbone",
+    "PrototypeMatcher",
     "SMVCENet",
     "SegmentationModel",
     "SPNet",
@@ -64,6 +67,9 @@ __all__ = [
     "list_models",
     "load_model_state",
     "model_from_state",
+    "nway_scores",
+    "prototype_efficientnet_lite0",
+    "prototype_resnet50",
     "m_vcenet_efficientnet_lite0",
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",

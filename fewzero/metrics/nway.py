@@ -1,0 +1,114 @@
+"""N-way IoU: each way's class scored once per episode, accumulated per class id.
+
+An N-way episode's prediction is a label map (0 background, ``i`` = the i-th way). For each way
+``i`` of class ``c``, the episode adds ``|pred == i  and  target == i|`` to class ``c``'s
+intersection and ``|pred == i  or  target == i|`` to its union; the per-class IoU is the ratio of
+the sums and the mIoU their mean over the classes that occurred. Each class is counted once per
+episode it is a way of, whatever its position (PANet's evaluator counts a class once per
+*position*, which inflates some classes; PANet issue #30). Pixels labelled ``ignore_index``
+are excluded; a class with zero accumulated union scores 1.0, as in
+:class:`~fewzero.metrics.IoUMeter`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["NWayIoUMeter"]
+
+
+class NWayIoUMeter:
+    """Accumulate per-class intersections and unions of N-way label maps.
+
+    Args:
+        max_class_id: Largest class id.
+        ignore_index: Target value excluded from scoring.
+
+    Examples:
+        >>> import torch
+        >>> meter = NWayIoUMeter()
+        >>> pred = torch.tensor([[[1, 1, 2, 0]]])
+        >>> target = torch.tensor([[[1, 2, 2, 0]]])
+        >>> meter.update(pred, target, torch.tensor([[7, 3]]))
+        >>> meter.compute()["per_class"]
+        {3: 0.5, 7: 0.5}
+    """
+
+    def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
+        self.max_class_id, self.ignore_index = max_class_id, ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear the sums."""
+        n = self.max_class_id + 1
+        self.intersection = torch.zeros(n, dtype=torch.float64)
+        self.union = torch.zeros(n, dtype=torch.float64)
+        self.episodes = torch.zeros(n, dtype=torch.float64)  # episodes each class is a way of
+        self.count = torch.zeros(1, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: torch.Tensor) -> None:
+        """Add a batch of N-way episodes.
+
+        Args:
+            pred: ``(B, H, W)`` label maps in ``0..N``.
+            target: ``(B, H, W)`` in ``0..N`` and ``ignore_index``.
+            class_ids: ``(B, N)`` class id of each way (distinct within an episode).
+
+        Raises:
+            ValueError: on mismatched shapes, out-of-range values or repeated class ids.
+        """
+        class_ids = torch.as_tensor(class_ids).long().cpu()
+        if pred.shape != target.shape or pred.dim() != 3:
+            raise ValueError(
+                f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and "
+                f"{tuple(target.shape)}"
+            )
+        if class_ids.dim() != 2 or class_ids.shape[0] != pred.shape[0]:
+            raise ValueError(
+                f"class_ids must be ({pred.shape[0]}, N), got {tuple(class_ids.shape)}"
+            )
+        n = class_ids.shape[1]
+        if class_ids.min() < 0 or class_ids.max() > self.max_class_id:
+            raise ValueError(
+                f"class_ids must lie in [0, {self.max_class_id}], got {class_ids.tolist()}"
+            )
+        for row in class_ids.tolist():
+            if len(set(row)) != len(row):
+                raise ValueError(f"class_ids must be distinct within an episode, got {row}")
+        if ((pred < 0) | (pred > n)).any():
+            raise ValueError(f"pred must be in 0..{n}, got values {pred.unique().tolist()}")
+        bad = target[((target < 0) | (target > n)) & (target != self.ignore_index)]
+        if bad.numel():
+            raise ValueError(
+                f"target must be in 0..{n} or {self.ignore_index}, got {bad.unique().tolist()}"
+            )
+        valid = (target != self.ignore_index).flatten(1)
+        p, t = pred.flatten(1).cpu(), target.flatten(1).cpu()
+        valid = valid.cpu()
+        for way in range(n):
+            pw, tw = (p == way + 1) & valid, (t == way + 1) & valid
+            ids = class_ids[:, way]
+            self.intersection.index_add_(0, ids, (pw & tw).sum(1).double())
+            self.union.index_add_(0, ids, (pw | tw).sum(1).double())
+            self.episodes.index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
+        self.count += pred.shape[0]
+
+    def all_reduce(self) -> None:
+        """Sum over all processes (no-op outside ``torch.distributed``)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        for t in (self.intersection, self.union, self.episodes, self.count):
+            moved = t.cuda() if dist.get_backend() == "nccl" else t
+            dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+            t.copy_(moved.cpu())
+
+    def compute(self) -> dict[str, object]:
+        """``{"miou", "per_class": {id: iou}, "episodes": n}`` (``miou`` nan without episodes)."""
+        present = torch.nonzero(self.episodes > 0).flatten().tolist()
+        per_class = {
+            c: (self.intersection[c] / self.union[c]).item() if self.union[c] > 0 else 1.0
+            for c in present
+        }
+        miou = sum(per_class.values()) / len(per_class) if per_class else float("nan")
+        return {"miou": miou, "per_class": per_class, "episodes": int(self.count.item())}

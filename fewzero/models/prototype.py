@@ -1,0 +1,141 @@
+"""A training-free few-shot baseline: prototype matching on frozen ImageNet features (PANet-style).
+
+Every query position is compared with the support set's foreground and background prototypes
+(masked average pooling of the frozen backbone's features, mean over the K shots) by cosine
+similarity; ``scale`` times the two similarities are the background / foreground logits. Nothing
+is trained: users without training data start here (``Predictor(create_model("prototype_
+efficientnet_lite0", pretrained=True))``), and every trained few-shot model must beat it.
+
+The features are the backbone's three levels (``F_2, F_3, F_4`` on one grid), each L2-normalised
+over its channels before they are concatenated, so no level dominates by its magnitude.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..heads.prototype import cosine_maps, masked_average_pooling
+from ._registry import register_architecture, register_model
+from .backbone import Backbone
+from .base import SegmentationModel
+
+__all__ = ["PrototypeMatcher", "prototype_efficientnet_lite0", "prototype_resnet50"]
+
+
+class PrototypeMatcher(SegmentationModel):
+    """Training-free few-shot segmentation by foreground/background prototype matching.
+
+    Shapes:
+        ``images (B, 3, H, W)``, ``support_images (B, K, 3, H', W')``, ``support_masks
+        (B, K, H', W')`` in {0, 1, 255} -> logits ``(B, 2, H, W)``. A support set is required.
+
+    Args:
+        backbone: timm model name or feature module.
+        pretrained: ImageNet weights (offline for ``efficientnet_lite0`` with fewzero[weights]).
+        pretrained_file: Local backbone weights (path or state dict).
+        levels: Which of the backbone's three levels (0: ``F_2``, 1: ``F_3``, 2: ``F_4``) to match.
+        scale: Logit scale of the cosine similarities (PANet: 20).
+        backbone_kwargs: Extra :class:`~fewzero.models.Backbone` arguments.
+
+    Examples:
+        >>> import torch
+        >>> model = PrototypeMatcher("resnet18").eval()
+        >>> masks = torch.zeros(1, 1, 65, 65, dtype=torch.long)
+        >>> masks[..., 20:40, 20:40] = 1
+        >>> model(torch.randn(1, 3, 65, 65), torch.randn(1, 1, 3, 65, 65), masks).shape
+        torch.Size([1, 2, 65, 65])
+    """
+
+    requires_support = True
+    accepts_support = True
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "resnet50",
+        *,
+        pretrained: bool = False,
+        pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
+        levels: Sequence[int] | int = (0, 1, 2),
+        scale: float = 20.0,
+        backbone_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        levels = (levels,) if isinstance(levels, int) else tuple(levels)
+        if (
+            not levels
+            or any(isinstance(i, bool) or i not in (0, 1, 2) for i in levels)
+            or len(set(levels)) != len(levels)
+        ):
+            raise ValueError(f"levels must be distinct values in (0, 1, 2), got {levels!r}")
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale!r}")
+        self.levels, self.scale = levels, float(scale)
+        self.encoder = Backbone(
+            backbone,
+            pretrained=pretrained,
+            pretrained_file=pretrained_file,
+            last_stage=2 in levels,
+            **dict(backbone_kwargs or {}),
+        )
+        self.num_classes = 2
+        self.config: dict[str, Any] = dict(
+            arch="prototype",
+            backbone=self.encoder.name,
+            levels=list(levels),
+            scale=self.scale,
+        )
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Matching features ``(B, D, h, w)``: the chosen levels, each L2-normalised."""
+        feats = self.encoder(images)
+        return torch.cat([F.normalize(feats[i].float(), dim=1) for i in self.levels], dim=1)
+
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return ``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(B, 2, h, w)``."""
+        assert support_images is not None and support_masks is not None
+        b, k = support_masks.shape[:2]
+        flat = support_images.flatten(0, 1)
+        if flat.shape[-2:] == images.shape[-2:]:  # one backbone pass over query and supports
+            feats = self.embed(torch.cat([images, flat]))
+            query, support = feats[:b], feats[b:]
+        else:
+            query, support = self.embed(images), self.embed(flat)
+        masks = support_masks.flatten(0, 1)
+        protos = torch.stack(
+            [masked_average_pooling(support, masks, v).view(b, k, -1).mean(1) for v in (0, 1)],
+            dim=1,
+        )
+        return self.scale * cosine_maps(query, protos), {}
+
+
+def _build(backbone: str | nn.Module = "resnet50", **kwargs: Any) -> PrototypeMatcher:
+    return PrototypeMatcher(backbone, **kwargs)
+
+
+register_architecture("prototype", _build, PrototypeMatcher)
+
+
+@register_model
+def prototype_resnet50(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
+    """Training-free prototype matching over a frozen ResNet50 (``pretrained_file=`` its weights)."""
+    return PrototypeMatcher(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def prototype_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
+    """Training-free prototype matching over EfficientNet-Lite0 (offline ImageNet weights)."""
+    return PrototypeMatcher(
+        kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
+    )
