@@ -6,8 +6,8 @@ on queries that show two unseen classes (IoU with the support's class, and the l
 the other class predicted as the support's). The zero-shot SM-VCENet and the training-free
 prototype baseline are the reference rows.
 
-    python examples/fewshot_candidates.py                       # every candidate (~25 min, 2 cores)
-    python examples/fewshot_candidates.py --only tiled similarity_residual
+    python examples/fewshot_candidates.py                       # every candidate (~25 min on 2 cores)
+    python examples/fewshot_candidates.py --only tiled residual_query
 
 Writes results/fewshot_candidates/candidates.md and .json (refused if present, unless
 --overwrite).
@@ -34,36 +34,42 @@ from fewzero.engine.recipes import (
 )
 
 FEWSHOT = "sm_vcenet_fewshot_efficientnet_lite0"
-#: name: (model, model keyword arguments, description)
+TILED = {"similarity": None, "similarity_residual": False, "similarity_channels": None}
+#: name: (model, model keyword arguments, training multi_class_weight, description)
 CANDIDATES = {
-    "zero-shot": ("sm_vcenet_efficientnet_lite0", {}, "the paper's zero-shot model (reference)"),
-    "prototype": ("prototype_efficientnet_lite0", {}, "training-free prototype matching"),
-    "tiled": (FEWSHOT, {"similarity": None}, "support prototype tiled into the CCM"),
-    "prior": (FEWSHOT, {"similarity": None, "prior": True}, "tiled + PFENet prior on layer4"),
-    "cosine_class": (
+    "zero-shot": ("sm_vcenet_efficientnet_lite0", {}, 1, "the paper's zero-shot model"),
+    "prototype": ("prototype_efficientnet_lite0", {}, 1, "training-free prototype matching"),
+    "tiled": (FEWSHOT, TILED, 1, "support prototype tiled into the CCM (before)"),
+    "prior": (FEWSHOT, {**TILED, "prior": True}, 1, "tiled + PFENet prior (layer4)"),
+    "cosine_inputs": (
         FEWSHOT,
-        {"similarity": "class", "similarity_residual": False},
-        "tiled + fg/bg cosine maps of the class-branch embedding as CCM inputs",
-    ),
-    "cosine_query": (
-        FEWSHOT,
-        {"similarity": "query", "similarity_residual": False},
+        {"similarity": "query", "similarity_residual": False, "similarity_channels": None},
+        1,
         "tiled + fg/bg cosine maps of the query features as CCM inputs",
     ),
     "residual_class": (
         FEWSHOT,
-        {"similarity": "class", "similarity_residual": True},
-        "class-branch cosine maps as inputs and added to the logits",
+        {"similarity": "class", "similarity_residual": True, "similarity_channels": None},
+        1,
+        "cosine maps of the class-branch embedding, as inputs and added to the logits",
     ),
     "residual_query": (
         FEWSHOT,
-        {"similarity": "query", "similarity_residual": True},
-        "query-feature cosine maps as inputs and added to the logits (the default)",
+        {"similarity": "query", "similarity_residual": True, "similarity_channels": None},
+        1,
+        "cosine maps of the query features, as inputs and added to the logits",
     ),
-    "residual_query_prior": (
+    "residual_projected": (
         FEWSHOT,
-        {"similarity": "query", "similarity_residual": True, "prior": True},
-        "residual_query + PFENet prior",
+        {"similarity": "query", "similarity_residual": True, "similarity_channels": 128},
+        1,
+        "residual_query, compared in a learned signed 128-channel projection",
+    ),
+    "residual_projected_multi3": (
+        FEWSHOT,
+        {"similarity": "query", "similarity_residual": True, "similarity_channels": 128},
+        3,
+        "residual_projected, two-class training queries weighted x3 (the default)",
     ),
 }
 
@@ -83,9 +89,10 @@ def main(argv=None):
     preset = {k: v for k, v in TOY_PRESET.items() if k != "out_dir"}
     rows = []
     for name in args.only:
-        model_name, kwargs, what = CANDIDATES[name]
+        model_name, kwargs, weight, what = CANDIDATES[name]
         cfg = TrainConfig(model=model_name, model_kwargs=kwargs, progress=False,
-                          device=args.device, out_dir=str(args.out / "runs" / name), **preset)  # fmt: skip
+                          multi_class_weight=weight, device=args.device,
+                          out_dir=str(args.out / "runs" / name), **preset)  # fmt: skip
         model = build_model(cfg, pretrained=True)
         fewshot = model.requires_support
         start = time.perf_counter()

@@ -85,7 +85,8 @@ def test_few_shot_prediction_from_a_checkpoint(files, checkpoint):
     predictor = Predictor(checkpoint)
     assert predictor.size == 48
     a = predictor(root / "q.jpg", support=[(root / "q.jpg", root / "s.png")])
-    b = predictor(image, support=[(image, mask > 0)])
+    decoded = np.asarray(Image.open(root / "q.jpg").convert("RGB"))  # the JPEG as stored
+    b = predictor(decoded, support=[(decoded, mask > 0)])
     assert a.shape == (37, 53)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="support_images must be given"):

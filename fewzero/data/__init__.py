@@ -15,6 +15,7 @@ from .episodes import (
     Episode,
     EpisodeDataset,
     FewShotEpisode,
+    NWayEpisode,
     binary_target,
     collate_episodes,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Episode",
     "EpisodeDataset",
     "FewShotEpisode",
+    "NWayEpisode",
     "Pascal5i",
     "ToyConfig",
     "binary_target",

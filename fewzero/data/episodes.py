@@ -260,6 +260,9 @@ class EpisodeDataset(Dataset):
             which object is meant.
         ways: Classes per episode (N-way, needs ``shots >= 1``); the query's other classes of
             the split are the first extra ways, then classes drawn from the rest of the split.
+        multi_class_weight: Training only: each pair whose image also shows another class of
+            the split appears this many times (``1``: every pair once), so that more training
+            queries can only be solved by reading the support.
         prepare_hint: Command to mention when files are missing.
     """
 
@@ -282,9 +285,21 @@ class EpisodeDataset(Dataset):
         support_transform: Callable[..., Any] | None = None,
         multi_class: bool = False,
         ways: int = 1,
+        multi_class_weight: int = 1,
         prepare_hint: str = "",
     ) -> None:
         check_episode_args(min_pixels, n_episodes, shots, ways)
+        if (
+            isinstance(multi_class_weight, bool)
+            or not isinstance(multi_class_weight, int)
+            or (multi_class_weight < 1)
+        ):
+            raise ValueError(f"multi_class_weight must be an int >= 1, got {multi_class_weight!r}")
+        if multi_class_weight > 1 and not train:
+            raise ValueError(
+                f"multi_class_weight applies to training pairs only, got {multi_class_weight} for "
+                "test episodes (use multi_class=True for the support-swap test)"
+            )
         self.image_dir = Path(image_dir)
         self.mask_dir = Path(mask_dir)
         for path, what in [
@@ -321,7 +336,8 @@ class EpisodeDataset(Dataset):
             present = [c for c in wanted if counts.get(c, 0) >= min_pixels]
             if multi_class and len(present) < 2:
                 continue
-            pairs += [(name, c) for c in present]
+            repeat = multi_class_weight if len(present) >= 2 else 1
+            pairs += [(name, c) for c in present for _ in range(repeat)]
         self.shots = shots
         self.support_transform = support_transform
         self.candidates: dict[int, list[str]] = {}

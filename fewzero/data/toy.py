@@ -242,11 +242,10 @@ def _write_pascal_raw(raw: Path, cfg: ToyConfig, rng: np.random.Generator) -> No
             _write_jpeg(voc / "JPEGImages" / f"{name}.jpg", rgb)
             if split == "sbd":
                 (sbd / "cls").mkdir(parents=True, exist_ok=True)
-                savemat(
-                    str(sbd / "cls" / f"{name}.mat"),
-                    {"GTcls": {"Segmentation": mask}},
-                    do_compression=True,
-                )
+                mat = sbd / "cls" / f"{name}.mat"
+                savemat(str(mat), {"GTcls": {"Segmentation": mask}}, do_compression=True)
+                with open(mat, "r+b") as f:  # the header's creation time would differ per run
+                    f.write(b"MATLAB 5.0 MAT-file, fewzero toy data".ljust(116))
             else:
                 write_mask(voc / "SegmentationClass" / f"{name}.png", mask)
             splits[split].append(name)

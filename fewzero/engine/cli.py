@@ -133,6 +133,13 @@ def add_run_arguments(
         default=cfg.exclude_unseen,
     )
     add(
+        "--multi-class-weight",
+        "multi_class_weight",
+        "training pairs whose image shows another class of the split appear this many times",
+        type=positive_int,
+        default=cfg.multi_class_weight,
+    )
+    add(
         "--amp",
         "amp",
         "autocast dtype (none: fp32); bf16 by default on CUDA",

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .trainer import TrainConfig, Trainer
 
 __all__ = [
     "TOY_EVAL",
+    "TOY_FEWSHOT_PRESET",
     "TOY_MODELS",
     "TOY_PRESET",
     "build_model",
@@ -139,6 +141,7 @@ def train_pascal5i(
         target=config.target,
         exclude_unseen=config.exclude_unseen,
         shots=config.shots,
+        multi_class_weight=config.multi_class_weight,
     )
     trainer = Trainer(model, train_set, config, overwrite=overwrite)
     if resume:
@@ -249,14 +252,26 @@ def evaluate_pascal2coco(
         )
         row["pascal_miou"], row["pascal_fbiou"] = res["miou"], res["fbiou"]
         if support_swap:
-            swap = Pascal5i(pascal_root, fold, "val", multi_class=True, **kw)
-            res = evaluate(model, swap, desc=f"PASCAL-5^{fold} support swap", **ev)
-            row["pascal_swap_iou"], row["pascal_leak"] = res["miou"], res["leak"]
-            row["pascal_swap_episodes"] = res["episodes"]
+            try:
+                swap = Pascal5i(pascal_root, fold, "val", multi_class=True, **kw)
+            except ValueError as err:  # no query shows two unseen classes with min_pixels
+                warnings.warn(f"support-swap numbers left out: {err}", stacklevel=2)
+                row["pascal_swap_iou"] = row["pascal_leak"] = None
+                row["pascal_swap_episodes"] = 0
+                swap = None
+            if swap is not None:
+                res = evaluate(model, swap, desc=f"PASCAL-5^{fold} support swap", **ev)
+                row["pascal_swap_iou"], row["pascal_leak"] = res["miou"], res["leak"]
+                row["pascal_swap_episodes"] = res["episodes"]
         if ways > 1:
-            nway = Pascal5i(pascal_root, fold, "val", multi_class=True, ways=ways, **kw)
-            res = evaluate(model, nway, desc=f"PASCAL-5^{fold} {ways}-way", **ev)
-            row["ways"], row["pascal_nway_miou"] = ways, res["miou"]
+            row["ways"], row["pascal_nway_miou"] = ways, None
+            try:
+                nway = Pascal5i(pascal_root, fold, "val", multi_class=True, ways=ways, **kw)
+            except ValueError as err:
+                warnings.warn(f"{ways}-way numbers left out: {err}", stacklevel=2)
+            else:
+                res = evaluate(model, nway, desc=f"PASCAL-5^{fold} {ways}-way", **ev)
+                row["pascal_nway_miou"] = res["miou"]
     if coco_root is not None:
         row["coco"] = {}
         word = isinstance(model, SegmentationModel) and model.requires_class_ids
@@ -346,6 +361,10 @@ TOY_PRESET: dict[str, Any] = {
     "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
     "out_dir": "runs/toy",
 }
+#: Settings of the toy demo's few-shot models on top of :data:`TOY_PRESET` (flags given win):
+#: training pairs whose image shows two classes of the split weigh three times, since only such
+#: queries need the support (measured in ``examples/fewshot_candidates.py``).
+TOY_FEWSHOT_PRESET: dict[str, Any] = {"multi_class_weight": 3}
 #: Test settings of the toy demo: episodes per dataset, the few-shot evaluation's shots and the
 #: ways of its N-way evaluation (at the first shot count).
 TOY_EVAL: dict[str, Any] = {"n_episodes": 60, "shots": (1, 5), "ways": 2}
@@ -419,11 +438,15 @@ def toy_demo(
             rows += [row(model, name, "- (training-free)", k) for k in counts]
             done[name] = model
             continue
+        extra = {
+            k: v for k, v in TOY_FEWSHOT_PRESET.items() if fewshot and k not in (explicit or ())
+        }
         cfg = dataclasses.replace(
             config,
             model=name,
             shots=shots[0] if fewshot else 0,
             out_dir=str(out_dir / name),
+            **extra,
         )
         if i == 0:  # the first model before training: what ImageNet features alone give
             rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
@@ -448,7 +471,7 @@ def toy_demo(
     if done:
         enc = next(iter(done.values())).encoder
         episodes = Pascal5i(
-            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=n_episodes,
+            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=None,
             seed=config.seed, min_pixels=config.min_pixels, multi_class=True,
             transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
         )  # fmt: skip

@@ -73,6 +73,7 @@ class TrainConfig:
     min_pixels: int = 2 * 32 * 32
     target: str = "class"
     exclude_unseen: bool = False
+    multi_class_weight: int = 1
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
@@ -96,6 +97,7 @@ class TrainConfig:
             ("min_pixels", self.min_pixels >= 1, ">= 1"),
             ("shots", self.shots >= 0, ">= 0"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("multi_class_weight", self.multi_class_weight >= 1, ">= 1"),
             ("max_steps_per_epoch", (self.max_steps_per_epoch or 1) >= 1, ">= 1 or None"),
         ]
         for name, ok, want in checks:

@@ -28,6 +28,7 @@ from .nway import nway_scores
 from .prototype import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
 from .sm_vcenet import (
     CLASS_SOURCES,
+    FEWSHOT_DEFAULTS,
     VARIANTS,
     SMVCENet,
     deeplab_efficientnet_lite0,
@@ -50,6 +51,7 @@ from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
 
 __all__ = [
     "CLASS_SOURCES",
+    "FEWSHOT_DEFAULTS",
     "VARIANTS",
     "Backbone",
     "PrototypeMatcher",

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
 from ..heads.prototype import cosine_maps, masked_average_pooling, prior_mask
-from ..layers._validate import as_int_tuple, check_choice
+from ..layers._validate import as_int_tuple, check_choice, check_positive_int
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
@@ -100,6 +100,8 @@ class SMVCENet(SegmentationModel):
             ``"query"`` compares the query features (the query branch's output on the query and
             on each support), ``"class"`` the class-branch embeddings; ``None``: none.
         similarity_scale: Factor of the cosine maps (PANet scales its logits by 20).
+        similarity_channels: With ``similarity="query"``: compare a learned linear projection of
+            the query features to this many channels (signed features; ``None``: the features).
         similarity_residual: Also add the scaled maps to the CCM's background/foreground logits,
             so the segmentation loss trains the comparison directly (PANet's loss) and the CCM
             learns a correction to it.
@@ -141,6 +143,7 @@ class SMVCENet(SegmentationModel):
         similarity: str | None = None,
         similarity_scale: float = 10.0,
         similarity_residual: bool = False,
+        similarity_channels: int | None = None,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
@@ -181,6 +184,11 @@ class SMVCENet(SegmentationModel):
         self.similarity = similarity
         self.similarity_scale = float(similarity_scale)
         self.similarity_residual = bool(similarity_residual)
+        if similarity_channels is not None and similarity != "query":
+            raise ValueError(
+                f"similarity_channels projects the query features for similarity='query', got "
+                f"similarity={similarity!r}"
+            )
         self.requires_support = self.accepts_support = class_source != "query"
         bins, aspp_rates = as_int_tuple("bins", bins), as_int_tuple("aspp_rates", aspp_rates)
         self.encoder = Backbone(
@@ -192,6 +200,14 @@ class SMVCENet(SegmentationModel):
         )
         c2, c3 = self.encoder.channels[:2]
         self.query = QueryBranch(c2 + c3, query_channels)
+        # a linear (signed) projection for matching: cosines of ReLU features are all >= 0
+        self.matcher: nn.Module | None = (
+            None
+            if similarity_channels is None
+            else nn.Conv2d(
+                query_channels, check_positive_int("similarity_channels", similarity_channels), 1
+            )
+        )
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
             self.encoder._split()  # fail early for backbones whose last stage cannot run alone
@@ -236,6 +252,7 @@ class SMVCENet(SegmentationModel):
             similarity=self.similarity,
             similarity_scale=self.similarity_scale,
             similarity_residual=self.similarity_residual,
+            similarity_channels=similarity_channels,
             class_input=class_input,
             attention=attention,
             class_channels=class_channels,
@@ -333,6 +350,8 @@ class SMVCENet(SegmentationModel):
             if self.similarity == "query":
                 assert support_query is not None
                 q_feat, s_feat = query, support_query
+                if self.matcher is not None:
+                    q_feat, s_feat = self.matcher(q_feat), self.matcher(s_feat)
             else:
                 assert query_embedding is not None and self.class_branch is not None
                 q_feat, s_feat = query_embedding, self.class_branch(support_i)
@@ -461,11 +480,16 @@ _FEWSHOT_DOC = (
     "Few-shot SM-VCENet over {}: the class embedding is the masked-average prototype of the "
     "support images' class-branch output (``class_source='support'``), and the cosine similarity "
     "of the query features with the support's foreground and background prototypes feeds the CCM "
-    "and is added to its logits (``similarity='query', similarity_residual=True``: the mechanism "
-    "that makes the prediction follow the support, chosen by measurement; see the Few-shot guide)."
+    "and is added to its logits (``similarity='query', similarity_residual=True``, compared in a "
+    "learned 128-channel projection: the mechanism that makes the prediction follow the support, "
+    "chosen by measurement; see the Few-shot guide)."
 )
 #: Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data).
-FEWSHOT_DEFAULTS: dict[str, Any] = {"similarity": "query", "similarity_residual": True}
+FEWSHOT_DEFAULTS: dict[str, Any] = {
+    "similarity": "query",
+    "similarity_residual": True,
+    "similarity_channels": 128,
+}
 sm_vcenet_fewshot_resnet50 = _make_factory(
     "sm_vcenet_fewshot_resnet50",
     "sm_vcenet",
