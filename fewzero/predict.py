@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .data.fss import read_binary_mask
+from .models import create_model
 from .models.base import SegmentationModel, check_finite
 from .models.nway import nway_scores
 
@@ -390,8 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--support and --support-class cannot be combined: give every class by name")
     try:
         if args.model is not None:
-            from .models import create_model
-
             model = create_model(args.model, pretrained=True)
             if any(q.requires_grad for q in model.parameters()):
                 raise ValueError(

@@ -53,14 +53,14 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
     rows = []
     for ckpt, model, cfg in models:
         fewshot = bool(getattr(model, "requires_support", False))
-        shot_list = (args.shots or [1, 5]) if fewshot else [0]
+        shot_list = ([1, 5] if args.shots is None else args.shots) if fewshot else [0]
         for k in shot_list:
             row = evaluate_pascal2coco(
                 model,
                 args.pascal_root,
                 args.coco_root if coco else None,
                 cfg["fold"],
-                size=args.size or cfg["crop_size"],
+                size=cfg["crop_size"] if args.size is None else args.size,
                 n_episodes=args.episodes,
                 seed=args.seed,
                 min_pixels=args.min_pixels,

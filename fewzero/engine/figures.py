@@ -28,6 +28,31 @@ def tint(
     return out.astype(np.uint8)
 
 
+def _predict(
+    model: nn.Module, episode: dict, size: tuple[int, int], device: torch.device
+) -> np.ndarray:
+    """The model's mask of one episode at ``size`` (supports dropped for a zero-shot model)."""
+    batch = collate_episodes([episode])
+    if not getattr(model, "accepts_support", False):
+        batch.pop("support_images", None)
+        batch.pop("support_masks", None)
+    model.eval()
+    logits = model(**episode_inputs(batch, device)).float()
+    up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return up.argmax(1)[0].cpu().numpy()
+
+
+def _save(fig: object, path: str | os.PathLike[str]) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()  # type: ignore[attr-defined]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+    return path
+
+
 @torch.no_grad()
 def episode_figure(
     dataset: EpisodeDataset,
@@ -62,24 +87,12 @@ def episode_figure(
         label = episode["label"].numpy()
         panels = [(rgb, "image"), (tint(rgb, label), f"truth (class {episode['class_id']})")]
         for title, model in models:
-            batch = collate_episodes([episode])
-            if not getattr(model, "accepts_support", False):
-                batch.pop("support_images", None)
-                batch.pop("support_masks", None)
-            model.eval()
-            logits = model(**episode_inputs(batch, device)).float()
-            pred = F.interpolate(logits, size=label.shape, mode="bilinear", align_corners=False)
-            panels.append((tint(rgb, pred.argmax(1)[0].cpu().numpy()), title))
+            panels.append((tint(rgb, _predict(model, episode, label.shape, device)), title))
         for ax, (img, title) in zip(axes[i], panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _swap_queries(dataset: EpisodeDataset, n: int) -> list[tuple[int, int]]:
@@ -140,16 +153,6 @@ def support_swap_figure(
     cols = 1 + 2 * (1 + len(fewshot)) + len(zeroshot)
     fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.0 * n), squeeze=False)
 
-    def predict(model: nn.Module, episode: dict, with_support: bool, size: tuple) -> np.ndarray:
-        batch = collate_episodes([episode])
-        if not with_support:
-            batch.pop("support_images", None)
-            batch.pop("support_masks", None)
-        model.eval()
-        logits = model(**episode_inputs(batch, device)).float()
-        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return up.argmax(1)[0].cpu().numpy()
-
     for r, pair in enumerate(rows):
         episodes = [dataset[i] for i in pair]
         name = episodes[0]["name"]
@@ -162,16 +165,11 @@ def support_swap_figure(
             s_mask = dataset.load_target(s_name, ep["class_id"]).numpy()
             panels.append((tint(s_rgb, s_mask, (40, 120, 230)), f"support: class {ep['class_id']}"))
             for title, model in fewshot:
-                panels.append((tint(rgb, predict(model, ep, True, size)), title))
+                panels.append((tint(rgb, _predict(model, ep, size, device)), title))
         for title, model in zeroshot:
-            panels.append((tint(rgb, predict(model, episodes[0], False, size)), title))
+            panels.append((tint(rgb, _predict(model, episodes[0], size, device)), title))
         for ax, (img, title) in zip(axes[r], panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=7)
             ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -16,7 +16,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cosine_maps", "foreground_weights", "masked_average_pooling", "prior_mask"]
+__all__ = [
+    "cosine_maps",
+    "foreground_weights",
+    "masked_average_pooling",
+    "prior_mask",
+    "support_prototypes",
+]
 
 
 def foreground_weights(masks: torch.Tensor, size: tuple[int, int], value: int = 1) -> torch.Tensor:
@@ -58,6 +64,25 @@ def masked_average_pooling(
     num = (features.float() * w).sum(dim=(2, 3))
     den = w.sum(dim=(2, 3)).clamp_min(1e-6)
     return (num / den).to(features.dtype)
+
+
+def support_prototypes(
+    features: torch.Tensor, support_masks: torch.Tensor, values: tuple[int, ...] = (1,)
+) -> torch.Tensor:
+    """K-shot prototypes: each region's masked average per shot, then the mean over the shots.
+
+    Args:
+        features: ``(B * K, C, h, w)`` support features.
+        support_masks: ``(B, K, H, W)`` in ``{0, 1, 255}``.
+        values: Regions to pool (``1`` foreground, ``0`` background), in output order.
+
+    Returns:
+        ``(B, len(values), C)``, independent of the order of the shots.
+    """
+    b, k = support_masks.shape[:2]
+    flat = support_masks.flatten(0, 1)
+    protos = [masked_average_pooling(features, flat, v).view(b, k, -1) for v in values]
+    return torch.stack(protos, dim=1).mean(dim=2)
 
 
 def cosine_maps(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:

@@ -74,8 +74,8 @@ def _naive_faster(q: torch.Tensor) -> bool:
     """fp32 spatial attention on CUDA: materialising ``N x N`` is faster while it is small.
 
     On an H200, SDPA's fp32 kernels ran 0.69-0.82x the speed of the explicit matmul block at
-    N = 3600-8100 (``../shared/bench``); the explicit path is used there while the affinity fits
-    in 1 GiB.
+    N = 3600-8100 (commit d4a8e1d, ``benchmarks/results/nvidia-h200-before-d4a8e1d``); the
+    explicit path is used there while the affinity fits in 1 GiB.
     """
     if q.device.type != "cuda" or q.dtype != torch.float32 or torch.is_autocast_enabled("cuda"):
         return False

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..heads.prototype import cosine_maps, masked_average_pooling
+from ..heads.prototype import cosine_maps, support_prototypes
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
@@ -105,18 +105,14 @@ class PrototypeMatcher(SegmentationModel):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(B, 2, h, w)``."""
         assert support_images is not None and support_masks is not None
-        b, k = support_masks.shape[:2]
+        b = support_masks.shape[0]
         flat = support_images.flatten(0, 1)
         if flat.shape[-2:] == images.shape[-2:]:  # one backbone pass over query and supports
             feats = self.embed(torch.cat([images, flat]))
             query, support = feats[:b], feats[b:]
         else:
             query, support = self.embed(images), self.embed(flat)
-        masks = support_masks.flatten(0, 1)
-        protos = torch.stack(
-            [masked_average_pooling(support, masks, v).view(b, k, -1).mean(1) for v in (0, 1)],
-            dim=1,
-        )
+        protos = support_prototypes(support, support_masks, (0, 1))  # background, foreground
         return self.scale * cosine_maps(query, protos), {}
 
 

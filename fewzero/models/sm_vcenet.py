@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
-from ..heads.prototype import cosine_maps, masked_average_pooling, prior_mask
+from ..heads.prototype import cosine_maps, prior_mask, support_prototypes
 from ..layers._validate import as_int_tuple, check_choice, check_positive_int
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
@@ -285,17 +285,7 @@ class SMVCENet(SegmentationModel):
         ``value=0`` gives the background prototype instead.
         """
         assert self.class_branch is not None
-        return self._prototypes(self.class_branch(i_class), support_masks, (value,))[:, 0]
-
-    @staticmethod
-    def _prototypes(
-        embedding: torch.Tensor, support_masks: torch.Tensor, values: tuple[int, ...]
-    ) -> torch.Tensor:
-        """``(B, len(values), D)``: the K-shot mean of each region's masked average."""
-        b, k = support_masks.shape[:2]
-        flat = support_masks.flatten(0, 1)
-        protos = [masked_average_pooling(embedding, flat, v).view(b, k, -1) for v in values]
-        return torch.stack(protos, dim=1).mean(dim=2)
+        return support_prototypes(self.class_branch(i_class), support_masks, (value,))[:, 0]
 
     def forward_features(
         self,
@@ -332,7 +322,7 @@ class SMVCENet(SegmentationModel):
         fewshot = support_i is not None and support_masks is not None
         if fewshot:
             assert self.class_branch is not None and support_masks is not None
-            proto = self._prototypes(self.class_branch(support_i), support_masks, (1,))
+            proto = support_prototypes(self.class_branch(support_i), support_masks, (1,))
             parts.append(proto[:, 0, :, None, None].expand(-1, -1, size[0], size[1]))
         query_embedding = None
         if self.class_branch is not None and (
@@ -355,7 +345,7 @@ class SMVCENet(SegmentationModel):
             else:
                 assert query_embedding is not None and self.class_branch is not None
                 q_feat, s_feat = query_embedding, self.class_branch(support_i)
-            protos = self._prototypes(s_feat, support_masks, (0, 1))  # background, foreground
+            protos = support_prototypes(s_feat, support_masks, (0, 1))  # background, foreground
             similarity = self.similarity_scale * cosine_maps(q_feat, protos)
             parts.append(similarity)
         if self.prior and fewshot:
