@@ -14,10 +14,14 @@ that needs no training (``create_model("prototype_efficientnet_lite0", pretraine
 passed instead of a checkpoint.
 
 Images may be paths, PIL images, ``(H, W, 3)`` numpy arrays (uint8, or float in [0, 1]) or
-``(3, H, W)`` tensors (uint8, or float in [0, 1]). Masks may be paths (PNG: white or 1 is the
-class), boolean arrays, or arrays/tensors in ``{0, 1, 255}`` (255: ignore). The predictor resizes
-to the model's test size, normalises with the backbone's own mean/std (timm ``pretrained_cfg``)
-and returns the mask at the image's original size.
+``(3, H, W)`` tensors (uint8, or float in [0, 1]); files are read as displayed (EXIF orientation
+applied, 16-bit scaled: :func:`fewzero.data.read_image`). Masks may be paths, PIL images, arrays
+or tensors, read by :func:`fewzero.data.to_binary_mask`'s rules (1 or white is the object, 255 in
+a 0/1 mask is ignored, a palette mask's one class, soft masks at 0.5, any non-black colour); a
+mask that marks nothing, or a photograph given as a mask, is refused by name. The predictor
+resizes to the model's test size, normalises with the backbone's own mean/std (timm
+``pretrained_cfg``) and returns the mask at the image's original size. It runs on CUDA when
+one is available (``device=`` overrides).
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.fss import read_binary_mask
-from .models import create_model
+from .checks import positive_int, resolve_device
+from .data.readers import ImageLike, MaskLike, to_binary_mask, to_rgb_array
+from .models import create_model, load_trained_model
 from .models.base import SegmentationModel, check_finite
 from .models.nway import nway_scores
 
@@ -50,8 +55,6 @@ __all__ = [
     "to_mask_tensor",
 ]
 
-ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-MaskLike = str | os.PathLike | np.ndarray | torch.Tensor
 SupportSet = Sequence[tuple[ImageLike, MaskLike]]
 
 #: Tint of label ``i`` (1-based) in label overlays: ``LABEL_COLORS[(i - 1) % len]``.
@@ -61,66 +64,46 @@ LABEL_COLORS: tuple[tuple[int, int, int], ...] = (
 )  # fmt: skip
 
 
-def to_image_tensor(image: ImageLike) -> torch.Tensor:
+def to_image_tensor(image: ImageLike, name: str = "image") -> torch.Tensor:
     """Any supported image to a float ``(3, H, W)`` tensor in ``[0, 1]``.
 
+    Files and PIL images are read by :func:`fewzero.data.to_rgb_array` (EXIF orientation
+    applied, 16-bit scaled); float arrays and tensors keep their values.
+
     Raises:
-        FileNotFoundError: for a missing file.
-        ValueError: for an unsupported type, shape or value range.
+        FileNotFoundError, OSError: naming a missing or unreadable file.
+        ValueError: naming ``name``, for an unsupported type, shape or value range.
     """
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {str(path)!r}")
-        with Image.open(path) as img:
-            image = img.convert("RGB")
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
+    if isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating):
         if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image array must be (H, W, 3), got shape {image.shape}")
+            raise ValueError(f"{name} array must be (H, W, 3), got shape {image.shape}")
         image = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)
-    if not isinstance(image, torch.Tensor):
-        raise ValueError(
-            f"image must be a path, PIL image, numpy array or tensor, got {type(image).__name__}"
-        )
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image tensor must be (3, H, W), got shape {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        return image.float() / 255.0
-    if not image.is_floating_point():
-        raise ValueError(f"image must be uint8 or float in [0, 1], got dtype {image.dtype}")
-    check_finite(image, "image")
-    if image.min() < 0 or image.max() > 1:
-        raise ValueError(
-            f"a float image must lie in [0, 1], got [{float(image.min()):.3g}, "
-            f"{float(image.max()):.3g}]; pass uint8 or scale it"
-        )
-    return image.float()
+    if isinstance(image, torch.Tensor) and image.is_floating_point():
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"{name} tensor must be (3, H, W), got shape {tuple(image.shape)}")
+        check_finite(image, name)
+        if image.min() < 0 or image.max() > 1:
+            raise ValueError(
+                f"a float {name} must lie in [0, 1], got [{float(image.min()):.3g}, "
+                f"{float(image.max()):.3g}]; pass uint8 or scale it"
+            )
+        return image.float()
+    if isinstance(image, torch.Tensor) and image.dtype != torch.uint8:
+        raise ValueError(f"{name} must be uint8 or float in [0, 1], got dtype {image.dtype}")
+    rgb = to_rgb_array(image, name)
+    return torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() / 255.0
 
 
-def to_mask_tensor(mask: MaskLike) -> torch.Tensor:
+def to_mask_tensor(mask: MaskLike, name: str = "mask", class_id: int | None = None) -> torch.Tensor:
     """Any supported mask to an int64 ``(H, W)`` tensor in ``{0, 1, 255}``.
 
+    The rules are :func:`fewzero.data.to_binary_mask`'s.
+
     Raises:
-        FileNotFoundError: for a missing file.
-        ValueError: for another shape or values outside ``{0, 1, 255}``.
+        FileNotFoundError, OSError: naming a missing or unreadable file.
+        ValueError: naming the mask, the values found and the rule.
     """
-    if isinstance(mask, (str, os.PathLike)):
-        return torch.from_numpy(read_binary_mask(mask)).long()
-    t = torch.as_tensor(np.asarray(mask) if isinstance(mask, np.ndarray) else mask)
-    if t.dim() != 2:
-        raise ValueError(f"mask must be (H, W), got shape {tuple(t.shape)}")
-    if t.dtype == torch.bool:
-        return t.long()
-    t = t.long()
-    bad = torch.unique(t[(t != 0) & (t != 1) & (t != 255)])
-    if bad.numel():
-        raise ValueError(
-            f"mask values must be in {{0, 1, 255}} (255: ignore), got {bad.tolist()[:8]}; pass "
-            "a boolean array for a 0/255 mask"
-        )
-    return t
+    return to_binary_mask(mask, name=name, class_id=class_id)
 
 
 class Predictor:
@@ -128,17 +111,18 @@ class Predictor:
 
     Args:
         model: A :class:`~fewzero.models.SegmentationModel` or a training checkpoint path.
-        device: Where the model runs.
+        device: Where the model runs (default: ``"cuda"`` when available, else ``"cpu"``).
         size: Side the images are resized to (default: the checkpoint's training crop, else 321).
 
     Raises:
-        FileNotFoundError, ValueError: for a checkpoint that is missing or not fewzero's (the
-            message names the file).
+        FileNotFoundError, ValueError: for a checkpoint that is missing, not fewzero's or holds
+            non-finite weights (the message names the file), or a device this machine lacks.
 
     Examples:
         >>> import numpy as np
         >>> from fewzero.models import create_model
-        >>> predictor = Predictor(create_model("sm_vcenet", backbone="resnet18"), size=65)
+        >>> model = create_model("sm_vcenet", backbone="resnet18")
+        >>> predictor = Predictor(model, device="cpu", size=65)
         >>> predictor(np.zeros((40, 50, 3), dtype=np.uint8)).shape
         (40, 50)
     """
@@ -146,15 +130,15 @@ class Predictor:
     def __init__(
         self,
         model: SegmentationModel | str | os.PathLike[str],
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         size: int | None = None,
     ) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"size must be a positive int (the test side), got {size!r}")
         train_size = None
         if isinstance(model, (str, os.PathLike)):
-            from .engine.recipes import load_trained_model
-
-            model, cfg = load_trained_model(model, device=str(self.device))
+            model, cfg = load_trained_model(model, device=self.device)
             train_size = cfg.get("crop_size")
         if not isinstance(model, SegmentationModel):
             raise ValueError(
@@ -162,13 +146,19 @@ class Predictor:
                 f"{type(model).__name__}"
             )
         self.model = model.to(self.device).eval()
-        self.size = int(size or train_size or 321)
+        self.size = int(size if size is not None else (train_size or 321))
+        if self.size < self.model.min_input_size:
+            raise ValueError(
+                f"size must be >= {self.model.min_input_size} for this backbone, got {self.size}"
+            )
         self.mean = torch.tensor(model.encoder.mean).view(3, 1, 1)
         self.std = torch.tensor(model.encoder.std).view(3, 1, 1)
 
-    def preprocess(self, image: ImageLike) -> tuple[torch.Tensor, tuple[int, int]]:
+    def preprocess(
+        self, image: ImageLike, name: str = "image"
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
         """Return the normalised, resized ``(3, size, size)`` image and the original ``(H, W)``."""
-        x = to_image_tensor(image)
+        x = to_image_tensor(image, name)
         h, w = x.shape[-2:]
         x = F.interpolate(
             x[None],
@@ -183,16 +173,32 @@ class Predictor:
         self, support: Sequence[tuple[ImageLike, MaskLike]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, masks = [], []
-        for i, (image, mask) in enumerate(support):
-            x, (h, w) = self.preprocess(image)
-            m = to_mask_tensor(mask)
+        for i, pair in enumerate(support):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(
+                    f"support[{i}] must be an (image, mask) pair, got {type(pair).__name__}"
+                )
+            image, mask = pair
+            x, (h, w) = self.preprocess(image, _label(image, f"support[{i}] image"))
+            label = _label(mask, f"support[{i}] mask")
+            m = to_mask_tensor(mask, name=label)
+            count = int((m == 1).sum())
             if tuple(m.shape) != (h, w):
                 raise ValueError(
-                    f"support[{i}]: mask must have the image's size {(h, w)}, got {tuple(m.shape)}"
+                    f"support[{i}]: mask must have the image's size {(h, w)}, got "
+                    f"{tuple(m.shape)} ({label})"
                 )
             m = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="nearest")
+            m = m[0, 0].long()
+            if not (m == 1).any():
+                raise ValueError(
+                    f"{label}: its {count} object "
+                    f"pixel(s) vanish when resized from {(h, w)} to the model's "
+                    f"{self.size}x{self.size}: crop the support closer around the object or "
+                    "pass a larger size"
+                )
             images.append(x)
-            masks.append(m[0, 0].long())
+            masks.append(m)
         return torch.stack(images)[None], torch.stack(masks)[None]
 
     @torch.no_grad()
@@ -264,6 +270,11 @@ class Predictor:
             class_id: The class id, for word-conditioned models (SPNet, ZSVM).
         """
         return self.probabilities(image, support, class_id).argmax(0).numpy().astype(np.uint8)
+
+
+def _label(value: Any, fallback: str) -> str:
+    """How an error names an input: its path, or its place in the call."""
+    return repr(str(value)) if isinstance(value, (str, os.PathLike)) else fallback
 
 
 def save_mask(mask: np.ndarray, path: str | os.PathLike[str]) -> Path:
@@ -382,13 +393,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a support image and mask of class NAME (repeat for shots and classes; N-way)",
     )
     p.add_argument("--class-id", type=int, default=None, help="class id (SPNet/ZSVM models)")
-    p.add_argument("--size", type=int, default=None, help="test size (default: training crop)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device")  # fmt: skip
+    p.add_argument(
+        "--mask-class",
+        type=positive_int,
+        default=None,
+        help="the object's class index in palette/class-index masks that hold several classes",
+    )
+    p.add_argument("--size", type=positive_int, default=None,
+                   help="test size (default: training crop)")  # fmt: skip
+    p.add_argument("--device", default=None,
+                   help="torch device (default: cuda when available, else cpu)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("segment"), help="output folder")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace mask/labels/overlay files in --out"
+    )
     args = p.parse_args(argv)
     if args.support and args.support_class:
         p.error("--support and --support-class cannot be combined: give every class by name")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out must be a folder, got the existing file {str(args.out)!r}")
+    written = ("labels.png" if args.support_class else "mask.png", "overlay.png")
+    clash = [n for n in written if (args.out / n).exists()]
+    if clash and not args.overwrite:
+        p.error(
+            f"--out {str(args.out)!r} already holds {', '.join(clash)}: pass --overwrite to "
+            "replace them, or choose another folder"
+        )
+    try:
+        device = resolve_device(args.device, name="--device")
+    except ValueError as err:
+        p.error(str(err))
+    pairs = [("", *pair) for pair in args.support or []] + list(args.support_class or [])
+    try:  # every input file is read before the model is loaded
+        to_image_tensor(args.query, f"--query {args.query!r}")
+        masks: list[torch.Tensor] = []
+        for _, image, mask_file in pairs:
+            to_image_tensor(image, f"--support image {image!r}")
+            masks.append(to_mask_tensor(mask_file, class_id=args.mask_class))
+    except (FileNotFoundError, OSError, ValueError) as err:
+        p.exit(2, f"fewzero-segment: error: {err}\n")
     try:
         if args.model is not None:
             model = create_model(args.model, pretrained=True)
@@ -397,18 +440,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"--model {args.model!r} has trainable weights that were never trained; pass "
                     "its --checkpoint (models usable untrained: prototype_*)"
                 )
-            predictor = Predictor(model, device=args.device, size=args.size)
+            predictor = Predictor(model, device=device, size=args.size)
         else:
-            predictor = Predictor(args.checkpoint, device=args.device, size=args.size)
+            predictor = Predictor(args.checkpoint, device=device, size=args.size)
         if args.support_class:
-            by_class: dict[str, list[tuple[str, str]]] = {}
-            for name, image, mask_file in args.support_class:
-                by_class.setdefault(name, []).append((image, mask_file))
+            by_class: dict[str, list[tuple[Any, Any]]] = {}
+            for (name, image, _), m in zip(pairs, masks):
+                by_class.setdefault(name, []).append((image, m))
             labels = predictor(args.query, support=by_class)
         else:
-            support = [tuple(pair) for pair in args.support] if args.support else None
+            support = [(image, m) for (_, image, _), m in zip(pairs, masks)] or None
             mask = predictor(args.query, support=support, class_id=args.class_id)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, OSError, ValueError, RuntimeError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
     if args.support_class:
         names = list(by_class)

@@ -103,8 +103,10 @@ def test_overlay_and_mask_values(files, tmp_path):
     np.testing.assert_array_equal(pixels[0, 0], image[0, 0])  # outside the mask: unchanged
     assert pixels[10, 20, 0] >= image[10, 20, 0] * 0.45  # tinted red inside
     assert to_mask_tensor(mask > 0).max() == 1
-    with pytest.raises(ValueError, match=r"mask values must be in \{0, 1, 255\}"):
-        to_mask_tensor(np.full((4, 4), 7))
+    # the mask rules (fewzero.data.readers): a class-index mask of several classes needs class_id
+    with pytest.raises(ValueError, match=r"holding classes \[3, 7\].*pass class_id="):
+        to_mask_tensor(np.array([[0, 3], [7, 7]]))
+    assert to_mask_tensor(np.array([[0, 3], [7, 7]]), class_id=7).tolist() == [[0, 0], [1, 1]]
 
 
 def test_fewzero_segment_cli(files, checkpoint, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Episode datasets (PASCAL-5i, COCO-20i), transforms, data preparation and the toy data."""
+"""Episode datasets, readers of user files, transforms, data preparation and the toy data."""
 
 from .classes import (
     COCO_CATEGORY_IDS,
@@ -19,9 +19,10 @@ from .episodes import (
     binary_target,
     collate_episodes,
 )
-from .fss import FSS1000, read_binary_mask
+from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .pascal import Pascal5i
+from .readers import MASK_RULES, read_binary_mask, to_binary_mask, to_rgb_array
 from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, train_transform
 
@@ -30,6 +31,7 @@ __all__ = [
     "COCO_CLASSES",
     "FSS1000",
     "IGNORE_INDEX",
+    "MASK_RULES",
     "PASCAL_CLASSES",
     "PASCAL_TO_COCO",
     "PROTOCOLS",
@@ -52,6 +54,8 @@ __all__ = [
     "read_image",
     "read_list",
     "read_mask",
+    "to_binary_mask",
+    "to_rgb_array",
     "train_transform",
     "write_list",
     "write_mask",

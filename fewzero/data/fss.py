@@ -2,8 +2,10 @@
 
 Layout::
 
-    ROOT/<class>/<n>.jpg        an image of <class>
-    ROOT/<class>/<n>.png        its mask: white (> 127) or 1 = the class, black = background
+    ROOT/<class>/<n>.jpg        an image of <class> (.jpg or .jpeg, any case)
+    ROOT/<class>/<n>.png        its mask, read by :func:`fewzero.data.read_binary_mask`'s rules
+                                (white or 1 = the class, black = background, 255 in a 0/1 mask
+                                = ignore)
     ROOT/splits/<split>.txt     optional: the class names of a split, one per line
 
 FSS-1000's official class split (520 train / 240 val / 240 test classes, the lists that HSNet
@@ -34,26 +36,21 @@ from .episodes import (
     draw_supports,
     transform_pair,
 )
-from .io import read_image, read_mask_array
+from .readers import IMAGE_SUFFIXES, read_binary_mask, read_image
 
-__all__ = ["FSS1000", "read_binary_mask"]
+__all__ = ["FSS1000"]
 
 SPLITS = ("train", "val", "test", "all")
 
 
-def read_binary_mask(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a binary mask (grey, RGB or palette PNG): ``uint8 (H, W)`` in {0, 1}.
-
-    Values above 127, and 1 in a 0/1 mask, are foreground.
-
-    Raises:
-        FileNotFoundError: naming the missing file.
-        OSError: naming a file that cannot be decoded.
-    """
-    mask = read_mask_array(path, "L")
-    if mask.max(initial=0) <= 1:
-        return mask.astype(np.uint8)
-    return (mask > 127).astype(np.uint8)
+def _image_mask_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
+    """``{stem: (image, mask)}``: images ``.jpg``/``.jpeg`` with a ``<stem>.png`` mask (any case)."""
+    masks = {p.stem: p for p in folder.iterdir() if p.suffix.lower() == ".png"}
+    return {
+        p.stem: (p, masks[p.stem])
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks
+    }
 
 
 class FSS1000(Dataset):
@@ -100,6 +97,11 @@ class FSS1000(Dataset):
                 classes = sorted(
                     p.name for p in self.root.iterdir() if p.is_dir() and p.name != "splits"
                 )
+                if not classes:
+                    raise ValueError(
+                        f"FSS-1000 root {str(self.root)!r} holds no class folder: expected "
+                        "ROOT/<class>/<n>.jpg with <n>.png masks"
+                    )
             else:
                 split_file = self.root / "splits" / f"{split}.txt"
                 if not split_file.is_file():
@@ -112,16 +114,21 @@ class FSS1000(Dataset):
         self.split, self.shots, self.transform = split, shots, transform
         self.train = split == "train" if train is None else train
         self.images: dict[int, list[str]] = {}
+        self.files: dict[tuple[int, str], tuple[Path, Path]] = {}
         for cid, name in enumerate(self.classes, 1):
             folder = self.root / name
             if not folder.is_dir():
                 raise FileNotFoundError(f"class folder not found: {str(folder)!r}")
-            stems = sorted(p.stem for p in folder.glob("*.jpg"))
-            if len(stems) < 2:
+            found = _image_mask_pairs(folder)
+            if len(found) < 2:
+                others = sorted({p.suffix for p in folder.iterdir() if p.is_file()})
                 raise ValueError(
-                    f"class {name!r} needs at least 2 images (a query and a support), got {len(stems)}"
+                    f"class {name!r} needs at least 2 images with masks (a query and a support; "
+                    f"<n>.jpg/.jpeg with <n>.png in {str(folder)!r}), got {len(found)}"
+                    + (f" (file suffixes found: {others})" if others else "")
                 )
-            self.images[cid] = stems
+            self.images[cid] = sorted(found)
+            self.files.update({(cid, stem): paths for stem, paths in found.items()})
         pairs = [(stem, cid) for cid, stems in self.images.items() for stem in stems]
         self.supports: list[list[str]] | None = None
         if not self.train:
@@ -136,13 +143,13 @@ class FSS1000(Dataset):
         return len(self.pairs)
 
     def _load(self, cid: int, stem: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        folder = self.root / self.classes[cid - 1]
-        image = read_image(folder / f"{stem}.jpg")
-        mask = read_binary_mask(folder / f"{stem}.png")
+        image_path, mask_path = self.files[(cid, stem)]
+        image = read_image(image_path)
+        mask = read_binary_mask(mask_path)
         if mask.shape != (image.height, image.width):
             raise ValueError(
-                f"mask {str(folder / stem)}.png has size {mask.shape[::-1]}, image has "
-                f"{(image.width, image.height)}"
+                f"mask {str(mask_path)!r} has size {mask.shape[::-1]}, its image "
+                f"{str(image_path)!r} has {(image.width, image.height)}"
             )
         target = torch.from_numpy(mask).long()
         return (*transform_pair(image, target, self.transform), target)

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .classes import IGNORE_INDEX
+from .readers import read_image
 
 __all__ = [
     "class_pixel_counts",
@@ -29,23 +30,6 @@ __all__ = [
 ]
 
 Entry = tuple[str, dict[int, int]]
-
-
-def read_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an RGB image; errors name the file.
-
-    Raises:
-        FileNotFoundError: if the file is missing.
-        OSError: if it cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except OSError as err:
-        raise OSError(f"cannot read image {str(path)!r}: {err}") from err
 
 
 def read_mask_array(path: str | os.PathLike[str], mode: str | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..checks import nonnegative_float, nonnegative_int, positive_int
 from .trainer import TrainConfig
 
 __all__ = [
@@ -26,25 +27,6 @@ __all__ = [
     "nonnegative_int",
     "positive_int",
 ]
-
-
-def _number(kind: type, low: float, strict: bool) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-positive_int = _number(int, 0, strict=True)
-nonnegative_int = _number(int, 0, strict=False)
-nonnegative_float = _number(float, 0.0, strict=False)
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
+from ..models import load_trained_model
 from .cli import nonnegative_int, positive_int
-from .recipes import evaluate_pascal2coco, format_table, load_trained_model
+from .recipes import evaluate_pascal2coco, format_table
 
 __all__ = ["run"]
 

@@ -18,10 +18,9 @@ import torch
 
 from ..data import Coco20i, Pascal5i, build_toy, eval_transform, train_transform
 from ..data.classes import COCO_CLASSES
-from ..models import SegmentationModel, create_model, model_from_state
+from ..models import SegmentationModel, create_model
 from ..text import class_embedding_table
 from . import distributed
-from .checkpoint import load_checkpoint
 from .evaluate import evaluate
 from .figures import support_swap_figure
 from .trainer import TrainConfig, Trainer
@@ -37,7 +36,6 @@ __all__ = [
     "eval_settings",
     "evaluate_pascal2coco",
     "format_table",
-    "load_trained_model",
     "resumed_config",
     "toy_demo",
     "trainable",
@@ -166,34 +164,6 @@ def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfi
     keep = set(explicit) | {"out_dir", "progress" if "quiet" in explicit else ""}
     merged = {k: v for k, v in saved.items() if k in fields and k not in keep}
     return dataclasses.replace(config, **merged)
-
-
-def load_trained_model(
-    checkpoint: str | os.PathLike[str], device: str = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a model from a training checkpoint alone (architecture from its saved config).
-
-    Also reads files written by :func:`~fewzero.engine.save_model` (their config holds what
-    was passed as ``meta``).
-
-    Returns:
-        The model in ``eval()`` mode on ``device`` and the run's :class:`TrainConfig` as a dict.
-
-    Raises:
-        FileNotFoundError, ValueError: naming the file (missing, truncated, empty, not a
-            fewzero checkpoint, or weights that do not fit).
-    """
-    state = load_checkpoint(checkpoint, map_location=device)
-    if "model" not in state or "model_config" not in state:
-        raise ValueError(
-            f"checkpoint {str(checkpoint)!r} is not a fewzero training checkpoint (keys: "
-            f"{sorted(state)[:8]})"
-        )
-    try:
-        model = model_from_state(state["model_config"], state["model"])
-    except ValueError as err:
-        raise ValueError(f"checkpoint {str(checkpoint)!r}: {err}") from err
-    return model.to(device).eval(), dict(state.get("config", {}))
 
 
 def evaluate_pascal2coco(

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_feature_map, check_positive_int
 from ..layers import ASPP, ConvNormAct, ResidualStack
-from ..layers._validate import check_feature_map, check_positive_int
 
 __all__ = ["ClassComparisonModule"]
 

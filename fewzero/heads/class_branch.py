@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_feature_map, check_positive_int
 from ..layers import ConvNormAct, PyramidPoolingAttention
-from ..layers._validate import check_feature_map, check_positive_int
 from .sam import SpatialAttentionModule
 
 __all__ = ["VisualClassEmbedding"]

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..checks import check_feature_map
 from ..layers import ConvNormAct, NonLocalBlock
-from ..layers._validate import check_feature_map
 
 __all__ = ["SpatialAttentionModule"]
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers._validate import check_feature_map, check_positive_int
+from ..checks import check_feature_map, check_positive_int
 
 __all__ = ["SemanticProjection", "VariationalClassEmbedding"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._validate import as_int_tuple, check_feature_map, check_positive_int
+from ..checks import as_int_tuple, check_feature_map, check_positive_int
 from .conv_norm_act import ConvNormAct
 
 __all__ = ["ASPP"]

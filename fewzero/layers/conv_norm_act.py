@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ._validate import check_positive_int
+from ..checks import check_positive_int
 
 __all__ = ["ConvNormAct", "make_act"]
 

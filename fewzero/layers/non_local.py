@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._validate import check_choice, check_feature_map, check_positive_int
+from ..checks import check_choice, check_feature_map, check_positive_int
 
 __all__ = ["NonLocalBlock", "dot_product_attention"]
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._validate import (
+from ..checks import (
     as_int_tuple,
     check_choice,
     check_feature_map,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ._validate import check_feature_map, check_positive_int
+from ..checks import check_feature_map, check_positive_int
 from .conv_norm_act import ConvNormAct, make_act
 
 __all__ = ["ResidualBlock", "ResidualStack"]

@@ -15,7 +15,13 @@ from ._registry import (
 )
 from .backbone import Backbone
 from .base import SegmentationModel
-from .checkpoint import load_model_state, model_from_state
+from .checkpoint import (
+    check_finite_state,
+    load_checkpoint,
+    load_model_state,
+    load_trained_model,
+    model_from_state,
+)
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -67,7 +73,10 @@ __all__ = [
     "is_model",
     "list_architectures",
     "list_models",
+    "check_finite_state",
+    "load_checkpoint",
     "load_model_state",
+    "load_trained_model",
     "model_from_state",
     "nway_scores",
     "prototype_efficientnet_lite0",

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers._validate import is_exporting
+from ..checks import is_exporting
 
 __all__ = ["SegmentationModel", "check_finite", "check_images"]
 

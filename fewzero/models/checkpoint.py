@@ -1,8 +1,18 @@
-"""Loading model weights with a readable error when a checkpoint belongs to another model."""
+"""Loading checkpoints and model weights, with a readable error for every way a file can be wrong.
+
+:func:`load_checkpoint` reads a file (``weights_only``), :func:`load_model_state` fills a model
+strictly, :func:`model_from_state` rebuilds a model from its saved config, and
+:func:`load_trained_model` does all three for a training checkpoint and refuses non-finite
+weights by name.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
+import pickle
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,7 +20,13 @@ from torch import nn
 
 from ._registry import architecture_class, create_model
 
-__all__ = ["load_model_state", "model_from_state"]
+__all__ = [
+    "check_finite_state",
+    "load_checkpoint",
+    "load_model_state",
+    "load_trained_model",
+    "model_from_state",
+]
 
 
 def load_model_state(
@@ -86,6 +102,99 @@ def model_from_state(
     arch = kwargs.pop("arch", None)
     cls = architecture_class(str(arch))
     extra = cls.state_kwargs(state_dict) if hasattr(cls, "state_kwargs") else {}
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(
+                f"config holds arguments {unknown} that {cls.__name__} ({arch!r}) does not take "
+                f"(it takes {sorted(k for k in params if k != 'self')}): the checkpoint is from "
+                "another fewzero version or was edited"
+            )
     model = create_model(str(arch), **kwargs, **extra)
     load_model_state(model, state_dict, config)
     return model
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain Python containers only).
+
+    Raises:
+        FileNotFoundError: naming ``path``.
+        ValueError: naming ``path`` and saying whether the file is empty, truncated or corrupt,
+            or not a checkpoint (not a dictionary, or holding objects other than tensors and
+            plain containers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes): the write did not finish")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a fewzero checkpoint: it holds objects that "
+            f"weights_only loading refuses ({str(err).splitlines()[0]})"
+        ) from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(
+            f"checkpoint {str(path)!r} ({size} bytes) is truncated or corrupt: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unexpected end of file'}"
+        ) from err
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a fewzero checkpoint: it holds a "
+            f"{type(state).__name__}, not a dictionary"
+        )
+    return state
+
+
+def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
+    """Raise ``ValueError`` naming every floating-point tensor of ``state_dict`` with NaN/Inf."""
+    bad = [
+        f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})"
+        for k, v in state_dict.items()
+        if isinstance(v, torch.Tensor)
+        and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{source} holds non-finite (NaN/Inf) weights in {len(bad)} tensor(s): {bad[:6]}; "
+            "the run diverged before this checkpoint: use an earlier one (a training run keeps "
+            "the newest finite checkpoint_epoch<N>.pt)"
+        )
+
+
+def load_trained_model(
+    checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a training checkpoint alone (architecture from its saved config).
+
+    Also reads files written by :func:`~fewzero.engine.save_model` (their config holds what
+    was passed as ``meta``).
+
+    Returns:
+        The model in ``eval()`` mode on ``device`` and the run's config as a dict.
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file (missing, truncated, empty, not a
+            fewzero checkpoint, non-finite weights, a config this version cannot build, or
+            weights that do not fit).
+    """
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    if "model" not in state or "model_config" not in state:
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} is not a fewzero training checkpoint (keys: "
+            f"{sorted(state)[:8]})"
+        )
+    check_finite_state(state["model"], f"checkpoint {str(checkpoint)!r}")
+    try:
+        model = model_from_state(state["model_config"], state["model"])
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"checkpoint {str(checkpoint)!r}: {err}") from err
+    return model.to(device).eval(), dict(state.get("config", {}))

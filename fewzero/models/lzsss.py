@@ -27,13 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import is_exporting
 from ..heads import (
     ClassComparisonModule,
     QueryBranch,
     SemanticProjection,
     VariationalClassEmbedding,
 )
-from ..layers._validate import is_exporting
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import as_int_tuple, check_choice, check_positive_int
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
 from ..heads.prototype import cosine_maps, prior_mask, support_prototypes
-from ..layers._validate import as_int_tuple, check_choice, check_positive_int
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel

@@ -1,0 +1,153 @@
+"""Argument checks shared by the layers, heads, models, data and the engine (public).
+
+Also the export detection (:func:`is_exporting`) and the device choice (:func:`default_device`,
+:func:`resolve_device`). Every error names the argument, the expected value and the received value, so that a user who
+wires a layer wrongly reads what to change from the message alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+__all__ = [
+    "as_int_tuple",
+    "check_positive_int",
+    "check_choice",
+    "check_feature_map",
+    "default_device",
+    "is_exporting",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_int",
+    "resolve_device",
+]
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int >= 1, else raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int (>= 1), got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def is_exporting() -> bool:
+    """True while tracing for ``torch.jit.trace`` or exporting to ONNX / ``torch.export``."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    if torch.onnx.is_in_onnx_export():
+        return True
+    compiler = getattr(torch, "compiler", None)
+    is_exp = getattr(compiler, "is_exporting", None)
+    return bool(is_exp()) if is_exp is not None else False
+
+
+def check_feature_map(x: torch.Tensor, channels: int | None = None, name: str = "x") -> None:
+    """Check that ``x`` is a ``(B, C, H, W)`` tensor with ``C == channels``.
+
+    Raises:
+        ValueError: if the rank or the channel count differs from the expected one.
+    """
+    if x.dim() != 4:
+        raise ValueError(
+            f"{name} must be a 4-D tensor (B, C, H, W), got {x.dim()}-D with shape {tuple(x.shape)}"
+        )
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(
+            f"{name} must have {channels} channels (dim 1), got {x.shape[1]} "
+            f"(shape {tuple(x.shape)})"
+        )
+
+
+def as_int_tuple(name: str, value: object) -> tuple[int, ...]:
+    """Return ``value`` as a non-empty tuple of positive ints; a single int becomes ``(value,)``.
+
+    Raises:
+        ValueError: naming ``name`` for an empty sequence, a non-int or a value below 1.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}")
+    if len(value) == 0:
+        raise ValueError(f"{name} must hold at least one value, got {value!r}")
+    for v in value:
+        check_positive_int(name, v)
+    return tuple(value)
+
+
+def default_device() -> str:
+    """``"cuda"`` when a CUDA device is available, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:
+    """Return ``device`` (default: :func:`default_device`) after checking that it exists here.
+
+    Raises:
+        ValueError: naming ``name``, for a string torch does not parse, or a CUDA/MPS device
+            this machine does not have (with the devices it has).
+    """
+    if device is None:
+        return torch.device(default_device())
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"{name} must be a torch device such as 'cpu' or 'cuda', got {device!r}"
+        ) from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"{name} {str(device)!r} does not exist on this machine: no CUDA device is "
+                "available (torch.cuda.is_available() is False); use 'cpu'"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"{name} {str(device)!r} does not exist on this machine: it has {count} CUDA "
+                f"device(s), cuda:0..cuda:{count - 1}"
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"{name} {str(device)!r} does not exist on this machine (no MPS); use 'cpu'"
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"{name} must be 'cpu', 'cuda[:N]' or 'mps', got {str(device)!r}")
+    return dev
+
+
+def _number(kind: type, low: float, strict: bool) -> Callable[[str], Any]:
+    """An argparse ``type=``: parse ``kind`` and refuse values below ``low`` (or equal, ``strict``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+#: argparse ``type=`` for ints >= 1 (the error names the flag through argparse).
+positive_int = _number(int, 0, strict=True)
+#: argparse ``type=`` for ints >= 0.
+nonnegative_int = _number(int, 0, strict=False)
+#: argparse ``type=`` for floats >= 0.
+nonnegative_float = _number(float, 0.0, strict=False)
