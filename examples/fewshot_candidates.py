@@ -23,7 +23,6 @@ from pathlib import Path
 from fewzero.data import build_toy
 from fewzero.engine import TrainConfig
 from fewzero.engine.recipes import (
-    TOY_EVAL,
     TOY_PRESET,
     build_model,
     default_toy_root,
@@ -77,7 +76,7 @@ CANDIDATES = {
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
-    p.add_argument("--episodes", type=int, default=TOY_EVAL["n_episodes"])
+    p.add_argument("--episodes", type=int, default=TOY_PRESET["episodes"])
     p.add_argument("--out", type=Path, default=Path("results/fewshot_candidates"))
     p.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
     p.add_argument("--device", default="cpu")
@@ -97,7 +96,9 @@ def main(argv=None):
         fewshot = model.requires_support
         start = time.perf_counter()
         if trainable(model):
-            cfg = dataclasses.replace(cfg, shots=1 if fewshot else 0)
+            cfg = dataclasses.replace(
+                cfg, shots=1 if fewshot else 0, eval_shots=[1, 5] if fewshot else [0]
+            )
             model, _ = train_pascal5i(cfg, roots["pascal"], overwrite=True, model=model)
         seconds = time.perf_counter() - start
         for k in (1, 5) if fewshot else (0,):

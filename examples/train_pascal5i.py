@@ -18,30 +18,33 @@ Multi-GPU/CPU: torchrun --nproc_per_node=N examples/train_pascal5i.py ... (--bat
 """
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 
-from fewzero.engine import cleanup, is_main_process, setup
+from fewzero.engine import cleanup, is_main_process, setup, write_json_atomic
 from fewzero.engine.cli import (
     add_run_arguments,
     config_from_args,
     explicit_dests,
     local_device,
     nonnegative_int,
-    positive_int,
 )
 from fewzero.engine.recipes import (
     TOY_EVAL,
     TOY_MODELS,
     TOY_PRESET,
+    build_model,
+    check_shots,
     eval_settings,
     evaluate_pascal2coco,
     format_table,
+    resumed_config,
     toy_demo,
     train_pascal5i,
 )
-from fewzero.models import list_models
+from fewzero.engine.trainer import check_run_dir
+from fewzero.models import is_model, list_models
 
 
 def build_parser():
@@ -64,76 +67,106 @@ def build_parser():
         help="support images per episode: train on the first, evaluate on each (0: zero-shot; "
         f"toy: {' '.join(map(str, TOY_EVAL['shots']))} for the few-shot models)",
     )
-    p.add_argument(
-        "--episodes",
-        type=positive_int,
-        default=1000,
-        help=f"test episodes per dataset and fold (toy: {TOY_EVAL['n_episodes']})",
-    )
     add_run_arguments(p, toy_preset=TOY_PRESET)
     return p
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    explicit = explicit_dests(parser, argv)
-    toy = args.data_root is None
-    start = time.perf_counter()
-    if toy:
-        for key, value in TOY_PRESET.items():
-            if key not in explicit:
-                setattr(args, key, value)
-        models = args.model.split(",") if "model" in explicit else list(TOY_MODELS)
-        shots = args.shots if "shots" in explicit else list(TOY_EVAL["shots"])
-        episodes = args.episodes if "episodes" in explicit else TOY_EVAL["n_episodes"]
-        cfg = config_from_args(args, model=models[0], shots=0)
-        table, _ = toy_demo(
-            cfg,
-            models=models,
-            n_episodes=episodes,
-            shots=[k for k in shots if k > 0] or [1],
-            pretrained=not args.no_pretrained,
-            backbone_weights=args.backbone_weights,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            explicit=explicit,
+def toy_main(parser, args, explicit, start):
+    for key, value in TOY_PRESET.items():
+        if key not in explicit:
+            setattr(args, key, value)
+    models = args.model.split(",") if "model" in explicit else list(TOY_MODELS)
+    unknown = [m for m in models if not is_model(m)]
+    if unknown:
+        parser.error(f"--model: unknown model(s) {unknown}; one of {list_models()}")
+    shots = args.shots if "shots" in explicit else list(TOY_EVAL["shots"])
+    try:
+        cfg = config_from_args(args, model=models[0])
+    except ValueError as err:
+        parser.error(str(err))
+    # every model's shots are checked before the first one trains
+    fewshot = [
+        m
+        for m in models
+        if getattr(build_model(dataclasses.replace(cfg, model=m)), "requires_support", False)
+    ]
+    if "shots" in explicit and fewshot and min(shots) < 1:
+        parser.error(f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {shots}")
+    if "shots" in explicit and not fewshot and max(shots) > 0:
+        parser.error(
+            f"--shots must be 0 for the zero-shot model(s) {models}, got {shots}; few-shot "
+            "models: sm_vcenet_fewshot_*, prototype_*"
         )
-        print(
-            f"\nToy PASCAL2COCO, trained on toy PASCAL-5^{cfg.fold}; unseen-class mIoU / FB-IoU "
-            "in % (few-shot rows: K support images per episode):\n"
-        )
-        print(table)
-        print(f"\ntotal {time.perf_counter() - start:.0f} s; results in {cfg.out_dir}/results.md")
-        return 0
-    if "," in args.model:
-        parser.error("--model takes one model with --data-root (lists are for the toy demo)")
-    setup()
-    if "out_dir" not in explicit:
-        args.out_dir = f"runs/{args.model}_fold{args.fold}" + (
-            f"_{args.shots[0]}shot" if args.shots[0] else ""
-        )
-    cfg = config_from_args(args, model=args.model, shots=args.shots[0])
-    cfg.device = local_device(cfg.device)
-    model, trainer = train_pascal5i(
+    print(f"device: {cfg.device}")
+    table, _ = toy_demo(
         cfg,
-        args.data_root,
+        models=models,
+        shots=[k for k in shots if k > 0] or [1],
         pretrained=not args.no_pretrained,
         backbone_weights=args.backbone_weights,
         resume=args.resume,
         overwrite=args.overwrite,
         explicit=explicit,
     )
+    print(
+        f"\nToy PASCAL2COCO, trained on toy PASCAL-5^{cfg.fold}; unseen-class mIoU / FB-IoU "
+        "in % (few-shot rows: K support images per episode):\n"
+    )
+    print(table)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s; results in {cfg.out_dir}/results.md")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    explicit = explicit_dests(parser, argv)
+    start = time.perf_counter()
+    if args.data_root is None:
+        return toy_main(parser, args, explicit, start)
+    if "," in args.model:
+        parser.error("--model takes one model with --data-root (lists are for the toy demo)")
+    if not is_model(args.model):
+        parser.error(f"--model: unknown model {args.model!r}; one of {list_models()}")
+    if "out_dir" not in explicit:
+        args.out_dir = f"runs/{args.model}_fold{args.fold}" + (
+            f"_{args.shots[0]}shot" if args.shots[0] else ""
+        )
+    try:
+        cfg = config_from_args(args, model=args.model, shots=args.shots)
+        if args.resume:  # every setting not given again comes from the run's config.json
+            cfg = resumed_config(cfg, explicit)
+        check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        parser.error(str(err))
+    setup()
+    cfg.device = local_device(cfg.device)
+    model = build_model(
+        cfg, pretrained=not args.no_pretrained, backbone_weights=args.backbone_weights
+    )
+    try:
+        for k in cfg.eval_shots:  # before any data is read or any step is taken
+            check_shots(model, cfg.model, k)
+    except ValueError as err:
+        parser.error(f"--shots: {err}")
+    if is_main_process():
+        print(f"device: {cfg.device}; train shots {cfg.shots}, evaluated at {cfg.eval_shots}")
+    model, trainer = train_pascal5i(
+        cfg,
+        args.data_root,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        model=model,
+    )
     rows = []
-    for k in args.shots:
+    for k in cfg.eval_shots:
         row = evaluate_pascal2coco(
-            model, args.data_root, args.coco_root, cfg.fold, n_episodes=args.episodes, shots=k,
-            **eval_settings(cfg),
-        )  # fmt: skip
+            model, args.data_root, args.coco_root, cfg.fold, shots=k, **eval_settings(cfg)
+        )
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():
-        (trainer.out_dir / "eval.json").write_text(json.dumps(rows, indent=2, default=str))
+        write_json_atomic(trainer.out_dir / "eval.json", rows)
         print(format_table(rows, coco=args.coco_root is not None))
     cleanup()
     return 0

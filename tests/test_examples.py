@@ -66,34 +66,42 @@ def test_toy_demo_then_runners(env):
         str(toy / "pascal"),
         "--coco-root",
         str(toy / "coco"),
-        "--episodes",
-        "6",
-        "--min-pixels",
-        "64",
         "--out",
         "tables",
         env=env,
     ).stdout
     assert "P-mIoU" in out
+    # the test protocol (episodes, min_pixels, size, seed) comes from the checkpoint's run, so
+    # the script reproduces the demo's own row
+    assert "episodes 6 (checkpoint)" in out and "min_pixels 64 (checkpoint)" in out
+    demo_row = next(r for r in results["rows"] if r["trained"] != "-")
+    script_row = json.loads((work / "tables/pascal2coco.json").read_text())[0]
+    for key in ("pascal_miou", "pascal_fbiou", "coco_miou", "episodes", "min_pixels", "size"):
+        assert script_row[key] == demo_row[key], key
     csv = (work / "tables/pascal2coco.csv").read_text().splitlines()
     assert csv[0].startswith("model,fold,shots,pascal_miou,pascal_fbiou,coco0") and csv[
         1
     ].startswith("deeplab_efficientnet_lite0,0,0,")
     assert (work / "tables/pascal2coco.md").read_text().count("\n") == 3
-    run(
-        "eval_pascal5i.py",
-        "--checkpoint",
-        str(ckpt),
-        "--pascal-root",
-        str(toy / "pascal"),
-        "--episodes",
-        "6",
-        "--min-pixels",
-        "64",
-        env=env,
-    )
-    table = (work / "results/pascal5i/pascal5i.md").read_text()
-    assert "COCO" not in table and not (work / "results/pascal5i/pascal2coco.json").exists()
+    five = ["eval_pascal5i.py", "--checkpoint", str(ckpt), "--pascal-root", str(toy / "pascal")]
+    run(*five, env=env)
+    # the default output folder is named after the checkpoint's run
+    table = (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text()
+    assert "COCO" not in table
+    # a second evaluation never replaces the first's results silently
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        run(*five, "--episodes", "4", env=env)
+    assert "already holds pascal5i.md, pascal5i.csv, pascal5i.json" in err.value.stderr
+    assert "--overwrite" in err.value.stderr
+    assert (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text() == table
+    run(*five, "--episodes", "4", "--overwrite", env=env)
+    rows = json.loads((work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.json").read_text())
+    assert rows[0]["episodes"] == 4
+    # --shots 1 for a zero-shot checkpoint is refused, not ignored; before any evaluation
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        run(*five, "--shots", "1", "--out", "other", env=env)
+    assert "--shots must be 0 for the zero-shot checkpoint" in err.value.stderr
+    assert not (work / "other").exists()
     run(
         "qualitative.py",
         "--checkpoint",

@@ -1,6 +1,12 @@
 """Training loop, evaluation, checkpoints and distributed helpers."""
 
-from .checkpoint import load_checkpoint, save_checkpoint, save_model
+from .checkpoint import (
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+    write_json_atomic,
+    write_text_atomic,
+)
 from .distributed import cleanup, is_main_process, setup
 from .evaluate import evaluate
 from .trainer import NonFiniteLossError, TrainConfig, Trainer
@@ -16,4 +22,6 @@ __all__ = [
     "save_checkpoint",
     "save_model",
     "setup",
+    "write_json_atomic",
+    "write_text_atomic",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,13 @@ import torch
 
 from ..models.checkpoint import load_checkpoint
 
-__all__ = ["load_checkpoint", "save_checkpoint", "save_model"]
+__all__ = [
+    "load_checkpoint",
+    "save_checkpoint",
+    "save_model",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -54,3 +61,21 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike[str], **meta: Any
         path,
     )
     return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``; returns the path.
+
+    A reader never sees a half-written file, and a killed process leaves the old one intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
+    """Write ``payload`` as indented JSON atomically (:func:`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")

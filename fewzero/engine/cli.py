@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..checks import nonnegative_float, nonnegative_int, positive_int
+from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_device
 from .trainer import TrainConfig
 
 __all__ = [
@@ -144,8 +144,15 @@ def add_run_arguments(
         type=int,
         default=cfg.seed,
     )
+    add(
+        "--episodes",
+        "episodes",
+        "test episodes per dataset and fold",
+        type=positive_int,
+        default=cfg.episodes,
+    )
     add("--workers", "num_workers", "DataLoader workers", type=nonnegative_int, default=2)
-    add("--device", "device", "torch device", default="cuda" if cuda else "cpu")
+    add("--device", "device", "torch device (default: cuda when available)", default=cfg.device)
     add("--out", "out_dir", "run folder (default: runs/<model>_fold<fold>)", default=None)
     add(
         "--resume",
@@ -157,15 +164,36 @@ def add_run_arguments(
     add("--quiet", "quiet", "no progress bars", action="store_true")
 
 
-def config_from_args(args: argparse.Namespace, model: str, shots: int) -> TrainConfig:
+def config_from_args(
+    args: argparse.Namespace, model: str, shots: Sequence[int] = (0,)
+) -> TrainConfig:
     """The :class:`TrainConfig` of parsed arguments: every field whose flag has its name.
 
-    Only ``amp`` (``"none"`` on the command line) and ``progress`` (``--quiet``) are translated.
+    ``shots`` is the ``--shots`` list: the run trains on the first and is scored at each
+    (``eval_shots``). Only ``amp`` (``"none"`` on the command line) and ``progress``
+    (``--quiet``) are translated.
+
+    Raises:
+        ValueError: naming the flag, for values that cannot describe a run (a ``--shots`` list
+            that mixes 0 with few-shot counts, an unknown device).
     """
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "shots", "amp"}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    names -= {"model", "shots", "eval_shots", "amp"}
     values = {k: v for k, v in vars(args).items() if k in names}
     amp = None if args.amp == "none" else args.amp
-    return TrainConfig(model=model, shots=shots, amp=amp, progress=not args.quiet, **values)
+    resolve_device(args.device, name="--device")
+    try:
+        return TrainConfig(
+            model=model,
+            shots=shots[0],
+            eval_shots=list(shots),
+            amp=amp,
+            progress=not args.quiet,
+            **values,
+        )
+    except ValueError as err:
+        flag = "--shots" if "eval_shots" in str(err) else "a flag"
+        raise ValueError(f"{flag}: {err}") from err
 
 
 def local_device(device: str) -> str:

@@ -4,21 +4,87 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import torch
-
+from ..checks import nonnegative_int, positive_int, resolve_device
 from ..models import load_trained_model
-from .cli import nonnegative_int, positive_int
+from .checkpoint import write_json_atomic, write_text_atomic
 from .recipes import evaluate_pascal2coco, format_table
 
-__all__ = ["run"]
+__all__ = ["PROTOCOL_FIELDS", "checkpoint_protocol", "default_out", "run", "shot_counts"]
+
+
+#: Test-protocol settings an evaluation takes from the checkpoint's run config when no flag is
+#: given: ``{argument: (run config field, fallback for checkpoints that did not record it)}``.
+PROTOCOL_FIELDS: dict[str, tuple[str, Any]] = {
+    "size": ("crop_size", 321),
+    "n_episodes": ("episodes", 1000),
+    "seed": ("seed", 0),
+    "min_pixels": ("min_pixels", 2 * 32 * 32),
+}
+
+
+def checkpoint_protocol(cfg: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The test protocol of a checkpoint: each flag given, else what its run recorded.
+
+    Returns ``{argument: value}`` for :func:`~fewzero.engine.recipes.evaluate_pascal2coco`
+    (``size``, ``n_episodes``, ``seed``, ``min_pixels``) plus ``sources``: where each came from.
+    """
+    out: dict[str, Any] = {"sources": {}}
+    for arg, (field, fallback) in PROTOCOL_FIELDS.items():
+        if given.get(arg) is not None:
+            out[arg], src = given[arg], "flag"
+        elif field in cfg:
+            out[arg], src = cfg[field], "checkpoint"
+        else:
+            out[arg], src = fallback, "default"
+        out["sources"][arg] = src
+    return out
+
+
+def default_out(kind: str, checkpoints: Sequence[str]) -> Path:
+    """``results/<kind>/<run>``: the run folder names of the checkpoints, joined by ``+``."""
+    runs = [Path(c).resolve().parent.name or Path(c).stem for c in checkpoints]
+    name = "+".join(dict.fromkeys(runs))
+    if len(name) > 100:
+        name = f"{runs[0]}+{len(runs) - 1}_more"
+    return Path("results") / kind / name
+
+
+def shot_counts(
+    model: Any, label: str, shots: Sequence[int] | None, cfg: dict[str, Any]
+) -> list[int]:
+    """The shot counts to evaluate a checkpoint at (``--shots``, else its recorded ones).
+
+    Raises:
+        ValueError: naming ``--shots`` for a count the model cannot use.
+    """
+    fewshot = bool(getattr(model, "requires_support", False))
+    if shots is None:
+        recorded = [int(k) for k in cfg.get("eval_shots", [])]
+        if fewshot:
+            return [k for k in recorded if k > 0] or [1, 5]
+        return [0]
+    if fewshot and min(shots) < 1:
+        raise ValueError(
+            f"--shots must all be >= 1 for the few-shot checkpoint {label!r}, got {list(shots)}"
+        )
+    if not fewshot and max(shots) > 0:
+        raise ValueError(
+            f"--shots must be 0 for the zero-shot checkpoint {label!r}, got {list(shots)}: it "
+            "takes no support set"
+        )
+    return list(shots)
 
 
 def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, load every checkpoint, evaluate, print and write the tables.
+    """Parse arguments, check them and every checkpoint, evaluate, print and write the tables.
+
+    Every flag, the output folder and every checkpoint are checked before the first episode is
+    read; results never replace earlier ones unless ``--overwrite`` is given.
 
     Args:
         description: The script's help text.
@@ -35,41 +101,73 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         p.add_argument("--coco-root", required=True, help="prepared COCO-20i folder")
         p.add_argument("--class-split", default="fwb", choices=["fwb", "panet"],
                        help="COCO-20i class split")  # fmt: skip
-    p.add_argument("--episodes", type=positive_int, default=1000, help="episodes per dataset")
+    p.add_argument("--episodes", type=positive_int, default=None,
+                   help="episodes per dataset (default: the checkpoint's run, else 1000)")  # fmt: skip
     p.add_argument("--shots", type=nonnegative_int, nargs="+", default=None,
-                   help="support images per episode for few-shot checkpoints (default: 1 and 5; "
-                   "zero-shot checkpoints: 0)")  # fmt: skip
+                   help="support images per episode for few-shot checkpoints (default: the "
+                   "run's own, else 1 and 5; zero-shot checkpoints: 0)")  # fmt: skip
     p.add_argument("--size", type=positive_int, default=None,
                    help="test resolution (default: the checkpoint's training crop)")  # fmt: skip
-    p.add_argument("--min-pixels", type=positive_int, default=2 * 32 * 32,
-                   help="pixels a class must cover for an episode")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of the episode draw")
+    p.add_argument("--min-pixels", type=positive_int, default=None,
+                   help="pixels a class must cover for an episode (default: the checkpoint's "
+                   "run, else 2048)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the episode draw (default: the checkpoint's run, else 0)")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=8, help="episodes per forward")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device")  # fmt: skip
+    p.add_argument("--device", default=None,
+                   help="torch device (default: cuda when available, else cpu)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", type=Path, default=Path(f"results/{name}"), help="output folder")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default: results/{name}/<the checkpoints' run folders>)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace result files already in --out")  # fmt: skip
     args = p.parse_args(argv)
-    models = [(ckpt, *load_trained_model(ckpt, device=args.device)) for ckpt in args.checkpoint]
+    try:
+        device = str(resolve_device(args.device, name="--device"))
+    except ValueError as err:
+        p.error(str(err))
+    out = args.out if args.out is not None else default_out(name, args.checkpoint)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out must be a folder, got the existing file {str(out)!r}")
+    files = [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
+    existing = [f.name for f in files if f.exists()]
+    if existing and not args.overwrite:
+        p.error(
+            f"--out {str(out)!r} already holds {', '.join(existing)} from an earlier evaluation: "
+            "pass --overwrite to replace them, or choose another --out"
+        )
+    given = dict(size=args.size, n_episodes=args.episodes, seed=args.seed,
+                 min_pixels=args.min_pixels)  # fmt: skip
+    plans = []
+    try:  # every checkpoint is opened and checked before any evaluation
+        for ckpt in args.checkpoint:
+            model, cfg = load_trained_model(ckpt, device=device)
+            shots = shot_counts(model, str(ckpt), args.shots, cfg)
+            plans.append((ckpt, model, cfg, shots, checkpoint_protocol(cfg, given)))
+    except (FileNotFoundError, ValueError) as err:
+        p.exit(2, f"{p.prog}: error: {err}\n")
+    print(f"device: {device}")
     rows = []
-    for ckpt, model, cfg in models:
-        fewshot = bool(getattr(model, "requires_support", False))
-        shot_list = ([1, 5] if args.shots is None else args.shots) if fewshot else [0]
+    for ckpt, model, cfg, shot_list, protocol in plans:
+        sources = protocol.pop("sources")
+        print(
+            f"{ckpt}: protocol "
+            + ", ".join(f"{k} {protocol[k]} ({sources[k]})" for k in PROTOCOL_FIELDS)
+            + f", shots {shot_list}"
+        )
         for k in shot_list:
             row = evaluate_pascal2coco(
                 model,
                 args.pascal_root,
                 args.coco_root if coco else None,
                 cfg["fold"],
-                size=cfg["crop_size"] if args.size is None else args.size,
-                n_episodes=args.episodes,
-                seed=args.seed,
-                min_pixels=args.min_pixels,
                 class_split=args.class_split if coco else "fwb",
                 batch_size=args.batch_size,
-                device=args.device,
+                device=device,
                 shots=k,
                 progress=not args.quiet,
+                amp=cfg.get("amp") if device.startswith("cuda") else None,
+                **protocol,
             )
             label = cfg["model"] if k == 0 else f"{cfg['model']} ({k}-shot)"
             rows.append(
@@ -81,20 +179,20 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
                 }
             )
     table = format_table(rows, coco=coco)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.md").write_text(table + "\n")
-    (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2, default=str))
     head = ["model", "fold", "shots", "pascal_miou", "pascal_fbiou"]
     if coco:
         head += ["coco0", "coco1", "coco2", "coco3", "coco_miou"]
-    with open(args.out / f"{name}.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(head + ["episodes", "seed"])
-        for r in rows:
-            cells = [r["name"], r["fold"], r["shots"], r.get("pascal_miou"), r.get("pascal_fbiou")]
-            if coco:
-                cells += [r["coco"].get(j) for j in range(4)] + [r.get("coco_miou")]
-            w.writerow(cells + [r["episodes"], r["seed"]])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head + ["episodes", "seed"])
+    for r in rows:
+        cells = [r["name"], r["fold"], r["shots"], r.get("pascal_miou"), r.get("pascal_fbiou")]
+        if coco:
+            cells += [r["coco"].get(j) for j in range(4)] + [r.get("coco_miou")]
+        w.writerow(cells + [r["episodes"], r["seed"]])
+    write_text_atomic(out / f"{name}.md", table + "\n")
+    write_text_atomic(out / f"{name}.csv", buf.getvalue())
+    write_json_atomic(out / f"{name}.json", rows)
     print(table)
     print("\nAverages over folds (Table 1/2 'Average' / Table 3 rows):")
     by_model: dict[str, list[dict]] = {}
@@ -107,5 +205,5 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         if coco:
             line += f"  C-mIoU {100 * sum(r['coco_miou'] for r in rs) / len(rs):.2f}"
         print(line)
-    print(f"\ntables in {args.out}/{name}.md/.csv/.json")
+    print(f"\ntables in {out}/{name}.md/.csv/.json")
     return 0

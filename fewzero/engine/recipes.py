@@ -21,9 +21,10 @@ from ..data.classes import COCO_CLASSES
 from ..models import SegmentationModel, create_model
 from ..text import class_embedding_table
 from . import distributed
+from .checkpoint import write_json_atomic, write_text_atomic
 from .evaluate import evaluate
 from .figures import support_swap_figure
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, check_run_dir
 
 __all__ = [
     "TOY_EVAL",
@@ -36,6 +37,7 @@ __all__ = [
     "eval_settings",
     "evaluate_pascal2coco",
     "format_table",
+    "FLAG_FIELDS",
     "resumed_config",
     "toy_demo",
     "trainable",
@@ -118,6 +120,7 @@ def train_pascal5i(
     """
     if resume and explicit is not None:
         config = resumed_config(config, explicit)
+    check_run_dir(config.out_dir, resume=resume, overwrite=overwrite)
     torch.manual_seed(config.seed)
     if model is None:
         model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
@@ -127,7 +130,8 @@ def train_pascal5i(
             f"use it as built (fewzero-segment --model {config.model}, or Predictor/evaluate on "
             "create_model(..., pretrained=True))"
         )
-    check_shots(model, config.model, config.shots)
+    for k in config.eval_shots:
+        check_shots(model, config.model, k)
     enc = model.encoder
     train_set = Pascal5i(
         data_root,
@@ -154,14 +158,25 @@ def train_pascal5i(
     return model, trainer
 
 
+#: Config fields set by a command-line flag of another name (``--shots`` sets both).
+FLAG_FIELDS: dict[str, tuple[str, ...]] = {"quiet": ("progress",), "shots": ("shots", "eval_shots")}
+
+
 def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfig:
-    """``config`` with every field not in ``explicit`` taken from the run saved in its folder."""
+    """``config`` with every field not in ``explicit`` taken from the run saved in its folder.
+
+    ``explicit`` names the flags' destinations given on the command line (:data:`FLAG_FIELDS`
+    maps those that set fields of another name), so a resumed run keeps every setting it
+    recorded (shots, eval shots, episodes, ...) unless a flag asks for another.
+    """
     path = Path(config.out_dir) / "config.json"
     if not path.is_file():
         return config
     saved = json.loads(path.read_text())
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    keep = set(explicit) | {"out_dir", "progress" if "quiet" in explicit else ""}
+    keep = {"out_dir"}
+    for dest in explicit:
+        keep.update(FLAG_FIELDS.get(dest, (dest,)))
     merged = {k: v for k, v in saved.items() if k in fields and k not in keep}
     return dataclasses.replace(config, **merged)
 
@@ -262,9 +277,10 @@ def evaluate_pascal2coco(
 
 
 def eval_settings(config: TrainConfig) -> dict[str, Any]:
-    """The test settings a run implies: its crop size, seed, min_pixels, device, progress, amp."""
+    """The test settings a run implies: size, episodes, seed, min_pixels, device, progress, amp."""
     return dict(
         size=config.crop_size,
+        n_episodes=config.episodes,
         seed=config.seed,
         min_pixels=config.min_pixels,
         device=config.device,
@@ -323,6 +339,7 @@ def format_table(
 TOY_PRESET: dict[str, Any] = {
     "epochs": 4,
     "max_steps_per_epoch": 40,
+    "episodes": 60,
     "batch_size": 8,
     "lr": 0.02,
     "crop_size": 96,
@@ -335,9 +352,9 @@ TOY_PRESET: dict[str, Any] = {
 #: training pairs whose image shows two classes of the split weigh three times, since only such
 #: queries need the support (measured in ``examples/fewshot_candidates.py``).
 TOY_FEWSHOT_PRESET: dict[str, Any] = {"multi_class_weight": 3}
-#: Test settings of the toy demo: episodes per dataset, the few-shot evaluation's shots and the
-#: ways of its N-way evaluation (at the first shot count).
-TOY_EVAL: dict[str, Any] = {"n_episodes": 60, "shots": (1, 5), "ways": 2}
+#: Test settings of the toy demo beyond :data:`TOY_PRESET`'s ``episodes``: the few-shot
+#: evaluation's shots and the ways of its N-way evaluation (at the first shot count).
+TOY_EVAL: dict[str, Any] = {"shots": (1, 5), "ways": 2}
 TOY_MODELS = (
     "sm_vcenet_efficientnet_lite0",
     "deeplab_efficientnet_lite0",
@@ -354,7 +371,6 @@ def trainable(model: torch.nn.Module) -> bool:
 def toy_demo(
     config: TrainConfig,
     models: Sequence[str] = TOY_MODELS,
-    n_episodes: int = TOY_EVAL["n_episodes"],
     shots: Sequence[int] = TOY_EVAL["shots"],
     toy_root: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
@@ -371,19 +387,18 @@ def toy_demo(
     ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
     at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
     to train (the prototype baseline) is evaluated as it is. Every row carries the
-    support-swap numbers (IoU on two-class queries and the leak). ``n_episodes`` applies to
-    PASCAL-5i and every COCO-20i fold.
+    support-swap numbers (IoU on two-class queries and the leak). ``config.episodes`` applies
+    to PASCAL-5i and every COCO-20i fold.
 
     Returns:
         The Markdown table and its rows (also written to ``results.md`` / ``results.json``,
         with ``predictions.png``: two-class queries segmented with a support of each class).
     """
     start = time.perf_counter()
-    toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
-    roots = build_toy(toy_root, seed=0, progress=False)
     out_dir = Path(config.out_dir)
+    toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
     rows: list[dict[str, Any]] = []
-    ev = dict(eval_settings(config), n_episodes=n_episodes, batch_size=config.batch_size)
+    ev = dict(eval_settings(config), batch_size=config.batch_size)
 
     def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
         label = name if k == 0 else f"{name} ({k}-shot)"
@@ -393,14 +408,20 @@ def toy_demo(
         )
         return {"name": label, "trained": trained, **res}
 
-    done: dict[str, torch.nn.Module] = {}
-    for i, name in enumerate(models):
+    built = []
+    for name in models:  # every model is built and its run folder checked before any work
         torch.manual_seed(config.seed)
         model = build_model(
             dataclasses.replace(config, model=name),
             pretrained=pretrained,
             backbone_weights=backbone_weights,
         )
+        if trainable(model):
+            check_run_dir(out_dir / name, resume=resume, overwrite=overwrite)
+        built.append((name, model))
+    roots = build_toy(toy_root, seed=0, progress=False)
+    done: dict[str, torch.nn.Module] = {}
+    for i, (name, model) in enumerate(built):
         fewshot = bool(getattr(model, "requires_support", False))
         counts = shots if fewshot else (0,)
         if not trainable(model):  # training-free: evaluated as built
@@ -415,6 +436,7 @@ def toy_demo(
             config,
             model=name,
             shots=shots[0] if fewshot else 0,
+            eval_shots=list(shots) if fewshot else [0],
             out_dir=str(out_dir / name),
             **extra,
         )
@@ -454,8 +476,8 @@ def toy_demo(
             for n, m in done.items()
         ]
         support_swap_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
-    (out_dir / "results.md").write_text(table + "\n")
-    (out_dir / "results.json").write_text(
-        json.dumps({"rows": rows, "seconds": time.perf_counter() - start}, indent=2, default=str)
+    write_text_atomic(out_dir / "results.md", table + "\n")
+    write_json_atomic(
+        out_dir / "results.json", {"rows": rows, "seconds": time.perf_counter() - start}
     )
     return table, rows

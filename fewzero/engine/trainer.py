@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from ..checks import default_device
 from ..data.classes import IGNORE_INDEX
 from ..data.episodes import collate_episodes
 from ..models import load_model_state
@@ -40,12 +41,22 @@ from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .inputs import episode_inputs
 
-__all__ = ["SAFE_RESUME_CHANGES", "NonFiniteLossError", "TrainConfig", "Trainer"]
+__all__ = [
+    "SAFE_RESUME_CHANGES",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "check_run_dir",
+    "run_files",
+]
 
 #: Settings a resumed run may change (asked for explicitly); every other one changes the run.
 SAFE_RESUME_CHANGES = frozenset(
-    {"lr", "epochs", "device", "num_workers", "progress", "out_dir", "compile"}
-)
+    {
+        "lr", "epochs", "device", "num_workers", "progress", "out_dir", "compile", "episodes",
+        "eval_shots",
+    }
+)  # fmt: skip
 # Files that make a folder a run folder.
 _RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint_last.pt")
 
@@ -56,7 +67,13 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """Settings of a training run (defaults: the paper's, and the peers' where it is silent)."""
+    """Settings of a training run (defaults: the paper's, and the peers' where it is silent).
+
+    ``episodes`` and ``eval_shots`` are the test protocol the run is scored with (test episodes
+    per dataset; the shot counts evaluated, default ``[shots]``), recorded so that an evaluation
+    of its checkpoint later uses the same protocol. ``device`` defaults to ``"cuda"`` when
+    available.
+    """
 
     model: str = "sm_vcenet_resnet50"
     backbone: str | None = None
@@ -80,8 +97,10 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     max_steps_per_epoch: int | None = None
+    episodes: int = 1000
+    eval_shots: list[int] = field(default_factory=list)
     out_dir: str = "runs/train"
-    device: str = "cpu"
+    device: str = field(default_factory=default_device)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,6 +118,7 @@ class TrainConfig:
             ("num_workers", self.num_workers >= 0, ">= 0"),
             ("multi_class_weight", self.multi_class_weight >= 1, ">= 1"),
             ("max_steps_per_epoch", (self.max_steps_per_epoch or 1) >= 1, ">= 1 or None"),
+            ("episodes", self.episodes >= 1, ">= 1"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -107,6 +127,17 @@ class TrainConfig:
             raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {self.amp!r}")
         if self.target not in ("class", "union"):
             raise ValueError(f"target must be one of ('class', 'union'), got {self.target!r}")
+        self.eval_shots = [int(k) for k in self.eval_shots] or [self.shots]
+        if self.shots > 0 and min(self.eval_shots) < 1:
+            raise ValueError(
+                f"eval_shots must all be >= 1 for a few-shot run (shots={self.shots}), got "
+                f"{self.eval_shots}: a few-shot model cannot be scored without a support set"
+            )
+        if self.shots == 0 and max(self.eval_shots) > 0:
+            raise ValueError(
+                f"eval_shots must all be 0 for a zero-shot run (shots=0), got {self.eval_shots}: "
+                "a zero-shot model takes no support set (train few-shot with shots >= 1)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dictionary (JSON- and ``weights_only``-safe)."""
@@ -333,16 +364,10 @@ class Trainer:
 
     def _claim_run_dir(self) -> None:
         """Refuse (or, with ``overwrite``, clear) a folder that already holds a run."""
-        found = [f for f in _RUN_FILES if (self.out_dir / f).exists()]
-        found += [p.name for p in self.out_dir.glob("checkpoint_epoch*.pt")]
-        if not found:
+        if not run_files(self.out_dir):
             return
         if not self.overwrite:
-            raise FileExistsError(
-                f"out_dir {str(self.out_dir)!r} already holds a run ({', '.join(sorted(found)[:4])}); "
-                "resume it (--resume / Trainer.resume()) or replace it (--overwrite / "
-                "Trainer(..., overwrite=True)), or choose another folder"
-            )
+            check_run_dir(self.out_dir, resume=False, overwrite=False)
         for name in ("config.json", "metrics.jsonl", "loss.png", "checkpoint_last.pt"):
             (self.out_dir / name).unlink(missing_ok=True)
         for p in self.out_dir.glob("checkpoint_epoch*.pt"):
@@ -533,6 +558,36 @@ class Trainer:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+def run_files(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Names of the files that make ``out_dir`` a run folder (empty: no run there)."""
+    out_dir = Path(out_dir)
+    found = [f for f in _RUN_FILES if (out_dir / f).exists()]
+    return sorted(found + [p.name for p in out_dir.glob("checkpoint_epoch*.pt")])
+
+
+def check_run_dir(out_dir: str | os.PathLike[str], resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, a run folder that a new run would replace by accident.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        FileNotFoundError: ``resume`` is set and ``out_dir`` has no checkpoint to resume.
+    """
+    found = run_files(out_dir)
+    if resume:
+        if not (Path(out_dir) / "checkpoint_last.pt").is_file():
+            raise FileNotFoundError(
+                f"resume: no checkpoint to resume in {os.fspath(out_dir)!r} "
+                "(checkpoint_last.pt is missing)"
+            )
+        return
+    if found and not overwrite:
+        raise FileExistsError(
+            f"out_dir {os.fspath(out_dir)!r} already holds a run ({', '.join(found[:4])}); "
+            "resume it (--resume / Trainer.resume()) or replace it (--overwrite / "
+            "Trainer(..., overwrite=True)), or choose another folder"
+        )
 
 
 def compile_model(module: nn.Module) -> nn.Module:
