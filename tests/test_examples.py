@@ -95,7 +95,9 @@ def test_toy_demo_then_runners(env):
     assert "--overwrite" in err.value.stderr
     assert (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text() == table
     run(*five, "--episodes", "4", "--overwrite", env=env)
-    rows = json.loads((work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.json").read_text())
+    rows = json.loads(
+        (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.json").read_text()
+    )
     assert rows[0]["episodes"] == 4
     # --shots 1 for a zero-shot checkpoint is refused, not ignored; before any evaluation
     with pytest.raises(subprocess.CalledProcessError) as err:

@@ -89,6 +89,11 @@ class FSS1000(Dataset):
             raise ValueError(f"shots must be >= 1 for FSS-1000 episodes, got {shots}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if shots >= 2 and transform is None:
+            raise ValueError(
+                f"shots={shots} needs a transform that gives every support image one size, got "
+                "None: pass transform=fewzero.data.eval_transform(size)"
+            )
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"FSS-1000 root not found: {str(self.root)!r}")

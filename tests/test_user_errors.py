@@ -1,0 +1,179 @@
+"""A new user's mistakes end in one clear error line before any long work, naming the flag."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fewzero.data import Coco20i, Pascal5i, ToyConfig, build_toy
+from fewzero.engine import TrainConfig, save_checkpoint
+from fewzero.engine.evaluation_cli import run as run_eval
+from fewzero.engine.recipes import resumed_config
+from fewzero.models import SMVCENet
+from fewzero.predict import main as segment
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
+             class_channels=32)  # fmt: skip
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / "examples" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refused(fn, argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        fn(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("files")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / "photo.jpg")
+    mask = np.zeros((40, 48), np.uint8)
+    mask[10:30, 10:30] = 255
+    Image.fromarray(mask).save(root / "mask.png")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.jpg").write_text("not an image")
+    (root / "afile").write_text("x")
+    for name, source in (("fewshot", "support"), ("zeroshot", "query")):
+        model = SMVCENet("resnet18", class_source=source, **SMALL)
+        save_checkpoint({"model": model.state_dict(), "model_config": dict(model.config),
+                         "config": {"crop_size": 48, "fold": 0, "model": name}},
+                        root / f"{name}.pt")  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("notes.jpg", "cannot read image"),
+        ("empty.jpg", "the file is empty (0 bytes)"),
+        ("missing.jpg", "image file not found"),
+    ],
+)
+def test_segment_refuses_a_query_that_is_not_an_image(files, query, message, capsys):
+    err = refused(segment, ["--checkpoint", str(files / "zeroshot.pt"), "--query",
+                            str(files / query), "--out", str(files / "o")], capsys)  # fmt: skip
+    assert "fewzero-segment: error:" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--size", "-3"], "argument --size: must be > 0, got -3"),
+        (["--size", "0"], "argument --size: must be > 0, got 0"),
+        (["--out", "afile"], "--out must be a folder, got the existing file"),
+    ],
+)
+def test_segment_refuses_bad_flags(files, extra, message, capsys, monkeypatch):
+    monkeypatch.chdir(files)
+    err = refused(segment, ["--checkpoint", "fewshot.pt", "--query", "photo.jpg", *extra], capsys)
+    assert message in err
+
+
+def test_segment_refuses_a_swapped_support_pair_and_keeps_results(files, capsys, tmp_path):
+    args = ["--checkpoint", str(files / "fewshot.pt"), "--query", str(files / "photo.jpg"),
+            "--out", str(tmp_path)]  # fmt: skip
+    err = refused(segment, [*args, "--support", str(files / "mask.png"), str(files / "photo.jpg")],
+                  capsys)  # fmt: skip
+    assert "photo.jpg' looks like a photograph, not a mask" in err and "swapped" in err
+    assert segment([*args, "--support", str(files / "photo.jpg"), str(files / "mask.png")]) == 0
+    before = (tmp_path / "mask.png").read_bytes()
+    err = refused(segment, [*args, "--support", str(files / "photo.jpg"),
+                            str(files / "mask.png")], capsys)  # fmt: skip
+    assert "already holds mask.png, overlay.png" in err and "--overwrite" in err
+    assert (tmp_path / "mask.png").read_bytes() == before
+
+
+@NO_CUDA
+def test_a_missing_cuda_device_is_named_not_called_a_corrupt_checkpoint(files, capsys):
+    err = refused(segment, ["--checkpoint", str(files / "zeroshot.pt"), "--query",
+                            str(files / "photo.jpg"), "--device", "cuda"], capsys)  # fmt: skip
+    assert "--device 'cuda' does not exist on this machine" in err and "corrupt" not in err
+    err = refused(lambda a: run_eval("", coco=False, argv=a),
+                  ["--checkpoint", str(files / "zeroshot.pt"), "--pascal-root", "nowhere",
+                   "--device", "cuda"], capsys)  # fmt: skip
+    assert "--device 'cuda' does not exist" in err
+
+
+@pytest.mark.parametrize(
+    "model, shots, message",
+    [
+        ("sm_vcenet_efficientnet_lite0", ["0", "1"], "--shots: eval_shots must all be 0"),
+        ("sm_vcenet_fewshot_efficientnet_lite0", ["1", "0"], "--shots: eval_shots must all be >= 1"),
+        ("sm_vcenet_efficientnet_lite0", ["1"], "--shots: shots must be 0 for the zero-shot model"),
+    ],
+)
+def test_train_script_checks_shots_before_reading_data(model, shots, message, capsys, tmp_path):
+    # the data root does not exist: the error must come before anything reads it
+    argv = ["--data-root", str(tmp_path / "nowhere"), "--model", model, "--shots", *shots,
+            "--no-pretrained", "--out", str(tmp_path / "run")]  # fmt: skip
+    err = refused(script("train_pascal5i.py").main, argv, capsys)
+    assert message in err and not (tmp_path / "run").exists()
+
+
+def test_eval_script_checks_shots_before_evaluating(files, capsys, tmp_path):
+    args = ["--pascal-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]
+    err = refused(lambda a: run_eval("", coco=False, argv=a),
+                  ["--checkpoint", str(files / "fewshot.pt"), "--shots", "1", "0", *args],
+                  capsys)  # fmt: skip
+    assert "--shots must all be >= 1 for the few-shot checkpoint" in err
+    err = refused(lambda a: run_eval("", coco=False, argv=a),
+                  ["--checkpoint", str(files / "zeroshot.pt"), "--shots", "1", *args],
+                  capsys)  # fmt: skip
+    assert "--shots must be 0 for the zero-shot checkpoint" in err
+    err = refused(lambda a: run_eval("", coco=False, argv=a),
+                  ["--checkpoint", str(files / "zeroshot.pt"), "--pascal-root", "x", "--out",
+                   str(files / "afile")], capsys)  # fmt: skip
+    assert "--out must be a folder, got the existing file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_resumed_run_takes_every_recorded_setting(tmp_path):
+    saved = TrainConfig(model="sm_vcenet_fewshot_efficientnet_lite0", shots=1,
+                        eval_shots=[1, 5], episodes=60, min_pixels=64,
+                        out_dir=str(tmp_path))  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    # the resume command repeats neither --shots nor --episodes
+    now = TrainConfig(model="sm_vcenet_fewshot_efficientnet_lite0", out_dir=str(tmp_path),
+                      epochs=300)  # fmt: skip
+    merged = resumed_config(now, explicit={"model", "out_dir", "epochs", "resume"})
+    assert (merged.shots, merged.eval_shots, merged.episodes) == (1, [1, 5], 60)
+    assert merged.min_pixels == 64 and merged.epochs == 300
+    # --shots given again sets both
+    again = resumed_config(TrainConfig(shots=5, eval_shots=[5], out_dir=str(tmp_path)),
+                           explicit={"shots"})  # fmt: skip
+    assert (again.shots, again.eval_shots) == (5, [5])
+
+
+def test_k_shot_episodes_without_a_transform_are_refused(tmp_path):
+    toy = build_toy(tmp_path / "toy", seed=3, config=ToyConfig(voc_train=8, sbd_train=8,
+                    voc_val=12, coco_train=4, coco_val=24, size=(48, 56)))  # fmt: skip
+    for make in (lambda **k: Pascal5i(toy["pascal"], 0, "val", min_pixels=16, **k),
+                 lambda **k: Coco20i(toy["coco"], 0, "val", min_pixels=16, **k)):  # fmt: skip
+        with pytest.raises(ValueError, match="shots=2, ways=1 needs a transform"):
+            make(shots=2)
+        assert make(shots=1)[0]["support_images"].shape[0] == 1  # one shot stacks as it is
+
+
+def test_device_defaults_to_cuda_when_present():
+    from fewzero.checks import default_device
+    from fewzero.predict import Predictor
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert default_device() == expected and TrainConfig().device == expected
+    assert Predictor(SMVCENet("resnet18", **SMALL), size=48).device.type == expected
+    assert sys.modules["fewzero.checks"].resolve_device(None).type == expected
