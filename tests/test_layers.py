@@ -297,3 +297,20 @@ def test_compile_inductor_nonlocal(attention):
     x = torch.randn(2, 8, 9, 7)
     compiled = torch.compile(layer, fullgraph=True)
     torch.testing.assert_close(compiled(x), layer(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("h, w", [(12, 12), (5, 18), (18, 18), (20, 13), (1, 1)])
+def test_aspp_centre_tap_fast_path_equals_the_dilated_convolution(h, w):
+    """Rates at least the map's size read only padding off-centre: the 1x1 path is the same."""
+    torch.manual_seed(0)
+    aspp = ASPP(6, 5, rates=(2, 12, 18))
+    x = torch.randn(2, 6, h, w, requires_grad=True)
+    fast = aspp(x)
+    grads = torch.autograd.grad(fast.square().sum(), [x, *aspp.parameters()])
+    ref_outs = [branch(x) for branch in aspp.branches]  # every branch as a full 3x3 conv
+    pooled = aspp.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, h, w)
+    ref = aspp.project(torch.cat([*ref_outs, pooled], dim=1))
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *aspp.parameters()])
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

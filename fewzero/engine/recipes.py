@@ -18,7 +18,7 @@ import torch
 
 from ..data import Coco20i, Pascal5i, build_toy, eval_transform, train_transform
 from ..data.classes import COCO_CLASSES
-from ..models import SegmentationModel, create_model
+from ..models import FeatureCache, SegmentationModel, cached_features, create_model
 from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import write_json_atomic, write_text_atomic
@@ -400,12 +400,17 @@ def toy_demo(
     rows: list[dict[str, Any]] = []
     ev = dict(eval_settings(config), batch_size=config.batch_size)
 
+    # Every model's backbone is the same frozen network: each test image's features are
+    # computed once for the whole table (exactly the numbers computed without the cache).
+    cache = FeatureCache()
+
     def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
         label = name if k == 0 else f"{name} ({k}-shot)"
         w = ways if k and k == shots[0] else 1
-        res = evaluate_pascal2coco(
-            model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w, **ev
-        )
+        with cached_features(model, cache):
+            res = evaluate_pascal2coco(
+                model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w, **ev
+            )
         return {"name": label, "trained": trained, **res}
 
     built = []

@@ -22,6 +22,7 @@ from .checkpoint import (
     load_trained_model,
     model_from_state,
 )
+from .feature_cache import FeatureCache, cached_features, weights_fingerprint
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -60,11 +61,13 @@ __all__ = [
     "FEWSHOT_DEFAULTS",
     "VARIANTS",
     "Backbone",
+    "FeatureCache",
     "PrototypeMatcher",
     "SMVCENet",
     "SegmentationModel",
     "SPNet",
     "ZSVM",
+    "cached_features",
     "create_model",
     "deeplab_efficientnet_lite0",
     "deeplab_resnet101",
@@ -97,6 +100,7 @@ __all__ = [
     "vcenet_efficientnet_lite0",
     "vcenet_resnet101",
     "vcenet_resnet50",
+    "weights_fingerprint",
     "zsvm_efficientnet_lite0",
     "zsvm_resnet50",
 ]

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import is_exporting
 from .bn_fold import fold_batchnorm
+from .feature_cache import FeatureCache, weights_fingerprint
 from .weights import (
     LOCAL_IMAGENET_WEIGHTS,
     hub_reachable,
@@ -102,6 +104,8 @@ class Backbone(nn.Module):
         reductions: Nominal reduction of each map as reported by ``feature_info``.
         resampled: Whether deeper maps are resampled onto the first map's grid.
         mean, std: Input normalisation of the pretrained weights (ImageNet's by default).
+        cache: A :class:`~fewzero.models.FeatureCache` (``None``: none) that a frozen backbone
+            reads each image's features from after computing them once.
 
     Raises:
         RuntimeError: ``pretrained=True`` with no reachable hub and no local weights.
@@ -123,6 +127,7 @@ class Backbone(nn.Module):
     ) -> None:
         super().__init__()
         self.frozen = frozen
+        self.cache: FeatureCache | None = None
         self.last_stage_enabled = last_stage
         levels = 3 if last_stage else 2
         out_indices = tuple(out_indices)
@@ -291,8 +296,20 @@ class Backbone(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3, F_4]`` (``[F_2, F_3]`` without the last stage) on one grid.
 
-        No gradient flows into a frozen backbone.
+        No gradient flows into a frozen backbone. With a :class:`FeatureCache` in ``cache`` a
+        frozen backbone computes each image's features once.
         """
+        cache = self.cache
+        if (
+            cache is not None
+            and self.frozen
+            and not is_exporting()
+            and not torch.compiler.is_compiling()
+        ):
+            return cache.features(weights_fingerprint(self.body), images, self._compute)
+        return self._compute(images)
+
+    def _compute(self, images: torch.Tensor) -> list[torch.Tensor]:
         if self.frozen:
             with torch.no_grad():
                 feats = self.body(images)

@@ -1,0 +1,143 @@
+"""A memo of a frozen backbone's features, per input image.
+
+A frozen backbone maps the same image to the same features every time. Evaluating several models
+over one backbone (the toy demo's table: the untrained row, SM-VCENet, DeepLab, few-shot
+SM-VCENet at 1 and 5 shots, the prototype baseline) or over several protocols (the support-swap
+and N-way episodes reuse the same queries) computes them again and again; a
+:class:`FeatureCache` computes each once::
+
+    cache = FeatureCache()
+    for model in models:                # backbones with equal weights share entries
+        with cached_features(model, cache):
+            evaluate(model, episodes)
+
+Entries are keyed by the image's exact bytes (and shape, dtype, device and autocast dtype) and by
+a fingerprint of the backbone's weights, so a backbone with other weights never reads another's
+features, and a changed image is a new entry. Only frozen backbones use it, and never under
+``torch.compile`` or export. The least recently used entries are dropped beyond ``max_items``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["FeatureCache", "cached_features", "weights_fingerprint"]
+
+# (storage, version) signature of a module's tensors -> content digest: the digest is recomputed
+# only when a tensor is replaced or changed in place (``load_state_dict`` bumps ``_version``).
+_DIGESTS: dict[int, tuple[tuple[tuple[int, int], ...], str]] = {}
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A digest of every parameter and buffer of ``module`` (names, shapes and values).
+
+    Equal weights give equal fingerprints across modules; any change to a tensor gives a new one.
+    The digest is memoised per module and recomputed only when a tensor was replaced or
+    modified in place.
+    """
+    tensors = list(module.named_parameters()) + list(module.named_buffers())
+    signature = tuple((t.data_ptr(), t._version) for _, t in tensors)
+    memo = _DIGESTS.get(id(module))
+    if memo is not None and memo[0] == signature:
+        return memo[1]
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in tensors:
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    digest = h.hexdigest()
+    _DIGESTS[id(module)] = (signature, digest)
+    return digest
+
+
+class FeatureCache:
+    """Per-image memo of frozen-backbone features (see the module docstring).
+
+    Args:
+        max_items: Entries kept (least recently used dropped first).
+
+    Attributes:
+        hits: Images whose features came from the cache.
+        misses: Images whose features were computed.
+    """
+
+    def __init__(self, max_items: int = 4096) -> None:
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValueError(f"max_items must be a positive int, got {max_items!r}")
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+        self._store: OrderedDict[tuple[str, str], tuple[torch.Tensor, ...]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        """Drop every entry and reset the counters."""
+        self._store.clear()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def _key(image: torch.Tensor) -> str:
+        dtype = torch.get_autocast_dtype(image.device.type) if torch.is_autocast_enabled(
+            image.device.type
+        ) else None
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{tuple(image.shape)}|{image.dtype}|{image.device}|{dtype}".encode())
+        h.update(image.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def features(
+        self,
+        owner: str,
+        images: torch.Tensor,
+        compute: Callable[[torch.Tensor], list[torch.Tensor]],
+    ) -> list[torch.Tensor]:
+        """``compute(images)``, from the cache for every image seen before with ``owner``.
+
+        Args:
+            owner: The backbone's weights fingerprint (:func:`weights_fingerprint`).
+            images: ``(B, 3, H, W)``.
+            compute: The backbone's own forward, run once on the images not in the cache.
+
+        Returns:
+            What ``compute(images)`` returns: a list of ``(B, C_i, h_i, w_i)`` maps.
+        """
+        keys = [(owner, self._key(img)) for img in images]
+        missing = [i for i, k in enumerate(keys) if k not in self._store]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = compute(images[missing] if len(missing) < len(keys) else images)
+            for j, i in enumerate(missing):
+                self._store[keys[i]] = tuple(f[j].clone() for f in fresh)
+        for k in keys:
+            self._store.move_to_end(k)
+        out = [torch.stack(level) for level in zip(*(self._store[k] for k in keys))]
+        while len(self._store) > self.max_items:
+            self._store.popitem(last=False)
+        return out
+
+
+@contextlib.contextmanager
+def cached_features(model: nn.Module, cache: FeatureCache | None) -> Iterator[nn.Module]:
+    """Within the block, ``model``'s frozen backbones (``.encoder``) read from ``cache``.
+
+    ``cache=None`` leaves the model as it is. The previous cache is restored on exit.
+    """
+    backbones = [m for m in model.modules() if hasattr(m, "cache") and hasattr(m, "frozen")]
+    saved = [b.cache for b in backbones]
+    if cache is not None:
+        for b in backbones:
+            b.cache = cache
+    try:
+        yield model
+    finally:
+        for b, old in zip(backbones, saved):
+            b.cache = old
