@@ -55,15 +55,19 @@ def test_backbones_with_equal_weights_share_entries_and_changed_weights_do_not()
 
 
 def test_lru_bound_and_invalid_size():
-    cache = FeatureCache(max_items=2)
     model = SMVCENet("resnet18", **SMALL).eval()
-    model.encoder.cache = cache
     with torch.no_grad():
-        model(torch.randn(3, 3, 64, 64))
-    assert len(cache) == 2
+        per_image = sum(f[0].numel() * 4 for f in model.encoder(torch.randn(1, 3, 64, 64)))
+        cache = FeatureCache(max_bytes=2 * per_image)
+        model.encoder.cache = cache
+        x = torch.randn(3, 3, 64, 64)
+        model(x)
+        assert len(cache) == 2 and cache.nbytes == 2 * per_image
+        model(x[2:])  # the newest entry was kept, the oldest dropped
+        assert cache.hits == 1
     try:
-        FeatureCache(max_items=0)
+        FeatureCache(max_bytes=0)
     except ValueError as err:
-        assert "max_items must be a positive int" in str(err)
+        assert "max_bytes must be a positive int" in str(err)
     else:
-        raise AssertionError("max_items=0 was accepted")
+        raise AssertionError("max_bytes=0 was accepted")

@@ -447,14 +447,17 @@ def toy_demo(
         )
         if i == 0:  # the first model before training: what ImageNet features alone give
             rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
-        model, trainer = train_pascal5i(
-            cfg,
-            roots["pascal"],
-            resume=resume,
-            overwrite=overwrite,
-            explicit=explicit,
-            model=model,
-        )
+        # a few-shot model's supports take the deterministic test transform: the frozen backbone
+        # computes each support image once (the same weights and numbers as without the cache)
+        with cached_features(model, FeatureCache(max_bytes=2**29) if fewshot else None):
+            model, trainer = train_pascal5i(
+                cfg,
+                roots["pascal"],
+                resume=resume,
+                overwrite=overwrite,
+                explicit=explicit,
+                model=model,
+            )
         done[name] = model
         for k in counts:
             rows.append(

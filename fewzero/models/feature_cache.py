@@ -14,7 +14,9 @@ and N-way episodes reuse the same queries) computes them again and again; a
 Entries are keyed by the image's exact bytes (and shape, dtype, device and autocast dtype) and by
 a fingerprint of the backbone's weights, so a backbone with other weights never reads another's
 features, and a changed image is a new entry. Only frozen backbones use it, and never under
-``torch.compile`` or export. The least recently used entries are dropped beyond ``max_items``.
+``torch.compile`` or export. The least recently used entries are dropped beyond ``max_bytes``
+(size the cache for the images that repeat: at 96 px an EfficientNet-Lite0 entry is 0.27 MB, at
+321 px a ResNet50 one is about 24 MB).
 """
 
 from __future__ import annotations
@@ -60,17 +62,18 @@ class FeatureCache:
     """Per-image memo of frozen-backbone features (see the module docstring).
 
     Args:
-        max_items: Entries kept (least recently used dropped first).
+        max_bytes: Bytes of features kept (least recently used entries dropped first).
 
     Attributes:
         hits: Images whose features came from the cache.
         misses: Images whose features were computed.
     """
 
-    def __init__(self, max_items: int = 4096) -> None:
-        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
-            raise ValueError(f"max_items must be a positive int, got {max_items!r}")
-        self.max_items = max_items
+    def __init__(self, max_bytes: int = 2**30) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self.nbytes = 0
         self.hits = 0
         self.misses = 0
         self._store: OrderedDict[tuple[str, str], tuple[torch.Tensor, ...]] = OrderedDict()
@@ -81,7 +84,7 @@ class FeatureCache:
     def clear(self) -> None:
         """Drop every entry and reset the counters."""
         self._store.clear()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.nbytes = 0
 
     @staticmethod
     def _key(image: torch.Tensor) -> str:
@@ -116,12 +119,16 @@ class FeatureCache:
         if missing:
             fresh = compute(images[missing] if len(missing) < len(keys) else images)
             for j, i in enumerate(missing):
-                self._store[keys[i]] = tuple(f[j].clone() for f in fresh)
+                if keys[i] not in self._store:
+                    entry = tuple(f[j].clone() for f in fresh)
+                    self._store[keys[i]] = entry
+                    self.nbytes += sum(t.numel() * t.element_size() for t in entry)
         for k in keys:
             self._store.move_to_end(k)
         out = [torch.stack(level) for level in zip(*(self._store[k] for k in keys))]
-        while len(self._store) > self.max_items:
-            self._store.popitem(last=False)
+        while self.nbytes > self.max_bytes and self._store:
+            _, entry = self._store.popitem(last=False)
+            self.nbytes -= sum(t.numel() * t.element_size() for t in entry)
         return out
 
 
