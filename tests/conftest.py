@@ -19,3 +19,28 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+#: Tiny model settings shared by the tests (decoder, query and class widths of a few channels).
+SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+
+
+def tiny_model(arch, **overrides):
+    """A registered architecture over ResNet18 at tiny widths (random weights, no download).
+
+    Only the settings the model class takes are passed; SPNet/ZSVM get a random 20-class
+    embedding table, so no language model is loaded.
+    """
+    import inspect
+
+    from fewzero.models import create_model
+    from fewzero.models._registry import architecture_class
+
+    cls = architecture_class(arch)
+    params = inspect.signature(cls.__init__).parameters
+    wanted = dict(SMALL, class_channels=32, **overrides)
+    if "class_embeddings" in params:
+        wanted["class_embeddings"] = torch.randn(20, 8)
+        wanted.pop("class_channels")
+    kwargs = {k: v for k, v in wanted.items() if k in params}
+    return create_model(arch, backbone="resnet18", **kwargs)

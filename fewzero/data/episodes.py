@@ -289,12 +289,6 @@ class EpisodeDataset(Dataset):
         prepare_hint: str = "",
     ) -> None:
         check_episode_args(min_pixels, n_episodes, shots, ways)
-        if (shots >= 2 or (shots and ways > 1)) and (support_transform or transform) is None:
-            raise ValueError(
-                f"shots={shots}, ways={ways} needs a transform (or support_transform) that gives "
-                "every support image one size, got None: the images keep their own sizes and "
-                "cannot be stacked; pass transform=fewzero.data.eval_transform(size)"
-            )
         if (
             isinstance(multi_class_weight, bool)
             or not isinstance(multi_class_weight, int)
@@ -360,6 +354,12 @@ class EpisodeDataset(Dataset):
                     raise ValueError(
                         f"ways={ways} needs {ways} classes with a support image, got {usable}"
                     )
+        if (shots >= 2 or (shots and ways > 1)) and (support_transform or transform) is None:
+            raise ValueError(
+                f"shots={shots}, ways={ways} needs a transform (or support_transform) that gives "
+                "every support image one size, got None: the images keep their own sizes and "
+                "cannot be stacked; pass transform=fewzero.data.eval_transform(size)"
+            )
         if not pairs:
             raise ValueError(
                 f"no (image, class) pair in {str(list_file)!r} for classes {wanted} with "

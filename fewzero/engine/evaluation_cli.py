@@ -175,6 +175,7 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
                     "name": label,
                     "trained": f"PASCAL-5^{cfg['fold']}",
                     "checkpoint": str(ckpt),
+                    "device": device,
                     **row,
                 }
             )

@@ -11,6 +11,7 @@ from ._registry import (
     is_model,
     list_architectures,
     list_models,
+    register_architecture,
     register_model,
 )
 from .backbone import Backbone
@@ -88,6 +89,7 @@ __all__ = [
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",
     "read_state_dict",
+    "register_architecture",
     "register_model",
     "sm_vcenet_efficientnet_lite0",
     "sm_vcenet_fewshot_efficientnet_lite0",

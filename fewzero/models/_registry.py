@@ -26,7 +26,12 @@ F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
 def register_model(fn: F) -> F:
-    """Decorator registering a model factory under its function name."""
+    """Decorator registering a model factory under its function name.
+
+    Raises:
+        ValueError: a factory or architecture of that name is already registered.
+    """
+    _check_new(fn.__name__)
     _ENTRYPOINTS[fn.__name__] = fn
     return fn
 
@@ -34,9 +39,23 @@ def register_model(fn: F) -> F:
 def register_architecture(
     name: str, builder: Callable[..., nn.Module], model_class: type[nn.Module]
 ) -> None:
-    """Register ``builder(backbone=..., **kwargs)`` under ``name``; it builds ``model_class``."""
+    """Register ``builder(backbone=..., **kwargs)`` under ``name``; it builds ``model_class``.
+
+    Raises:
+        ValueError: a factory or architecture of that name is already registered.
+    """
+    _check_new(name)
     _ARCHITECTURES[name] = builder
     _ARCHITECTURE_CLASSES[name] = model_class
+
+
+def _check_new(name: str) -> None:
+    if name in _ENTRYPOINTS or name in _ARCHITECTURES:
+        kind = "model factory" if name in _ENTRYPOINTS else "architecture"
+        raise ValueError(
+            f"name {name!r} is already registered as a {kind}: registering it again would "
+            "replace it silently; choose another name"
+        )
 
 
 def architecture_class(name: str) -> type[nn.Module]:

@@ -401,11 +401,6 @@ def _make_architecture(variant: str) -> Callable[..., SMVCENet]:
 for _variant in VARIANTS:
     register_architecture(_variant, _make_architecture(_variant), SMVCENet)
 
-_BACKBONES = {
-    "resnet50": "ResNet50",
-    "resnet101": "ResNet101",
-    "efficientnet_lite0": "EfficientNet-Lite0",
-}
 _DOCS = {
     "sm_vcenet": "SM-VCENet (MAM + SAM) over a frozen, dilated {}",
     "m_vcenet": "M-VCENet (MAM only, Table 3) over {}",

@@ -1,0 +1,105 @@
+"""One call contract over every registered architecture (smp's BaseModelTester pattern)."""
+
+import inspect
+
+import pytest
+import torch
+from conftest import tiny_model
+
+from fewzero.models import SegmentationModel, list_architectures, model_from_state
+from fewzero.models._registry import architecture_class
+
+
+def variants():
+    """Every architecture as registered, plus its few-shot form where the class has one."""
+    out = []
+    for arch in list_architectures():
+        out.append((arch, {}))
+        params = inspect.signature(architecture_class(arch).__init__).parameters
+        if "class_source" in params and arch != "deeplab":
+            out.append((arch, {"class_source": "support"}))
+    return out
+
+
+def inputs(model, b=2, k=2, size=64):
+    torch.manual_seed(1)
+    kw = {}
+    if model.accepts_support:
+        masks = torch.zeros(b, k, size, size, dtype=torch.long)
+        masks[..., 8:40, 8:40] = 1
+        kw.update(support_images=torch.randn(b, k, 3, size, size), support_masks=masks)
+    if model.requires_class_ids:
+        kw["class_ids"] = torch.tensor([1, 3][:b])
+    return torch.randn(b, 3, size, size), kw
+
+
+@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+def test_call_contract(arch, extra):
+    model = tiny_model(arch, **extra)
+    assert isinstance(model, SegmentationModel) and model.config["arch"] == arch
+    images, kw = inputs(model)
+    # forward: (B, num_classes, H, W) logits at the input's size
+    model.train()
+    logits, losses = model(images, **kw, return_losses=True)
+    assert logits.shape == (2, 2, 64, 64) and logits.dtype == torch.float32
+    loss = logits.logsumexp(1).mean() + sum(losses.values(), torch.zeros(()))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    frozen = [p for p in model.encoder.parameters()]
+    if trainable:
+        loss.backward()
+        # gradients reach exactly the trainable parameters, never the frozen backbone
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, missing
+    assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)
+    # checkpoint round trip: the config alone rebuilds the model, the numbers are the same
+    model.eval()
+    with torch.no_grad():
+        out = model(images, **kw)
+        copy = model_from_state(model.config, model.state_dict()).eval()
+        torch.testing.assert_close(copy(images, **kw), out, rtol=0, atol=0)
+    assert copy.config == model.config
+
+
+@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+def test_inputs_the_model_cannot_use_are_refused(arch, extra):
+    model = tiny_model(arch, **extra).eval()
+    images, kw = inputs(model)
+    if model.requires_support:
+        with pytest.raises(ValueError, match="support_images must be given"):
+            model(images, **{k: v for k, v in kw.items() if not k.startswith("support")})
+    if not model.accepts_support:
+        masks = torch.ones(2, 1, 64, 64, dtype=torch.long)
+        with pytest.raises(ValueError, match="support_images must be None"):
+            model(images, torch.randn(2, 1, 3, 64, 64), masks, kw.get("class_ids"))
+    if model.requires_class_ids:
+        with pytest.raises(ValueError, match="class_ids must be given"):
+            model(images, **{k: v for k, v in kw.items() if k != "class_ids"})
+
+
+@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+def test_few_shot_output_follows_the_support(arch, extra):
+    """What a user would see if the support were ignored: the same mask for another support."""
+    model = tiny_model(arch, **extra).eval()
+    if not model.accepts_support:
+        pytest.skip("a zero-shot model takes no support")
+    images, kw = inputs(model)
+    other = kw["support_masks"].clone()
+    other.zero_()
+    other[..., 40:60, 30:60] = 1  # another object of the support images
+    with torch.no_grad():
+        a = model(images, **kw)
+        b = model(images, kw["support_images"], other)
+    assert (a - b).abs().max() > 1e-6  # an ignored support gives exactly the same logits
+
+
+def test_a_name_registered_twice_is_an_error():
+    from fewzero.models import register_architecture, register_model
+    from fewzero.models.sm_vcenet import SMVCENet
+
+    def sm_vcenet_resnet50():  # the name of an existing factory
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="'sm_vcenet_resnet50' is already registered"):
+        register_model(sm_vcenet_resnet50)
+    with pytest.raises(ValueError, match="'sm_vcenet' is already registered as an? architecture"):
+        register_architecture("sm_vcenet", SMVCENet, SMVCENet)
