@@ -43,7 +43,7 @@ from fewzero.engine.recipes import (
     toy_demo,
     train_pascal5i,
 )
-from fewzero.engine.trainer import check_run_dir
+from fewzero.engine.trainer import RunConfigError, check_run_dir
 from fewzero.models import is_model, list_models
 
 
@@ -98,16 +98,19 @@ def toy_main(parser, args, explicit, start):
             "models: sm_vcenet_fewshot_*, prototype_*"
         )
     print(f"device: {cfg.device}")
-    table, _ = toy_demo(
-        cfg,
-        models=models,
-        shots=[k for k in shots if k > 0] or [1],
-        pretrained=not args.no_pretrained,
-        backbone_weights=args.backbone_weights,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        explicit=explicit,
-    )
+    try:
+        table, _ = toy_demo(
+            cfg,
+            models=models,
+            shots=[k for k in shots if k > 0] or [1],
+            pretrained=not args.no_pretrained,
+            backbone_weights=args.backbone_weights,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            explicit=explicit,
+        )
+    except (FileExistsError, FileNotFoundError, RunConfigError) as err:  # checked first
+        parser.error(str(err))
     print(
         f"\nToy PASCAL2COCO, trained on toy PASCAL-5^{cfg.fold}; unseen-class mIoU / FB-IoU "
         "in % (few-shot rows: K support images per episode):\n"
@@ -136,7 +139,7 @@ def main(argv=None):
         cfg = config_from_args(args, model=args.model, shots=args.shots)
         if args.resume:  # every setting not given again comes from the run's config.json
             cfg = resumed_config(cfg, explicit)
-        check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite)
+        check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite, config=cfg)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         parser.error(str(err))
     setup()

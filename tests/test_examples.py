@@ -30,7 +30,7 @@ def env(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_toy_demo_then_runners(env):
+def test_toy_demo_then_runners(env, capsys, monkeypatch):
     out = run(
         "train_pascal5i.py",
         "--quiet",
@@ -83,26 +83,36 @@ def test_toy_demo_then_runners(env):
         1
     ].startswith("deeplab_efficientnet_lite0,0,0,")
     assert (work / "tables/pascal2coco.md").read_text().count("\n") == 3
-    five = ["eval_pascal5i.py", "--checkpoint", str(ckpt), "--pascal-root", str(toy / "pascal")]
-    run(*five, env=env)
+    # eval_pascal5i in-process (the same command line; no interpreter start per call)
+    from fewzero.engine.evaluation_cli import run as run_eval
+
+    five = ["--checkpoint", str(ckpt), "--pascal-root", str(toy / "pascal")]
+    monkeypatch.chdir(work)
+    run_eval("PASCAL-5i", coco=False, argv=five)
     # the default output folder is named after the checkpoint's run
     table = (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text()
     assert "COCO" not in table
+
+    def refused(argv):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            run_eval("PASCAL-5i", coco=False, argv=argv)
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
     # a second evaluation never replaces the first's results silently
-    with pytest.raises(subprocess.CalledProcessError) as err:
-        run(*five, "--episodes", "4", env=env)
-    assert "already holds pascal5i.md, pascal5i.csv, pascal5i.json" in err.value.stderr
-    assert "--overwrite" in err.value.stderr
+    err = refused([*five, "--episodes", "4"])
+    assert "already holds pascal5i.md, pascal5i.csv, pascal5i.json" in err
+    assert "--overwrite" in err
     assert (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text() == table
-    run(*five, "--episodes", "4", "--overwrite", env=env)
+    run_eval("PASCAL-5i", coco=False, argv=[*five, "--episodes", "4", "--overwrite"])
     rows = json.loads(
         (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.json").read_text()
     )
     assert rows[0]["episodes"] == 4
     # --shots 1 for a zero-shot checkpoint is refused, not ignored; before any evaluation
-    with pytest.raises(subprocess.CalledProcessError) as err:
-        run(*five, "--shots", "1", "--out", "other", env=env)
-    assert "--shots must be 0 for the zero-shot checkpoint" in err.value.stderr
+    err = refused([*five, "--shots", "1", "--out", "other"])
+    assert "--shots must be 0 for the zero-shot checkpoint" in err
     assert not (work / "other").exists()
     run(
         "qualitative.py",
@@ -121,14 +131,16 @@ def test_toy_demo_then_runners(env):
     )
     assert (work / "figs/qualitative.png").stat().st_size > 5000
     # every checkpoint is opened before any evaluation: a bad second path fails at once
-    with pytest.raises(subprocess.CalledProcessError) as err:
-        run("eval_pascal5i.py", "--checkpoint", str(ckpt), "missing.pt", "--pascal-root",
-            str(toy / "pascal"), env=env)  # fmt: skip
-    assert "checkpoint not found: 'missing.pt'" in err.value.stderr
+    err = refused(["--checkpoint", str(ckpt), "missing.pt", *five[2:], "--out", "x"])
+    assert "checkpoint not found: 'missing.pt'" in err and not (work / "x").exists()
 
 
 @pytest.mark.slow
-def test_resume_flag_continues_a_run(env):
+def test_resume_flag_continues_a_run(env, capsys, monkeypatch):
+    """The toy demo's run folders: refused, resumed, extended and overwritten (in-process)."""
+    monkeypatch.chdir(env["WORK"])
+    monkeypatch.setenv("FEWZERO_CACHE", env["FEWZERO_CACHE"])
+    main = script_module("train_pascal5i.py").main
     args = [
         "--quiet",
         "--no-pretrained",
@@ -145,27 +157,37 @@ def test_resume_flag_continues_a_run(env):
         "--out",
         "runs/resume",
     ]
-    run("train_pascal5i.py", *args, "--epochs", "1", env=env)
+    main([*args, "--epochs", "1"])
     work = Path(env["WORK"])
     metrics = work / "runs/resume/deeplab_efficientnet_lite0/metrics.jsonl"
-    # the same command again would overwrite the run: refused
-    with pytest.raises(subprocess.CalledProcessError) as err:
-        run("train_pascal5i.py", *args, "--epochs", "1", env=env)
-    assert "already holds a run" in err.value.stderr
-    # a changed setting that changes the run is refused by name, even with --resume
-    with pytest.raises(subprocess.CalledProcessError) as err:
-        run("train_pascal5i.py", *args, "--min-pixels", "32", "--resume", env=env)
-    assert "another run config (min_pixels: checkpoint 64 vs now 32)" in err.value.stderr
+    results = (work / "runs/resume/results.md").read_text()
+
+    def refused(argv):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
+    # the same command again would overwrite the run: refused before any work
+    err = refused([*args, "--epochs", "1"])
+    assert "error: out_dir" in err and "already holds a run" in err
+    # a changed setting that changes the run is refused by name, even with --resume, first
+    err = refused([*args, "--min-pixels", "32", "--resume"])
+    assert "another run config (min_pixels: checkpoint 64 vs now 32)" in err
+    assert (work / "runs/resume/results.md").read_text() == results
     # --resume with nothing changed: the finished run is not repeated
-    out = run("train_pascal5i.py", *args, "--resume", env=env).stdout
-    assert "resumed from" in out and len(metrics.read_text().splitlines()) == 1
+    capsys.readouterr()
+    main([*args, "--resume"])
+    assert "resumed from" in capsys.readouterr().out and len(metrics.read_text().splitlines()) == 1
     # --resume --epochs 2 extends the run, warns, and records the change
-    res = run("train_pascal5i.py", *args, "--epochs", "2", "--resume", env=env)
-    assert "epochs 1 -> 2" in res.stderr and len(metrics.read_text().splitlines()) == 2
+    with pytest.warns(UserWarning, match="epochs 1 -> 2"):
+        main([*args, "--epochs", "2", "--resume"])
+    assert len(metrics.read_text().splitlines()) == 2
     saved = json.loads((metrics.parent / "config.json").read_text())
     assert saved["epochs"] == 2 and saved["resume_changes"][0]["epochs"] == {"from": 1, "to": 2}
     # --overwrite replaces it
-    run("train_pascal5i.py", *args, "--epochs", "1", "--overwrite", env=env)
+    main([*args, "--epochs", "1", "--overwrite"])
     assert len(metrics.read_text().splitlines()) == 1
 
 

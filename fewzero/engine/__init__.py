@@ -9,10 +9,11 @@ from .checkpoint import (
 )
 from .distributed import cleanup, is_main_process, setup
 from .evaluate import evaluate
-from .trainer import NonFiniteLossError, TrainConfig, Trainer
+from .trainer import NonFiniteLossError, RunConfigError, TrainConfig, Trainer
 
 __all__ = [
     "NonFiniteLossError",
+    "RunConfigError",
     "TrainConfig",
     "Trainer",
     "cleanup",

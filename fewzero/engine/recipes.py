@@ -120,7 +120,7 @@ def train_pascal5i(
     """
     if resume and explicit is not None:
         config = resumed_config(config, explicit)
-    check_run_dir(config.out_dir, resume=resume, overwrite=overwrite)
+    check_run_dir(config.out_dir, resume=resume, overwrite=overwrite, config=config)
     torch.manual_seed(config.seed)
     if model is None:
         model = build_model(config, pretrained=pretrained, backbone_weights=backbone_weights)
@@ -421,19 +421,7 @@ def toy_demo(
             pretrained=pretrained,
             backbone_weights=backbone_weights,
         )
-        if trainable(model):
-            check_run_dir(out_dir / name, resume=resume, overwrite=overwrite)
-        built.append((name, model))
-    roots = build_toy(toy_root, seed=0, progress=False)
-    done: dict[str, torch.nn.Module] = {}
-    for i, (name, model) in enumerate(built):
         fewshot = bool(getattr(model, "requires_support", False))
-        counts = shots if fewshot else (0,)
-        if not trainable(model):  # training-free: evaluated as built
-            model = model.to(config.device)
-            rows += [row(model, name, "- (training-free)", k) for k in counts]
-            done[name] = model
-            continue
         extra = {
             k: v for k, v in TOY_FEWSHOT_PRESET.items() if fewshot and k not in (explicit or ())
         }
@@ -445,18 +433,28 @@ def toy_demo(
             out_dir=str(out_dir / name),
             **extra,
         )
+        if trainable(model):
+            if resume and explicit is not None:
+                cfg = resumed_config(cfg, explicit)
+            check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
+        built.append((name, model, cfg))
+    roots = build_toy(toy_root, seed=0, progress=False)
+    done: dict[str, torch.nn.Module] = {}
+    for i, (name, model, cfg) in enumerate(built):
+        fewshot = bool(getattr(model, "requires_support", False))
+        counts = shots if fewshot else (0,)
+        if not trainable(model):  # training-free: evaluated as built
+            model = model.to(config.device)
+            rows += [row(model, name, "- (training-free)", k) for k in counts]
+            done[name] = model
+            continue
         if i == 0:  # the first model before training: what ImageNet features alone give
             rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
         # a few-shot model's supports take the deterministic test transform: the frozen backbone
         # computes each support image once (the same weights and numbers as without the cache)
         with cached_features(model, FeatureCache(max_bytes=2**29) if fewshot else None):
             model, trainer = train_pascal5i(
-                cfg,
-                roots["pascal"],
-                resume=resume,
-                overwrite=overwrite,
-                explicit=explicit,
-                model=model,
+                cfg, roots["pascal"], resume=resume, overwrite=overwrite, model=model
             )
         done[name] = model
         for k in counts:

@@ -44,9 +44,11 @@ from .inputs import episode_inputs
 __all__ = [
     "SAFE_RESUME_CHANGES",
     "NonFiniteLossError",
+    "RunConfigError",
     "TrainConfig",
     "Trainer",
     "check_run_dir",
+    "resume_changes",
     "run_files",
 ]
 
@@ -59,6 +61,10 @@ SAFE_RESUME_CHANGES = frozenset(
 )  # fmt: skip
 # Files that make a folder a run folder.
 _RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint_last.pt")
+
+
+class RunConfigError(ValueError):
+    """A resumed run's settings differ from its saved run in a way a resume may not change."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -298,18 +304,7 @@ class Trainer:
         Raises:
             ValueError: naming every other changed setting, or a model that does not match.
         """
-        saved = dict(state.get("config", {}))
-        own = self.config.to_dict()
-        changed = {k: (saved[k], own[k]) for k in own if k in saved and saved[k] != own[k]}
-        refused = {k: v for k, v in changed.items() if k not in SAFE_RESUME_CHANGES}
-        if refused:
-            details = ", ".join(
-                f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in refused.items()
-            )
-            raise ValueError(
-                f"checkpoint belongs to another run config ({details}); a resumed run may change "
-                f"only {sorted(SAFE_RESUME_CHANGES)}: start a new run in another out_dir"
-            )
+        changed = resume_changes(dict(state.get("config", {})), self.config)
         load_model_state(self.model, state["model"], state.get("model_config"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -567,12 +562,39 @@ def run_files(out_dir: str | os.PathLike[str]) -> list[str]:
     return sorted(found + [p.name for p in out_dir.glob("checkpoint_epoch*.pt")])
 
 
-def check_run_dir(out_dir: str | os.PathLike[str], resume: bool, overwrite: bool) -> None:
+def resume_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings ``config`` changes against a saved run's, ``{name: (saved, now)}``.
+
+    Raises:
+        RunConfigError: naming every change outside :data:`SAFE_RESUME_CHANGES`.
+    """
+    own = config.to_dict()
+    changed = {k: (saved[k], own[k]) for k in own if k in saved and saved[k] != own[k]}
+    refused = {k: v for k, v in changed.items() if k not in SAFE_RESUME_CHANGES}
+    if refused:
+        details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in refused.items())
+        raise RunConfigError(
+            f"checkpoint belongs to another run config ({details}); a resumed run may change "
+            f"only {sorted(SAFE_RESUME_CHANGES)}: start a new run in another out_dir"
+        )
+    return changed
+
+
+def check_run_dir(
+    out_dir: str | os.PathLike[str],
+    resume: bool,
+    overwrite: bool,
+    config: TrainConfig | None = None,
+) -> None:
     """Refuse, before any work, a run folder that a new run would replace by accident.
+
+    With ``resume`` and a ``config``, the run's saved ``config.json`` is compared with it by
+    :func:`resume_changes`'s rule.
 
     Raises:
         FileExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         FileNotFoundError: ``resume`` is set and ``out_dir`` has no checkpoint to resume.
+        ValueError: ``resume`` with a ``config`` that changes what a resumed run may not.
     """
     found = run_files(out_dir)
     if resume:
@@ -581,6 +603,9 @@ def check_run_dir(out_dir: str | os.PathLike[str], resume: bool, overwrite: bool
                 f"resume: no checkpoint to resume in {os.fspath(out_dir)!r} "
                 "(checkpoint_last.pt is missing)"
             )
+        saved = Path(out_dir) / "config.json"
+        if config is not None and saved.is_file():
+            resume_changes(json.loads(saved.read_text()), config)
         return
     if found and not overwrite:
         raise FileExistsError(
