@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from _common import example_inputs, markdown, write_results
 from torch.utils import benchmark
 
+from fewzero.checks import amp_dtype
 from fewzero.layers import PyramidPoolingAttention
 from fewzero.models import create_model, list_models
 
@@ -37,14 +38,14 @@ def sync(device):
 
 
 def autocast(device, amp):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    dtype = amp_dtype(amp)
     return torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
 
 
 def matmul_peak(device, amp, threads):
     """FLOP/s of one large square GEMM in the step's dtype (8192 on CUDA, 2048 on CPU)."""
     n = 8192 if device.startswith("cuda") else 2048
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "", torch.float32)
+    dtype = amp_dtype(amp) or torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / median(lambda: (a @ a, sync(device)), threads)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fewzero.data import Coco20i, Pascal5i, build_toy, eval_transform
 from fewzero.engine.cli import positive_int
-from fewzero.engine.figures import episode_figure
+from fewzero.engine.figures import episode_figure, short_name
 from fewzero.engine.recipes import default_toy_root
 from fewzero.models import load_trained_model
 
@@ -47,7 +47,7 @@ def main(argv=None):
         min_pixels=args.min_pixels,
         shots=1 if any(m.requires_support for m, _ in models) else 0,
     )
-    columns = [(cfg["model"].split("_efficientnet")[0].split("_resnet")[0], m) for m, cfg in models]
+    columns = [(short_name(cfg["model"]), m) for m, cfg in models]
     out = episode_figure(ds, columns, args.out / "qualitative.png", n=args.n)
     print(f"figure: {out}")
     return 0

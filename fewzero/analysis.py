@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from .checks import IMAGENET_MEAN, IMAGENET_STD
 from .data.io import read_image, read_list, read_mask
 
 __all__ = ["affinity_shift", "class_affinity", "class_representations", "cosine_affinity"]
@@ -44,8 +45,8 @@ def class_representations(
     list_file: str | os.PathLike[str],
     class_ids: Sequence[int],
     size: int = 224,
-    mean: Sequence[float] = (0.485, 0.456, 0.406),
-    std: Sequence[float] = (0.229, 0.224, 0.225),
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
     min_pixels: int = 1,
     max_images: int | None = None,
     region: str = "image",

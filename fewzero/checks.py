@@ -18,6 +18,9 @@ __all__ = [
     "check_positive_int",
     "check_choice",
     "check_feature_map",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "amp_dtype",
     "default_device",
     "is_exporting",
     "nonnegative_float",
@@ -84,6 +87,25 @@ def as_int_tuple(name: str, value: object) -> tuple[int, ...]:
     for v in value:
         check_positive_int(name, v)
     return tuple(value)
+
+
+#: ImageNet normalisation (the default mean/std of backbones, transforms and analyses).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def amp_dtype(amp: str | None) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` (``"bf16"``, ``"fp16"``; ``None``/``"none"``: no autocast).
+
+    Raises:
+        ValueError: for another name.
+    """
+    if amp in (None, "none"):
+        return None
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp not in dtypes:
+        raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {amp!r}")
+    return dtypes[amp]
 
 
 def default_device() -> str:

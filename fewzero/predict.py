@@ -51,6 +51,7 @@ __all__ = [
     "save_labels",
     "save_mask",
     "save_overlay",
+    "tint",
     "to_image_tensor",
     "to_mask_tensor",
 ]
@@ -285,6 +286,25 @@ def save_mask(mask: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def tint(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int] = (255, 40, 40),
+    alpha: float = 0.55,
+) -> np.ndarray:
+    """``rgb (H, W, 3)`` uint8 with the pixels where ``mask == 1`` tinted ``color``.
+
+    Raises:
+        ValueError: for a mask of another size than the image.
+    """
+    fg = np.asarray(mask) == 1
+    if fg.shape != rgb.shape[:2]:
+        raise ValueError(f"mask must have the image's size {rgb.shape[:2]}, got {fg.shape}")
+    out = rgb.astype(np.float32).copy()
+    out[fg] = (1 - alpha) * out[fg] + alpha * np.asarray(color, dtype=np.float32)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def save_overlay(
     image: ImageLike,
     mask: np.ndarray,
@@ -293,14 +313,11 @@ def save_overlay(
     alpha: float = 0.55,
 ) -> Path:
     """Write the image with the mask's pixels tinted ``color`` as a PNG; returns the path."""
-    rgb = (to_image_tensor(image).permute(1, 2, 0).numpy() * 255).astype(np.float32)
-    fg = np.asarray(mask) > 0
-    if fg.shape != rgb.shape[:2]:
-        raise ValueError(f"mask must have the image's size {rgb.shape[:2]}, got {fg.shape}")
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * np.asarray(color, dtype=np.float32)
+    rgb = (to_image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    out = tint(rgb, (np.asarray(mask) > 0).astype(np.uint8), color, alpha)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8)).save(path)
+    Image.fromarray(out).save(path)
     return path
 
 

@@ -12,12 +12,11 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..checks import IMAGENET_MEAN, IMAGENET_STD
 from .classes import IGNORE_INDEX
 
 __all__ = ["eval_transform", "train_transform"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:

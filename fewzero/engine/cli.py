@@ -30,16 +30,20 @@ __all__ = [
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
-    """Destinations of the options given on the command line (not filled from defaults)."""
-    saved = {a.dest: a.default for a in parser._actions}
+    """Destinations of the options given on the command line (not filled from defaults).
+
+    Parses ``argv`` a second time with every default set to a sentinel (public
+    ``get_default``/``set_defaults``), then restores the defaults.
+    """
+    dests = list(vars(parser.parse_args(argv)))
+    saved = {d: parser.get_default(d) for d in dests}
+    unset = object()
+    parser.set_defaults(**dict.fromkeys(dests, unset))
     try:
-        for action in parser._actions:
-            action.default = argparse.SUPPRESS
-        given = parser.parse_args(argv)
+        given = vars(parser.parse_args(argv))
     finally:
-        for action in parser._actions:
-            action.default = saved[action.dest]
-    return set(vars(given))
+        parser.set_defaults(**saved)
+    return {d for d, v in given.items() if v is not unset}
 
 
 def add_run_arguments(

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ..checks import amp_dtype
 from ..data.episodes import collate_episodes
 from ..metrics import IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
@@ -78,7 +79,7 @@ def evaluate(
         num_workers=num_workers,
         collate_fn=collate_episodes,
     )
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    dtype = amp_dtype(amp)
     device = torch.device(device)
     bar = tqdm(
         loader, desc=desc, disable=not (progress and distributed.is_main_process()), leave=False

@@ -13,19 +13,17 @@ from torch import nn
 
 from ..data.episodes import EpisodeDataset, collate_episodes
 from ..data.io import read_image
+from ..predict import tint
 from .inputs import episode_inputs
 
-__all__ = ["episode_figure", "support_swap_figure", "tint"]
+__all__ = ["episode_figure", "short_name", "support_swap_figure", "tint"]
 
 
-def tint(
-    rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40)
-) -> np.ndarray:
-    """``rgb (H, W, 3)`` uint8 with the pixels where ``mask == 1`` tinted ``color``."""
-    out = rgb.astype(np.float32).copy()
-    fg = mask == 1
-    out[fg] = 0.45 * out[fg] + 0.55 * np.asarray(color, dtype=np.float32)
-    return out.astype(np.uint8)
+def short_name(model: str) -> str:
+    """A model name without its backbone, for titles: ``sm_vcenet_resnet50`` -> ``sm_vcenet``."""
+    for backbone in ("_efficientnet", "_resnet"):
+        model = model.split(backbone)[0]
+    return model
 
 
 def _predict(

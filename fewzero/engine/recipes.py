@@ -23,7 +23,7 @@ from ..text import class_embedding_table
 from . import distributed
 from .checkpoint import write_json_atomic, write_text_atomic
 from .evaluate import evaluate
-from .figures import support_swap_figure
+from .figures import short_name, support_swap_figure
 from .trainer import TrainConfig, Trainer, check_run_dir
 
 __all__ = [
@@ -475,7 +475,7 @@ def toy_demo(
         )  # fmt: skip
         columns = [
             (
-                n.split("_efficientnet")[0].split("_resnet")[0]
+                short_name(n)
                 + (f" ({shots[0]}-shot)" if getattr(m, "requires_support", False) else ""),
                 m,
             )

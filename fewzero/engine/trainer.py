@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ..checks import default_device
+from ..checks import amp_dtype, default_device
 from ..data.classes import IGNORE_INDEX
 from ..data.episodes import collate_episodes
 from ..models import load_model_state
@@ -318,7 +318,6 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["initial_lr"] = self.config.lr
             group["lr"] = self.config.lr * self._poly(self.step)
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # type: ignore[attr-defined]
         notable = {k: v for k, v in changed.items() if k not in ("progress", "out_dir")}
         if notable:
             record = {
@@ -434,17 +433,23 @@ class Trainer:
         (self.out_dir / "config.json").write_text(json.dumps(payload, indent=2, default=str))
 
     def _call(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One forward; a compiled model that fails falls back to eager once.
+
+        The eager call runs the same step: an error of the model itself is raised from there,
+        as itself, and only a failure that eager does not share is reported as compile's.
+        """
+        if self.forward is self.ddp:
+            return self.ddp(**inputs, return_losses=True)
         try:
             return self.forward(**inputs, return_losses=True)
         except Exception as err:
-            if self.forward is self.ddp:
-                raise
+            out = self.ddp(**inputs, return_losses=True)  # a bug of the model raises here
             warnings.warn(
                 f"torch.compile failed ({type(err).__name__}: {err}); training runs eagerly",
                 stacklevel=2,
             )
             self.forward = self.ddp
-            return self.forward(**inputs, return_losses=True)
+            return out
 
     def fit(self, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Train from ``self.epoch`` to ``config.epochs``; returns the per-epoch history.
@@ -468,7 +473,7 @@ class Trainer:
             self._write_json()
             if self.epoch == 0 and not self.epoch_checkpoint(0).is_file():
                 self._save()  # the initial weights: a restart point if the first epoch diverges
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
+        autocast = amp_dtype(cfg.amp)
         while self.epoch < last:
             self.model.train()
             loader = self._loader(self.epoch)
@@ -485,7 +490,7 @@ class Trainer:
                 inputs = episode_inputs(batch, self.device, cfg.channels_last)
                 mask = batch["mask"].to(self.device)
                 with torch.autocast(
-                    self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None
+                    self.device.type, dtype=autocast, enabled=autocast is not None
                 ):
                     logits, aux = self._call(inputs)
                 loss = self._loss(logits, mask)
@@ -521,7 +526,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "step": self.step,
                 "loss": sum(losses) / max(len(losses), 1),
-                "lr": self.scheduler.get_last_lr()[0],
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": elapsed,
                 "images_per_s": seen / max(elapsed, 1e-9),
             }

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import is_exporting
+from ..checks import IMAGENET_MEAN, IMAGENET_STD, is_exporting
 from .bn_fold import fold_batchnorm
 from .feature_cache import FeatureCache, weights_fingerprint
 from .weights import (
@@ -136,8 +136,8 @@ class Backbone(nn.Module):
                 f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
             )
         out_indices = out_indices[:levels]
-        mean: Sequence[float] = (0.485, 0.456, 0.406)
-        std: Sequence[float] = (0.229, 0.224, 0.225)
+        mean: Sequence[float] = IMAGENET_MEAN
+        std: Sequence[float] = IMAGENET_STD
         if isinstance(backbone, nn.Module):
             if not hasattr(backbone, "feature_info"):
                 raise ValueError(
@@ -228,15 +228,23 @@ class Backbone(nn.Module):
             self.body, sd, source=label, allowed_extra=_classifier_keys(self.name)
         )
 
-    def _split(self) -> tuple[list[tuple[str, nn.Module]], list[tuple[str, nn.Module]], list[str]]:
+    def stage_split(
+        self,
+    ) -> tuple[list[tuple[str, nn.Module]], list[tuple[str, nn.Module]], list[str]]:
         """Split a timm ``FeatureListNet`` body into modules up to ``F_3`` and the last stage.
+
+        Returns the modules up to ``F_3``, the last stage's modules and the names of the
+        ``F_2``/``F_3`` outputs.
+
+        Raises:
+            ValueError: for a body whose last stage cannot run on its own.
 
         Computed once and kept (the forward of ``class_input="concat"`` needs it every call).
         """
         cached = self.__dict__.get("_split_cache")
         if cached is not None:
             return cached
-        from timm.models._features import FeatureDictNet
+        from timm.models import FeatureDictNet
 
         if not isinstance(self.body, FeatureDictNet):
             raise ValueError(
@@ -254,7 +262,7 @@ class Backbone(nn.Module):
 
     def forward_mid(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3]`` (on one grid) without running the last stage ``B_4``."""
-        head, _, returns = self._split()
+        head, _, returns = self.stage_split()
         feats = []
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
             x = images
@@ -266,7 +274,7 @@ class Backbone(nn.Module):
 
     def last_stage(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the frozen last stage ``B_4`` to ``x``; gradients flow to ``x``, not to ``B_4``."""
-        _, tail, _ = self._split()
+        _, tail, _ = self.stage_split()
         for _, module in tail:
             x = module(x)
         return x

@@ -210,7 +210,7 @@ class SMVCENet(SegmentationModel):
         )
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
-            self.encoder._split()  # fail early for backbones whose last stage cannot run alone
+            self.encoder.stage_split()  # fail early for backbones whose last stage cannot run alone
             self.adapter = nn.Conv2d(c2 + c3, c3, 1)
             with torch.no_grad():
                 self.adapter.weight.zero_()
