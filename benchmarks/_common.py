@@ -21,7 +21,7 @@ def device_name(device: str) -> str:
 def write_results(
     name: str, device: str, payload: dict, table: str, out_dir: Path | None = None
 ) -> Path:
-    out = (out_dir or RESULTS) / device_name(device)
+    out = (RESULTS if out_dir is None else out_dir) / device_name(device)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"torch": torch.__version__, "device": device_name(device), **payload}
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from _common import example_inputs, markdown, write_results
 from torch.utils import benchmark
 
-from fewzero.checks import amp_dtype
+from fewzero.checks import amp_dtype, default_device
 from fewzero.layers import PyramidPoolingAttention
 from fewzero.models import create_model, list_models
 
@@ -154,7 +154,7 @@ def step_times(name, size, batch, device, threads, amp=None, channels_last=False
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=default_device())
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--models",
@@ -177,7 +177,7 @@ def main(argv=None):
     global MIN_TIME
     MIN_TIME = args.min_time
     cuda = args.device.startswith("cuda")
-    patterns = args.models or (
+    patterns = args.models if args.models is not None else (
         ["*"]
         if cuda
         else [

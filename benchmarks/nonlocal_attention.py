@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils import benchmark
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from fewzero.checks import default_device
 from fewzero.layers import NonLocalBlock, dot_product_attention
 
 
@@ -203,7 +204,7 @@ def matmul_peak(device, dtype, threads, n=2048):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=default_device())
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sides", type=int, nargs="+", default=[15, 30, 41, 60, 90])
     p.add_argument("--channels", type=int, nargs="+", default=[512])

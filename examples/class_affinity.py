@@ -19,7 +19,7 @@ import torch
 
 from fewzero.analysis import affinity_shift, class_affinity, cosine_affinity
 from fewzero.data import PASCAL_CLASSES, PASCAL_TO_COCO, build_toy
-from fewzero.engine.recipes import default_toy_root
+from fewzero.engine.toy_demo import default_toy_root
 from fewzero.models import Backbone
 from fewzero.text import class_embedding_table
 

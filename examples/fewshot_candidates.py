@@ -20,17 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from fewzero.checks import default_device, resolve_device
 from fewzero.data import build_toy
 from fewzero.engine import TrainConfig
-from fewzero.engine.recipes import (
-    TOY_PRESET,
-    build_model,
-    default_toy_root,
-    evaluate_pascal2coco,
-    format_table,
-    train_pascal5i,
-    trainable,
-)
+from fewzero.engine.protocols import evaluate_pascal2coco, format_table
+from fewzero.engine.recipes import build_model, train_pascal5i, trainable
+from fewzero.engine.toy_demo import TOY_PRESET, default_toy_root
 
 FEWSHOT = "sm_vcenet_fewshot_efficientnet_lite0"
 TILED = {"similarity": None, "similarity_residual": False, "similarity_channels": None}
@@ -79,8 +74,12 @@ def main(argv=None):
     p.add_argument("--episodes", type=int, default=TOY_PRESET["episodes"])
     p.add_argument("--out", type=Path, default=Path("results/fewshot_candidates"))
     p.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=default_device(), help="torch device")
     args = p.parse_args(argv)
+    try:
+        resolve_device(args.device, name="--device")
+    except ValueError as err:
+        p.error(str(err))
     target = args.out / "candidates.json"
     if target.exists() and not args.overwrite:
         p.error(f"--out {str(args.out)!r} holds a comparison already; pass --overwrite")

@@ -14,7 +14,7 @@ from pathlib import Path
 from fewzero.data import Coco20i, Pascal5i, build_toy, eval_transform
 from fewzero.engine.cli import positive_int
 from fewzero.engine.figures import episode_figure, short_name
-from fewzero.engine.recipes import default_toy_root
+from fewzero.engine.toy_demo import default_toy_root
 from fewzero.models import load_trained_model
 
 

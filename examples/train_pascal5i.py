@@ -30,20 +30,11 @@ from fewzero.engine.cli import (
     local_device,
     nonnegative_int,
 )
-from fewzero.engine.recipes import (
-    TOY_EVAL,
-    TOY_MODELS,
-    TOY_PRESET,
-    build_model,
-    check_shots,
-    eval_settings,
-    evaluate_pascal2coco,
-    format_table,
-    resumed_config,
-    toy_demo,
-    train_pascal5i,
-)
-from fewzero.engine.trainer import RunConfigError, check_run_dir
+from fewzero.engine.config import RunConfigError, resumed_config
+from fewzero.engine.protocols import check_shots, eval_settings, evaluate_pascal2coco, format_table
+from fewzero.engine.recipes import build_model, train_pascal5i
+from fewzero.engine.run_folder import check_run_dir
+from fewzero.engine.toy_demo import TOY_EVAL, TOY_MODELS, TOY_PRESET, toy_demo
 from fewzero.models import is_model, list_models
 
 

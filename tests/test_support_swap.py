@@ -11,7 +11,7 @@ from fewzero.data import Pascal5i, ToyConfig, build_toy, collate_episodes, eval_
 from fewzero.data.classes import coco_fold_classes, pascal_fold_classes
 from fewzero.data.io import read_list, read_mask
 from fewzero.engine.evaluate import evaluate
-from fewzero.engine.recipes import evaluate_pascal2coco, format_table
+from fewzero.engine.protocols import evaluate_pascal2coco, format_table
 from fewzero.metrics import LeakMeter, NWayIoUMeter
 from fewzero.models import (
     PrototypeMatcher,

@@ -12,8 +12,8 @@ from PIL import Image
 
 from fewzero.data import Coco20i, Pascal5i, ToyConfig, build_toy
 from fewzero.engine import TrainConfig, save_checkpoint
+from fewzero.engine.config import resumed_config
 from fewzero.engine.evaluation_cli import run as run_eval
-from fewzero.engine.recipes import resumed_config
 from fewzero.models import SMVCENet
 from fewzero.predict import main as segment
 

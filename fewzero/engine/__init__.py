@@ -7,9 +7,10 @@ from .checkpoint import (
     write_json_atomic,
     write_text_atomic,
 )
+from .config import RunConfigError, TrainConfig
 from .distributed import cleanup, is_main_process, setup
 from .evaluate import evaluate
-from .trainer import NonFiniteLossError, RunConfigError, TrainConfig, Trainer
+from .trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "NonFiniteLossError",

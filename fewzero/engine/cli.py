@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_device
-from .trainer import TrainConfig
+from .config import TrainConfig
 
 __all__ = [
     "add_run_arguments",

@@ -12,7 +12,7 @@ from typing import Any
 from ..checks import nonnegative_int, positive_int, resolve_device
 from ..models import load_trained_model
 from .checkpoint import write_json_atomic, write_text_atomic
-from .recipes import evaluate_pascal2coco, format_table
+from .protocols import evaluate_pascal2coco, format_table
 
 __all__ = ["PROTOCOL_FIELDS", "checkpoint_protocol", "default_out", "run", "shot_counts"]
 
@@ -30,7 +30,7 @@ PROTOCOL_FIELDS: dict[str, tuple[str, Any]] = {
 def checkpoint_protocol(cfg: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The test protocol of a checkpoint: each flag given, else what its run recorded.
 
-    Returns ``{argument: value}`` for :func:`~fewzero.engine.recipes.evaluate_pascal2coco`
+    Returns ``{argument: value}`` for :func:`~fewzero.engine.protocols.evaluate_pascal2coco`
     (``size``, ``n_episodes``, ``seed``, ``min_pixels``) plus ``sources``: where each came from.
     """
     out: dict[str, Any] = {"sources": {}}

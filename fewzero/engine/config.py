@@ -1,0 +1,159 @@
+"""Run configuration: :class:`TrainConfig` (one set of defaults) and the rules of a resumed run.
+
+The command line (:mod:`fewzero.engine.cli`) and the toy demo's preset only override these
+defaults. A resumed run takes every setting it recorded in ``config.json`` unless a flag asks for
+another (:func:`resumed_config`), and may change only :data:`SAFE_RESUME_CHANGES`
+(:func:`resume_changes`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..checks import default_device
+
+__all__ = [
+    "FLAG_FIELDS",
+    "SAFE_RESUME_CHANGES",
+    "RunConfigError",
+    "TrainConfig",
+    "resume_changes",
+    "resumed_config",
+]
+
+#: Settings a resumed run may change (asked for explicitly); every other one changes the run.
+SAFE_RESUME_CHANGES = frozenset(
+    {
+        "lr", "epochs", "device", "num_workers", "progress", "out_dir", "compile", "episodes",
+        "eval_shots",
+    }
+)  # fmt: skip
+
+
+class RunConfigError(ValueError):
+    """A resumed run's settings differ from its saved run in a way a resume may not change."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (defaults: the paper's, and the peers' where it is silent).
+
+    ``episodes`` and ``eval_shots`` are the test protocol the run is scored with (test episodes
+    per dataset; the shot counts evaluated, default ``[shots]``), recorded so that an evaluation
+    of its checkpoint later uses the same protocol. ``device`` defaults to ``"cuda"`` when
+    available.
+    """
+
+    model: str = "sm_vcenet_resnet50"
+    backbone: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    fold: int = 0
+    shots: int = 0
+    epochs: int = 200
+    batch_size: int = 4
+    lr: float = 0.0025
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    crop_size: int = 321
+    min_pixels: int = 2 * 32 * 32
+    target: str = "class"
+    exclude_unseen: bool = False
+    multi_class_weight: int = 1
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    max_steps_per_epoch: int | None = None
+    episodes: int = 1000
+    eval_shots: list[int] = field(default_factory=list)
+    out_dir: str = "runs/train"
+    device: str = field(default_factory=default_device)
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot describe a run, naming the field and the value."""
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr >= 0, ">= 0"),
+            ("momentum", self.momentum >= 0, ">= 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("crop_size", self.crop_size >= 1, ">= 1"),
+            ("min_pixels", self.min_pixels >= 1, ">= 1"),
+            ("shots", self.shots >= 0, ">= 0"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("multi_class_weight", self.multi_class_weight >= 1, ">= 1"),
+            ("max_steps_per_epoch", (self.max_steps_per_epoch or 1) >= 1, ">= 1 or None"),
+            ("episodes", self.episodes >= 1, ">= 1"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {self.amp!r}")
+        if self.target not in ("class", "union"):
+            raise ValueError(f"target must be one of ('class', 'union'), got {self.target!r}")
+        self.eval_shots = [int(k) for k in self.eval_shots] or [self.shots]
+        if self.shots > 0 and min(self.eval_shots) < 1:
+            raise ValueError(
+                f"eval_shots must all be >= 1 for a few-shot run (shots={self.shots}), got "
+                f"{self.eval_shots}: a few-shot model cannot be scored without a support set"
+            )
+        if self.shots == 0 and max(self.eval_shots) > 0:
+            raise ValueError(
+                f"eval_shots must all be 0 for a zero-shot run (shots=0), got {self.eval_shots}: "
+                "a zero-shot model takes no support set (train few-shot with shots >= 1)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary (JSON- and ``weights_only``-safe)."""
+        return dataclasses.asdict(self)
+
+
+def resume_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings ``config`` changes against a saved run's, ``{name: (saved, now)}``.
+
+    Raises:
+        RunConfigError: naming every change outside :data:`SAFE_RESUME_CHANGES`.
+    """
+    own = config.to_dict()
+    changed = {k: (saved[k], own[k]) for k in own if k in saved and saved[k] != own[k]}
+    refused = {k: v for k, v in changed.items() if k not in SAFE_RESUME_CHANGES}
+    if refused:
+        details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in refused.items())
+        raise RunConfigError(
+            f"checkpoint belongs to another run config ({details}); a resumed run may change "
+            f"only {sorted(SAFE_RESUME_CHANGES)}: start a new run in another out_dir"
+        )
+    return changed
+
+
+#: Config fields set by a command-line flag of another name (``--shots`` sets both).
+FLAG_FIELDS: dict[str, tuple[str, ...]] = {"quiet": ("progress",), "shots": ("shots", "eval_shots")}
+
+
+def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfig:
+    """``config`` with every field not in ``explicit`` taken from the run saved in its folder.
+
+    ``explicit`` names the flags' destinations given on the command line (:data:`FLAG_FIELDS`
+    maps those that set fields of another name), so a resumed run keeps every setting it
+    recorded (shots, eval shots, episodes, ...) unless a flag asks for another.
+    """
+    path = Path(config.out_dir) / "config.json"
+    if not path.is_file():
+        return config
+    saved = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    keep = {"out_dir"}
+    for dest in explicit:
+        keep.update(FLAG_FIELDS.get(dest, (dest,)))
+    merged = {k: v for k, v in saved.items() if k in fields and k not in keep}
+    return dataclasses.replace(config, **merged)

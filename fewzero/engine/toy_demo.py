@@ -1,0 +1,196 @@
+"""The toy demo: train and evaluate the README's models on the embedded toy data, in minutes.
+
+Every setting comes from :class:`~fewzero.engine.config.TrainConfig`; :data:`TOY_PRESET` only
+overrides the defaults for a short CPU schedule (the command line fills only the flags not
+given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import Pascal5i, build_toy, eval_transform
+from ..models import FeatureCache, cached_features
+from .checkpoint import write_json_atomic, write_text_atomic
+from .config import TrainConfig, resumed_config
+from .figures import short_name, support_swap_figure
+from .protocols import eval_settings, evaluate_pascal2coco, format_table
+from .recipes import build_model, train_pascal5i, trainable
+from .run_folder import check_run_dir
+
+__all__ = [
+    "TOY_EVAL",
+    "TOY_FEWSHOT_PRESET",
+    "TOY_MODELS",
+    "TOY_PRESET",
+    "default_toy_root",
+    "toy_demo",
+]
+
+
+def default_toy_root() -> Path:
+    """Cache folder of the embedded toy data (``$FEWZERO_CACHE`` or ``~/.cache/fewzero``)."""
+    base = os.environ.get("FEWZERO_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "fewzero"
+    )
+    return Path(base) / "toy"
+
+
+#: Settings of the toy demo that differ from :class:`TrainConfig`'s paper defaults: a short
+#: schedule (``epochs x max_steps_per_epoch`` SGD steps) that fits minutes on two CPU cores.
+#: ``exclude_unseen`` drops training images that show an unseen class: a toy image's second
+#: object is often of an unseen class, and training it as background teaches the model to ignore
+#: exactly the objects it is tested on.
+TOY_PRESET: dict[str, Any] = {
+    "epochs": 4,
+    "max_steps_per_epoch": 40,
+    "episodes": 60,
+    "batch_size": 8,
+    "lr": 0.02,
+    "crop_size": 96,
+    "min_pixels": 64,
+    "exclude_unseen": True,
+    "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
+    "out_dir": "runs/toy",
+}
+#: Settings of the toy demo's few-shot models on top of :data:`TOY_PRESET` (flags given win):
+#: training pairs whose image shows two classes of the split weigh three times, since only such
+#: queries need the support (measured in ``examples/fewshot_candidates.py``).
+TOY_FEWSHOT_PRESET: dict[str, Any] = {"multi_class_weight": 3}
+#: Test settings of the toy demo beyond :data:`TOY_PRESET`'s ``episodes``: the few-shot
+#: evaluation's shots and the ways of its N-way evaluation (at the first shot count).
+TOY_EVAL: dict[str, Any] = {"shots": (1, 5), "ways": 2}
+TOY_MODELS = (
+    "sm_vcenet_efficientnet_lite0",
+    "deeplab_efficientnet_lite0",
+    "sm_vcenet_fewshot_efficientnet_lite0",
+    "prototype_efficientnet_lite0",
+)
+
+
+def toy_demo(
+    config: TrainConfig,
+    models: Sequence[str] = TOY_MODELS,
+    shots: Sequence[int] = TOY_EVAL["shots"],
+    toy_root: str | os.PathLike[str] | None = None,
+    pretrained: bool = True,
+    backbone_weights: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    explicit: Collection[str] | None = None,
+    ways: int = TOY_EVAL["ways"],
+) -> tuple[str, list[dict[str, Any]]]:
+    """Build the toy data, train each model, evaluate it (and an untrained first model).
+
+    Every setting comes from ``config`` (the CLI builds it from :data:`TOY_PRESET` and the flags
+    given); each model trains in ``config.out_dir/<model>``. Few-shot models train on
+    ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
+    at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
+    to train (the prototype baseline) is evaluated as it is. Every row carries the
+    support-swap numbers (IoU on two-class queries and the leak). ``config.episodes`` applies
+    to PASCAL-5i and every COCO-20i fold.
+
+    Returns:
+        The Markdown table and its rows (also written to ``results.md`` / ``results.json``,
+        with ``predictions.png``: two-class queries segmented with a support of each class).
+    """
+    start = time.perf_counter()
+    out_dir = Path(config.out_dir)
+    toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
+    rows: list[dict[str, Any]] = []
+    ev = dict(eval_settings(config), batch_size=config.batch_size)
+
+    # Every model's backbone is the same frozen network: each test image's features are
+    # computed once for the whole table (exactly the numbers computed without the cache).
+    cache = FeatureCache()
+
+    def row(model: torch.nn.Module, name: str, trained: str, k: int) -> dict[str, Any]:
+        label = name if k == 0 else f"{name} ({k}-shot)"
+        w = ways if k and k == shots[0] else 1
+        with cached_features(model, cache):
+            res = evaluate_pascal2coco(
+                model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w, **ev
+            )
+        return {"name": label, "trained": trained, **res}
+
+    built = []
+    for name in models:  # every model is built and its run folder checked before any work
+        torch.manual_seed(config.seed)
+        model = build_model(
+            dataclasses.replace(config, model=name),
+            pretrained=pretrained,
+            backbone_weights=backbone_weights,
+        )
+        fewshot = bool(getattr(model, "requires_support", False))
+        extra = {
+            k: v for k, v in TOY_FEWSHOT_PRESET.items() if fewshot and k not in (explicit or ())
+        }
+        cfg = dataclasses.replace(
+            config,
+            model=name,
+            shots=shots[0] if fewshot else 0,
+            eval_shots=list(shots) if fewshot else [0],
+            out_dir=str(out_dir / name),
+            **extra,
+        )
+        if trainable(model):
+            if resume and explicit is not None:
+                cfg = resumed_config(cfg, explicit)
+            check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
+        built.append((name, model, cfg))
+    roots = build_toy(toy_root, seed=0, progress=False)
+    done: dict[str, torch.nn.Module] = {}
+    for i, (name, model, cfg) in enumerate(built):
+        fewshot = bool(getattr(model, "requires_support", False))
+        counts = shots if fewshot else (0,)
+        if not trainable(model):  # training-free: evaluated as built
+            model = model.to(config.device)
+            rows += [row(model, name, "- (training-free)", k) for k in counts]
+            done[name] = model
+            continue
+        if i == 0:  # the first model before training: what ImageNet features alone give
+            rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
+        # a few-shot model's supports take the deterministic test transform: the frozen backbone
+        # computes each support image once (the same weights and numbers as without the cache)
+        with cached_features(model, FeatureCache(max_bytes=2**29) if fewshot else None):
+            model, trainer = train_pascal5i(
+                cfg, roots["pascal"], resume=resume, overwrite=overwrite, model=model
+            )
+        done[name] = model
+        for k in counts:
+            rows.append(
+                {
+                    **row(model, name, f"toy PASCAL-5^{config.fold}", k),
+                    "final_loss": trainer.history[-1]["loss"],
+                }
+            )
+    table = format_table(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if done:
+        enc = next(iter(done.values())).encoder
+        episodes = Pascal5i(
+            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=None,
+            seed=config.seed, min_pixels=config.min_pixels, multi_class=True,
+            transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
+        )  # fmt: skip
+        columns = [
+            (
+                short_name(n)
+                + (f" ({shots[0]}-shot)" if getattr(m, "requires_support", False) else ""),
+                m,
+            )
+            for n, m in done.items()
+        ]
+        support_swap_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
+    write_text_atomic(out_dir / "results.md", table + "\n")
+    write_json_atomic(
+        out_dir / "results.json", {"rows": rows, "seconds": time.perf_counter() - start}
+    )
+    return table, rows
