@@ -102,4 +102,27 @@ def test_a_name_registered_twice_is_an_error():
     with pytest.raises(ValueError, match="'sm_vcenet_resnet50' is already registered"):
         register_model(sm_vcenet_resnet50)
     with pytest.raises(ValueError, match="'sm_vcenet' is already registered as an? architecture"):
-        register_architecture("sm_vcenet", SMVCENet, SMVCENet)
+        register_architecture("sm_vcenet", SMVCENet, variant="sm_vcenet")
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_config_holds_every_constructor_argument(arch):
+    """config is captured from the constructor: no argument can be left out of a checkpoint."""
+    from fewzero.models._registry import architecture
+    from fewzero.models.base import NOT_CONFIG
+
+    model = tiny_model(arch)
+    cls, fixed = architecture(arch)
+    params = [
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    expected = set(params) - set(NOT_CONFIG) - set(fixed) - {"class_embeddings"}
+    assert set(model.config) == expected | {"arch"}
+    # a non-default argument is recorded and rebuilt
+    if "backbone_kwargs" in expected:
+        odd = tiny_model(arch, backbone_kwargs={"fold_bn": False})
+        assert odd.config["backbone_kwargs"] == {"fold_bn": False}
+        copy = model_from_state(odd.config, odd.state_dict())
+        assert copy.config == odd.config

@@ -1,28 +1,59 @@
-"""Model registry: ``register_model``, ``create_model``, ``list_models`` (timm's pattern)."""
+"""The model registry: one map of architectures, one of factories (timm's pattern).
+
+* An *architecture* is a model class and the constructor arguments its name fixes
+  (``"m_vcenet"`` is :class:`~fewzero.models.SMVCENet` with ``variant="m_vcenet"``):
+  :func:`register_architecture`. ``create_model("m_vcenet", backbone=...)`` builds it over any
+  backbone, and a model's ``config["arch"]`` names it, so :func:`~fewzero.models.model_from_state`
+  rebuilds a checkpoint's model from its config alone.
+* A *factory* is an explicit, greppable ``def`` decorated with :func:`register_model`
+  (``sm_vcenet_resnet50``): an architecture with its backbone and settings.
+
+A name registered twice, as either, is an error.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from torch import nn
 
 __all__ = [
+    "Architecture",
+    "architecture",
     "architecture_class",
+    "architecture_of",
     "check_not_fixed",
     "create_model",
     "is_model",
     "list_architectures",
     "list_models",
+    "register_architecture",
     "register_model",
 ]
 
+
+class Architecture(NamedTuple):
+    """A registered architecture: its class and the constructor arguments its name fixes."""
+
+    cls: type[nn.Module]
+    fixed: Mapping[str, Any]
+
+
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
-_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
-_ARCHITECTURE_CLASSES: dict[str, type[nn.Module]] = {}
+_ARCHITECTURES: dict[str, Architecture] = {}
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def _check_new(name: str) -> None:
+    if name in _ENTRYPOINTS or name in _ARCHITECTURES:
+        kind = "model factory" if name in _ENTRYPOINTS else "architecture"
+        raise ValueError(
+            f"name {name!r} is already registered as a {kind}: registering it again would "
+            "replace it silently; choose another name"
+        )
 
 
 def register_model(fn: F) -> F:
@@ -36,39 +67,43 @@ def register_model(fn: F) -> F:
     return fn
 
 
-def register_architecture(
-    name: str, builder: Callable[..., nn.Module], model_class: type[nn.Module]
-) -> None:
-    """Register ``builder(backbone=..., **kwargs)`` under ``name``; it builds ``model_class``.
+def register_architecture(name: str, cls: type[nn.Module], **fixed: Any) -> None:
+    """Register architecture ``name``: ``cls(backbone, **fixed, **kwargs)``.
 
     Raises:
         ValueError: a factory or architecture of that name is already registered.
     """
     _check_new(name)
-    _ARCHITECTURES[name] = builder
-    _ARCHITECTURE_CLASSES[name] = model_class
+    _ARCHITECTURES[name] = Architecture(cls, dict(fixed))
 
 
-def _check_new(name: str) -> None:
-    if name in _ENTRYPOINTS or name in _ARCHITECTURES:
-        kind = "model factory" if name in _ENTRYPOINTS else "architecture"
-        raise ValueError(
-            f"name {name!r} is already registered as a {kind}: registering it again would "
-            "replace it silently; choose another name"
-        )
-
-
-def architecture_class(name: str) -> type[nn.Module]:
-    """The model class that architecture ``name`` builds.
+def architecture(name: str) -> Architecture:
+    """The registered architecture ``name``.
 
     Raises:
         ValueError: for an unknown architecture, listing the known ones.
     """
-    if name not in _ARCHITECTURE_CLASSES:
+    if name not in _ARCHITECTURES:
         raise ValueError(
             f"arch must be a registered architecture, got {name!r}; known: {list_architectures()}"
         )
-    return _ARCHITECTURE_CLASSES[name]
+    return _ARCHITECTURES[name]
+
+
+def architecture_class(name: str) -> type[nn.Module]:
+    """The model class that architecture ``name`` builds (see :func:`architecture`)."""
+    return architecture(name).cls
+
+
+def architecture_of(cls: type[nn.Module], arguments: Mapping[str, Any]) -> str | None:
+    """The architecture of ``cls`` built with ``arguments`` (``None``: not registered).
+
+    It is the name whose fixed arguments ``arguments`` hold.
+    """
+    for name, arch in _ARCHITECTURES.items():
+        if arch.cls is cls and all(arguments.get(k) == v for k, v in arch.fixed.items()):
+            return name
+    return None
 
 
 def list_models(filter: str = "*") -> list[str]:
@@ -93,7 +128,7 @@ def is_model(name: str) -> bool:
 
 
 def check_not_fixed(name: str, kwargs: Mapping[str, Any], fixed: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` if ``kwargs`` sets an argument that factory ``name`` fixes."""
+    """Raise ``ValueError`` if ``kwargs`` sets an argument that ``name`` fixes."""
     clash = sorted(set(kwargs) & set(fixed))
     if clash:
         given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
@@ -109,11 +144,12 @@ def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: A
 
     Args:
         name: A factory (``"sm_vcenet_resnet50"``) or an architecture (``"sm_vcenet"``).
-        backbone: timm model name or feature module; overrides the factory's backbone.
+        backbone: timm model name or feature module; overrides the factory's backbone
+            (architectures default to ``"resnet50"``).
         **kwargs: Passed to the factory / model class (``pretrained=True``, ``attention=...``).
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        ValueError: for an unknown name, listing the known ones, or an argument the name fixes.
 
     Examples:
         >>> from fewzero.models import create_model
@@ -124,7 +160,9 @@ def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: A
             kwargs["backbone"] = backbone
         return _ENTRYPOINTS[name](**kwargs)
     if name in _ARCHITECTURES:
-        return _ARCHITECTURES[name](backbone="resnet50" if backbone is None else backbone, **kwargs)
+        cls, fixed = _ARCHITECTURES[name]
+        check_not_fixed(name, kwargs, fixed)
+        return cls("resnet50" if backbone is None else backbone, **fixed, **kwargs)
     raise ValueError(
         f"name must be a registered model or architecture, got {name!r}; architectures: "
         f"{list_architectures()}, models: {list_models()}"

@@ -17,13 +17,20 @@ call fails instead of silently ignoring what was passed. Auxiliary training loss
 term) come back with ``return_losses=True`` as a dictionary of scalars that the trainer adds to
 the segmentation loss; the dictionary is empty for models without one.
 
-Every model carries ``config``: JSON-safe constructor arguments plus ``arch`` (the registered
-architecture), from which :func:`~fewzero.models.model_from_state` rebuilds it.
+Every model carries ``config``: its constructor's bound arguments (JSON-safe; the backbone by
+name; without the weight sources ``pretrained``/``pretrained_file``, tensors such as a class
+table, and the arguments its architecture's name fixes) plus ``arch``, the registered
+architecture. It is captured when the constructor returns, so no model writes it by hand and a
+new constructor argument cannot be missing from it; :func:`~fewzero.models.model_from_state`
+rebuilds the model from it alone.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -31,8 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import is_exporting
+from ._registry import architecture, architecture_of
 
-__all__ = ["SegmentationModel", "check_finite", "check_images"]
+__all__ = ["NOT_CONFIG", "SegmentationModel", "check_finite", "check_images"]
+
+#: Constructor arguments that are not part of ``config``: where the weights come from (a
+#: checkpoint's state dict holds them).
+NOT_CONFIG = ("pretrained", "pretrained_file")
 
 Losses = dict[str, torch.Tensor]
 
@@ -84,6 +96,25 @@ class SegmentationModel(nn.Module, ABC):
     requires_support: bool = False
     accepts_support: bool = False
     requires_class_ids: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _capturing_config(init)  # type: ignore[method-assign]
+
+    def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` from the constructor's bound ``arguments`` (see the module docstring)."""
+        arch = architecture_of(type(self), arguments)
+        fixed = architecture(arch).fixed if arch is not None else {}
+        config: dict[str, Any] = {"arch": arch if arch is not None else type(self).__name__}
+        for key, value in arguments.items():
+            if key in NOT_CONFIG or key in fixed or isinstance(value, torch.Tensor):
+                continue
+            if key == "backbone":
+                value = self.encoder.name
+            config[key] = _json_safe(value)
+        return config
 
     @property
     def min_input_size(self) -> int:
@@ -239,3 +270,39 @@ def check_finite(x: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(x).all()):
         n = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)})")
+
+
+def _json_safe(value: Any) -> Any:
+    """Tuples as lists and mappings as dicts, recursively (what JSON gives back)."""
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _capturing_config(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a model's ``__init__`` so the outermost constructor call sets ``config``."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: SegmentationModel, *args: Any, **kwargs: Any) -> None:
+        outer = "_capturing" not in self.__dict__
+        if outer:
+            self.__dict__["_capturing"] = True
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            if outer:
+                del self.__dict__["_capturing"]
+        if outer:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))  # self
+            for name, param in signature.parameters.items():
+                if param.kind is param.VAR_KEYWORD:
+                    arguments.update(arguments.pop(name, {}))
+            self.config = self.config_from_arguments(arguments)
+
+    return wrapper

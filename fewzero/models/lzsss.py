@@ -63,7 +63,9 @@ class _WordConditioned(SegmentationModel):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
         query_channels: int,
         backbone_kwargs: Mapping[str, Any] | None,
-        **trunk: Any,
+        decoder_channels: int,
+        decoder_depth: int,
+        aspp_rates: Sequence[int],
     ) -> None:
         super().__init__()
         if class_embeddings is None:
@@ -90,13 +92,9 @@ class _WordConditioned(SegmentationModel):
         self.register_buffer("class_embeddings", table.clone())
         self.embedding_dim = table.shape[1]
         self.embedding_source = embedding_source
-        self.trunk = {k: (list(v) if isinstance(v, tuple) else v) for k, v in trunk.items()}
-        self.config: dict[str, Any] = dict(
-            backbone=self.encoder.name,
-            embedding_source=embedding_source,
-            query_channels=query_channels,
-            **self.trunk,
-        )
+        self.query_channels = query_channels
+        self.decoder_channels, self.decoder_depth = decoder_channels, decoder_depth
+        self.aspp_rates = tuple(aspp_rates)
 
     @classmethod
     def state_kwargs(cls, state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -105,11 +103,11 @@ class _WordConditioned(SegmentationModel):
 
     def _comparison_trunk(self, class_channels: int, num_classes: int) -> ClassComparisonModule:
         return ClassComparisonModule(
-            self.config["query_channels"],
+            self.query_channels,
             class_channels,
-            channels=self.trunk["decoder_channels"],
-            depth=self.trunk["decoder_depth"],
-            aspp_rates=self.trunk["aspp_rates"],
+            channels=self.decoder_channels,
+            depth=self.decoder_depth,
+            aspp_rates=self.aspp_rates,
             num_classes=num_classes,
         )
 
@@ -192,13 +190,12 @@ class SPNet(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-            decoder_channels=decoder_channels,
-            decoder_depth=decoder_depth,
-            aspp_rates=aspp_rates,
+            decoder_channels,
+            decoder_depth,
+            aspp_rates,
         )
         self.decoder = self._comparison_trunk(0, num_classes=self.embedding_dim)
         self.head = SemanticProjection(self.embedding_dim)
-        self.config["arch"] = "spnet"
 
     def forward_features(
         self,
@@ -269,16 +266,13 @@ class ZSVM(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-            decoder_channels=decoder_channels,
-            decoder_depth=decoder_depth,
-            aspp_rates=aspp_rates,
-            class_channels=class_channels,
-            kl_weight=kl_weight,
+            decoder_channels,
+            decoder_depth,
+            aspp_rates,
         )
         self.mapping = VariationalClassEmbedding(self.embedding_dim, class_channels)
         self.decoder = self._comparison_trunk(class_channels, num_classes=2)
         self.kl_weight = kl_weight
-        self.config["arch"] = "zsvm"
 
     def forward_features(
         self,
@@ -296,18 +290,8 @@ class ZSVM(_WordConditioned):
         return self.decoder(query, embedding), losses
 
 
-register_architecture(
-    "spnet",
-    lambda backbone="resnet50", class_embeddings=None, **kw: SPNet(
-        backbone, class_embeddings, **kw
-    ),
-    SPNet,
-)
-register_architecture(
-    "zsvm",
-    lambda backbone="resnet50", class_embeddings=None, **kw: ZSVM(backbone, class_embeddings, **kw),
-    ZSVM,
-)
+register_architecture("spnet", SPNet)
+register_architecture("zsvm", ZSVM)
 
 
 @register_model

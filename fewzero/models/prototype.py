@@ -84,12 +84,6 @@ class PrototypeMatcher(SegmentationModel):
             **dict(backbone_kwargs or {}),
         )
         self.num_classes = 2
-        self.config: dict[str, Any] = dict(
-            arch="prototype",
-            backbone=self.encoder.name,
-            levels=list(levels),
-            scale=self.scale,
-        )
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Matching features ``(B, D, h, w)``: the chosen levels, each L2-normalised."""
@@ -116,11 +110,7 @@ class PrototypeMatcher(SegmentationModel):
         return self.scale * cosine_maps(query, protos), {}
 
 
-def _build(backbone: str | nn.Module = "resnet50", **kwargs: Any) -> PrototypeMatcher:
-    return PrototypeMatcher(backbone, **kwargs)
-
-
-register_architecture("prototype", _build, PrototypeMatcher)
+register_architecture("prototype", PrototypeMatcher)
 
 
 @register_model

@@ -19,7 +19,7 @@ variant         class branch                   class embedding width
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -244,26 +244,6 @@ class SMVCENet(SegmentationModel):
             num_classes=num_classes,
         )
         self.num_classes = num_classes
-        self.config: dict[str, Any] = dict(
-            arch=variant,
-            backbone=self.encoder.name,
-            class_source=class_source,
-            prior=self.prior,
-            similarity=self.similarity,
-            similarity_scale=self.similarity_scale,
-            similarity_residual=self.similarity_residual,
-            similarity_channels=similarity_channels,
-            class_input=class_input,
-            attention=attention,
-            class_channels=class_channels,
-            bins=list(bins),
-            query_channels=query_channels,
-            decoder_channels=decoder_channels,
-            decoder_depth=decoder_depth,
-            aspp_rates=list(aspp_rates),
-            num_classes=num_classes,
-            pooled_projection=pooled_projection,
-        )
 
     def backbone_features(
         self, images: torch.Tensor
@@ -366,136 +346,176 @@ class SMVCENet(SegmentationModel):
         return logits, {}
 
 
-def _make_factory(
+for _variant in VARIANTS:
+    register_architecture(_variant, SMVCENet, variant=_variant)
+
+
+def _factory(
     name: str,
     variant: str,
     backbone: str,
-    doc: str,
+    pretrained: bool,
+    kwargs: dict[str, Any],
     defaults: Mapping[str, Any] | None = None,
     **fixed: Any,
-) -> Callable[..., SMVCENet]:
-    """A registered factory: ``variant`` (and ``fixed``) are set, ``defaults`` may be overridden."""
+) -> SMVCENet:
+    """What every factory below does: ``variant`` (and ``fixed``) set, ``defaults`` overridable."""
     fixed = {"variant": variant, **fixed}
-    defaults = dict(defaults or {})
-
-    def factory(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-        check_not_fixed(name, kwargs, fixed)
-        kwargs = {**defaults, **kwargs}
-        return SMVCENet(kwargs.pop("backbone", backbone), pretrained=pretrained, **fixed, **kwargs)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc + f"\n\nFixed arguments: {fixed}; backbone default {backbone!r}."
-    if defaults:
-        factory.__doc__ += f" Defaults (may be overridden): {defaults}."
-    return register_model(factory)
+    check_not_fixed(name, kwargs, fixed)
+    kwargs = {**dict(defaults or {}), **kwargs}
+    return SMVCENet(kwargs.pop("backbone", backbone), pretrained=pretrained, **fixed, **kwargs)
 
 
-def _make_architecture(variant: str) -> Callable[..., SMVCENet]:
-    def build(backbone: str | nn.Module = "resnet50", **kwargs: Any) -> SMVCENet:
-        check_not_fixed(variant, kwargs, {"variant": variant})
-        return SMVCENet(backbone, variant, **kwargs)
-
-    return build
-
-
-for _variant in VARIANTS:
-    register_architecture(_variant, _make_architecture(_variant), SMVCENet)
-
-_DOCS = {
-    "sm_vcenet": "SM-VCENet (MAM + SAM) over a frozen, dilated {}",
-    "m_vcenet": "M-VCENet (MAM only, Table 3) over {}",
-    "vcenet": "VCENet (visual class embedding without MAM/SAM, Table 3) over {}",
-    "deeplab": "DeepLab baseline (no class branch, Tables 1-3) over {}",
-}
-
-sm_vcenet_resnet50 = _make_factory(
-    "sm_vcenet_resnet50",
-    "sm_vcenet",
-    "resnet50",
-    "SM-VCENet over a frozen ResNet50 (the paper's model).",
-)
-m_vcenet_resnet50 = _make_factory(
-    "m_vcenet_resnet50", "m_vcenet", "resnet50", _DOCS["m_vcenet"].format("ResNet50.")
-)
-vcenet_resnet50 = _make_factory(
-    "vcenet_resnet50", "vcenet", "resnet50", _DOCS["vcenet"].format("ResNet50.")
-)
-deeplab_resnet50 = _make_factory(
-    "deeplab_resnet50", "deeplab", "resnet50", _DOCS["deeplab"].format("ResNet50.")
-)
-sm_vcenet_resnet101 = _make_factory(
-    "sm_vcenet_resnet101", "sm_vcenet", "resnet101", _DOCS["sm_vcenet"].format("ResNet101.")
-)
-m_vcenet_resnet101 = _make_factory(
-    "m_vcenet_resnet101", "m_vcenet", "resnet101", _DOCS["m_vcenet"].format("ResNet101.")
-)
-vcenet_resnet101 = _make_factory(
-    "vcenet_resnet101", "vcenet", "resnet101", _DOCS["vcenet"].format("ResNet101.")
-)
-deeplab_resnet101 = _make_factory(
-    "deeplab_resnet101", "deeplab", "resnet101", _DOCS["deeplab"].format("ResNet101.")
-)
-sm_vcenet_efficientnet_lite0 = _make_factory(
-    "sm_vcenet_efficientnet_lite0",
-    "sm_vcenet",
-    "efficientnet_lite0",
-    _DOCS["sm_vcenet"].format(
-        "EfficientNet-Lite0 (offline ImageNet weights with fewzero[weights])."
-    ),
-)
-m_vcenet_efficientnet_lite0 = _make_factory(
-    "m_vcenet_efficientnet_lite0",
-    "m_vcenet",
-    "efficientnet_lite0",
-    _DOCS["m_vcenet"].format("EfficientNet-Lite0."),
-)
-vcenet_efficientnet_lite0 = _make_factory(
-    "vcenet_efficientnet_lite0",
-    "vcenet",
-    "efficientnet_lite0",
-    _DOCS["vcenet"].format("EfficientNet-Lite0."),
-)
-deeplab_efficientnet_lite0 = _make_factory(
-    "deeplab_efficientnet_lite0",
-    "deeplab",
-    "efficientnet_lite0",
-    _DOCS["deeplab"].format("EfficientNet-Lite0."),
-)
-_FEWSHOT_DOC = (
-    "Few-shot SM-VCENet over {}: the class embedding is the masked-average prototype of the "
-    "support images' class-branch output (``class_source='support'``), and the cosine similarity "
-    "of the query features with the support's foreground and background prototypes feeds the CCM "
-    "and is added to its logits (``similarity='query', similarity_residual=True``, compared in a "
-    "learned 128-channel projection: the mechanism that makes the prediction follow the support, "
-    "chosen by measurement; see the Few-shot guide)."
-)
 #: Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data).
 FEWSHOT_DEFAULTS: dict[str, Any] = {
     "similarity": "query",
     "similarity_residual": True,
     "similarity_channels": 128,
 }
-sm_vcenet_fewshot_resnet50 = _make_factory(
-    "sm_vcenet_fewshot_resnet50",
-    "sm_vcenet",
-    "resnet50",
-    _FEWSHOT_DOC.format("ResNet50"),
-    defaults=FEWSHOT_DEFAULTS,
-    class_source="support",
-)
-sm_vcenet_fewshot_resnet101 = _make_factory(
-    "sm_vcenet_fewshot_resnet101",
-    "sm_vcenet",
-    "resnet101",
-    _FEWSHOT_DOC.format("ResNet101"),
-    defaults=FEWSHOT_DEFAULTS,
-    class_source="support",
-)
-sm_vcenet_fewshot_efficientnet_lite0 = _make_factory(
-    "sm_vcenet_fewshot_efficientnet_lite0",
-    "sm_vcenet",
-    "efficientnet_lite0",
-    _FEWSHOT_DOC.format("EfficientNet-Lite0"),
-    defaults=FEWSHOT_DEFAULTS,
-    class_source="support",
-)
+
+
+@register_model
+def sm_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """SM-VCENet over a frozen ResNet50 (the paper's model)."""
+    return _factory("sm_vcenet_resnet50", "sm_vcenet", "resnet50", pretrained, kwargs)
+
+
+@register_model
+def m_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """M-VCENet (MAM only, Table 3) over ResNet50."""
+    return _factory("m_vcenet_resnet50", "m_vcenet", "resnet50", pretrained, kwargs)
+
+
+@register_model
+def vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet50."""
+    return _factory("vcenet_resnet50", "vcenet", "resnet50", pretrained, kwargs)
+
+
+@register_model
+def deeplab_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet50."""
+    return _factory("deeplab_resnet50", "deeplab", "resnet50", pretrained, kwargs)
+
+
+@register_model
+def sm_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet101."""
+    return _factory("sm_vcenet_resnet101", "sm_vcenet", "resnet101", pretrained, kwargs)
+
+
+@register_model
+def m_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """M-VCENet (MAM only, Table 3) over ResNet101."""
+    return _factory("m_vcenet_resnet101", "m_vcenet", "resnet101", pretrained, kwargs)
+
+
+@register_model
+def vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet101."""
+    return _factory("vcenet_resnet101", "vcenet", "resnet101", pretrained, kwargs)
+
+
+@register_model
+def deeplab_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet101."""
+    return _factory("deeplab_resnet101", "deeplab", "resnet101", pretrained, kwargs)
+
+
+@register_model
+def sm_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """SM-VCENet over a frozen EfficientNet-Lite0 (offline ImageNet weights: fewzero[weights])."""
+    return _factory(
+        "sm_vcenet_efficientnet_lite0", "sm_vcenet", "efficientnet_lite0", pretrained, kwargs
+    )
+
+
+@register_model
+def m_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """M-VCENet (MAM only, Table 3) over EfficientNet-Lite0."""
+    return _factory(
+        "m_vcenet_efficientnet_lite0", "m_vcenet", "efficientnet_lite0", pretrained, kwargs
+    )
+
+
+@register_model
+def vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over EfficientNet-Lite0."""
+    return _factory("vcenet_efficientnet_lite0", "vcenet", "efficientnet_lite0", pretrained, kwargs)
+
+
+@register_model
+def deeplab_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """DeepLab baseline (no class branch, Tables 1-3) over EfficientNet-Lite0."""
+    return _factory(
+        "deeplab_efficientnet_lite0", "deeplab", "efficientnet_lite0", pretrained, kwargs
+    )
+
+
+@register_model
+def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """Few-shot SM-VCENet over ResNet50.
+
+    The class embedding is the masked-average prototype of the support images' class-branch
+    output (``class_source='support'``, fixed), and the cosine similarity of the query features
+    with the support's foreground and background prototypes feeds the CCM and is added to its
+    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
+    similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
+    that makes the prediction follow the support, chosen by measurement, see the Few-shot
+    guide).
+    """
+    return _factory(
+        "sm_vcenet_fewshot_resnet50",
+        "sm_vcenet",
+        "resnet50",
+        pretrained,
+        kwargs,
+        FEWSHOT_DEFAULTS,
+        class_source="support",
+    )
+
+
+@register_model
+def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """Few-shot SM-VCENet over ResNet101.
+
+    The class embedding is the masked-average prototype of the support images' class-branch
+    output (``class_source='support'``, fixed), and the cosine similarity of the query features
+    with the support's foreground and background prototypes feeds the CCM and is added to its
+    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
+    similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
+    that makes the prediction follow the support, chosen by measurement, see the Few-shot
+    guide).
+    """
+    return _factory(
+        "sm_vcenet_fewshot_resnet101",
+        "sm_vcenet",
+        "resnet101",
+        pretrained,
+        kwargs,
+        FEWSHOT_DEFAULTS,
+        class_source="support",
+    )
+
+
+@register_model
+def sm_vcenet_fewshot_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
+    """Few-shot SM-VCENet over EfficientNet-Lite0.
+
+    The class embedding is the masked-average prototype of the support images' class-branch
+    output (``class_source='support'``, fixed), and the cosine similarity of the query features
+    with the support's foreground and background prototypes feeds the CCM and is added to its
+    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
+    similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
+    that makes the prediction follow the support, chosen by measurement, see the Few-shot
+    guide).
+    """
+    return _factory(
+        "sm_vcenet_fewshot_efficientnet_lite0",
+        "sm_vcenet",
+        "efficientnet_lite0",
+        pretrained,
+        kwargs,
+        FEWSHOT_DEFAULTS,
+        class_source="support",
+    )
