@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ._registry import architecture_class, create_model
+from .weights import key_mismatches
 
 __all__ = [
     "check_finite_state",
@@ -58,23 +59,9 @@ def load_model_state(
                 f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items()
             )
             raise ValueError(f"checkpoint is for another architecture ({details})")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f"{k}: model {tuple(own[k].shape)} vs checkpoint {tuple(state_dict[k].shape)}"
-        for k in own
-        if k in state_dict and own[k].shape != state_dict[k].shape
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing[:6]}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected[:6]}")
-        if mismatched:
-            parts.append(f"shape mismatches ({len(mismatched)}): {mismatched[:6]}")
-        raise ValueError("checkpoint does not match the model: " + "; ".join(parts))
+    problems = key_mismatches(model.state_dict(), state_dict, limit=6)
+    if problems:
+        raise ValueError("checkpoint does not match the model: " + "; ".join(problems))
     model.load_state_dict(state_dict, strict=True)
 
 

