@@ -21,8 +21,10 @@ def _seed():
     yield
 
 
-#: Tiny model settings shared by the tests (decoder, query and class widths of a few channels).
+#: Tiny model settings shared by the tests (decoder and query widths of a few channels) ...
 SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+#: ... and with a narrow class branch, for the SM-VCENet family.
+SMALL_CLASS = dict(SMALL, class_channels=32)
 
 
 def tiny_model(arch, **overrides):
@@ -38,7 +40,7 @@ def tiny_model(arch, **overrides):
 
     cls = architecture_class(arch)
     params = inspect.signature(cls.__init__).parameters
-    wanted = dict(SMALL, class_channels=32, **overrides)
+    wanted = dict(SMALL_CLASS, **overrides)
     if "class_embeddings" in params:
         wanted["class_embeddings"] = torch.randn(20, 8)
         wanted.pop("class_channels")

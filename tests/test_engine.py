@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_CLASS as SMALL
 
 from fewzero.data import Pascal5i, ToyConfig, build_toy, eval_transform, train_transform
 from fewzero.engine import (
@@ -24,9 +25,6 @@ from fewzero.engine.protocols import evaluate_pascal2coco, format_table
 from fewzero.models import create_model, load_trained_model
 
 TINY = ToyConfig(voc_train=24, sbd_train=24, voc_val=30, coco_train=8, coco_val=60, size=(64, 80))
-SMALL = dict(
-    decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2), class_channels=32
-)
 
 
 @pytest.fixture(scope="module")

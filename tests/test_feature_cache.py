@@ -1,11 +1,9 @@
 """The frozen-backbone feature cache: same numbers, each image computed once, never stale."""
 
 import torch
+from conftest import SMALL_CLASS as SMALL
 
 from fewzero.models import FeatureCache, SMVCENet, create_model, weights_fingerprint
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 
 
 def test_cached_features_equal_computed_ones_and_are_computed_once():

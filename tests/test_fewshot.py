@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import (
@@ -18,9 +19,6 @@ from fewzero.data import (
 from fewzero.data.io import read_list
 from fewzero.heads.prototype import masked_average_pooling, prior_mask
 from fewzero.models import SMVCENet, create_model, model_from_state
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 
 
 def fewshot(**kw):

@@ -5,6 +5,7 @@ import gzip
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL
 
 from fewzero.analysis import affinity_shift, class_affinity, cosine_affinity
 from fewzero.data import PASCAL_CLASSES, PASCAL_TO_COCO, ToyConfig, build_toy
@@ -12,8 +13,6 @@ from fewzero.engine import TrainConfig, Trainer, evaluate
 from fewzero.heads import SemanticProjection, VariationalClassEmbedding
 from fewzero.models import ZSVM, Backbone, SPNet, create_model, model_from_state
 from fewzero.text import class_words, load_word_vectors
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
 
 
 def write_vectors(path, words, dim=4, header=False, gz=False):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 import torch
+from conftest import SMALL
 
 from fewzero.models import (
     VARIANTS,
@@ -16,8 +17,6 @@ from fewzero.models import (
     list_models,
     load_model_state,
 )
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
 
 
 def small_model(variant="sm_vcenet", backbone="resnet18", **kw):

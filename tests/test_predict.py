@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.engine import TrainConfig, Trainer
 from fewzero.models import SMVCENet, create_model
 from fewzero.predict import Predictor, main, save_overlay, to_mask_tensor
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

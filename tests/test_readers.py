@@ -5,15 +5,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import FSS1000, read_binary_mask, read_image, to_binary_mask
 from fewzero.data.io import _voc_palette
 from fewzero.models import SMVCENet, load_trained_model
 from fewzero.predict import Predictor, to_image_tensor
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 
 
 def disk(h=40, w=50, r=12):

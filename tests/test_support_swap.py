@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import Pascal5i, ToyConfig, build_toy, collate_episodes, eval_transform
@@ -21,9 +22,6 @@ from fewzero.models import (
     nway_scores,
 )
 from fewzero.predict import Predictor, main
-
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

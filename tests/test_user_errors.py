@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import Coco20i, Pascal5i, ToyConfig, build_toy
@@ -18,8 +19,6 @@ from fewzero.models import SMVCENet
 from fewzero.predict import main as segment
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2),
-             class_channels=32)  # fmt: skip
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 
@@ -155,7 +154,7 @@ def test_a_resumed_run_takes_every_recorded_setting(tmp_path):
     assert merged.min_pixels == 64 and merged.epochs == 300
     # --shots given again sets both
     again = resumed_config(TrainConfig(shots=5, eval_shots=[5], out_dir=str(tmp_path)),
-                           explicit={"shots"})  # fmt: skip
+                           explicit={"shots", "eval_shots"})  # fmt: skip
     assert (again.shots, again.eval_shots) == (5, [5])
 
 

@@ -19,6 +19,7 @@ from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_d
 from .config import TrainConfig
 
 __all__ = [
+    "FLAG_FIELDS",
     "add_run_arguments",
     "config_from_args",
     "explicit_dests",
@@ -29,8 +30,14 @@ __all__ = [
 ]
 
 
+#: :class:`TrainConfig` fields set by a flag of another name (``--shots`` sets both).
+FLAG_FIELDS: dict[str, tuple[str, ...]] = {"quiet": ("progress",), "shots": ("shots", "eval_shots")}
+
+
 def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
     """Destinations of the options given on the command line (not filled from defaults).
+
+    The config fields those flags set under another name (:data:`FLAG_FIELDS`) are included.
 
     Parses ``argv`` a second time with every default set to a sentinel (public
     ``get_default``/``set_defaults``), then restores the defaults.
@@ -43,7 +50,8 @@ def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) 
         given = vars(parser.parse_args(argv))
     finally:
         parser.set_defaults(**saved)
-    return {d for d, v in given.items() if v is not unset}
+    dests = {d for d, v in given.items() if v is not unset}
+    return dests.union(*(FLAG_FIELDS.get(d, ()) for d in dests))
 
 
 def add_run_arguments(

@@ -18,7 +18,6 @@ from typing import Any
 from ..checks import default_device
 
 __all__ = [
-    "FLAG_FIELDS",
     "SAFE_RESUME_CHANGES",
     "RunConfigError",
     "TrainConfig",
@@ -136,24 +135,18 @@ def resume_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, t
     return changed
 
 
-#: Config fields set by a command-line flag of another name (``--shots`` sets both).
-FLAG_FIELDS: dict[str, tuple[str, ...]] = {"quiet": ("progress",), "shots": ("shots", "eval_shots")}
-
-
 def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfig:
     """``config`` with every field not in ``explicit`` taken from the run saved in its folder.
 
-    ``explicit`` names the flags' destinations given on the command line (:data:`FLAG_FIELDS`
-    maps those that set fields of another name), so a resumed run keeps every setting it
-    recorded (shots, eval shots, episodes, ...) unless a flag asks for another.
+    ``explicit`` names the fields set explicitly (the command line's
+    :func:`~fewzero.engine.cli.explicit_dests`), so a resumed run keeps every setting it
+    recorded (shots, eval shots, episodes, ...) unless asked for another.
     """
     path = Path(config.out_dir) / "config.json"
     if not path.is_file():
         return config
     saved = json.loads(path.read_text())
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    keep = {"out_dir"}
-    for dest in explicit:
-        keep.update(FLAG_FIELDS.get(dest, (dest,)))
+    keep = {"out_dir", *explicit}
     merged = {k: v for k, v in saved.items() if k in fields and k not in keep}
     return dataclasses.replace(config, **merged)

@@ -21,8 +21,6 @@ DEFAULT_ALIASES: dict[str, str] = {
     "diningtable": "table",
     "pottedplant": "potted plant",
     "tvmonitor": "tv monitor",
-    "motorbike": "motorbike",
-    "aeroplane": "aeroplane",
 }
 
 
