@@ -13,8 +13,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
 from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_device
 from .config import TrainConfig
 
@@ -60,7 +58,6 @@ def add_run_arguments(
     """Add the training flags, each with help and (with a preset) its toy value."""
     preset = dict(toy_preset or {})
     cfg = TrainConfig()
-    cuda = torch.cuda.is_available()
 
     def add(flag: str, dest: str, help: str, **kw: Any) -> None:
         if dest in preset:
@@ -138,14 +135,14 @@ def add_run_arguments(
         "amp",
         "autocast dtype (none: fp32); bf16 by default on CUDA",
         choices=["none", "bf16", "fp16"],
-        default="bf16" if cuda else "none",
+        default="none" if cfg.amp is None else cfg.amp,
     )
     add(
         "--channels-last",
         "channels_last",
         "channels_last memory format; on by default on CUDA",
         action=argparse.BooleanOptionalAction,
-        default=cuda,
+        default=cfg.channels_last,
     )
     add("--compile", "compile", "torch.compile the model (eager fallback with a warning)",
         action=argparse.BooleanOptionalAction, default=cfg.compile)  # fmt: skip

@@ -45,7 +45,7 @@ class TrainConfig:
     ``episodes`` and ``eval_shots`` are the test protocol the run is scored with (test episodes
     per dataset; the shot counts evaluated, default ``[shots]``), recorded so that an evaluation
     of its checkpoint later uses the same protocol. ``device`` defaults to ``"cuda"`` when
-    available.
+    available, and so do bf16 autocast and channels_last.
     """
 
     model: str = "sm_vcenet_resnet50"
@@ -64,8 +64,8 @@ class TrainConfig:
     target: str = "class"
     exclude_unseen: bool = False
     multi_class_weight: int = 1
-    amp: str | None = None
-    channels_last: bool = False
+    amp: str | None = field(default_factory=lambda: "bf16" if default_device() == "cuda" else None)
+    channels_last: bool = field(default_factory=lambda: default_device() == "cuda")
     compile: bool = False
     seed: int = 0
     num_workers: int = 0

@@ -6,6 +6,7 @@ setting it depends on; :func:`format_table` prints rows in the paper's layout.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -118,19 +119,17 @@ def evaluate_pascal2coco(
                 row["pascal_nway_miou"] = res["miou"]
     if coco_root is not None:
         row["coco"] = {}
-        word = isinstance(model, SegmentationModel) and model.requires_class_ids
-        if word:  # L-ZSSS baselines score COCO's classes with COCO's class embeddings
-            pascal_table = model.class_embeddings.clone()
-            model.set_class_embeddings(
+        coco_model = model
+        if isinstance(model, SegmentationModel) and model.requires_class_ids:
+            # L-ZSSS baselines score COCO's classes with COCO's class embeddings: a copy of the
+            # model with COCO's table (the caller's model is never modified)
+            coco_model = copy.deepcopy(model)
+            coco_model.set_class_embeddings(
                 class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
             )
-        try:
-            for j in coco_folds:
-                ds = Coco20i(coco_root, j, "val", class_split=class_split, **kw)
-                row["coco"][j] = evaluate(model, ds, desc=f"COCO-20^{j}", **ev)["miou"]
-        finally:
-            if word:
-                model.set_class_embeddings(pascal_table)
+        for j in coco_folds:
+            ds = Coco20i(coco_root, j, "val", class_split=class_split, **kw)
+            row["coco"][j] = evaluate(coco_model, ds, desc=f"COCO-20^{j}", **ev)["miou"]
         row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"])
     return row
 
