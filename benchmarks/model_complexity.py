@@ -13,8 +13,10 @@ import torch
 from _common import example_inputs, markdown, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
+from fewzero.engine import TrainConfig
+from fewzero.engine.recipes import build_model
 from fewzero.layers import PyramidPoolingAttention
-from fewzero.models import create_model, list_models
+from fewzero.models import list_models
 
 
 def flops(module, *x, **kw):
@@ -33,7 +35,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for name in list_models(args.models):
-        model = create_model(name).eval()
+        model = build_model(TrainConfig(model=name, device="cpu")).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         row = {"model": name, "trainable_M": trainable / 1e6, "frozen_M": frozen / 1e6}

@@ -20,8 +20,10 @@ from _common import example_inputs, markdown, write_results
 from torch.utils import benchmark
 
 from fewzero.checks import amp_dtype, default_device
+from fewzero.engine import TrainConfig
+from fewzero.engine.recipes import build_model
 from fewzero.layers import PyramidPoolingAttention
-from fewzero.models import create_model, list_models
+from fewzero.models import list_models
 
 MIN_TIME = 1.0
 
@@ -54,7 +56,7 @@ def stage_times(name, size, batch, device, threads, amp, channels_last, peak):
     """Forward+backward time, GFLOP and TFLOP/s of each stage on cached inputs."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = create_model(name).to(device).train()
+    model = build_model(TrainConfig(model=name, device="cpu")).to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -99,7 +101,7 @@ def stage_times(name, size, batch, device, threads, amp, channels_last, peak):
 
 
 def step_times(name, size, batch, device, threads, amp=None, channels_last=False, compile_=False):
-    model = create_model(name).to(device).train()
+    model = build_model(TrainConfig(model=name, device="cpu")).to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     inputs = example_inputs(model, batch, size, device)

@@ -201,9 +201,14 @@ def test_registry_and_training_loop_accept_baselines(tmp_path):
 
 def test_default_table_is_minilm_of_pascal_classes():
     from fewzero.data import PASCAL_CLASSES
+    from fewzero.engine import TrainConfig
+    from fewzero.engine.recipes import build_model
     from fewzero.text import class_embedding_table
 
-    model = SPNet("resnet18", **SMALL)
+    # the model takes a table and knows no language model: the recipe builds the default
+    with pytest.raises(ValueError, match="class_embeddings must be .* got None.*class_embedding_table"):
+        SPNet("resnet18", **SMALL)
+    model = build_model(TrainConfig(model="spnet", backbone="resnet18", model_kwargs=SMALL))
     expected = class_embedding_table("minilm", list(PASCAL_CLASSES))
     assert (
         torch.equal(model.class_embeddings, expected)

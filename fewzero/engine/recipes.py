@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from ..data import Pascal5i, eval_transform, train_transform
-from ..models import SegmentationModel, create_model
+from ..data.classes import PASCAL_CLASSES
+from ..models import SegmentationModel, create_model, model_parameters
+from ..text import class_embedding_table
 from . import distributed
 from .config import TrainConfig, resumed_config
 from .protocols import check_shots
@@ -28,12 +30,22 @@ def build_model(
 ) -> SegmentationModel:
     """Create ``config.model`` (over ``config.backbone``, with ``config.model_kwargs``).
 
+    A model that takes a class table (SPNet, ZSVM) and is given none gets the embeddings of
+    PASCAL VOC's classes (``model_kwargs["class_names"]`` to choose others) from its
+    ``embedding_source`` (default MiniLM).
+
     Args:
         config: Run settings.
         pretrained: ImageNet backbone weights (offline for ``efficientnet_lite0``).
         backbone_weights: A local weights file instead (loaded strictly by fewzero).
     """
     kwargs: dict[str, Any] = dict(config.model_kwargs)
+    if "class_embeddings" in model_parameters(config.model) and "class_embeddings" not in kwargs:
+        # the L-ZSSS baselines' table: MiniLM (or the run's embedding_source) of PASCAL's classes
+        names = kwargs.pop("class_names", None) or PASCAL_CLASSES
+        kwargs["class_embeddings"] = class_embedding_table(
+            kwargs.get("embedding_source", "minilm"), list(names)
+        )
     if backbone_weights is not None:
         kwargs["pretrained_file"] = backbone_weights
     elif pretrained:

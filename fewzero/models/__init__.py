@@ -11,6 +11,7 @@ from ._registry import (
     is_model,
     list_architectures,
     list_models,
+    model_parameters,
     register_architecture,
     register_model,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "load_model_state",
     "load_trained_model",
     "model_from_state",
+    "model_parameters",
     "nway_scores",
     "prototype_efficientnet_lite0",
     "prototype_resnet50",

@@ -29,6 +29,7 @@ __all__ = [
     "is_model",
     "list_architectures",
     "list_models",
+    "model_parameters",
     "register_architecture",
     "register_model",
 ]
@@ -104,6 +105,23 @@ def architecture_of(cls: type[nn.Module], arguments: Mapping[str, Any]) -> str |
         if arch.cls is cls and all(arguments.get(k) == v for k, v in arch.fixed.items()):
             return name
     return None
+
+
+def model_parameters(name: str) -> set[str]:
+    """The keyword arguments that factory or architecture ``name`` takes by name.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    import inspect
+
+    if name in _ARCHITECTURES:
+        fn: Callable[..., Any] = _ARCHITECTURES[name].cls.__init__
+    elif name in _ENTRYPOINTS:
+        fn = _ENTRYPOINTS[name]
+    else:
+        raise ValueError(f"name must be a registered model or architecture, got {name!r}")
+    return {n for n, p in inspect.signature(fn).parameters.items() if n != "self"}
 
 
 def list_models(filter: str = "*") -> list[str]:

