@@ -126,3 +126,17 @@ def test_config_holds_every_constructor_argument(arch):
         assert odd.config["backbone_kwargs"] == {"fold_bn": False}
         copy = model_from_state(odd.config, odd.state_dict())
         assert copy.config == odd.config
+
+
+@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+def test_export_and_compile_capture_the_whole_model(arch, extra):
+    """torch.export and a full-graph torch.compile capture every architecture, same numbers."""
+    model = tiny_model(arch, **extra).eval()
+    images, kw = inputs(model)
+    with torch.no_grad():
+        ref = model(images, **kw)
+        exported = torch.export.export(model, (images,), kw).module()
+        torch.testing.assert_close(exported(images, **kw), ref, rtol=1e-5, atol=1e-5)
+        torch.compiler.reset()
+        compiled = torch.compile(model, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(images, **kw), ref, rtol=1e-5, atol=1e-5)
