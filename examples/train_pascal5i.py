@@ -18,7 +18,6 @@ Multi-GPU/CPU: torchrun --nproc_per_node=N examples/train_pascal5i.py ... (--bat
 """
 
 import argparse
-import dataclasses
 import sys
 import time
 
@@ -31,7 +30,13 @@ from fewzero.engine.cli import (
     nonnegative_int,
 )
 from fewzero.engine.config import RunConfigError, resumed_config
-from fewzero.engine.protocols import check_shots, eval_settings, evaluate_pascal2coco, format_table
+from fewzero.engine.protocols import (
+    ShotsError,
+    check_shots,
+    eval_settings,
+    evaluate_pascal2coco,
+    format_table,
+)
 from fewzero.engine.recipes import build_model, train_pascal5i
 from fewzero.engine.run_folder import check_run_dir
 from fewzero.engine.toy_demo import TOY_EVAL, TOY_MODELS, TOY_PRESET, toy_demo
@@ -75,32 +80,19 @@ def toy_main(parser, args, explicit, start):
         cfg = config_from_args(args, model=models[0])
     except ValueError as err:
         parser.error(str(err))
-    # every model's shots are checked before the first one trains
-    fewshot = [
-        m
-        for m in models
-        if getattr(build_model(dataclasses.replace(cfg, model=m)), "requires_support", False)
-    ]
-    if "shots" in explicit and fewshot and min(shots) < 1:
-        parser.error(f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {shots}")
-    if "shots" in explicit and not fewshot and max(shots) > 0:
-        parser.error(
-            f"--shots must be 0 for the zero-shot model(s) {models}, got {shots}; few-shot "
-            "models: sm_vcenet_fewshot_*, prototype_*"
-        )
     print(f"device: {cfg.device}")
     try:
         table, _ = toy_demo(
             cfg,
             models=models,
-            shots=[k for k in shots if k > 0] or [1],
+            shots=shots,
             pretrained=not args.no_pretrained,
             backbone_weights=args.backbone_weights,
             resume=args.resume,
             overwrite=args.overwrite,
             explicit=explicit,
         )
-    except (FileExistsError, FileNotFoundError, RunConfigError) as err:  # checked first
+    except (FileExistsError, FileNotFoundError, RunConfigError, ShotsError) as err:  # checked first
         parser.error(str(err))
     print(
         f"\nToy PASCAL2COCO, trained on toy PASCAL-5^{cfg.fold}; unseen-class mIoU / FB-IoU "

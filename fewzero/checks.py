@@ -1,8 +1,9 @@
 """Argument checks shared by the layers, heads, models, data and the engine (public).
 
-Also the export detection (:func:`is_exporting`) and the device choice (:func:`default_device`,
-:func:`resolve_device`). Every error names the argument, the expected value and the received value, so that a user who
-wires a layer wrongly reads what to change from the message alone.
+Also the export detection (:func:`is_exporting`), the device choice (:func:`default_device`,
+:func:`resolve_device`), the autocast dtypes and the ImageNet normalisation. Every error names
+the argument, the expected value and the received value, so that a user who wires a layer
+wrongly reads what to change from the message alone.
 """
 
 from __future__ import annotations

@@ -440,13 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device, name="--device")
     except ValueError as err:
         p.error(str(err))
-    pairs = [("", *pair) for pair in args.support or []] + list(args.support_class or [])
-    try:  # every input file is read before the model is loaded
-        to_image_tensor(args.query, f"--query {args.query!r}")
-        masks: list[torch.Tensor] = []
-        for _, image, mask_file in pairs:
-            to_image_tensor(image, f"--support image {image!r}")
-            masks.append(to_mask_tensor(mask_file, class_id=args.mask_class))
+    pairs = [("", *pair) for pair in (args.support if args.support is not None else [])]
+    pairs += list(args.support_class if args.support_class is not None else [])
+    try:  # every input file is read (once) before the model is loaded
+        query = to_image_tensor(args.query, f"--query {args.query!r}")
+        images = [to_image_tensor(image, f"--support image {image!r}") for _, image, _ in pairs]
+        masks = [to_mask_tensor(m, class_id=args.mask_class) for _, _, m in pairs]
     except (FileNotFoundError, OSError, ValueError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
     try:
@@ -462,25 +461,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor = Predictor(args.checkpoint, device=device, size=args.size)
         if args.support_class:
             by_class: dict[str, list[tuple[Any, Any]]] = {}
-            for (name, image, _), m in zip(pairs, masks):
+            for (name, _, _), image, m in zip(pairs, images, masks):
                 by_class.setdefault(name, []).append((image, m))
-            labels = predictor(args.query, support=by_class)
+            labels = predictor(query, support=by_class)
         else:
-            support = [(image, m) for (_, image, _), m in zip(pairs, masks)] or None
-            mask = predictor(args.query, support=support, class_id=args.class_id)
+            support = list(zip(images, masks)) or None
+            mask = predictor(query, support=support, class_id=args.class_id)
     except (FileNotFoundError, OSError, ValueError, RuntimeError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
     if args.support_class:
         names = list(by_class)
         save_labels(labels, args.out / "labels.png")
-        save_label_overlay(args.query, labels, names, args.out / "overlay.png")
+        save_label_overlay(query, labels, names, args.out / "overlay.png")
         counts = ", ".join(f"{n}: {int((labels == i + 1).sum())}" for i, n in enumerate(names))
         print(
             f"pixels per class ({counts}) of {labels.size}; wrote {args.out}/labels.png, overlay.png"
         )
         return 0
     save_mask(mask, args.out / "mask.png")
-    save_overlay(args.query, mask, args.out / "overlay.png")
+    save_overlay(query, mask, args.out / "overlay.png")
     print(
         f"{int(mask.sum())} of {mask.size} pixels segmented; wrote {args.out}/mask.png, overlay.png"
     )

@@ -176,3 +176,12 @@ def test_device_defaults_to_cuda_when_present():
     assert default_device() == expected and TrainConfig().device == expected
     assert Predictor(SMVCENet("resnet18", **SMALL), size=48).device.type == expected
     assert sys.modules["fewzero.checks"].resolve_device(None).type == expected
+
+
+def test_toy_demo_checks_shots_before_building_the_data(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWZERO_CACHE", str(tmp_path / "cache"))
+    argv = ["--model", "prototype_efficientnet_lite0", "--shots", "0", "--no-pretrained",
+            "--out", str(tmp_path / "runs")]  # fmt: skip
+    err = refused(script("train_pascal5i.py").main, argv, capsys)
+    assert "--shots must all be >= 1 for the few-shot model(s)" in err
+    assert not (tmp_path / "cache").exists()  # the toy data was never built

@@ -21,21 +21,25 @@ from ..text import class_embedding_table
 from .config import TrainConfig
 from .evaluate import evaluate
 
-__all__ = ["check_shots", "eval_settings", "evaluate_pascal2coco", "format_table"]
+__all__ = ["ShotsError", "check_shots", "eval_settings", "evaluate_pascal2coco", "format_table"]
+
+
+class ShotsError(ValueError):
+    """A shot count the model cannot use (``--shots`` on the command line)."""
 
 
 def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
     """Refuse a shot count the model cannot use (naming ``--shots``).
 
     Raises:
-        ValueError: a few-shot model with ``shots=0`` or a zero-shot model with ``shots > 0``.
+        ShotsError: a few-shot model with ``shots=0`` or a zero-shot model with ``shots > 0``.
     """
     if getattr(model, "requires_support", False) and shots < 1:
-        raise ValueError(
+        raise ShotsError(
             f"shots must be >= 1 for the few-shot model {name!r} (--shots K), got {shots}"
         )
     if not getattr(model, "accepts_support", False) and shots > 0:
-        raise ValueError(
+        raise ShotsError(
             f"shots must be 0 for the zero-shot model {name!r}, got {shots}; few-shot models: "
             "sm_vcenet_fewshot_* or class_source='support'"
         )

@@ -21,7 +21,7 @@ from ..models import FeatureCache, cached_features
 from .checkpoint import write_json_atomic, write_text_atomic
 from .config import TrainConfig, resumed_config
 from .figures import short_name, support_swap_figure
-from .protocols import eval_settings, evaluate_pascal2coco, format_table
+from .protocols import ShotsError, eval_settings, evaluate_pascal2coco, format_table
 from .recipes import build_model, train_pascal5i, trainable
 from .run_folder import check_run_dir
 
@@ -90,7 +90,9 @@ def toy_demo(
     """Build the toy data, train each model, evaluate it (and an untrained first model).
 
     Every setting comes from ``config`` (the CLI builds it from :data:`TOY_PRESET` and the flags
-    given); each model trains in ``config.out_dir/<model>``. Few-shot models train on
+    given); each model trains in ``config.out_dir/<model>``. ``shots`` are the few-shot models'
+    counts; when ``explicit`` names ``shots`` they are checked against the models built
+    (:class:`~fewzero.engine.protocols.ShotsError`) before any data is read. Few-shot models train on
     ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
     at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
     to train (the prototype baseline) is evaluated as it is. Every row carries the
@@ -102,6 +104,8 @@ def toy_demo(
         with ``predictions.png``: two-class queries segmented with a support of each class).
     """
     start = time.perf_counter()
+    given = list(shots)
+    shots = [k for k in given if k > 0] or [1]  # the few-shot models' counts
     out_dir = Path(config.out_dir)
     toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
     rows: list[dict[str, Any]] = []
@@ -145,6 +149,17 @@ def toy_demo(
                 cfg = resumed_config(cfg, explicit)
             check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
         built.append((name, model, cfg))
+    if explicit is not None and "shots" in explicit:  # --shots against the models built
+        fewshot = [n for n, m, _ in built if getattr(m, "requires_support", False)]
+        if fewshot and min(given) < 1:
+            raise ShotsError(
+                f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {given}"
+            )
+        if not fewshot and max(given) > 0:
+            raise ShotsError(
+                f"--shots must be 0 for the zero-shot model(s) {list(models)}, got {given}; "
+                "few-shot models: sm_vcenet_fewshot_*, prototype_*"
+            )
     roots = build_toy(toy_root, seed=0, progress=False)
     done: dict[str, torch.nn.Module] = {}
     for i, (name, model, cfg) in enumerate(built):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -33,7 +34,9 @@ __all__ = ["FeatureCache", "cached_features", "weights_fingerprint"]
 
 # (storage, version) signature of a module's tensors -> content digest: the digest is recomputed
 # only when a tensor is replaced or changed in place (``load_state_dict`` bumps ``_version``).
-_DIGESTS: dict[int, tuple[tuple[tuple[int, int], ...], str]] = {}
+_DIGESTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[tuple[int, int], ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def weights_fingerprint(module: nn.Module) -> str:
@@ -45,7 +48,7 @@ def weights_fingerprint(module: nn.Module) -> str:
     """
     tensors = list(module.named_parameters()) + list(module.named_buffers())
     signature = tuple((t.data_ptr(), t._version) for _, t in tensors)
-    memo = _DIGESTS.get(id(module))
+    memo = _DIGESTS.get(module)
     if memo is not None and memo[0] == signature:
         return memo[1]
     h = hashlib.blake2b(digest_size=16)
@@ -54,7 +57,7 @@ def weights_fingerprint(module: nn.Module) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     digest = h.hexdigest()
-    _DIGESTS[id(module)] = (signature, digest)
+    _DIGESTS[module] = (signature, digest)
     return digest
 
 
@@ -88,9 +91,11 @@ class FeatureCache:
 
     @staticmethod
     def _key(image: torch.Tensor) -> str:
-        dtype = torch.get_autocast_dtype(image.device.type) if torch.is_autocast_enabled(
-            image.device.type
-        ) else None
+        dtype = (
+            torch.get_autocast_dtype(image.device.type)
+            if torch.is_autocast_enabled(image.device.type)
+            else None
+        )
         h = hashlib.blake2b(digest_size=16)
         h.update(f"{tuple(image.shape)}|{image.dtype}|{image.device}|{dtype}".encode())
         h.update(image.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
