@@ -222,7 +222,7 @@ def test_pooled_projection_model_equivalence():
     [
         ((1, 1, 64, 64), r"images must be RGB with 3 channels \(dim 1\), got 1"),
         ((3, 64, 64), r"images must be a 4-D tensor \(B, 3, H, W\), got 3-D"),
-        ((1, 3, 4, 64), r"images must be at least 8x8, got 4x64"),
+        ((1, 3, 4, 64), r"images must be at least 8x8 \(backbone .resnet18. needs sides >= 8.*\), got 4x64"),
     ],
 )
 def test_bad_input(shape, match):

@@ -210,7 +210,9 @@ def test_similarity_maps_follow_the_support_and_keep_the_zero_shot_path():
 
     f2, f3, _ = model.backbone_features(torch.cat([q, s[:, 0]]))
     feats = model.query(torch.cat([f2, f3], 1))
-    protos = torch.stack([masked_average_pooling(feats[1:], m1[:, 0], v) for v in (0, 1)], 1)
+    # the grid's 7 x 7 cells of 8 px cover 56 px: the 7 padded rows/columns are neither class
+    cells = torch.nn.functional.pad(m1[:, 0], (0, 7, 0, 7), value=255)
+    protos = torch.stack([masked_average_pooling(feats[1:], cells, v) for v in (0, 1)], 1)
     want = model.similarity_scale * cosine_maps(feats[:1], protos)
     got = model.forward_features(q, s, m1, None)[0]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

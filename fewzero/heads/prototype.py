@@ -19,29 +19,69 @@ import torch.nn.functional as F
 __all__ = [
     "cosine_maps",
     "foreground_weights",
+    "grid_masks",
     "masked_average_pooling",
     "prior_mask",
     "support_prototypes",
 ]
 
 
-def foreground_weights(masks: torch.Tensor, size: tuple[int, int], value: int = 1) -> torch.Tensor:
+def grid_masks(masks: torch.Tensor, size: tuple[int, int], stride: int | None) -> torch.Tensor:
+    """``masks`` padded with 255 (or cropped) to the pixels a feature grid of ``stride`` covers.
+
+    A backbone pads its input to whole cells (``h = ceil(H / stride)``); the padded pixels lie
+    in no image, so they count as neither foreground nor background. Without ``stride``, or when
+    the grid is not within one cell of the mask, ``masks`` come back as they are (the grid then
+    spans the mask by area).
+
+    Args:
+        masks: ``(N, H, W)`` in ``{0, 1, 255}``.
+        size: Feature grid ``(h, w)``.
+        stride: Pixels per cell, or ``None``.
+
+    Returns:
+        ``(N, h * stride, w * stride)`` masks, or ``masks``.
+
+    Examples:
+        >>> import torch
+        >>> grid_masks(torch.ones(1, 3, 3, dtype=torch.long), (2, 2), 2)[0]
+        tensor([[  1,   1,   1, 255],
+                [  1,   1,   1, 255],
+                [  1,   1,   1, 255],
+                [255, 255, 255, 255]])
+    """
+    if stride is None:
+        return masks
+    (h, w), (mh, mw) = size, masks.shape[-2:]
+    ph, pw = h * stride - mh, w * stride - mw
+    if (ph, pw) == (0, 0) or not (-stride < ph < stride and -stride < pw < stride):
+        return masks
+    masks = masks[..., : mh + min(ph, 0), : mw + min(pw, 0)]
+    return F.pad(masks, (0, max(pw, 0), 0, max(ph, 0)), value=255)
+
+
+def foreground_weights(
+    masks: torch.Tensor, size: tuple[int, int], value: int = 1, stride: int | None = None
+) -> torch.Tensor:
     """Area fraction of ``value`` pixels (1: foreground, 0: background) in each cell of a grid.
 
     Args:
         masks: ``(N, H, W)`` in ``{0, 1, 255}``.
         size: Feature grid ``(h, w)``.
         value: The mask value to weight (ignore pixels, 255, are never counted).
+        stride: The grid's pixels per cell: the mask is first padded to whole cells
+            ([grid_masks][fewzero.heads.prototype.grid_masks]), so each cell weighs exactly its
+            own pixels. ``None``: the grid spans the mask by area.
 
     Returns:
         ``(N, 1, h, w)`` weights in ``[0, 1]`` (``adaptive_avg_pool2d`` of the region).
     """
-    fg = (masks == value).to(torch.float32)[:, None]
+    fg = (grid_masks(masks, size, stride) == value).to(torch.float32)[:, None]
     return F.adaptive_avg_pool2d(fg, size)
 
 
 def masked_average_pooling(
-    features: torch.Tensor, masks: torch.Tensor, value: int = 1
+    features: torch.Tensor, masks: torch.Tensor, value: int = 1, stride: int | None = None
 ) -> torch.Tensor:
     """Prototype of each support: the feature mean over its (area-resized) foreground.
 
@@ -49,6 +89,8 @@ def masked_average_pooling(
         features: ``(N, C, h, w)`` support features.
         masks: ``(N, H, W)`` support masks in ``{0, 1, 255}`` at any resolution.
         value: ``1`` (the foreground prototype) or ``0`` (the background prototype, PANet).
+        stride: The feature grid's pixels per cell
+            ([foreground_weights][fewzero.heads.prototype.foreground_weights]).
 
     Returns:
         ``(N, C)`` prototypes (in ``features``' dtype); zeros where the region is empty.
@@ -60,14 +102,17 @@ def masked_average_pooling(
         >>> masked_average_pooling(f, m)
         tensor([[0.]])
     """
-    w = foreground_weights(masks, (features.shape[-2], features.shape[-1]), value)
+    w = foreground_weights(masks, (features.shape[-2], features.shape[-1]), value, stride)
     num = (features.float() * w).sum(dim=(2, 3))
     den = w.sum(dim=(2, 3)).clamp_min(1e-6)
     return (num / den).to(features.dtype)
 
 
 def support_prototypes(
-    features: torch.Tensor, support_masks: torch.Tensor, values: tuple[int, ...] = (1,)
+    features: torch.Tensor,
+    support_masks: torch.Tensor,
+    values: tuple[int, ...] = (1,),
+    stride: int | None = None,
 ) -> torch.Tensor:
     """K-shot prototypes: each region's masked average per shot, then the mean over the shots.
 
@@ -75,13 +120,15 @@ def support_prototypes(
         features: ``(B * K, C, h, w)`` support features.
         support_masks: ``(B, K, H, W)`` in ``{0, 1, 255}``.
         values: Regions to pool (``1`` foreground, ``0`` background), in output order.
+        stride: The feature grid's pixels per cell (the backbone's
+            [stride][fewzero.models.Backbone.stride]).
 
     Returns:
         ``(B, len(values), C)``, independent of the order of the shots.
     """
     b, k = support_masks.shape[:2]
     flat = support_masks.flatten(0, 1)
-    protos = [masked_average_pooling(features, flat, v).view(b, k, -1) for v in values]
+    protos = [masked_average_pooling(features, flat, v, stride).view(b, k, -1) for v in values]
     return torch.stack(protos, dim=1).mean(dim=2)
 
 
@@ -119,7 +166,11 @@ def cosine_maps(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def prior_mask(
-    query: torch.Tensor, support: torch.Tensor, masks: torch.Tensor, shots: int
+    query: torch.Tensor,
+    support: torch.Tensor,
+    masks: torch.Tensor,
+    shots: int,
+    stride: int | None = None,
 ) -> torch.Tensor:
     """PFENet's training-free prior mask, averaged over the shots.
 
@@ -128,12 +179,13 @@ def prior_mask(
         support: ``(B * K, C, h', w')`` support features.
         masks: ``(B * K, H', W')`` support masks in ``{0, 1, 255}``.
         shots: ``K``.
+        stride: The support grid's pixels per cell.
 
     Returns:
         ``(B, 1, h, w)`` prior in ``[0, 1]``.
     """
     b, c, h, w = query.shape
-    weights = foreground_weights(masks, (support.shape[-2], support.shape[-1]))
+    weights = foreground_weights(masks, (support.shape[-2], support.shape[-1]), stride=stride)
     s = F.normalize((support.float() * (weights > 0)).flatten(2), dim=1)  # (BK, C, n')
     q = F.normalize(query.float().flatten(2), dim=1)  # (B, C, n)
     s = s.view(b, shots, c, -1)

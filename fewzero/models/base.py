@@ -49,12 +49,14 @@ NOT_CONFIG = ("pretrained", "pretrained_file")
 Losses = dict[str, torch.Tensor]
 
 
-def check_images(images: torch.Tensor, min_size: int = 1, name: str = "images") -> None:
+def check_images(
+    images: torch.Tensor, min_size: int = 1, name: str = "images", rule: str | None = None
+) -> None:
     """Raise ``ValueError`` unless ``images`` is a float ``(B, 3, H, W)`` batch of side >= ``min_size``.
 
     Integer images (``uint8`` straight from a decoder) are refused with a message that says to
     convert and normalise them: a model fed raw 0..255 values would produce plausible-looking but
-    meaningless output.
+    meaningless output. ``rule`` states why ``min_size`` holds (the backbone's constraint).
     """
     if images.dim() != 4:
         raise ValueError(
@@ -74,7 +76,8 @@ def check_images(images: torch.Tensor, min_size: int = 1, name: str = "images") 
         )
     h, w = images.shape[-2:]
     if min(h, w) < min_size:
-        raise ValueError(f"{name} must be at least {min_size}x{min_size}, got {h}x{w}")
+        why = f" ({rule})" if rule else ""
+        raise ValueError(f"{name} must be at least {min_size}x{min_size}{why}, got {h}x{w}")
 
 
 class SegmentationModel(nn.Module, ABC):
@@ -121,6 +124,10 @@ class SegmentationModel(nn.Module, ABC):
         """Smallest accepted input side."""
         return int(self.encoder.min_input_size)
 
+    def _size_rule(self) -> str | None:
+        rule = getattr(self.encoder, "size_rule", None)
+        return rule() if callable(rule) else None
+
     def check_inputs(
         self,
         images: torch.Tensor,
@@ -133,7 +140,7 @@ class SegmentationModel(nn.Module, ABC):
         Value checks on masks and class ids read the tensors (one host-device sync); they are
         skipped under tracing, export and ``torch.compile``.
         """
-        check_images(images, self.min_input_size)
+        check_images(images, self.min_input_size, rule=self._size_rule())
         if (support_images is None) != (support_masks is None):
             given = "support_images" if support_masks is None else "support_masks"
             missing = "support_masks" if support_masks is None else "support_images"
@@ -187,7 +194,12 @@ class SegmentationModel(nn.Module, ABC):
                 f"support_masks must be {expected} (one mask per support image), got "
                 f"{tuple(support_masks.shape)}"
             )
-        check_images(support_images.flatten(0, 1), self.min_input_size, name="support_images")
+        check_images(
+            support_images.flatten(0, 1),
+            self.min_input_size,
+            name="support_images",
+            rule=self._size_rule(),
+        )
         if is_exporting() or torch.compiler.is_compiling():
             return
         m = support_masks

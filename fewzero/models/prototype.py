@@ -106,7 +106,8 @@ class PrototypeMatcher(SegmentationModel):
             query, support = feats[:b], feats[b:]
         else:
             query, support = self.embed(images), self.embed(flat)
-        protos = support_prototypes(support, support_masks, (0, 1))  # background, foreground
+        # background, foreground
+        protos = support_prototypes(support, support_masks, (0, 1), self.encoder.stride)
         return self.scale * cosine_maps(query, protos), {}
 
 

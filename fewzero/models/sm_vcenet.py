@@ -265,7 +265,9 @@ class SMVCENet(SegmentationModel):
         ``value=0`` gives the background prototype instead.
         """
         assert self.class_branch is not None
-        return support_prototypes(self.class_branch(i_class), support_masks, (value,))[:, 0]
+        return support_prototypes(
+            self.class_branch(i_class), support_masks, (value,), self.encoder.stride
+        )[:, 0]
 
     def forward_features(
         self,
@@ -302,7 +304,9 @@ class SMVCENet(SegmentationModel):
         fewshot = support_i is not None and support_masks is not None
         if fewshot:
             assert self.class_branch is not None and support_masks is not None
-            proto = support_prototypes(self.class_branch(support_i), support_masks, (1,))
+            proto = support_prototypes(
+                self.class_branch(support_i), support_masks, (1,), self.encoder.stride
+            )
             parts.append(proto[:, 0, :, None, None].expand(-1, -1, size[0], size[1]))
         query_embedding = None
         if self.class_branch is not None and (
@@ -325,7 +329,8 @@ class SMVCENet(SegmentationModel):
             else:
                 assert query_embedding is not None and self.class_branch is not None
                 q_feat, s_feat = query_embedding, self.class_branch(support_i)
-            protos = support_prototypes(s_feat, support_masks, (0, 1))  # background, foreground
+            # background, foreground
+            protos = support_prototypes(s_feat, support_masks, (0, 1), self.encoder.stride)
             similarity = self.similarity_scale * cosine_maps(q_feat, protos)
             parts.append(similarity)
         if self.prior and fewshot:
@@ -335,6 +340,7 @@ class SMVCENet(SegmentationModel):
                 support_i.detach(),
                 support_masks.flatten(0, 1),
                 support_masks.shape[1],
+                self.encoder.stride,
             )
             if prior.shape[-2:] != size:
                 prior = self.encoder.align([query, prior])[1]
