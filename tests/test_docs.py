@@ -32,7 +32,7 @@ def test_every_package_has_all():
             assert hasattr(importlib.import_module(info.name), "__all__"), info.name
 
 
-PAGES = [DOCS / "index.md", *sorted((DOCS / "guides").glob("*.md"))]
+PAGES = [DOCS / "index.md", DOCS / "backbones.md", *sorted((DOCS / "guides").glob("*.md"))]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

@@ -1,12 +1,12 @@
 """Support-image class embeddings for few-shot segmentation: prototypes and the prior mask.
 
-* :func:`masked_average_pooling` — PANet / CANet (Wang et al., ICCV 2019; Zhang et al., CVPR
+* [masked_average_pooling][fewzero.heads.prototype.masked_average_pooling] — PANet / CANet (Wang et al., ICCV 2019; Zhang et al., CVPR
   2019): the class prototype is the mean of a support feature map over the support mask, with the
   mask resized to the feature grid by area (each feature cell weighted by the fraction of its
   pixels that are foreground; ignore pixels count as neither class).
-* :func:`cosine_maps` — PANet: the cosine similarity of every query position with each prototype
+* [cosine_maps][fewzero.heads.prototype.cosine_maps] — PANet: the cosine similarity of every query position with each prototype
   (foreground and background), the per-position comparison a decoder can read directly.
-* :func:`prior_mask` — PFENet (Tian et al., TPAMI 2020): a training-free prior, the cosine
+* [prior_mask][fewzero.heads.prototype.prior_mask] — PFENet (Tian et al., TPAMI 2020): a training-free prior, the cosine
   similarity of each query position with its best-matching masked support position, min-max
   normalised per image.
 """

