@@ -6,8 +6,10 @@ The base commit is checked out into a temporary git worktree; each measurement r
 interpreter with that tree first on ``sys.path``, alternating base and head (ABAB...) so that
 drift of the machine affects both alike. Reported: medians of the per-round medians and the
 base/head ratio (> 1: the head is faster). Cases: the non-local block (spatial and channel,
-fwd and fwd+bwd, N = 41² and 60², C = 512, batch 4) and a training step of
-``sm_vcenet_efficientnet_lite0`` and ``deeplab_efficientnet_lite0`` (batch 4, 128 and 321 px).
+fwd and fwd+bwd, N = 41² and 60², C = 512, batch 4), a training step of
+``sm_vcenet_efficientnet_lite0`` and ``deeplab_efficientnet_lite0`` (batch 4, 128 and 321 px),
+and zero-shot inference of ``sm_vcenet_resnet50`` and ``sm_vcenet_efficientnet_lite0`` (batch 2,
+224 and 321 px; ``--cases infer``).
 """
 
 import argparse
@@ -39,6 +41,13 @@ if case["kind"] == "nonlocal":
                 block(x)
         else:
             block(x).sum().backward()
+elif case["kind"] == "infer":
+    from fewzero.models import create_model
+    model = create_model(case["model"]).eval()
+    x = torch.randn(2, 3, case["size"], case["size"])
+    def fn():
+        with torch.no_grad():
+            model(x)
 else:
     import torch.nn.functional as F
     from fewzero.models import create_model
@@ -65,6 +74,10 @@ CASES = [
     {"kind": "step", "model": m, "size": s}
     for m in ("sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0")
     for s in (128, 321)
+] + [  # zero-shot inference over CNN backbones at sizes that already fit (issue 23: no slower)
+    {"kind": "infer", "model": m, "size": s}
+    for m in ("sm_vcenet_resnet50", "sm_vcenet_efficientnet_lite0")
+    for s in (224, 321)
 ]
 
 

@@ -28,7 +28,7 @@ SMALL_CLASS = dict(SMALL, class_channels=32)
 
 
 def tiny_model(arch, **overrides):
-    """A registered architecture over ResNet18 at tiny widths (random weights, no download).
+    """A registered architecture over ResNet18 (or ``backbone=``) at tiny widths (random weights).
 
     Only the settings the model class takes are passed; SPNet/ZSVM get a random 20-class
     embedding table, so no language model is loaded.
@@ -38,6 +38,7 @@ def tiny_model(arch, **overrides):
     from fewzero.models import create_model
     from fewzero.models._registry import architecture_class
 
+    backbone = overrides.pop("backbone", "resnet18")
     cls = architecture_class(arch)
     params = inspect.signature(cls.__init__).parameters
     wanted = dict(SMALL_CLASS, **overrides)
@@ -45,4 +46,4 @@ def tiny_model(arch, **overrides):
         wanted["class_embeddings"] = torch.randn(20, 8)
         wanted.pop("class_channels")
     kwargs = {k: v for k, v in wanted.items() if k in params}
-    return create_model(arch, backbone="resnet18", **kwargs)
+    return create_model(arch, backbone=backbone, **kwargs)

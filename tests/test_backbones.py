@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SMALL, SMALL_CLASS
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fewzero.models import Backbone, FeatureCache, cached_features, create_model, model_from_state
 from fewzero.models.timm_features import choose_levels, plan_features
@@ -274,3 +276,25 @@ def test_deeplab_over_a_vit_builds_only_up_to_f3():
     assert model.encoder.channels == [192, 192]
     assert len(model.encoder.body.model.blocks) == 9  # blocks after F_3 (block 9) pruned
     assert model(torch.randn(1, 3, 33, 47)).shape == (1, 2, 33, 47)
+
+
+_SIZED = {}
+
+
+def _sized(name):
+    if name not in _SIZED:
+        _SIZED[name] = create_model("deeplab", backbone=name, **SMALL).eval()
+    return _SIZED[name]
+
+
+@pytest.mark.parametrize(
+    "name", ["vit_small_patch14_dinov2", "swin_tiny_patch4_window7_224", "hrnet_w18_small"]
+)
+@given(h=st.integers(0, 90), w=st.integers(0, 90))
+def test_logits_have_the_input_size_at_every_side_from_the_minimum(name, h, w):
+    model = _sized(name)
+    low = model.min_input_size
+    h, w = low + h, low + w
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, h, w))
+    assert out.shape == (1, 2, h, w) and torch.isfinite(out).all()

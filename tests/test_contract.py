@@ -33,9 +33,10 @@ def inputs(model, b=2, k=2, size=64):
     return torch.randn(b, 3, size, size), kw
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "vit_tiny_patch16_224"])
 @pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
-def test_call_contract(arch, extra):
-    model = tiny_model(arch, **extra)
+def test_call_contract(arch, extra, backbone):
+    model = tiny_model(arch, backbone=backbone, **extra)
     assert isinstance(model, SegmentationModel) and model.config["arch"] == arch
     images, kw = inputs(model)
     # forward: (B, num_classes, H, W) logits at the input's size

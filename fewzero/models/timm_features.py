@@ -138,38 +138,58 @@ def _accepts(name: str, base: Mapping[str, Any], extra: Mapping[str, Any]) -> bo
 
 
 def _grid_ok(maps: Sequence[torch.Tensor], padded: tuple[int, int], strides: Sequence[int]) -> bool:
-    """Every map has the grid its stride gives the padded input (floor or ceil, at least 1)."""
+    """Every map has about the grid its stride gives the padded input.
+
+    At least one cell, at most ``ceil(side / stride)``, and at most 4 cells fewer than
+    ``side / stride`` (unpadded "valid" convolutions, as in Inception, lose a few border cells).
+    """
     for f, s in zip(maps, strides):
         for got, side in zip(f.shape[-2:], padded):
-            if got < 1 or got not in (side // s, -(-side // s)):
+            if got < 1 or got > -(-side // s) or got < side / s - 4:
                 return False
     return True
+
+
+def _runs(
+    body: nn.Module, size: tuple[int, int], strides: Sequence[int], fmt: str, device: str
+) -> bool | None:
+    """Whether ``body`` maps a ``size`` input to the declared grids; ``None``: meta cannot tell."""
+    try:
+        with torch.no_grad():
+            maps = list(body(torch.zeros(1, 3, *size, device=device)))
+    except NotImplementedError:
+        return None if device == "meta" else False
+    except Exception as err:
+        if device == "meta" and "meta" in str(err):  # a value read back (.item()) on meta
+            return None
+        return False
+    if fmt == "NHWC":
+        maps = [f.permute(0, 3, 1, 2) for f in maps]
+    return _grid_ok(maps, size, strides)
 
 
 def size_multiple(
     body: nn.Module, strides: Sequence[int], output_fmt: str, limit: int = 16
 ) -> int | None:
-    """Smallest ``m`` for which ``body`` (on ``meta``) maps padded inputs to the declared grids.
+    """Smallest ``m`` for which ``body`` (in ``eval()``) maps padded inputs to the declared grids.
 
     Candidates: 1, each stride, then multiples of the coarsest stride up to ``limit`` times it.
     A candidate passes when three odd input sizes (97x130, 131x67, 257x321), padded up to it,
-    runs and gives each level the grid of its stride. Returns ``None`` when none passes.
+    run and give each level about the grid of its stride. The body runs on the device its
+    parameters are on (``meta``: shapes only). Returns ``None`` when none passes, and raises
+    ``NotImplementedError`` when a ``meta`` body cannot be run at all (a value read back).
     """
+    device = next((p.device.type for p in body.parameters()), "meta")
     coarsest = max(strides)
     candidates = sorted({1, *strides, *(coarsest * k for k in range(1, limit + 1))})
     for m in candidates:
         ok = True
         for h, w in _PROBE_SIZES:
             padded = (math.ceil(h / m) * m, math.ceil(w / m) * m)
-            try:
-                with torch.no_grad():
-                    maps = list(body(torch.empty(1, 3, *padded, device="meta")))
-            except Exception:
-                ok = False
-                break
-            if output_fmt == "NHWC":
-                maps = [f.permute(0, 3, 1, 2) for f in maps]
-            if not _grid_ok(maps, padded, strides):
+            result = _runs(body, padded, strides, output_fmt, device)
+            if result is None:
+                raise NotImplementedError("the body cannot run on the meta device")
+            if not result:
                 ok = False
                 break
         if ok:
@@ -230,13 +250,19 @@ def _plan(
         name, {**user, **extras}, {"output_stride": output_stride, "out_indices": chosen}
     ):
         extras["output_stride"] = output_stride
-    body = _features_on_meta(name, out_indices=chosen, **user, **extras)
+    body = _features_on_meta(name, out_indices=chosen, **user, **extras).eval()
     fmt = str(getattr(getattr(body, "output_fmt", "NCHW"), "value", "NCHW"))
     if fmt not in ("NCHW", "NHWC"):
         raise ValueError(f"backbone {name!r} declares output_fmt {fmt!r}; expected NCHW or NHWC")
     info = body.feature_info
     strides = list(info.reduction()) if hasattr(info, "reduction") else _reductions(info)
-    m = size_multiple(body, strides, fmt)
+    try:
+        m = size_multiple(body, strides, fmt)
+    except NotImplementedError:  # reads values in its forward: probe a random-weight copy
+        body = timm.create_model(
+            name, features_only=True, pretrained=False, out_indices=chosen, **user, **extras
+        ).eval()
+        m = size_multiple(body, strides, fmt)
     fixed = None
     if m is None:
         fixed = _fixed_size(body, strides, fmt)
@@ -262,11 +288,5 @@ def _fixed_size(body: nn.Module, strides: Sequence[int], fmt: str) -> tuple[int,
     if size is None:
         return None
     hw = (int(size[-2]), int(size[-1]))
-    try:
-        with torch.no_grad():
-            maps = list(body(torch.empty(1, 3, *hw, device="meta")))
-    except Exception:
-        return None
-    if fmt == "NHWC":
-        maps = [f.permute(0, 3, 1, 2) for f in maps]
-    return hw if _grid_ok(maps, hw, strides) else None
+    device = next((p.device.type for p in body.parameters()), "meta")
+    return hw if _runs(body, hw, strides, fmt, device) else None
