@@ -103,10 +103,8 @@ def pyramid_matrices(
     return torch.cat(pools).to(dtype), torch.cat(ups, dim=1).to(dtype)
 
 
-_MATRICES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _cached_pyramid_matrices(
+def _memo_pyramid_matrices(
+    memo: dict[tuple, tuple[torch.Tensor, torch.Tensor]],
     height: int,
     width: int,
     bins: tuple[int, ...],
@@ -114,19 +112,23 @@ def _cached_pyramid_matrices(
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`pyramid_matrices`, built once per shape, dtype and device in eager mode.
+    """``pyramid_matrices``, built once per shape, dtype and device in eager mode, in ``memo``.
 
     The matrices are constants of the input size; eager forwards reuse them instead of running
-    a dozen small kernels each call. Tracing, export and ``torch.compile`` build them in the graph.
+    a dozen small kernels each call. ``memo`` belongs to one module (no process-wide state), and
+    the matrices are always built as ordinary tensors outside autograd: an entry first made under
+    ``torch.inference_mode()`` is still usable by a later training forward. Tracing, export and
+    ``torch.compile`` build them in the graph.
     """
     if is_exporting() or torch.compiler.is_compiling():
         return pyramid_matrices(height, width, bins, align_corners, dtype, device)
     key = (height, width, bins, align_corners, dtype, device)
-    if key not in _MATRICES:
-        if len(_MATRICES) >= 64:  # many input sizes (e.g. multi-scale evaluation): start over
-            _MATRICES.clear()
-        _MATRICES[key] = pyramid_matrices(height, width, bins, align_corners, dtype, device)
-    return _MATRICES[key]
+    if key not in memo:
+        if len(memo) >= 16:  # many input sizes (e.g. multi-scale evaluation): start over
+            memo.clear()
+        with torch.inference_mode(False), torch.no_grad():
+            memo[key] = pyramid_matrices(height, width, bins, align_corners, dtype, device)
+    return memo[key]
 
 
 def adaptive_avg_pool2d_matmul(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -200,6 +202,8 @@ class PyramidPoolingAttention(nn.Module):
         self.pool_impl = check_choice("pool_impl", pool_impl, ("auto", "adaptive", "matmul"))
         self.align_corners = align_corners
         self.pooled_projection = pooled_projection
+        # pooling/upsampling matrices per input shape, dtype and device (eager mode only)
+        self._matrix_memo: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         cat_channels = (len(bins) + 1) * in_channels
         if project_channels is None:
             self.proj: nn.Conv2d | None = None
@@ -252,7 +256,9 @@ class PyramidPoolingAttention(nn.Module):
         b, c, h, w = x.shape
         n_bins = len(self.bins)
         weight = self.proj.weight.flatten(1)  # (K, (len(bins) + 1) * C)
-        pool, up = _cached_pyramid_matrices(h, w, self.bins, self.align_corners, x.dtype, x.device)
+        pool, up = _memo_pyramid_matrices(
+            self._matrix_memo, h, w, self.bins, self.align_corners, x.dtype, x.device
+        )
         xt = rearrange(x, "b c h w -> b (h w) c")  # a view for NCHW and NHWC inputs
         pooled = torch.matmul(pool, xt)  # (B, S, C): every bin's pooled map, positions-major
         projected = []
