@@ -57,9 +57,9 @@ def class_representations(
 
     Args:
         encoder: Module mapping ``(B, 3, H, W)`` to a list of maps (a
-            :class:`~fewzero.models.Backbone`); the last map is pooled.
+            [`Backbone`][fewzero.models.Backbone]); the last map is pooled.
         image_dir: Folder of ``<name>.jpg``.
-        list_file: List file with class pixel counts (:mod:`fewzero.data.io`).
+        list_file: List file with class pixel counts (``fewzero.data.io``).
         class_ids: Classes to describe, in matrix order.
         size: Images are resized to ``size x size``.
         mean: Input normalisation mean.
@@ -111,7 +111,7 @@ def class_representations(
 def class_affinity(
     encoder: torch.nn.Module, image_dir, list_file, class_ids: Sequence[int], **kwargs
 ) -> torch.Tensor:
-    """Cosine affinity ``(K, K)`` of :func:`class_representations` (Fig. 4's vision matrices)."""
+    """Cosine affinity ``(K, K)`` of [`class_representations`][fewzero.analysis.class_representations] (Fig. 4's vision matrices)."""
     return cosine_affinity(
         class_representations(encoder, image_dir, list_file, class_ids, **kwargs)
     )

@@ -1,7 +1,7 @@
 """Argument checks shared by the layers, heads, models, data and the engine (public).
 
-Also the export detection (:func:`is_exporting`), the device choice (:func:`default_device`,
-:func:`resolve_device`), the autocast dtypes and the ImageNet normalisation. Every error names
+Also the export detection ([`is_exporting`][fewzero.checks.is_exporting]), the device choice ([`default_device`][fewzero.checks.default_device],
+[`resolve_device`][fewzero.checks.resolve_device]), the autocast dtypes and the ImageNet normalisation. Every error names
 the argument, the expected value and the received value, so that a user who wires a layer
 wrongly reads what to change from the message alone.
 """
@@ -90,9 +90,10 @@ def as_int_tuple(name: str, value: object) -> tuple[int, ...]:
     return tuple(value)
 
 
-#: ImageNet normalisation (the default mean/std of backbones, transforms and analyses).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+"""ImageNet normalisation (the default mean/std of backbones, transforms and analyses)."""
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""ImageNet standard deviation per channel (with ``IMAGENET_MEAN``)."""
 
 
 def amp_dtype(amp: str | None) -> torch.dtype | None:
@@ -115,7 +116,7 @@ def default_device() -> str:
 
 
 def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:
-    """Return ``device`` (default: :func:`default_device`) after checking that it exists here.
+    """Return ``device`` (default: [`default_device`][fewzero.checks.default_device]) after checking that it exists here.
 
     Raises:
         ValueError: naming ``name``, for a string torch does not parse, or a CUDA/MPS device
@@ -168,9 +169,9 @@ def _number(kind: type, low: float, strict: bool) -> Callable[[str], Any]:
     return parse
 
 
-#: argparse ``type=`` for ints >= 1 (the error names the flag through argparse).
 positive_int = _number(int, 0, strict=True)
-#: argparse ``type=`` for ints >= 0.
+"""argparse ``type=`` for ints >= 1 (the error names the flag through argparse)."""
 nonnegative_int = _number(int, 0, strict=False)
-#: argparse ``type=`` for floats >= 0.
+"""argparse ``type=`` for ints >= 0."""
 nonnegative_float = _number(float, 0.0, strict=False)
+"""argparse ``type=`` for floats >= 0."""

@@ -15,8 +15,8 @@ passed instead of a checkpoint.
 
 Images may be paths, PIL images, ``(H, W, 3)`` numpy arrays (uint8, or float in [0, 1]) or
 ``(3, H, W)`` tensors (uint8, or float in [0, 1]); files are read as displayed (EXIF orientation
-applied, 16-bit scaled: :func:`fewzero.data.read_image`). Masks may be paths, PIL images, arrays
-or tensors, read by :func:`fewzero.data.to_binary_mask`'s rules (1 or white is the object, 255 in
+applied, 16-bit scaled: [`fewzero.data.read_image`][fewzero.data.readers.read_image]). Masks may be paths, PIL images, arrays
+or tensors, read by [`fewzero.data.to_binary_mask`][fewzero.data.readers.to_binary_mask]'s rules (1 or white is the object, 255 in
 a 0/1 mask is ignored, a palette mask's one class, soft masks at 0.5, any non-black colour); a
 mask that marks nothing, or a photograph given as a mask, is refused by name. The predictor
 resizes to the model's test size, normalises with the backbone's own mean/std (timm
@@ -58,17 +58,17 @@ __all__ = [
 
 SupportSet = Sequence[tuple[ImageLike, MaskLike]]
 
-#: Tint of label ``i`` (1-based) in label overlays: ``LABEL_COLORS[(i - 1) % len]``.
 LABEL_COLORS: tuple[tuple[int, int, int], ...] = (
     (230, 40, 40), (40, 120, 230), (40, 190, 70), (240, 190, 20), (170, 60, 200),
     (20, 200, 200), (250, 120, 30), (140, 90, 40),
 )  # fmt: skip
+"""Tint of label ``i`` (1-based) in label overlays: ``LABEL_COLORS[(i - 1) % len]``."""
 
 
 def to_image_tensor(image: ImageLike, name: str = "image") -> torch.Tensor:
     """Any supported image to a float ``(3, H, W)`` tensor in ``[0, 1]``.
 
-    Files and PIL images are read by :func:`fewzero.data.to_rgb_array` (EXIF orientation
+    Files and PIL images are read by [`fewzero.data.to_rgb_array`][fewzero.data.readers.to_rgb_array] (EXIF orientation
     applied, 16-bit scaled); float arrays and tensors keep their values.
 
     Raises:
@@ -98,7 +98,7 @@ def to_image_tensor(image: ImageLike, name: str = "image") -> torch.Tensor:
 def to_mask_tensor(mask: MaskLike, name: str = "mask", class_id: int | None = None) -> torch.Tensor:
     """Any supported mask to an int64 ``(H, W)`` tensor in ``{0, 1, 255}``.
 
-    The rules are :func:`fewzero.data.to_binary_mask`'s.
+    The rules are [`fewzero.data.to_binary_mask`][fewzero.data.readers.to_binary_mask]'s.
 
     Raises:
         FileNotFoundError, OSError: naming a missing or unreadable file.
@@ -111,7 +111,7 @@ class Predictor:
     """Predict masks of new images with a trained model.
 
     Args:
-        model: A :class:`~fewzero.models.SegmentationModel` or a training checkpoint path.
+        model: A [`SegmentationModel`][fewzero.models.SegmentationModel] or a training checkpoint path.
         device: Where the model runs (default: ``"cuda"`` when available, else ``"cpu"``).
         size: Side the images are resized to (default: the checkpoint's training crop, else 321).
 
@@ -213,7 +213,7 @@ class Predictor:
 
         With a dictionary of N support sets: ``(N + 1, H, W)`` scores, channel 0 background and
         channel ``i`` the i-th class's foreground probability
-        (:func:`~fewzero.models.nway.nway_scores`).
+        ([`nway_scores`][fewzero.models.nway_scores]).
         """
         x, size = self.preprocess(image)
         kwargs: dict[str, Any] = {}
@@ -325,7 +325,7 @@ def save_labels(labels: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write a label map (0 background, ``i`` class ``i``) as a palette PNG; returns the path.
 
     The pixel values are the labels (read back with ``numpy.asarray(Image.open(path))``); the
-    palette shows them in :data:`LABEL_COLORS` (black background).
+    palette shows them in [`LABEL_COLORS`][fewzero.predict.LABEL_COLORS] (black background).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.min() < 0 or labels.max() > 255:

@@ -21,12 +21,14 @@ __all__ = [
 ]
 
 IGNORE_INDEX = 255
+"""Label value that is scored as neither class (VOC's object boundaries, COCO's crowd regions)."""
 
 PASCAL_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
     "tvmonitor",
 )  # fmt: skip
+"""The 20 PASCAL VOC class names; position + 1 is the class id (1..20)."""
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -40,17 +42,17 @@ COCO_CLASSES: tuple[str, ...] = (
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
     "teddy bear", "hair drier", "toothbrush",
 )  # fmt: skip
+"""The 80 COCO class names; position + 1 is fewzero's class id (1..80)."""
 
-# COCO 2017 category ids (1..90 with gaps) in order; position + 1 is fewzero's class id (1..80).
 COCO_CATEGORY_IDS: tuple[int, ...] = (
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27,
     28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53,
     54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80,
     81, 82, 84, 85, 86, 87, 88, 89, 90,
 )  # fmt: skip
+"""COCO 2017 category ids (1..90 with gaps) in order; position + 1 is fewzero's class id (1..80)."""
 
 
-# PASCAL class id (1..20) -> COCO class id (1..80) of the same category (PASCAL2COCO, Fig. 4).
 PASCAL_TO_COCO: dict[int, int] = {
     i + 1: COCO_CLASSES.index(name) + 1
     for i, name in enumerate(
@@ -59,6 +61,7 @@ PASCAL_TO_COCO: dict[int, int] = {
          "train", "tv")
     )
 }  # fmt: skip
+"""PASCAL class id (1..20) -> COCO class id (1..80) of the same category (PASCAL2COCO, Fig. 4)."""
 
 
 def _check_fold(fold: int, n: int = 4) -> None:

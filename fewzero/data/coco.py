@@ -29,7 +29,7 @@ class Coco20i(EpisodeDataset):
         fold: 0..3.
         split: ``"train"`` or ``"val"``.
         class_split: ``"fwb"`` (interleaved, default) or ``"panet"`` (consecutive).
-        **kwargs: See :class:`~fewzero.data.EpisodeDataset`.
+        **kwargs: See [`EpisodeDataset`][fewzero.data.EpisodeDataset].
 
     Raises:
         FileNotFoundError: naming the missing path, the layout and the prepare command.

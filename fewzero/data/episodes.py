@@ -10,13 +10,13 @@ episode's class from the same split, each holding at least ``min_pixels`` of it,
 binary masks. Test supports are drawn once, after the queries, from the same seeded generator
 (so the 1-shot and 5-shot tests share their queries); training supports are drawn at each access
 from torch's global generator, which the trainer seeds per epoch. The protocols of the few-shot
-literature are :data:`PROTOCOLS`: HSNet's (1000 test episodes, seed 0; the default) and PFENet's
+literature are [`PROTOCOLS`][fewzero.data.PROTOCOLS]: HSNet's (1000 test episodes, seed 0; the default) and PFENet's
 (5000 on PASCAL, seed 321).
 
 Every episode also carries ``other``: the pixels of the *other* classes of the evaluated split
 (seen ones in training, unseen ones in test) at the original size. A model that segments "any
 object" instead of the episode's class predicts them as foreground; the share it does is the
-*leak* that :func:`fewzero.engine.evaluate` reports. ``multi_class=True`` keeps only the queries
+*leak* that [`fewzero.engine.evaluate`][fewzero.engine.evaluate] reports. ``multi_class=True`` keeps only the queries
 that show such another class (each (image, class) pair of a two-class image once per class: the
 support-swap protocol), and ``ways=N`` makes N-way episodes (PANet's protocol): N support sets
 of N classes, with the query's other classes of the split among them first.
@@ -52,11 +52,11 @@ __all__ = [
     "transform_pair",
 ]
 
-#: Test-episode protocols: ``Pascal5i(root, fold, "val", shots=1, **PROTOCOLS["pfenet"])``.
 PROTOCOLS: dict[str, dict[str, int]] = {
     "hsnet": {"n_episodes": 1000, "seed": 0},
     "pfenet": {"n_episodes": 5000, "seed": 321},
 }
+"""Test-episode protocols: ``Pascal5i(root, fold, "val", shots=1, **PROTOCOLS["pfenet"])``."""
 
 
 class Episode(TypedDict):
@@ -82,7 +82,7 @@ class Episode(TypedDict):
 class FewShotEpisode(Episode):
     """An episode with its K-shot support set (``shots=K``).
 
-    Keys (besides :class:`Episode`'s):
+    Keys (besides [`Episode`][fewzero.data.Episode]'s):
         support_images: ``(K, 3, H, W)`` float, normalised, same transform as the query.
         support_masks: ``(K, H, W)`` int64 in {0, 1, 255}: 1 = the episode's class.
         support_names: Image ids of the K supports.
@@ -239,7 +239,7 @@ class EpisodeDataset(Dataset):
     Args:
         image_dir: Folder of ``<name>.jpg`` images.
         mask_dir: Folder of ``<name>.png`` class-index masks.
-        list_file: List file with class pixel counts (see :mod:`fewzero.data.io`).
+        list_file: List file with class pixel counts (see ``fewzero.data.io``).
         num_classes: Number of object classes (mask values 0..num_classes and 255).
         seen: Seen (training) class ids.
         unseen: Unseen (test) class ids.

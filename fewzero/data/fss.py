@@ -3,7 +3,7 @@
 Layout::
 
     ROOT/<class>/<n>.jpg        an image of <class> (.jpg or .jpeg, any case)
-    ROOT/<class>/<n>.png        its mask, read by :func:`fewzero.data.read_binary_mask`'s rules
+    ROOT/<class>/<n>.png        its mask, read by [`fewzero.data.read_binary_mask`][fewzero.data.readers.read_binary_mask]'s rules
                                 (white or 1 = the class, black = background, 255 in a 0/1 mask
                                 = ignore)
     ROOT/splits/<split>.txt     optional: the class names of a split, one per line
@@ -61,7 +61,7 @@ class FSS1000(Dataset):
         split: ``"train"``, ``"val"``, ``"test"`` (class list from ``root/splits/<split>.txt``) or
             ``"all"`` (every class folder).
         shots: Support images per episode (``K >= 1``).
-        transform: Paired transform of query and supports (see :mod:`fewzero.data.transforms`).
+        transform: Paired transform of query and supports (see ``fewzero.data.transforms``).
         classes: Class names to use instead of a split file.
         train: Training episodes (every image, supports drawn at each access); default: ``split
             == "train"``.

@@ -120,7 +120,7 @@ def write_list(path: str | os.PathLike[str], entries: Iterable[Entry]) -> None:
 
 
 def read_list(path: str | os.PathLike[str]) -> list[Entry]:
-    """Read a list file written by :func:`write_list`."""
+    """Read a list file written by [`write_list`][fewzero.data.write_list]."""
     entries: list[Entry] = []
     with open(path) as f:
         for line_no, line in enumerate(f, 1):

@@ -28,7 +28,7 @@ class Pascal5i(EpisodeDataset):
         root: Prepared folder (see the module docstring).
         fold: 0..3; fold ``i`` tests classes ``{5i+1, ..., 5i+5}``.
         split: ``"train"`` (pairs of seen classes) or ``"val"`` (fixed unseen-class episodes).
-        **kwargs: See :class:`~fewzero.data.EpisodeDataset` (``transform``, ``min_pixels``,
+        **kwargs: See [`EpisodeDataset`][fewzero.data.EpisodeDataset] (``transform``, ``min_pixels``,
             ``exclude_unseen``, ``target``, ``n_episodes``, ``seed``).
 
     Raises:

@@ -1,16 +1,16 @@
 """One image reader and one mask reader for the files and arrays a person has.
 
-Used by :class:`~fewzero.predict.Predictor`, ``fewzero-segment``, :class:`~fewzero.data.FSS1000`
+Used by [`Predictor`][fewzero.predict.Predictor], ``fewzero-segment``, [`FSS1000`][fewzero.data.FSS1000]
 and every dataset that reads user files, so a file means the same thing everywhere.
 
-Images (:func:`read_image`, :func:`to_rgb_array`): the EXIF orientation is applied
+Images ([`read_image`][fewzero.data.readers.read_image], [`to_rgb_array`][fewzero.data.readers.to_rgb_array]): the EXIF orientation is applied
 (``PIL.ImageOps.exif_transpose``: a phone photo comes out as it is displayed); 16-bit and 32-bit
 grey images are scaled from their full range (``I;16``: ``/ 257``), float images from ``[0, 1]``;
 grey, palette, CMYK and alpha images become RGB. A file that is not an image is refused with its
 name.
 
-Masks (:func:`read_binary_mask`, :func:`to_binary_mask`) come back as ``int64`` ``(H, W)`` in
-``{0, 1, 255}`` (1: the object, 255: ignore), by these rules (:data:`MASK_RULES`):
+Masks ([`read_binary_mask`][fewzero.data.readers.read_binary_mask], [`to_binary_mask`][fewzero.data.readers.to_binary_mask]) come back as ``int64`` ``(H, W)`` in
+``{0, 1, 255}`` (1: the object, 255: ignore), by these rules ([`MASK_RULES`][fewzero.data.readers.MASK_RULES]):
 
 * ``class_id=c`` given: ``c`` is the object, 255 is ignored, every other value is background;
 * boolean arrays, mode ``"1"`` images: ``True`` is the object;
@@ -57,17 +57,19 @@ __all__ = [
 ]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+"""What the image reader takes: a path, a PIL image, an ``(H, W, 3)`` array or a ``(3, H, W)`` tensor."""
 MaskLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+"""What the mask readers take: a path, a PIL image, an ``(H, W)`` array or tensor."""
 
-#: Image file suffixes the folder datasets look for (compared case-insensitively).
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
+"""Image file suffixes the folder datasets look for (compared case-insensitively)."""
 
-#: The mask rules in one line, quoted by every error about a mask.
 MASK_RULES = (
     "a mask marks the object with 1 ({0, 1} or {0, 1, 255}, 255 = ignore), white ({0, 255}), "
     "its one class index (palette/class-index PNG; pass class_id= when it holds several), "
     "values >= 0.5 of full scale (soft masks), or any non-black colour (RGB)"
 )
+"""The mask rules in one line, quoted by every error about a mask."""
 
 _VOID_RGB = (224, 224, 192)  # VOC's void/border colour
 _PHOTO_SHARE = 0.25  # share of mid-tone pixels above which a colour/JPEG mask is a photo
@@ -330,7 +332,7 @@ def _decode(mask: MaskLike, name: str, class_id: int | None) -> np.ndarray:
 def to_binary_mask(mask: MaskLike, name: str = "mask", class_id: int | None = None) -> torch.Tensor:
     """Any mask (path, PIL image, array, tensor) as ``int64 (H, W)`` in ``{0, 1, 255}``.
 
-    The rules are the module's (:data:`MASK_RULES`).
+    The rules are the module's ([`MASK_RULES`][fewzero.data.readers.MASK_RULES]).
 
     Args:
         mask: The mask.
@@ -371,6 +373,6 @@ def read_binary_mask(path: str | os.PathLike[str], class_id: int | None = None) 
     Raises:
         FileNotFoundError: naming the missing file.
         OSError: naming a file that cannot be decoded.
-        ValueError: naming the file, the values found and the rule (see :func:`to_binary_mask`).
+        ValueError: naming the file, the values found and the rule (see [`to_binary_mask`][fewzero.data.readers.to_binary_mask]).
     """
     return to_binary_mask(path, class_id=class_id).numpy().astype(np.uint8)

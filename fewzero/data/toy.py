@@ -39,8 +39,8 @@ from .io import write_mask
 
 __all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
 
-# Bumped whenever the drawing changes, so cached trees of an older generator are rebuilt.
 TOY_VERSION = 4
+"""Version of the toy generator, bumped whenever the drawing changes, so cached trees of an older generator are rebuilt."""
 
 
 class ToyConfig:

@@ -38,8 +38,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None
 def save_model(model: torch.nn.Module, path: str | os.PathLike[str], **meta: Any) -> Path:
     """Write a model alone (weights and architecture config, no optimizer), atomically.
 
-    The file loads with :func:`~fewzero.models.load_trained_model` and
-    :class:`~fewzero.predict.Predictor` like a training checkpoint; ``meta`` (e.g.
+    The file loads with [`load_trained_model`][fewzero.models.load_trained_model] and
+    [`Predictor`][fewzero.predict.Predictor] like a training checkpoint; ``meta`` (e.g.
     ``crop_size=473``) is stored as its run config.
 
     Raises:
@@ -77,5 +77,5 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write ``payload`` as indented JSON atomically (:func:`write_text_atomic`)."""
+    """Write ``payload`` as indented JSON atomically ([`write_text_atomic`][fewzero.engine.write_text_atomic])."""
     return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")

@@ -1,6 +1,6 @@
 """Command-line plumbing shared by the example scripts: one path from flags to ``TrainConfig``.
 
-Every training flag maps to one :class:`~fewzero.engine.TrainConfig` field (the argparse
+Every training flag maps to one [`TrainConfig`][fewzero.engine.TrainConfig] field (the argparse
 ``dest`` is the field's name), in every mode; a preset (the toy demo's) fills only the fields
 whose flag was not given. Values are checked at parse time, so an error names the flag.
 """
@@ -28,14 +28,14 @@ __all__ = [
 ]
 
 
-#: :class:`TrainConfig` fields set by a flag of another name (``--shots`` sets both).
 FLAG_FIELDS: dict[str, tuple[str, ...]] = {"quiet": ("progress",), "shots": ("shots", "eval_shots")}
+"""[`TrainConfig`][fewzero.engine.TrainConfig] fields set by a flag of another name (``--shots`` sets both)."""
 
 
 def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
     """Destinations of the options given on the command line (not filled from defaults).
 
-    The config fields those flags set under another name (:data:`FLAG_FIELDS`) are included.
+    The config fields those flags set under another name ([`FLAG_FIELDS`][fewzero.engine.cli.FLAG_FIELDS]) are included.
 
     Parses ``argv`` a second time with every default set to a sentinel (public
     ``get_default``/``set_defaults``), then restores the defaults.
@@ -176,7 +176,7 @@ def add_run_arguments(
 def config_from_args(
     args: argparse.Namespace, model: str, shots: Sequence[int] = (0,)
 ) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed arguments: every field whose flag has its name.
+    """The [`TrainConfig`][fewzero.engine.TrainConfig] of parsed arguments: every field whose flag has its name.
 
     ``shots`` is the ``--shots`` list: the run trains on the first and is scored at each
     (``eval_shots``). Only ``amp`` (``"none"`` on the command line) and ``progress``

@@ -1,9 +1,9 @@
-"""Run configuration: :class:`TrainConfig` (one set of defaults) and the rules of a resumed run.
+"""Run configuration: [`TrainConfig`][fewzero.engine.TrainConfig] (one set of defaults) and the rules of a resumed run.
 
-The command line (:mod:`fewzero.engine.cli`) and the toy demo's preset only override these
+The command line (``fewzero.engine.cli``) and the toy demo's preset only override these
 defaults. A resumed run takes every setting it recorded in ``config.json`` unless a flag asks for
-another (:func:`resumed_config`), and may change only :data:`SAFE_RESUME_CHANGES`
-(:func:`resume_changes`).
+another ([`resumed_config`][fewzero.engine.config.resumed_config]), and may change only [`SAFE_RESUME_CHANGES`][fewzero.engine.config.SAFE_RESUME_CHANGES]
+([`resume_changes`][fewzero.engine.config.resume_changes]).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ __all__ = [
     "resumed_config",
 ]
 
-#: Settings a resumed run may change (asked for explicitly); every other one changes the run.
 SAFE_RESUME_CHANGES = frozenset(
     {
         "lr", "epochs", "device", "num_workers", "progress", "out_dir", "compile", "episodes",
         "eval_shots",
     }
 )  # fmt: skip
+"""Settings a resumed run may change (asked for explicitly); every other one changes the run."""
 
 
 class RunConfigError(ValueError):
@@ -121,7 +121,7 @@ def resume_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, t
     """The settings ``config`` changes against a saved run's, ``{name: (saved, now)}``.
 
     Raises:
-        RunConfigError: naming every change outside :data:`SAFE_RESUME_CHANGES`.
+        RunConfigError: naming every change outside [`SAFE_RESUME_CHANGES`][fewzero.engine.config.SAFE_RESUME_CHANGES].
     """
     own = config.to_dict()
     changed = {k: (saved[k], own[k]) for k in own if k in saved and saved[k] != own[k]}
@@ -139,7 +139,7 @@ def resumed_config(config: TrainConfig, explicit: Collection[str]) -> TrainConfi
     """``config`` with every field not in ``explicit`` taken from the run saved in its folder.
 
     ``explicit`` names the fields set explicitly (the command line's
-    :func:`~fewzero.engine.cli.explicit_dests`), so a resumed run keeps every setting it
+    ``explicit_dests``), so a resumed run keeps every setting it
     recorded (shots, eval shots, episodes, ...) unless asked for another.
     """
     path = Path(config.out_dir) / "config.json"

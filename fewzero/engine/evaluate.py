@@ -43,8 +43,8 @@ def evaluate(
     Logits are upsampled bilinearly to each episode's original label size before the argmax.
     Episodes that mark the other classes of their split (``other``, every PASCAL-5i/COCO-20i
     episode) also give the *leak*: the share of those pixels predicted as the episode's class
-    (:class:`~fewzero.metrics.LeakMeter`). N-way episodes (``ways=N``) are scored as label maps
-    (:func:`~fewzero.models.nway.nway_scores`, :class:`~fewzero.metrics.NWayIoUMeter`).
+    ([`LeakMeter`][fewzero.metrics.LeakMeter]). N-way episodes (``ways=N``) are scored as label maps
+    ([`nway_scores`][fewzero.models.nway_scores], [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
 
     Args:
         model: A model following the one call contract.
@@ -58,9 +58,9 @@ def evaluate(
         desc: Progress bar label.
 
     Returns:
-        :meth:`fewzero.metrics.IoUMeter.compute`'s dictionary with ``leak`` (a fraction, nan
+        [`fewzero.metrics.IoUMeter.compute`][fewzero.metrics.IoUMeter.compute]'s dictionary with ``leak`` (a fraction, nan
         where no episode shows another class) and ``other_pixels``; for N-way episodes
-        :meth:`fewzero.metrics.NWayIoUMeter.compute`'s. Equal on every rank.
+        [`fewzero.metrics.NWayIoUMeter.compute`][fewzero.metrics.NWayIoUMeter.compute]'s. Equal on every rank.
 
     Raises:
         ValueError: for NaN/Inf in an episode's images.

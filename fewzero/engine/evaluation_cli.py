@@ -17,20 +17,19 @@ from .protocols import evaluate_pascal2coco, format_table
 __all__ = ["PROTOCOL_FIELDS", "checkpoint_protocol", "default_out", "run", "shot_counts"]
 
 
-#: Test-protocol settings an evaluation takes from the checkpoint's run config when no flag is
-#: given: ``{argument: (run config field, fallback for checkpoints that did not record it)}``.
 PROTOCOL_FIELDS: dict[str, tuple[str, Any]] = {
     "size": ("crop_size", 321),
     "n_episodes": ("episodes", 1000),
     "seed": ("seed", 0),
     "min_pixels": ("min_pixels", 2 * 32 * 32),
 }
+"""Test-protocol settings an evaluation takes from the checkpoint's run config when no flag is given: ``{argument: (run config field, fallback for checkpoints that did not record it)}``."""
 
 
 def checkpoint_protocol(cfg: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The test protocol of a checkpoint: each flag given, else what its run recorded.
 
-    Returns ``{argument: value}`` for :func:`~fewzero.engine.protocols.evaluate_pascal2coco`
+    Returns ``{argument: value}`` for [`evaluate_pascal2coco`][fewzero.engine.protocols.evaluate_pascal2coco]
     (``size``, ``n_episodes``, ``seed``, ``min_pixels``) plus ``sources``: where each came from.
     """
     out: dict[str, Any] = {"sources": {}}

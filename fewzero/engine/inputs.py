@@ -18,7 +18,7 @@ def episode_inputs(
     Returns ``images``, ``support_images``/``support_masks`` (``None`` in zero-shot batches) and
     ``class_ids``: every model takes the same call and uses what its contract says. N-way
     batches give ``(B, N, K, ...)`` supports and ``(B, N)`` class ids (see
-    :func:`fewzero.models.nway.nway_scores`).
+    [`fewzero.models.nway.nway_scores`][fewzero.models.nway_scores]).
     """
     images = batch["image"].to(device, non_blocking=True)
     support_images = batch.get("support_images")

@@ -1,7 +1,7 @@
 """Evaluation protocols: PASCAL-5i and PASCAL2COCO rows, the test settings a run implies, tables.
 
 A protocol is a function of a model and datasets that returns a row dictionary recording every
-setting it depends on; :func:`format_table` prints rows in the paper's layout.
+setting it depends on; [`format_table`][fewzero.engine.protocols.format_table] prints rows in the paper's layout.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def evaluate_pascal2coco(
     predicted as the episode's class. A zero-shot model gets the same numbers as its baseline:
     it cannot know which class is meant, so it leaks about half. ``ways = N > 1`` (few-shot
     models) also scores N-way episodes over the same queries (``pascal_nway_miou``: each class
-    once per episode, :class:`~fewzero.metrics.NWayIoUMeter`).
+    once per episode, [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
     """
     check_shots(model, type(model).__name__, shots)
     enc = model.encoder

@@ -1,7 +1,7 @@
 """Training recipes: build a run's model and train it on PASCAL-5i.
 
-The evaluation protocols live in :mod:`fewzero.engine.protocols`, the toy demo in
-:mod:`fewzero.engine.toy_demo`; the example scripts are thin command lines over the three.
+The evaluation protocols live in ``fewzero.engine.protocols``, the toy demo in
+``fewzero.engine.toy_demo``; the example scripts are thin command lines over the three.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The run folder: claiming it, atomic checkpoints, the ``checkpoint_last.pt`` link, pruning.
 
 A folder that holds a run (``config.json``, ``metrics.jsonl``, ``checkpoint_last.pt`` or a
-``checkpoint_epoch<N>.pt``) is never replaced by accident (:func:`check_run_dir`). Checkpoints
+``checkpoint_epoch<N>.pt``) is never replaced by accident ([`check_run_dir`][fewzero.engine.run_folder.check_run_dir]). Checkpoints
 are ``checkpoint_epoch<N>.pt`` (the initial weights are epoch 0), each written atomically, with
 ``checkpoint_last.pt`` linked to the newest; the two newest are kept, plus the newest whose
-weights are all finite (:meth:`RunFolder.last_good_checkpoint`). timm keeps its
+weights are all finite ([`RunFolder.last_good_checkpoint`][fewzero.engine.run_folder.RunFolder.last_good_checkpoint]). timm keeps its
 ``CheckpointSaver`` apart from its loop in the same way.
 """
 
@@ -42,7 +42,7 @@ def check_run_dir(
     """Refuse, before any work, a run folder that a new run would replace by accident.
 
     With ``resume`` and a ``config``, the run's saved ``config.json`` is compared with it by
-    :func:`resume_changes`'s rule.
+    [`resume_changes`][fewzero.engine.config.resume_changes]'s rule.
 
     Raises:
         FileExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.

@@ -1,6 +1,6 @@
 """The toy demo: train and evaluate the README's models on the embedded toy data, in minutes.
 
-Every setting comes from :class:`~fewzero.engine.config.TrainConfig`; :data:`TOY_PRESET` only
+Every setting comes from [`TrainConfig`][fewzero.engine.TrainConfig]; [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] only
 overrides the defaults for a short CPU schedule (the command line fills only the flags not
 given).
 """
@@ -43,11 +43,6 @@ def default_toy_root() -> Path:
     return Path(base) / "toy"
 
 
-#: Settings of the toy demo that differ from :class:`TrainConfig`'s paper defaults: a short
-#: schedule (``epochs x max_steps_per_epoch`` SGD steps) that fits minutes on two CPU cores.
-#: ``exclude_unseen`` drops training images that show an unseen class: a toy image's second
-#: object is often of an unseen class, and training it as background teaches the model to ignore
-#: exactly the objects it is tested on.
 TOY_PRESET: dict[str, Any] = {
     "epochs": 4,
     "max_steps_per_epoch": 40,
@@ -60,19 +55,18 @@ TOY_PRESET: dict[str, Any] = {
     "num_workers": 0,  # toy images are small: worker IPC costs more than decoding
     "out_dir": "runs/toy",
 }
-#: Settings of the toy demo's few-shot models on top of :data:`TOY_PRESET` (flags given win):
-#: training pairs whose image shows two classes of the split weigh three times, since only such
-#: queries need the support (measured in ``examples/fewshot_candidates.py``).
+"""Settings of the toy demo that differ from [`TrainConfig`][fewzero.engine.TrainConfig]'s paper defaults: a short schedule (``epochs x max_steps_per_epoch`` SGD steps) that fits minutes on two CPU cores. ``exclude_unseen`` drops training images that show an unseen class: a toy image's second object is often of an unseen class, and training it as background teaches the model to ignore exactly the objects it is tested on."""
 TOY_FEWSHOT_PRESET: dict[str, Any] = {"multi_class_weight": 3}
-#: Test settings of the toy demo beyond :data:`TOY_PRESET`'s ``episodes``: the few-shot
-#: evaluation's shots and the ways of its N-way evaluation (at the first shot count).
+"""Settings of the toy demo's few-shot models on top of [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] (flags given win): training pairs whose image shows two classes of the split weigh three times, since only such queries need the support (measured in ``examples/fewshot_candidates.py``)."""
 TOY_EVAL: dict[str, Any] = {"shots": (1, 5), "ways": 2}
+"""Test settings of the toy demo beyond [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET]'s ``episodes``: the few-shot evaluation's shots and the ways of its N-way evaluation (at the first shot count)."""
 TOY_MODELS = (
     "sm_vcenet_efficientnet_lite0",
     "deeplab_efficientnet_lite0",
     "sm_vcenet_fewshot_efficientnet_lite0",
     "prototype_efficientnet_lite0",
 )
+"""The models the toy demo trains and scores, in the table's order."""
 
 
 def toy_demo(
@@ -89,10 +83,10 @@ def toy_demo(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Build the toy data, train each model, evaluate it (and an untrained first model).
 
-    Every setting comes from ``config`` (the CLI builds it from :data:`TOY_PRESET` and the flags
+    Every setting comes from ``config`` (the CLI builds it from [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] and the flags
     given); each model trains in ``config.out_dir/<model>``. ``shots`` are the few-shot models'
     counts; when ``explicit`` names ``shots`` they are checked against the models built
-    (:class:`~fewzero.engine.protocols.ShotsError`) before any data is read. Few-shot models train on
+    ([`ShotsError`][fewzero.engine.protocols.ShotsError]) before any data is read. Few-shot models train on
     ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
     at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
     to train (the prototype baseline) is evaluated as it is. Every row carries the

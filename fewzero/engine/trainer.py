@@ -4,10 +4,10 @@ Determinism: every epoch seeds torch's global generator and the data order from
 ``(seed, epoch)``, so an epoch's samples and augmentations do not depend on what ran before it.
 On the CPU, training two epochs straight and one epoch + ``resume`` give bit-identical weights.
 
-The run's settings are a :class:`~fewzero.engine.config.TrainConfig`; its files (the refusal to
+The run's settings are a [`TrainConfig`][fewzero.engine.TrainConfig]; its files (the refusal to
 replace a run, atomic checkpoints, the ``checkpoint_last.pt`` link, pruning, the newest finite
-checkpoint) are a :class:`~fewzero.engine.run_folder.RunFolder`. A resumed run may change only
-:data:`~fewzero.engine.config.SAFE_RESUME_CHANGES`; each change is warned about and recorded in
+checkpoint) are a [`RunFolder`][fewzero.engine.run_folder.RunFolder]. A resumed run may change only
+[`SAFE_RESUME_CHANGES`][fewzero.engine.config.SAFE_RESUME_CHANGES]; each change is warned about and recorded in
 ``config.json``'s ``resume_changes``.
 """
 
@@ -54,12 +54,12 @@ class Trainer:
     """Train a segmentation model on episodes (zero-shot, or K-shot with ``config.shots``).
 
     Args:
-        model: A :class:`~fewzero.models.SegmentationModel` (the one call contract).
+        model: A [`SegmentationModel`][fewzero.models.SegmentationModel] (the one call contract).
         train_set: Episode dataset (supports included when ``config.shots > 0``).
         config: Run settings; ``config.out_dir`` receives ``config.json``, ``metrics.jsonl``,
             the checkpoints and ``loss.png``.
-        overwrite: Replace a run already in ``config.out_dir`` (otherwise :meth:`fit` refuses
-            such a folder unless :meth:`resume` loaded it).
+        overwrite: Replace a run already in ``config.out_dir`` (otherwise ``fit`` refuses
+            such a folder unless ``resume`` loaded it).
 
     Raises:
         ValueError: a batch size that does not divide over the processes or exceeds the data.
@@ -181,7 +181,7 @@ class Trainer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a run.
 
-        The saved run config must equal this trainer's, except for :data:`SAFE_RESUME_CHANGES`:
+        The saved run config must equal this trainer's, except for [`SAFE_RESUME_CHANGES`][fewzero.engine.config.SAFE_RESUME_CHANGES]:
         those are applied (the learning rate and the poly schedule follow the new values), warned
         about and recorded.
 

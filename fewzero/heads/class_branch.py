@@ -3,7 +3,7 @@
 A class branch turns the class-branch input ``I_class`` (the frozen ``B_4`` output) into a
 pixel-wise class embedding ``E``. Contract shared by every class branch (zero-shot today,
 support-image few-shot later): ``forward(i_class (B, in_channels, h, w)) -> (B, out_channels, h, w)``
-and an ``out_channels`` attribute, so :class:`~fewzero.heads.ClassComparisonModule` can be sized
+and an ``out_channels`` attribute, so [`ClassComparisonModule`][fewzero.heads.ClassComparisonModule] can be sized
 from it.
 
 * VCE: ``E = ReLU(conv1x1(I))`` (``C`` channels).

@@ -4,7 +4,7 @@ SAM compresses the multi-scale feature ``O_M`` (``5C -> C``, the compressor's fi
 non-local block with three ``C -> C/2`` branches, recovers ``C/2 -> C`` and returns
 ``E = cat(F_M, f(O_M))`` with ``2C`` channels (paper, "Class branch").
 
-In :class:`~fewzero.heads.VisualClassEmbedding` the compressor's first stage is fused into the
+In [`VisualClassEmbedding`][fewzero.heads.VisualClassEmbedding] the compressor's first stage is fused into the
 pyramid pooling (``PyramidPoolingAttention(project_channels=C)``, an exact rewrite), so SAM there
 receives the compressed ``C``-channel map; pass ``in_channels`` to include the compressor here.
 """
@@ -35,8 +35,8 @@ class SpatialAttentionModule(nn.Module):
         reduction: Non-local channel reduction (``C -> C / reduction``; the paper uses 2).
         attention: ``"channel"`` (the paper's equations, ``C/2 x C/2`` affinity) or
             ``"spatial"`` (Wang et al.'s ``N x N`` affinity).
-        use_scale: Scale the affinity logits (see :class:`~fewzero.layers.NonLocalBlock`).
-        impl: ``"auto"``, ``"sdpa"`` or ``"matmul"`` (see :class:`~fewzero.layers.NonLocalBlock`).
+        use_scale: Scale the affinity logits (see [`NonLocalBlock`][fewzero.layers.NonLocalBlock]).
+        impl: ``"auto"``, ``"sdpa"`` or ``"matmul"`` (see [`NonLocalBlock`][fewzero.layers.NonLocalBlock]).
         act_layer: Activation of the compressor.
 
     Examples:

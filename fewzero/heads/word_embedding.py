@@ -1,8 +1,8 @@
 """Heads of the language-model-based zero-shot baselines (L-ZSSS) that the paper compares with.
 
-* :class:`SemanticProjection` — SPNet (Xian et al., CVPR 2019): pixel features projected into the
+* [`SemanticProjection`][fewzero.heads.SemanticProjection] — SPNet (Xian et al., CVPR 2019): pixel features projected into the
   word-embedding space and scored against fixed class word vectors.
-* :class:`VariationalClassEmbedding` — ZSVM (Kato et al., ICCVW 2019): a variational mapping from
+* [`VariationalClassEmbedding`][fewzero.heads.VariationalClassEmbedding] — ZSVM (Kato et al., ICCVW 2019): a variational mapping from
   a class word vector to a visual class embedding, compared with the query feature.
 """
 

@@ -170,7 +170,7 @@ class PyramidPoolingAttention(nn.Module):
             ``pooled_projection=False``) pools: ``"adaptive"`` (``F.adaptive_avg_pool2d``),
             ``"matmul"`` (pooling matrices, ONNX-exportable) or ``"auto"`` (matmul while
             tracing/exporting, adaptive otherwise). The pooled projection always runs as the
-            fixed-matrix GEMMs of :func:`pyramid_matrices`.
+            fixed-matrix GEMMs of [`pyramid_matrices`][fewzero.layers.pyramid_pooling.pyramid_matrices].
         align_corners: ``align_corners`` of the bilinear upsampling.
 
     Attributes:

@@ -63,7 +63,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualStack(nn.Sequential):
-    """``depth`` :class:`ResidualBlock` in sequence (the CCM uses three).
+    """``depth`` [`ResidualBlock`][fewzero.layers.ResidualBlock] in sequence (the CCM uses three).
 
     Shapes:
         input ``(B, C, H, W)`` -> output ``(B, C, H, W)``.
@@ -71,7 +71,7 @@ class ResidualStack(nn.Sequential):
     Args:
         channels: Channels ``C``.
         depth: Number of blocks.
-        **kwargs: Passed to every :class:`ResidualBlock`.
+        **kwargs: Passed to every [`ResidualBlock`][fewzero.layers.ResidualBlock].
 
     Examples:
         >>> import torch

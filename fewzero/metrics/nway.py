@@ -7,7 +7,7 @@ the sums and the mIoU their mean over the classes that occurred. Each class is c
 episode it is a way of, whatever its position (PANet's evaluator counts a class once per
 *position*, which inflates some classes; PANet issue #30). Pixels labelled ``ignore_index``
 are excluded; a class with zero accumulated union scores 1.0, as in
-:class:`~fewzero.metrics.IoUMeter`.
+[`IoUMeter`][fewzero.metrics.IoUMeter].
 """
 
 from __future__ import annotations

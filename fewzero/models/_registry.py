@@ -1,11 +1,11 @@
 """The model registry: one map of architectures, one of factories (timm's pattern).
 
 * An *architecture* is a model class and the constructor arguments its name fixes
-  (``"m_vcenet"`` is :class:`~fewzero.models.SMVCENet` with ``variant="m_vcenet"``):
-  :func:`register_architecture`. ``create_model("m_vcenet", backbone=...)`` builds it over any
-  backbone, and a model's ``config["arch"]`` names it, so :func:`~fewzero.models.model_from_state`
+  (``"m_vcenet"`` is [`SMVCENet`][fewzero.models.SMVCENet] with ``variant="m_vcenet"``):
+  [`register_architecture`][fewzero.models.register_architecture]. ``create_model("m_vcenet", backbone=...)`` builds it over any
+  backbone, and a model's ``config["arch"]`` names it, so [`model_from_state`][fewzero.models.model_from_state]
   rebuilds a checkpoint's model from its config alone.
-* A *factory* is an explicit, greppable ``def`` decorated with :func:`register_model`
+* A *factory* is an explicit, greppable ``def`` decorated with [`register_model`][fewzero.models.register_model]
   (``sm_vcenet_resnet50``): an architecture with its backbone and settings.
 
 A name registered twice, as either, is an error.
@@ -92,7 +92,7 @@ def architecture(name: str) -> Architecture:
 
 
 def architecture_class(name: str) -> type[nn.Module]:
-    """The model class that architecture ``name`` builds (see :func:`architecture`)."""
+    """The model class that architecture ``name`` builds (see ``architecture``)."""
     return architecture(name).cls
 
 
@@ -136,7 +136,7 @@ def list_models(filter: str = "*") -> list[str]:
 
 
 def list_architectures() -> list[str]:
-    """Sorted names of architectures that :func:`create_model` builds over any backbone."""
+    """Sorted names of architectures that [`create_model`][fewzero.models.create_model] builds over any backbone."""
     return sorted(_ARCHITECTURES)
 
 

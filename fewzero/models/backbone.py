@@ -410,7 +410,7 @@ class Backbone(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3, F_4]`` (``[F_2, F_3]`` without the last stage) on one grid.
 
-        Inputs are padded to :attr:`size_multiple` and the maps cropped back (see the module
+        Inputs are padded to ``size_multiple`` and the maps cropped back (see the module
         docstring). No gradient flows into a frozen backbone. With a
         [FeatureCache][fewzero.models.FeatureCache] in ``cache`` a frozen backbone computes each
         image's features once.

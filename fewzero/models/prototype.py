@@ -41,7 +41,7 @@ class PrototypeMatcher(SegmentationModel):
         pretrained_file: Local backbone weights (path or state dict).
         levels: Which of the backbone's three levels (0: ``F_2``, 1: ``F_3``, 2: ``F_4``) to match.
         scale: Logit scale of the cosine similarities (PANet: 20).
-        backbone_kwargs: Extra :class:`~fewzero.models.Backbone` arguments.
+        backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
 
     Examples:
         >>> import torch

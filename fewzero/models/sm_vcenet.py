@@ -1,8 +1,8 @@
 """SM-VCENet and its ablation family (paper Fig. 2 and Table 3) over any timm backbone.
 
-``SMVCENet`` = frozen :class:`~fewzero.models.Backbone` + :class:`~fewzero.heads.QueryBranch`
-(eq. 2) + a class branch (:class:`~fewzero.heads.VisualClassEmbedding`, eq. 1, 3-5 and SAM) +
-:class:`~fewzero.heads.ClassComparisonModule`. ``variant`` picks the row of Table 3:
+``SMVCENet`` = frozen [`Backbone`][fewzero.models.Backbone] + [`QueryBranch`][fewzero.heads.QueryBranch]
+(eq. 2) + a class branch ([`VisualClassEmbedding`][fewzero.heads.VisualClassEmbedding], eq. 1, 3-5 and SAM) +
+[`ClassComparisonModule`][fewzero.heads.ClassComparisonModule]. ``variant`` picks the row of Table 3:
 
 ==============  =============================  ======================
 variant         class branch                   class embedding width
@@ -61,9 +61,11 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
     "m_vcenet": (True, True, False),
     "sm_vcenet": (True, True, True),
 }
+"""Variant name -> (class branch, MAM, SAM): the rows of the paper's Table 3 (``deeplab`` has no class branch)."""
 
 
 CLASS_SOURCES = ("query", "support", "both")
+"""Where the class embedding comes from: the query itself (zero-shot, the paper), the support set (few-shot), or both concatenated."""
 
 
 class SMVCENet(SegmentationModel):
@@ -92,7 +94,7 @@ class SMVCENet(SegmentationModel):
     Args:
         backbone: timm model name or a module exposing ``feature_info``.
         variant: ``"sm_vcenet"``, ``"m_vcenet"``, ``"vcenet"`` or ``"deeplab"``.
-        pretrained: ImageNet weights for the backbone (see :class:`~fewzero.models.Backbone`).
+        pretrained: ImageNet weights for the backbone (see [`Backbone`][fewzero.models.Backbone]).
         pretrained_file: Local backbone weights (path or state dict).
         class_source: ``"query"`` (zero-shot, default), ``"support"`` (few-shot) or ``"both"``.
         prior: Add the training-free prior mask (few-shot only).
@@ -117,7 +119,7 @@ class SMVCENet(SegmentationModel):
         aspp_rates: CCM ASPP rates.
         num_classes: Output logits (2).
         pooled_projection: MAM's exact pooled projection (default) or concat-then-conv.
-        backbone_kwargs: Extra arguments of :class:`~fewzero.models.Backbone`.
+        backbone_kwargs: Extra arguments of [`Backbone`][fewzero.models.Backbone].
 
     Examples:
         >>> import torch
@@ -372,12 +374,12 @@ def _factory(
     return SMVCENet(kwargs.pop("backbone", backbone), pretrained=pretrained, **fixed, **kwargs)
 
 
-#: Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data).
 FEWSHOT_DEFAULTS: dict[str, Any] = {
     "similarity": "query",
     "similarity_residual": True,
     "similarity_channels": 128,
 }
+"""Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data)."""
 
 
 @register_model
@@ -465,7 +467,7 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
     The class embedding is the masked-average prototype of the support images' class-branch
     output (``class_source='support'``, fixed), and the cosine similarity of the query features
     with the support's foreground and background prototypes feeds the CCM and is added to its
-    logits (:data:`FEWSHOT_DEFAULTS`, overridable: ``similarity='query',
+    logits ([`FEWSHOT_DEFAULTS`][fewzero.models.FEWSHOT_DEFAULTS], overridable: ``similarity='query',
     similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
     that makes the prediction follow the support, chosen by measurement, see the Few-shot
     guide).
@@ -483,7 +485,7 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
 
 @register_model
 def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over ResNet101, as :func:`sm_vcenet_fewshot_resnet50`."""
+    """Few-shot SM-VCENet over ResNet101, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50]."""
     return _factory(
         "sm_vcenet_fewshot_resnet101",
         "sm_vcenet",
@@ -497,7 +499,7 @@ def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVC
 
 @register_model
 def sm_vcenet_fewshot_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over EfficientNet-Lite0, as :func:`sm_vcenet_fewshot_resnet50`."""
+    """Few-shot SM-VCENet over EfficientNet-Lite0, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50]."""
     return _factory(
         "sm_vcenet_fewshot_efficientnet_lite0",
         "sm_vcenet",

@@ -43,8 +43,8 @@ from torch import nn
 
 __all__ = ["FeaturePlan", "LEVEL_REDUCTIONS", "choose_levels", "plan_features", "size_multiple"]
 
-#: Nominal reductions of ``F_2``, ``F_3`` and ``F_4`` (ResNet's ``layer2``-``layer4``).
 LEVEL_REDUCTIONS = (8, 16, 32)
+"""Nominal reductions of ``F_2``, ``F_3`` and ``F_4`` (ResNet's ``layer2``-``layer4``)."""
 
 #: Raw input sizes a candidate multiple is tried on (padded up to it): odd, unequal sides.
 _PROBE_SIZES = ((97, 130), (131, 67), (257, 321))

@@ -16,12 +16,12 @@ import numpy as np
 
 __all__ = ["DEFAULT_ALIASES", "class_words", "load_word_vectors"]
 
-# Label names whose words the vector files do not hold as written (PASCAL's glued names).
 DEFAULT_ALIASES: dict[str, str] = {
     "diningtable": "table",
     "pottedplant": "potted plant",
     "tvmonitor": "tv monitor",
 }
+"""Label names whose words the vector files do not hold as written (PASCAL's glued names) -> the words to look up."""
 
 
 def class_words(name: str, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> list[str]:
