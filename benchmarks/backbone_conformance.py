@@ -168,6 +168,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--docs", action="store_true", help="also write docs/backbones.md's table")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: results/)")
     p.add_argument("--run", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     import timm
@@ -198,7 +199,7 @@ def main() -> None:
         "rows": rows,
     }
     table = docs_table({**payload, "torch": torch.__version__, "device": device_name("cpu")})
-    out = write_results("backbone_conformance", "cpu", payload, table)
+    out = write_results("backbone_conformance", "cpu", payload, table, args.out)
     if args.docs:
         page = ROOT / "docs" / "backbones.md"
         text = page.read_text()

@@ -99,3 +99,23 @@ def test_compare_commits_runs_side_by_side(tmp_path):
     assert data["base"] == "d4a8e1d" and len(data["rows"]) == 1
     for r in data["rows"]:
         assert r["base_s"] > 0 and r["head_s"] > 0 and r["speedup"] > 0
+
+
+def test_backbone_conformance_on_two_modules(tmp_path):
+    run("backbone_conformance.py", "--modules", "dla,deit", "--out",
+        str(tmp_path), "--jobs", "1")  # fmt: skip
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    data = json.loads((folder / "backbone_conformance.json").read_text())
+    rows = {r["family"]: r for r in data["rows"]}
+    assert rows["dla"]["works"] == "yes" and rows["deit"]["works"] == "yes"
+    assert rows["deit"]["size_multiple"] == 16  # the patch: padded, cropped back
+    assert rows["dla"]["size_multiple"] == 32 and rows["deit"]["model"] == "deit_tiny_patch16_224"
+    assert "2 of 2 timm model modules" in (folder / "backbone_conformance.md").read_text()
+
+
+def test_feature_cache_key_cost(tmp_path):
+    run("feature_cache_key.py", "--batches", "2", "--rounds", "1", "--size", "64", "--out",
+        str(tmp_path), "--threads", "1")  # fmt: skip
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (row,) = json.loads((folder / "feature_cache_key.json").read_text())["rows"]
+    assert row["evaluation_s"] > 0 and row["exact_digest_ms"] > 0 and 0 < row["key_share_pct"]

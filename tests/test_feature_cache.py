@@ -69,3 +69,80 @@ def test_lru_bound_and_invalid_size():
         assert "max_bytes must be a positive int" in str(err)
     else:
         raise AssertionError("max_bytes=0 was accepted")
+
+
+def _uncached(model, *args):
+    saved, model.encoder.cache = model.encoder.cache, None
+    try:
+        return model(*args)
+    finally:
+        model.encoder.cache = saved
+
+
+def test_writes_between_blocks_through_data_ema_and_copies_give_new_keys():
+    """EMA updates and weight copies write through .data, which bumps no version counter."""
+    from fewzero.models import cached_features
+
+    model = create_model("sm_vcenet", backbone="resnet18", **SMALL).eval()
+    other = create_model("sm_vcenet", backbone="resnet18", **SMALL).eval()
+    x = torch.randn(2, 3, 48, 48)
+    cache = FeatureCache()
+    edits = [
+        lambda p, q: p.data.mul_(1.5),  # scaling, as the reported case
+        lambda p, q: p.data.lerp_(q.data, 0.3),  # an EMA step
+        lambda p, q: p.data.copy_(q.data),  # a weight copy
+        lambda p, q: p.data.copy_(p.data.flip(0)),  # a permutation: the sum is unchanged
+    ]
+    with torch.no_grad():
+        for edit in edits:
+            with cached_features(model, cache):
+                before = model(x)
+            for (_, p), (_, q) in zip(
+                model.encoder.body.named_parameters(), other.encoder.body.named_parameters()
+            ):
+                edit(p, q)
+            with cached_features(model, cache):
+                after = model(x)
+            ref = _uncached(model, x)
+            torch.testing.assert_close(after, ref, rtol=0, atol=0)
+            assert (after - before).abs().max() > 1e-4
+
+
+def test_versioned_writes_and_replaced_tensors_give_new_keys_inside_a_block():
+    from fewzero.models import cached_features
+
+    model = create_model("sm_vcenet", backbone="resnet18", **SMALL).eval()
+    donor = create_model("sm_vcenet", backbone="resnet18", **SMALL).eval()
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad(), cached_features(model, FeatureCache()):
+        model(x)
+        key = model.encoder.cache_owner()
+        model.encoder.body.load_state_dict(donor.encoder.body.state_dict())
+        assert model.encoder.cache_owner() != key
+        torch.testing.assert_close(model(x), _uncached(model, x), rtol=0, atol=0)
+        key = model.encoder.cache_owner()
+        next(model.encoder.body.parameters()).mul_(2.0)  # in place, versioned
+        assert model.encoder.cache_owner() != key
+        torch.testing.assert_close(model(x), _uncached(model, x), rtol=0, atol=0)
+    fingerprint = weights_fingerprint(model.encoder.body)
+    model.encoder.body.to(torch.float64)
+    assert weights_fingerprint(model.encoder.body) != fingerprint
+
+
+def test_a_partial_miss_stores_each_image_under_its_own_key():
+    model = SMVCENet("resnet18", **SMALL).eval()
+    a, b, c = (torch.randn(1, 3, 48, 48) for _ in range(3))
+    cache = FeatureCache()
+    with torch.no_grad():
+        model.encoder.cache = cache
+        model.encoder(torch.cat([a, b]))
+        mixed = model.encoder(torch.cat([c, a, b, c]))  # c new, a and b cached
+        again = model.encoder(torch.cat([b, c]))  # both cached now
+        model.encoder.cache = None
+        ref = {k: model.encoder(v) for k, v in (("a", a), ("b", b), ("c", c))}
+    assert cache.misses == 3
+    for level in range(3):
+        for i, name in enumerate("cabc"):
+            torch.testing.assert_close(mixed[level][i], ref[name][level][0], rtol=0, atol=0)
+        for i, name in enumerate("bc"):
+            torch.testing.assert_close(again[level][i], ref[name][level][0], rtol=0, atol=0)

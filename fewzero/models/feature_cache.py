@@ -12,8 +12,19 @@ and N-way episodes reuse the same queries) computes them again and again; a
             evaluate(model, episodes)
 
 Entries are keyed by the image's exact bytes (and shape, dtype, device and autocast dtype) and by
-a fingerprint of the backbone's weights, so a backbone with other weights never reads another's
-features, and a changed image is a new entry. Only frozen backbones use it, and never under
+the backbone's owner key ([cache_owner][fewzero.models.Backbone.cache_owner]): a digest of its
+weights' content and of everything else that changes its features (name, levels, dilation,
+padding, folding, timm arguments). A backbone with other weights or settings never reads
+another's features, and a changed image is a new entry.
+
+**When the weights are read.** The content digest is exact (every byte of every parameter and
+buffer) and is recomputed whenever [cached_features][fewzero.models.cached_features] enters a
+block, and whenever a tensor is replaced (``.to(dtype)``, ``param.data = ...``) or changed in
+place through autograd-visible ops (``load_state_dict``, ``copy_``, ``mul_``, optimiser steps:
+they bump the tensor's version). Writes through ``.data`` (EMA updates, weight copies) bump no
+version: they are seen at the next block entry, so do not write a backbone's weights through
+``.data`` *inside* a ``cached_features`` block (a frozen backbone has no reason to). The cost is
+in ``benchmarks/feature_cache_key.py``. Only frozen backbones use it, and never under
 ``torch.compile`` or export. The least recently used entries are dropped beyond ``max_bytes``
 (size the cache for the images that repeat: at 96 px an EfficientNet-Lite0 entry is 0.27 MB, at
 321 px a ResNet50 one is about 24 MB).
@@ -39,22 +50,23 @@ _DIGESTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[tuple[int, int], ...]
 )
 
 
-def weights_fingerprint(module: nn.Module) -> str:
-    """A digest of every parameter and buffer of ``module`` (names, shapes and values).
+def weights_fingerprint(module: nn.Module, exact: bool = False) -> str:
+    """A digest of every parameter and buffer of ``module`` (names, dtypes, shapes and values).
 
-    Equal weights give equal fingerprints across modules; any change to a tensor gives a new one.
-    The digest is memoised per module and recomputed only when a tensor was replaced or
-    modified in place.
+    Equal weights give equal fingerprints across modules. The digest is memoised per module and
+    recomputed when a tensor was replaced or modified in place through a versioned op; with
+    ``exact=True`` it is recomputed from the content in any case (what catches writes through
+    ``.data``, which bump no version; see the module docstring).
     """
     tensors = list(module.named_parameters()) + list(module.named_buffers())
-    signature = tuple((t.data_ptr(), t._version) for _, t in tensors)
+    signature = tuple((t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for _, t in tensors)
     memo = _DIGESTS.get(module)
-    if memo is not None and memo[0] == signature:
+    if not exact and memo is not None and memo[0] == signature:
         return memo[1]
     h = hashlib.blake2b(digest_size=16)
     for name, t in tensors:
         h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
+        h.update(f"{tuple(t.shape)}|{t.dtype}".encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     digest = h.hexdigest()
     _DIGESTS[module] = (signature, digest)
@@ -118,7 +130,11 @@ class FeatureCache:
             What ``compute(images)`` returns: a list of ``(B, C_i, h_i, w_i)`` maps.
         """
         keys = [(owner, self._key(img)) for img in images]
-        missing = [i for i, k in enumerate(keys) if k not in self._store]
+        first: dict[tuple[str, str], int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._store:
+                first.setdefault(k, i)  # an image repeated in the batch is computed once
+        missing = list(first.values())
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
@@ -141,13 +157,16 @@ class FeatureCache:
 def cached_features(model: nn.Module, cache: FeatureCache | None) -> Iterator[nn.Module]:
     """Within the block, ``model``'s frozen backbones (``.encoder``) read from ``cache``.
 
-    ``cache=None`` leaves the model as it is. The previous cache is restored on exit.
+    Entering the block re-reads every backbone's weights (an exact content digest), so a change
+    made before it, through ``.data`` included, gives new cache keys. ``cache=None`` leaves the
+    model as it is. The previous cache is restored on exit.
     """
     backbones = [m for m in model.modules() if hasattr(m, "cache") and hasattr(m, "frozen")]
     saved = [b.cache for b in backbones]
     if cache is not None:
         for b in backbones:
             b.cache = cache
+            weights_fingerprint(b.body, exact=True)
     try:
         yield model
     finally:
