@@ -8,8 +8,9 @@ drift of the machine affects both alike. Reported: medians of the per-round medi
 base/head ratio (> 1: the head is faster). Cases: the non-local block (spatial and channel,
 fwd and fwd+bwd, N = 41² and 60², C = 512, batch 4), a training step of
 ``sm_vcenet_efficientnet_lite0`` and ``deeplab_efficientnet_lite0`` (batch 4, 128 and 321 px),
-and zero-shot inference of ``sm_vcenet_resnet50`` and ``sm_vcenet_efficientnet_lite0`` (batch 2,
-224 and 321 px; ``--cases infer``).
+and the frozen backbone's forward and zero-shot inference of ``sm_vcenet_resnet50`` and
+``sm_vcenet_efficientnet_lite0`` (batch 2, 224 and 321 px; ``--cases '"features"'`` and
+``--cases '"infer"'``).
 """
 
 import argparse
@@ -41,13 +42,14 @@ if case["kind"] == "nonlocal":
                 block(x)
         else:
             block(x).sum().backward()
-elif case["kind"] == "infer":
+elif case["kind"] in ("infer", "features"):
     from fewzero.models import create_model
     model = create_model(case["model"]).eval()
     x = torch.randn(2, 3, case["size"], case["size"])
+    run = model if case["kind"] == "infer" else model.encoder
     def fn():
         with torch.no_grad():
-            model(x)
+            run(x)
 else:
     import torch.nn.functional as F
     from fewzero.models import create_model
@@ -75,7 +77,8 @@ CASES = [
     for m in ("sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0")
     for s in (128, 321)
 ] + [  # zero-shot inference over CNN backbones at sizes that already fit (issue 23: no slower)
-    {"kind": "infer", "model": m, "size": s}
+    {"kind": k, "model": m, "size": s}
+    for k in ("features", "infer")
     for m in ("sm_vcenet_resnet50", "sm_vcenet_efficientnet_lite0")
     for s in (224, 321)
 ]

@@ -75,6 +75,9 @@ def test_inputs_the_model_cannot_use_are_refused(arch, extra):
     if model.requires_class_ids:
         with pytest.raises(ValueError, match="class_ids must be given"):
             model(images, **{k: v for k, v in kw.items() if k != "class_ids"})
+    else:  # a class id the model would ignore is refused, not silently dropped
+        with pytest.raises(ValueError, match="class_ids must be None for"):
+            model(images, **kw, class_ids=torch.tensor([1, 3]))
 
 
 @pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")

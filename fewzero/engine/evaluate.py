@@ -21,7 +21,7 @@ from ..metrics import IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
 from ..models.nway import nway_scores
 from . import distributed
-from .inputs import episode_inputs
+from .inputs import episode_inputs, uses_class_ids
 
 __all__ = ["evaluate"]
 
@@ -89,10 +89,9 @@ def evaluate(
         if "support_images" in batch:
             check_finite(batch["support_images"], "support_images")
         ways = "class_ids" in batch
-        inputs = episode_inputs(batch, device)
+        inputs = episode_inputs(batch, device, class_ids=not ways and uses_class_ids(model))
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             if ways:
-                inputs.pop("class_ids")
                 logits = nway_scores(model, **inputs).float()
             else:
                 logits = model(**inputs).float()

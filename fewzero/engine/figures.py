@@ -14,7 +14,7 @@ from torch import nn
 from ..data.episodes import EpisodeDataset, collate_episodes
 from ..data.io import read_image
 from ..predict import tint
-from .inputs import episode_inputs
+from .inputs import episode_inputs, uses_class_ids
 
 __all__ = ["episode_figure", "short_name", "support_swap_figure", "tint"]
 
@@ -35,7 +35,7 @@ def _predict(
         batch.pop("support_images", None)
         batch.pop("support_masks", None)
     model.eval()
-    logits = model(**episode_inputs(batch, device)).float()
+    logits = model(**episode_inputs(batch, device, class_ids=uses_class_ids(model))).float()
     up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
     return up.argmax(1)[0].cpu().numpy()
 

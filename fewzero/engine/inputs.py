@@ -6,17 +6,28 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
-__all__ = ["episode_inputs"]
+__all__ = ["episode_inputs", "uses_class_ids"]
+
+
+def uses_class_ids(model: nn.Module) -> bool:
+    """Whether ``model`` (or the model a DDP / ``torch.compile`` wrapper holds) takes class ids."""
+    inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
+    return bool(getattr(inner, "requires_class_ids", False))
 
 
 def episode_inputs(
-    batch: Mapping[str, Any], device: torch.device, channels_last: bool = False
+    batch: Mapping[str, Any],
+    device: torch.device,
+    channels_last: bool = False,
+    class_ids: bool = True,
 ) -> dict[str, torch.Tensor | None]:
     """Move a collated episode batch to ``device`` as ``model(**inputs)`` arguments.
 
-    Returns ``images``, ``support_images``/``support_masks`` (``None`` in zero-shot batches) and
-    ``class_ids``: every model takes the same call and uses what its contract says. N-way
+    Returns ``images``, ``support_images``/``support_masks`` (``None`` in zero-shot batches) and,
+    with ``class_ids`` (pass [`uses_class_ids`][fewzero.engine.inputs.uses_class_ids] of the
+    model: a model refuses class ids it does not use), ``class_ids``. N-way
     batches give ``(B, N, K, ...)`` supports and ``(B, N)`` class ids (see
     [`fewzero.models.nway.nway_scores`][fewzero.models.nway_scores]).
     """
@@ -28,9 +39,11 @@ def episode_inputs(
     if support_images is not None:
         support_images = support_images.to(device, non_blocking=True)
         support_masks = support_masks.to(device, non_blocking=True)
-    return {
+    inputs: dict[str, torch.Tensor | None] = {
         "images": images,
         "support_images": support_images,
         "support_masks": support_masks,
-        "class_ids": batch["class_ids" if "class_ids" in batch else "class_id"].to(device),
     }
+    if class_ids:
+        inputs["class_ids"] = batch["class_ids" if "class_ids" in batch else "class_id"].to(device)
+    return inputs

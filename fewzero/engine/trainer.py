@@ -34,7 +34,7 @@ from ..models import load_model_state
 from . import distributed
 from .checkpoint import load_checkpoint
 from .config import TrainConfig, resume_changes
-from .inputs import episode_inputs
+from .inputs import episode_inputs, uses_class_ids
 from .run_folder import RunFolder
 
 __all__ = ["NonFiniteLossError", "Trainer", "compile_model"]
@@ -338,7 +338,9 @@ class Trainer:
             NonFiniteLossError: for a NaN/Inf loss, naming the newest finite checkpoint.
         """
         cfg = self.config
-        inputs = episode_inputs(batch, self.device, cfg.channels_last)
+        inputs = episode_inputs(
+            batch, self.device, cfg.channels_last, class_ids=uses_class_ids(self.model)
+        )
         mask = batch["mask"].to(self.device)
         autocast = amp_dtype(cfg.amp)
         with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):

@@ -167,6 +167,13 @@ class SegmentationModel(nn.Module, ABC):
                     f"class_ids must be given to {self.config['arch']!r} (a (B,) tensor of the "
                     "episodes' 1-based class ids), got None"
                 )
+        elif not self.requires_class_ids:
+            raise ValueError(
+                f"class_ids must be None for {self.config['arch']!r}, which does not use class "
+                "ids (it segments the class its "
+                f"{'support set shows' if self.accepts_support else 'query shows'}), got "
+                f"{torch.as_tensor(class_ids).tolist()}; a class id is for SPNet/ZSVM"
+            )
         elif tuple(torch.as_tensor(class_ids).shape) != (images.shape[0],):
             raise ValueError(
                 f"class_ids must have shape ({images.shape[0]},), got "
