@@ -37,3 +37,21 @@ def test_pyramid_matrices_are_kept_per_module_not_per_process():
     y = b(x.requires_grad_())
     y.sum().backward()
     assert x.grad is not None
+
+
+def test_support_masks_are_checked_under_torch_compile_too():
+    import pytest
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    x = torch.randn(1, 3, 48, 48)
+    s = torch.randn(1, 1, 3, 48, 48)
+    good = torch.zeros(1, 1, 48, 48, dtype=torch.long)
+    good[..., 10:30, 10:30] = 1
+    torch.compiler.reset()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        compiled(x, s, good)
+        with pytest.raises(RuntimeError, match=r"support_masks must hold values in \{0, 1, 255\}"):
+            compiled(x, s, good * 2)
+        with pytest.raises(RuntimeError, match="at least one foreground"):
+            compiled(x, s, torch.zeros_like(good))

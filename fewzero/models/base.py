@@ -136,8 +136,9 @@ class SegmentationModel(nn.Module, ABC):
     ) -> None:
         """Validate a call; raises ``ValueError`` naming the argument, expected and received value.
 
-        Value checks on masks and class ids read the tensors (one host-device sync); they are
-        skipped under tracing, export and ``torch.compile``.
+        Value checks on masks and class ids read the tensors (one host-device sync). Under
+        ``torch.compile`` they run as graph-safe asserts (``RuntimeError`` with the same rule, no
+        graph break); under tracing and export they are skipped.
         """
         check_images(images, self.min_input_size, rule=self._size_rule())
         if (support_images is None) != (support_masks is None):
@@ -206,9 +207,19 @@ class SegmentationModel(nn.Module, ABC):
             name="support_images",
             rule=self._size_rule(),
         )
-        if is_exporting() or torch.compiler.is_compiling():
+        if is_exporting():
             return
         m = support_masks
+        if torch.compiler.is_compiling():  # the same rules as graph-safe asserts (RuntimeError)
+            torch._assert_async(
+                ((m == 0) | (m == 1) | (m == 255)).all(),
+                "support_masks must hold values in {0, 1, 255}",
+            )
+            torch._assert_async(
+                (m == 1).flatten(2).any(-1).all(),
+                "support_masks must mark at least one foreground (1) pixel per shot",
+            )
+            return
         bad = ((m != 0) & (m != 1) & (m != 255)).any()
         empty = ~(m == 1).flatten(2).any(-1)  # (B, K)
         bad, empty = bad.item(), empty.cpu()

@@ -126,8 +126,12 @@ class _WordConditioned(SegmentationModel):
             torch.as_tensor(class_ids, device=self.class_embeddings.device).long().reshape(-1)
         )
         n = self.class_embeddings.shape[0]
-        checking = not (is_exporting() or torch.compiler.is_compiling())
-        if checking and (class_ids.min() < 1 or class_ids.max() > n):
+        if torch.compiler.is_compiling() and not is_exporting():  # graph-safe: no host sync
+            torch._assert_async(
+                ((class_ids >= 1) & (class_ids <= n)).all(),
+                f"class_ids must lie in [1, {n}] (the table's classes)",
+            )
+        elif not is_exporting() and (class_ids.min() < 1 or class_ids.max() > n):
             raise ValueError(
                 f"class_ids must lie in [1, {n}] (the table's classes), got {class_ids.tolist()}"
             )
