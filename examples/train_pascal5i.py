@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 
+from fewzero.checks import check_dir
 from fewzero.engine import cleanup, is_main_process, setup, write_json_atomic
 from fewzero.engine.cli import (
     add_run_arguments,
@@ -119,6 +120,9 @@ def main(argv=None):
             f"_{args.shots[0]}shot" if args.shots[0] else ""
         )
     try:
+        check_dir(args.data_root, "--data-root", " (prepare it with python -m fewzero.data.prepare)")
+        if args.coco_root is not None:
+            check_dir(args.coco_root, "--coco-root")
         cfg = config_from_args(args, model=args.model, shots=args.shots)
         if args.resume:  # every setting not given again comes from the run's config.json
             cfg = resumed_config(cfg, explicit)

@@ -9,7 +9,9 @@ wrongly reads what to change from the message alone.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +20,9 @@ __all__ = [
     "as_int_tuple",
     "check_positive_int",
     "check_choice",
+    "check_dir",
+    "check_file",
+    "check_writable",
     "check_feature_map",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -29,6 +34,49 @@ __all__ = [
     "positive_int",
     "resolve_device",
 ]
+
+
+def check_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path`` if it is a file; ``FileNotFoundError`` naming ``what`` otherwise.
+
+    A folder given where a file is expected is named as a folder, not reported as missing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{what} must be a file, got the folder {str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: no such file {str(path)!r}")
+    return path
+
+
+def check_dir(path: str | os.PathLike[str], what: str, hint: str = "") -> Path:
+    """``path`` as a ``Path`` if it is a folder; ``FileNotFoundError`` naming ``what`` otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileNotFoundError(f"{what} must be a folder, got the file {str(path)!r}{hint}")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: no such folder {str(path)!r}{hint}")
+    return path
+
+
+def check_writable(folder: str | os.PathLike[str], what: str) -> Path:
+    """Create ``folder`` if needed and prove that a file can be written there, before any work.
+
+    Raises:
+        PermissionError: naming ``what`` and the folder, when it cannot be created or written.
+    """
+    folder = Path(folder)
+    probe = folder / f".fewzero-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(
+            f"{what} {str(folder)!r} is not writable ({err.strerror or err}); choose another "
+            "folder"
+        ) from err
+    return folder
 
 
 def check_positive_int(name: str, value: object) -> int:

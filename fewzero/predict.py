@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checks import positive_int, resolve_device
+from .checks import check_writable, positive_int, resolve_device
 from .data.readers import ImageLike, MaskLike, to_binary_mask, to_rgb_array
 from .models import create_model, load_trained_model
 from .models.base import SegmentationModel, check_finite
@@ -446,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         query = to_image_tensor(args.query, f"--query {args.query!r}")
         images = [to_image_tensor(image, f"--support image {image!r}") for _, image, _ in pairs]
         masks = [to_mask_tensor(m, class_id=args.mask_class) for _, _, m in pairs]
+        check_writable(args.out, "--out")  # before the model runs: the masks are never lost
     except (FileNotFoundError, OSError, ValueError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
     try:

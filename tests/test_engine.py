@@ -120,10 +120,16 @@ def test_nan_in_first_epoch_names_the_initial_weights(toy, tmp_path):
 
 def test_run_folder_is_refused_then_resumed_or_overwritten(toy, tmp_path):
     make(toy, tmp_path / "run", epochs=1).fit()
+    for name in ("eval.json", "results.md", "results.json", "predictions.png"):
+        (tmp_path / "run" / name).write_text("the first run's")  # what its evaluation wrote
+    (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="already holds a run.*--resume.*--overwrite"):
         make(toy, tmp_path / "run", epochs=1, model="deeplab").fit()
     over = make(toy, tmp_path / "run", epochs=1, model="deeplab", overwrite=True)
     over.fit()
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert not {"eval.json", "results.md", "results.json", "predictions.png"} & set(left), left
+    assert "notes.txt" in left  # a file no run writes is not touched
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # the old run's metrics are gone, not mixed in
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "deeplab"

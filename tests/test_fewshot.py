@@ -231,3 +231,16 @@ def test_fss1000_layout(tmp_path):
 
     res = evaluate(fewshot(), ds, batch_size=4, max_class_id=len(ds.classes))
     assert 0 <= res["miou"] <= 1 and res["episodes"] == 10
+
+
+def test_fss1000_refuses_an_image_without_mask_and_classes_shorter_than_the_shots(tmp_path):
+    make_fss(tmp_path, n=3)
+    with pytest.raises(ValueError, match=r"class 'dog' has 3 images with masks; 5-shot .* need 6"):
+        FSS1000(tmp_path, "test", shots=5, transform=eval_transform(32))
+    ds = FSS1000(tmp_path, "test", shots=2, transform=eval_transform(32), n_episodes=6)
+    for i in range(len(ds)):  # 3 images, 2 shots: the supports are the two other images
+        names = ds[i]["support_names"]
+        assert len(set(names)) == 2 and ds[i]["name"] not in names
+    (tmp_path / "tiger" / "3.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"class 'tiger': 1 image\(s\) .* no <n>.png mask: \['3.jpg'\]"):
+        FSS1000(tmp_path, "test", shots=1)

@@ -75,6 +75,7 @@ def test_segment_refuses_a_query_that_is_not_an_image(files, query, message, cap
         (["--size", "-3"], "argument --size: must be > 0, got -3"),
         (["--size", "0"], "argument --size: must be > 0, got 0"),
         (["--out", "afile"], "--out must be a folder, got the existing file"),
+        (["--out", "afile/sub"], "--out 'afile/sub' is not writable"),
     ],
 )
 def test_segment_refuses_bad_flags(files, extra, message, capsys, monkeypatch):
@@ -117,15 +118,16 @@ def test_a_missing_cuda_device_is_named_not_called_a_corrupt_checkpoint(files, c
     ],
 )
 def test_train_script_checks_shots_before_reading_data(model, shots, message, capsys, tmp_path):
-    # the data root does not exist: the error must come before anything reads it
-    argv = ["--data-root", str(tmp_path / "nowhere"), "--model", model, "--shots", *shots,
+    # the data root is an empty folder: the error must come before anything reads it
+    (tmp_path / "empty").mkdir()
+    argv = ["--data-root", str(tmp_path / "empty"), "--model", model, "--shots", *shots,
             "--no-pretrained", "--out", str(tmp_path / "run")]  # fmt: skip
     err = refused(script("train_pascal5i.py").main, argv, capsys)
     assert message in err and not (tmp_path / "run").exists()
 
 
 def test_eval_script_checks_shots_before_evaluating(files, capsys, tmp_path):
-    args = ["--pascal-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]
+    args = ["--pascal-root", str(tmp_path), "--out", str(tmp_path / "out")]
     err = refused(lambda a: run_eval("", coco=False, argv=a),
                   ["--checkpoint", str(files / "fewshot.pt"), "--shots", "1", "0", *args],
                   capsys)  # fmt: skip
@@ -135,8 +137,8 @@ def test_eval_script_checks_shots_before_evaluating(files, capsys, tmp_path):
                   capsys)  # fmt: skip
     assert "--shots must be 0 for the zero-shot checkpoint" in err
     err = refused(lambda a: run_eval("", coco=False, argv=a),
-                  ["--checkpoint", str(files / "zeroshot.pt"), "--pascal-root", "x", "--out",
-                   str(files / "afile")], capsys)  # fmt: skip
+                  ["--checkpoint", str(files / "zeroshot.pt"), "--pascal-root", str(tmp_path),
+                   "--out", str(files / "afile")], capsys)  # fmt: skip
     assert "--out must be a folder, got the existing file" in err
     assert not (tmp_path / "out").exists()
 
@@ -185,3 +187,77 @@ def test_toy_demo_checks_shots_before_building_the_data(capsys, tmp_path, monkey
     err = refused(script("train_pascal5i.py").main, argv, capsys)
     assert "--shots must all be >= 1 for the few-shot model(s)" in err
     assert not (tmp_path / "cache").exists()  # the toy data was never built
+
+
+def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(files, capsys, tmp_path):
+    def err(argv):
+        return refused(lambda a: run_eval("", coco=False, argv=a), argv, capsys)
+
+    ckpt = ["--checkpoint", str(files / "zeroshot.pt")]
+    message = err([*ckpt, "--pascal-root", str(tmp_path / "nowhere")])
+    assert "--pascal-root not found: no such folder" in message and "Traceback" not in message
+    message = err([*ckpt, "--pascal-root", str(files / "afile")])
+    assert "--pascal-root must be a folder, got the file" in message
+    message = err([*ckpt, "--pascal-root", str(tmp_path), "--out", str(files / "afile" / "sub")])
+    assert "--out" in message and "is not writable" in message
+    message = err(["--checkpoint", str(files), "--pascal-root", str(tmp_path)])
+    assert "checkpoint must be a file, got the folder" in message
+    # a model written by save_model records no fold: --fold is asked for, before any episode
+    from fewzero.engine import save_model
+
+    save_model(SMVCENet("resnet18", **SMALL), tmp_path / "saved.pt")
+    message = err(["--checkpoint", str(tmp_path / "saved.pt"), "--pascal-root", str(tmp_path),
+                   "--out", str(tmp_path / "o")])  # fmt: skip
+    assert "--fold must be given for" in message and "save_model" in message
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_script_keeps_finished_rows_when_interrupted(files, capsys, tmp_path, monkeypatch):
+    """Ctrl-C during the second checkpoint keeps the first one's rows, marked partial."""
+    import fewzero.engine.evaluation_cli as cli
+
+    calls = []
+
+    def fake(model, *args, **kwargs):
+        calls.append(kwargs["shots"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {"pascal_miou": 0.5, "pascal_fbiou": 0.6, "shots": kwargs["shots"], "fold": 0,
+                "episodes": 3, "seed": 0}  # fmt: skip
+
+    monkeypatch.setattr(cli, "evaluate_pascal2coco", fake)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        run_eval("", coco=False, argv=["--checkpoint", str(files / "zeroshot.pt"),
+                                       str(files / "zeroshot.pt"), "--pascal-root",
+                                       str(tmp_path), "--out", str(out)])  # fmt: skip
+    assert exit_.value.code == 130
+    assert "interrupted: the 1 finished rows" in capsys.readouterr().err
+    saved = json.loads((out / "pascal5i.json").read_text())
+    assert saved["partial"] is True and len(saved["rows"]) == 1
+    assert (out / "pascal5i.md").read_text().startswith("**Partial")
+
+
+def test_train_script_names_a_missing_data_root(capsys, tmp_path):
+    argv = ["--data-root", str(tmp_path / "nowhere"), "--model", "deeplab_efficientnet_lite0",
+            "--no-pretrained", "--out", str(tmp_path / "run")]  # fmt: skip
+    err = refused(script("train_pascal5i.py").main, argv, capsys)
+    assert "--data-root not found: no such folder" in err and "Traceback" not in err
+
+
+def test_inputs_torch_would_fail_on_deep_inside_are_refused_by_name(tmp_path):
+    model = SMVCENet("resnet18", **SMALL).eval()
+    with pytest.raises(ValueError, match=r"images must hold at least one image \(B >= 1\)"):
+        model(torch.randn(0, 3, 32, 32))
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):
+        with pytest.raises(ValueError, match=f"images must have the model's dtype torch.float32, got {dtype}"):
+            model(torch.randn(1, 3, 32, 32, dtype=dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts for us
+        assert model(torch.randn(1, 3, 32, 32).bfloat16()).shape == (1, 2, 32, 32)
+    assert model.double()(torch.randn(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64
+    few = SMVCENet("resnet18", class_source="support", **SMALL).eval()
+    masks = torch.ones(1, 1, 32, 32, dtype=torch.long)
+    with pytest.raises(ValueError, match="support_images must have the model's dtype"):
+        few(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32, dtype=torch.float64), masks)
+    with pytest.raises(TypeError, match="transform must be a callable .* got 5"):
+        Pascal5i(tmp_path, fold=0, split="val", transform=5)  # before the root is even read

@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..checks import check_dir
 from .classes import IGNORE_INDEX
 from .io import read_image, read_list, read_mask
 
@@ -118,13 +119,25 @@ class NWayEpisode(TypedDict):
     support_names: list[list[str]]
 
 
-def check_episode_args(min_pixels: int, n_episodes: int | None, shots: int, ways: int = 1) -> None:
+def check_episode_args(
+    min_pixels: int,
+    n_episodes: int | None,
+    shots: int,
+    ways: int = 1,
+    transform: object = None,
+) -> None:
     """Validate the episode arguments shared by every episode dataset.
 
     Raises:
         ValueError: ``min_pixels < 1`` (a class absent from the image would make a pair),
             ``n_episodes < 1`` or ``shots < 0``.
+        TypeError: a ``transform`` that is not callable.
     """
+    if transform is not None and not callable(transform):
+        raise TypeError(
+            "transform must be a callable (image, mask) -> (image, mask), such as "
+            f"fewzero.data.eval_transform(size), or None; got {transform!r}"
+        )
     if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
         raise ValueError(
             f"min_pixels must be an int >= 1 (a pair needs its class in the image), got {min_pixels!r}"
@@ -200,11 +213,7 @@ def check_prepared_root(
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be one of ('train', 'val'), got {split!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"{dataset} root not found: {str(root)!r}; build it with: {prepare_hint}"
-        )
+    root = check_dir(root, f"{dataset} root", f"; build it with: {prepare_hint}")
     return root
 
 
@@ -288,7 +297,7 @@ class EpisodeDataset(Dataset):
         multi_class_weight: int = 1,
         prepare_hint: str = "",
     ) -> None:
-        check_episode_args(min_pixels, n_episodes, shots, ways)
+        check_episode_args(min_pixels, n_episodes, shots, ways, transform)
         if (
             isinstance(multi_class_weight, bool)
             or not isinstance(multi_class_weight, int)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_dir
 from .episodes import (
     Episode,
     FewShotEpisode,
@@ -69,8 +70,10 @@ class FSS1000(Dataset):
         seed: Seed of the test draw.
 
     Raises:
-        FileNotFoundError: for a missing root, split file, class folder or mask.
-        ValueError: for an unknown split, a class with fewer than two images, or bad arguments.
+        FileNotFoundError: for a missing root, split file, class folder, or an image without
+            its mask (named, never dropped).
+        ValueError: for an unknown split, a class with fewer than ``shots + 1`` images (no
+            support is ever repeated), or bad arguments.
     """
 
     def __init__(
@@ -84,7 +87,7 @@ class FSS1000(Dataset):
         n_episodes: int | None = 1000,
         seed: int = 0,
     ) -> None:
-        check_episode_args(1, n_episodes, shots)
+        check_episode_args(1, n_episodes, shots, transform=transform)
         if shots < 1:
             raise ValueError(f"shots must be >= 1 for FSS-1000 episodes, got {shots}")
         if split not in SPLITS:
@@ -94,9 +97,7 @@ class FSS1000(Dataset):
                 f"shots={shots} needs a transform that gives every support image one size, got "
                 "None: pass transform=fewzero.data.eval_transform(size)"
             )
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"FSS-1000 root not found: {str(self.root)!r}")
+        self.root = check_dir(root, "FSS-1000 root")
         if classes is None:
             if split == "all":
                 classes = sorted(
@@ -125,12 +126,28 @@ class FSS1000(Dataset):
             if not folder.is_dir():
                 raise FileNotFoundError(f"class folder not found: {str(folder)!r}")
             found = _image_mask_pairs(folder)
+            unmasked = sorted(
+                p.name
+                for p in folder.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in found
+            )
+            if unmasked:
+                raise FileNotFoundError(
+                    f"class {name!r}: {len(unmasked)} image(s) in {str(folder)!r} have no "
+                    f"<n>.png mask: {unmasked[:5]}; add the masks or remove the images"
+                )
             if len(found) < 2:
                 others = sorted({p.suffix for p in folder.iterdir() if p.is_file()})
                 raise ValueError(
                     f"class {name!r} needs at least 2 images with masks (a query and a support; "
                     f"<n>.jpg/.jpeg with <n>.png in {str(folder)!r}), got {len(found)}"
                     + (f" (file suffixes found: {others})" if others else "")
+                )
+            if len(found) < shots + 1:
+                raise ValueError(
+                    f"class {name!r} has {len(found)} images with masks; {shots}-shot episodes "
+                    f"need {shots + 1} (a query and {shots} distinct supports), in "
+                    f"{str(folder)!r}"
                 )
             self.images[cid] = sorted(found)
             self.files.update({(cid, stem): paths for stem, paths in found.items()})

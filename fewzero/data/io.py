@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..checks import check_file
 from .classes import IGNORE_INDEX
 from .readers import read_image
 
@@ -39,9 +40,7 @@ def read_mask_array(path: str | os.PathLike[str], mode: str | None = None) -> np
         FileNotFoundError: if the file is missing.
         OSError: naming a file that cannot be decoded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {str(path)!r}")
+    path = check_file(path, "mask file")
     try:
         with Image.open(path) as img:
             return np.array(img if mode is None else img.convert(mode))

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..checks import check_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -77,9 +78,7 @@ IGNORE = 255
 
 
 def _open(path: str | os.PathLike[str], what: str) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {str(path)!r}")
+    path = check_file(path, f"{what} file")
     if path.stat().st_size == 0:
         raise OSError(f"cannot read {what} {str(path)!r}: the file is empty (0 bytes)")
     try:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checks import nonnegative_int, positive_int, resolve_device
+from ..checks import check_dir, check_writable, nonnegative_int, positive_int, resolve_device
 from ..models import load_trained_model
 from .checkpoint import write_json_atomic, write_text_atomic
 from .protocols import evaluate_pascal2coco, format_table
@@ -95,6 +95,9 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--checkpoint", nargs="+", required=True, help="training checkpoints")
+    p.add_argument("--fold", type=int, choices=range(4), default=None,
+                   help="PASCAL-5i fold (default: the checkpoint's run; needed for a model saved "
+                   "with save_model, which records none)")  # fmt: skip
     p.add_argument("--pascal-root", required=True, help="prepared PASCAL-5i folder")
     if coco:
         p.add_argument("--coco-root", required=True, help="prepared COCO-20i folder")
@@ -128,6 +131,12 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
     out = args.out if args.out is not None else default_out(name, args.checkpoint)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a folder, got the existing file {str(out)!r}")
+    roots = [("--pascal-root", args.pascal_root)] + ([("--coco-root", args.coco_root)] if coco else [])
+    try:
+        for flag, root in roots:
+            check_dir(root, flag, " (prepare it with python -m fewzero.data.prepare)")
+    except FileNotFoundError as err:
+        p.error(str(err))
     files = [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
     existing = [f.name for f in files if f.exists()]
     if existing and not args.overwrite:
@@ -142,11 +151,45 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         for ckpt in args.checkpoint:
             model, cfg = load_trained_model(ckpt, device=device)
             shots = shot_counts(model, str(ckpt), args.shots, cfg)
+            fold = args.fold if args.fold is not None else cfg.get("fold")
+            if fold is None:
+                raise ValueError(
+                    f"--fold must be given for {str(ckpt)!r}: it records no training fold (a "
+                    "model written by save_model); pass the fold its classes were held out of"
+                )
+            cfg = {**cfg, "fold": int(fold), "model": cfg.get("model", model.config["arch"])}
             plans.append((ckpt, model, cfg, shots, checkpoint_protocol(cfg, given)))
-    except (FileNotFoundError, ValueError) as err:
+        check_writable(out, "--out")  # the results are never lost after the run
+    except (FileNotFoundError, ValueError, PermissionError) as err:
         p.exit(2, f"{p.prog}: error: {err}\n")
     print(f"device: {device}")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    try:
+        _evaluate_plans(plans, rows, args, coco, device)
+    except KeyboardInterrupt:
+        if not rows:
+            p.exit(130, f"{p.prog}: interrupted before the first row finished; nothing written\n")
+        _write_tables(out, name, rows, coco, partial=True)
+        p.exit(
+            130,
+            f"{p.prog}: interrupted: the {len(rows)} finished rows are in {out}/{name}.md/.csv/"
+            ".json, marked partial\n",
+        )
+    table = _write_tables(out, name, rows, coco, partial=False)
+    print(table)
+    _print_averages(rows, coco)
+    print(f"\ntables in {out}/{name}.md/.csv/.json")
+    return 0
+
+
+def _evaluate_plans(
+    plans: list[tuple[Any, ...]],
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    coco: bool,
+    device: str,
+) -> None:
+    """Evaluate every planned checkpoint and shot count, appending each finished row."""
     for ckpt, model, cfg, shot_list, protocol in plans:
         sources = protocol.pop("sources")
         print(
@@ -178,7 +221,15 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
                     **row,
                 }
             )
+
+
+def _write_tables(
+    out: Path, name: str, rows: list[dict[str, Any]], coco: bool, partial: bool
+) -> str:
+    """Write the ``.md``/``.csv``/``.json`` tables atomically; ``partial`` marks an interrupted run."""
     table = format_table(rows, coco=coco)
+    if partial:
+        table = "**Partial: interrupted before every row finished.**\n\n" + table
     head = ["model", "fold", "shots", "pascal_miou", "pascal_fbiou"]
     if coco:
         head += ["coco0", "coco1", "coco2", "coco3", "coco_miou"]
@@ -192,8 +243,11 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         w.writerow(cells + [r["episodes"], r["seed"]])
     write_text_atomic(out / f"{name}.md", table + "\n")
     write_text_atomic(out / f"{name}.csv", buf.getvalue())
-    write_json_atomic(out / f"{name}.json", rows)
-    print(table)
+    write_json_atomic(out / f"{name}.json", {"partial": partial, "rows": rows})
+    return table
+
+
+def _print_averages(rows: list[dict[str, Any]], coco: bool) -> None:
     print("\nAverages over folds (Table 1/2 'Average' / Table 3 rows):")
     by_model: dict[str, list[dict]] = {}
     for r in rows:
@@ -205,5 +259,3 @@ def run(description: str, coco: bool, argv: Sequence[str] | None = None) -> int:
         if coco:
             line += f"  C-mIoU {100 * sum(r['coco_miou'] for r in rs) / len(rs):.2f}"
         print(line)
-    print(f"\ntables in {out}/{name}.md/.csv/.json")
-    return 0

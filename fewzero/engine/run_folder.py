@@ -24,6 +24,16 @@ __all__ = ["RunFolder", "check_run_dir", "run_files"]
 
 # Files that make a folder a run folder.
 _RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint_last.pt")
+# Every file a run writes into its folder (training, its evaluation, the toy demo's tables and
+# figure): what ``--overwrite`` clears, so that two runs never mix in one folder.
+_RUN_OUTPUTS = (
+    *_RUN_FILES,
+    "loss.png",
+    "eval.json",
+    "results.md",
+    "results.json",
+    "predictions.png",
+)
 
 
 def run_files(out_dir: str | os.PathLike[str]) -> list[str]:
@@ -96,6 +106,9 @@ class RunFolder:
     def claim(self, overwrite: bool) -> None:
         """Refuse (or, with ``overwrite``, clear) a folder that already holds a run.
 
+        Clearing removes every file a run writes there (checkpoints, config, metrics, the loss
+        plot, evaluation results and figures); other files are left alone.
+
         Raises:
             FileExistsError: the folder holds a run and ``overwrite`` is not set.
         """
@@ -103,7 +116,7 @@ class RunFolder:
             return
         if not overwrite:
             check_run_dir(self.out_dir, resume=False, overwrite=False)
-        for name in ("config.json", "metrics.jsonl", "loss.png", "checkpoint_last.pt"):
+        for name in _RUN_OUTPUTS:
             (self.out_dir / name).unlink(missing_ok=True)
         for p in self.out_dir.glob("checkpoint_epoch*.pt"):
             p.unlink()

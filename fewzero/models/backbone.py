@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_positive_int, is_exporting
+from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_file, check_positive_int, is_exporting
 from .bn_fold import fold_batchnorm
 from .feature_cache import FeatureCache, weights_fingerprint
 from .timm_features import plan_features
@@ -205,8 +205,8 @@ class Backbone(nn.Module):
         else:
             self.name = backbone
             file_arg = pretrained_file if isinstance(pretrained_file, (str, os.PathLike)) else None
-            if file_arg is not None and not os.path.isfile(file_arg):
-                raise FileNotFoundError(f"pretrained_file: no such file {os.fspath(file_arg)!r}")
+            if file_arg is not None:
+                check_file(file_arg, "pretrained_file")
             plan = plan_features(backbone, levels, output_stride, out_indices, timm_kwargs)
             self.size_multiple = size_multiple or plan.size_multiple
             self.fixed_size = plan.fixed_size

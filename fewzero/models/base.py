@@ -73,6 +73,11 @@ def check_images(
             f"got dtype {images.dtype}; convert with fewzero.predict.Predictor or "
             "fewzero.data.eval_transform"
         )
+    if images.shape[0] == 0:
+        raise ValueError(
+            f"{name} must hold at least one image (B >= 1), got an empty batch of shape "
+            f"{tuple(images.shape)}"
+        )
     h, w = images.shape[-2:]
     if min(h, w) < min_size:
         why = f" ({rule})" if rule else ""
@@ -123,6 +128,18 @@ class SegmentationModel(nn.Module, ABC):
         """Smallest accepted input side."""
         return int(self.encoder.min_input_size)
 
+    def _check_dtype(self, x: torch.Tensor, name: str) -> None:
+        """Outside autocast, ``x`` must have the model's dtype (torch would fail deep inside)."""
+        if torch.is_autocast_enabled(x.device.type):
+            return
+        param = next(self.parameters(), None)
+        if param is not None and x.dtype != param.dtype:
+            raise ValueError(
+                f"{name} must have the model's dtype {param.dtype}, got {x.dtype}; convert the "
+                f"input ({name}.to({param.dtype})), the model (model.to({x.dtype})), or run "
+                "under torch.autocast"
+            )
+
     def _size_rule(self) -> str | None:
         rule = getattr(self.encoder, "size_rule", None)
         return rule() if callable(rule) else None
@@ -141,6 +158,7 @@ class SegmentationModel(nn.Module, ABC):
         graph break); under tracing and export they are skipped.
         """
         check_images(images, self.min_input_size, rule=self._size_rule())
+        self._check_dtype(images, "images")
         if (support_images is None) != (support_masks is None):
             given = "support_images" if support_masks is None else "support_masks"
             missing = "support_masks" if support_masks is None else "support_images"
@@ -162,6 +180,7 @@ class SegmentationModel(nn.Module, ABC):
                     "'both' for few-shot episodes"
                 )
             self._check_support(images, support_images, support_masks)
+            self._check_dtype(support_images, "support_images")
         if class_ids is None:
             if self.requires_class_ids:
                 raise ValueError(

@@ -12,12 +12,12 @@ import inspect
 import os
 import pickle
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..checks import check_file
 from ._registry import architecture_class, create_model
 from .weights import key_mismatches
 
@@ -114,9 +114,7 @@ def load_checkpoint(
             or not a checkpoint (not a dictionary, or holding objects other than tensors and
             plain containers).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
+    path = check_file(path, "checkpoint")
     size = path.stat().st_size
     if size == 0:
         raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes): the write did not finish")

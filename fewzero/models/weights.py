@@ -10,9 +10,10 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 
 import torch
+
+from ..checks import check_file
 
 __all__ = [
     "efficientnet_lite0_imagenet_state_dict",
@@ -95,9 +96,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if the file holds no tensor mapping.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_file: no such file {str(path)!r}")
+    path = check_file(path, "pretrained_file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_file
+
 __all__ = ["DEFAULT_ALIASES", "class_words", "load_word_vectors"]
 
 DEFAULT_ALIASES: dict[str, str] = {
@@ -62,9 +64,7 @@ def load_word_vectors(
         data = np.load(cache, allow_pickle=False)
         if list(data["names"]) == names:
             return data["vectors"]
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"word vector file not found: {str(path)!r}")
+    path = check_file(path, "word vector file")
     wanted = {w for n in names for w in class_words(n, aliases)}
     found: dict[str, np.ndarray] = {}
     with _open(path) as f:
