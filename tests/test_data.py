@@ -378,3 +378,36 @@ def test_prepare_module_runs_without_runpy_warning():
         text=True,
     )
     assert proc.returncode == 0 and "RuntimeWarning" not in proc.stderr
+
+
+def test_exclude_unseen_drops_exactly_the_training_images_that_show_an_unseen_class(
+    toy, tmp_path
+):
+    """Training images showing a seen and an unseen class: the filter must have work to do."""
+    import shutil
+
+    root = tmp_path / "pascal"
+    shutil.copytree(toy["pascal"], root)
+    lines = (root / "lists" / "train.txt").read_text().splitlines()
+    unseen = {1, 2, 3, 4, 5}  # fold 0
+    painted = []
+    for i, line in enumerate(lines):
+        name, *counts = line.split()
+        classes = {int(c.split(":")[0]) for c in counts}
+        if classes - unseen and len(painted) < 3:  # shows a seen class: paint an unseen one in
+            mask_path = root / "SegmentationClassAug" / f"{name}.png"
+            mask = read_mask(mask_path, 20)
+            mask[:8, :8] = 2
+            write_mask(mask_path, mask)
+            n = int((mask == 2).sum())
+            lines[i] = " ".join([name, *[c for c in counts if not c.startswith("2:")], f"2:{n}"])
+            painted.append(name)
+    (root / "lists" / "train.txt").write_text("\n".join(lines) + "\n")
+    assert len(painted) == 3
+    kept = Pascal5i(root, fold=0, split="train", exclude_unseen=True, min_pixels=16)
+    every = Pascal5i(root, fold=0, split="train", exclude_unseen=False, min_pixels=16)
+    kept_names = {n for n, _ in kept.pairs}
+    every_names = {n for n, _ in every.pairs}
+    assert set(painted) <= every_names  # without the filter they are trained, the unseen as bg
+    assert not kept_names & set(painted)
+    assert kept_names == every_names - set(painted)

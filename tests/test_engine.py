@@ -291,3 +291,25 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
         assert two["episodes"] == one["episodes"] == 7
         assert two["miou"] == pytest.approx(one["miou"], abs=1e-6)
         assert two["fbiou"] == pytest.approx(one["fbiou"], abs=1e-6)
+
+
+def test_text_is_written_atomically_the_old_file_survives_a_failed_write(tmp_path, monkeypatch):
+    from fewzero.engine import write_json_atomic, write_text_atomic
+
+    path = tmp_path / "results.md"
+    write_text_atomic(path, "old table\n")
+    seen = []
+    real_replace = os.replace
+
+    def failing_replace(src, dst):  # the moment the new text would land: look, then fail
+        seen.append((Path(dst).read_text(), Path(src).read_text()))
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk gone"):
+        write_text_atomic(path, "new table\n")
+    assert seen == [("old table\n", "new table\n")]  # written beside the file, never into it
+    assert path.read_text() == "old table\n" and sorted(tmp_path.iterdir()) == [path]
+    monkeypatch.setattr(os, "replace", real_replace)
+    write_json_atomic(path.with_suffix(".json"), {"a": 1})
+    assert json.loads(path.with_suffix(".json").read_text()) == {"a": 1}

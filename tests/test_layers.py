@@ -314,3 +314,47 @@ def test_aspp_centre_tap_fast_path_equals_the_dilated_convolution(h, w):
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _non_local_reference(block, x):
+    """The non-local block from its equations, written out in fp64 (no fewzero helper)."""
+    c = block.inter_channels
+    w = block.qkv.weight.double().flatten(1)
+    qkv = torch.einsum("oc,bchw->bohw", w, x.double()) + block.qkv.bias.double()[None, :, None, None]
+    q, k, v = (t.flatten(2) for t in qkv.split(c, dim=1))  # (B, C', N)
+    if block.attention == "spatial":
+        attn = torch.softmax(q.transpose(1, 2) @ k / c**0.5, dim=-1)  # (B, N, N)
+        y = v @ attn.transpose(1, 2)  # (B, C', N)
+    else:
+        n = q.shape[-1]
+        attn = torch.softmax(q @ k.transpose(1, 2) / n**0.5, dim=-1)  # (B, C', C')
+        y = attn @ v
+    z = torch.einsum("oc,bcn->bon", block.conv_out.weight.double().flatten(1), y)
+    z = z + block.conv_out.bias.double()[None, :, None]
+    return z.view(x.shape[0], -1, *x.shape[-2:])
+
+
+@pytest.mark.parametrize("attention", ["spatial", "channel"])
+@pytest.mark.parametrize("impl", ["sdpa", "matmul"])
+def test_non_local_equals_its_equations_with_the_scale_of_the_paper(attention, impl):
+    torch.manual_seed(0)
+    block = NonLocalBlock(8, attention=attention, zero_init=False, impl=impl, residual=False)
+    x = 3 * torch.randn(2, 8, 5, 7)
+    with torch.no_grad():
+        ref = _non_local_reference(block, x)
+        torch.testing.assert_close(block.double()(x.double()), ref, rtol=1e-9, atol=1e-9)
+        # the residual form adds x exactly
+        block.residual = True
+        torch.testing.assert_close(block(x.double()), x.double() + ref, rtol=1e-9, atol=1e-9)
+
+
+def test_bf16_spatial_attention_follows_the_fp64_equations_not_only_the_residual():
+    torch.manual_seed(1)
+    block = NonLocalBlock(16, attention="spatial", zero_init=False, residual=False)
+    x = 3 * torch.randn(2, 16, 9, 9)
+    with torch.no_grad():
+        ref = _non_local_reference(block, x)
+        low = block.bfloat16()(x.bfloat16()).double()
+    # tolerance on the attention output alone (no residual x to hide in): 2% of its scale
+    err = (low - ref).abs().max() / ref.abs().max()
+    assert err < 0.02, float(err)

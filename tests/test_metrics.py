@@ -14,17 +14,28 @@ def test_hand_computed_two_classes_with_ignore():
     m = IoUMeter()
     # episode 1, class 3: pred fg at 0,1; target fg at 0, ignore at 3
     m.update(t([[[1, 1, 0, 0]]]), t([[[1, 0, 0, 255]]]), t([3]))
-    # episode 2, class 3: perfect on 2 fg pixels
-    m.update(t([[[1, 1, 0, 0]]]), t([[[1, 1, 0, 0]]]), t([3]))
+    # episode 2, class 3: perfect on 3 fg pixels
+    m.update(t([[[1, 1, 1, 0]]]), t([[[1, 1, 1, 0]]]), t([3]))
     # episode 3, class 5: no overlap
     m.update(t([[[0, 0, 1, 0]]]), t([[[1, 0, 0, 0]]]), t([5]))
     out = m.compute()
-    # class 3: inter 1 + 2 = 3, union 2 + 2 = 4 (not the per-episode mean 0.75)
-    assert out["per_class"] == {3: 0.75, 5: 0.0}
-    assert out["miou"] == pytest.approx(0.375)
-    # foreground: inter 3, union 2 + 2 + 2 = 6 ; background: inter 1 + 2 + 2 = 5, union 2 + 2 + 4 = 8
-    assert out["fbiou"] == pytest.approx((3 / 6 + 5 / 8) / 2)
+    # class 3: inter 1 + 3 = 4, union 2 + 3 = 5: 0.8 (the per-episode mean would be 0.75)
+    assert out["per_class"] == {3: pytest.approx(0.8), 5: 0.0}
+    assert out["miou"] == pytest.approx(0.4)
+    # foreground: inter 1 + 3 + 0 = 4, union 2 + 3 + 2 = 7
+    # background: inter 1 + 1 + 2 = 4, union 2 + 1 + 4 = 7
+    assert out["fbiou"] == pytest.approx(4 / 7)
     assert out["episodes"] == 3
+
+
+def test_predicted_foreground_on_ignore_pixels_counts_nowhere():
+    m = IoUMeter()
+    # fg everywhere; the target's object at 0, background at 3, ignore at 1 and 2
+    m.update(t([[[1, 1, 1, 1]]]), t([[[1, 255, 255, 0]]]), t([2]))
+    out = m.compute()
+    assert out["per_class"][2] == pytest.approx(1 / 2)  # 4 pixels in the union would give 1/4
+    # background: predicted nowhere, true at 3: inter 0, union 1
+    assert out["fbiou"] == pytest.approx((1 / 2 + 0) / 2)
 
 
 def test_accumulated_not_per_episode_mean():

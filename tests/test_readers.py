@@ -213,3 +213,24 @@ def test_fss_folders_take_jpeg_suffixes_and_refuse_an_empty_root(tmp_path):
     assert ds.images[1] == ["0", "1", "2"]
     episode = ds[0]
     assert int((episode["mask"] == 1).sum()) == int(disk(16, 16, 5).sum())
+
+
+def test_in_memory_pil_images_and_masks_are_read_as_displayed():
+    """A PIL image a user opened themselves keeps its EXIF orientation: it is applied too."""
+    from PIL import Image
+
+    from fewzero.data import to_binary_mask, to_rgb_array
+
+    stored = np.zeros((20, 30, 3), np.uint8)
+    stored[:5, :, 0] = 255  # a red band along the stored top edge
+    image = Image.fromarray(stored)
+    image.getexif()[0x0112] = 6  # rotate 90 degrees clockwise for display
+    shown = to_rgb_array(image)
+    assert shown.shape == (30, 20, 3)  # portrait, as displayed
+    assert shown[:, -5:, 0].min() == 255 and shown[:, :5, 0].max() == 0  # the band is on the right
+    mask_arr = np.zeros((20, 30), np.uint8)
+    mask_arr[:5] = 255
+    mask = Image.fromarray(mask_arr)
+    mask.getexif()[0x0112] = 6
+    m = to_binary_mask(mask)
+    assert m.shape == (30, 20) and m[:, -5:].min() == 1 and m[:, :5].max() == 0

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
@@ -342,3 +343,28 @@ def test_pascal2coco_rows_carry_the_swap_numbers_and_nway(toy):
     json.dumps(row0)
     with pytest.raises(ValueError, match="ways=2 needs a few-shot evaluation"):
         evaluate_pascal2coco(zero, toy["pascal"], None, 0, size=48, n_episodes=8, ways=2)
+
+
+def test_similarity_residual_equals_cosines_computed_by_hand():
+    """Independent of fewzero's helpers: pooled prototypes and cosines written out by hand."""
+    torch.manual_seed(3)
+    model = create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", **SMALL).eval()
+    q = torch.randn(1, 3, 64, 64)
+    s = torch.randn(1, 1, 3, 64, 64)
+    m = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+    m[..., 8:40, 16:48] = 1  # whole 8 x 8 cells: cell (i, j) is foreground for i in 1..4, j in 2..5
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.zero_()
+        got = model.forward_features(q, s, m, None)[0]
+        f2, f3, _ = model.backbone_features(torch.cat([q, s[:, 0]]))
+        feats = model.matcher(model.query(torch.cat([f2, f3], 1))).double()
+        query, support = feats[0], feats[1]  # (C, 8, 8)
+        fg = torch.zeros(8, 8, dtype=torch.bool)
+        fg[1:5, 2:6] = True
+        protos = [support[:, ~fg].mean(dim=1), support[:, fg].mean(dim=1)]  # background, fg
+        want = torch.stack(
+            [F.cosine_similarity(query, p[:, None, None], dim=0) for p in protos]
+        ) * model.similarity_scale
+    torch.testing.assert_close(got[0].double(), want, rtol=1e-4, atol=1e-4)
+    assert want.abs().max() > 0.1  # a map that zeroing would change

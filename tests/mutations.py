@@ -1,0 +1,192 @@
+"""Deliberate breakages, one at a time in a copy of the tree: does a test catch each?
+
+    python tests/mutations.py [--only NAME] [--list]
+
+Not part of the default test run (pytest collects ``test_*.py`` only). Each mutation replaces one
+exact piece of code in a temporary copy of the repository and runs the related tests there, with
+the copy first on ``sys.path``; a mutation is *caught* when those tests fail. The script exits 1
+if any mutation survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (file, exact code, its replacement, pytest arguments that must catch it)
+MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
+    "cache partial miss stores under the wrong key": (
+        "fewzero/models/feature_cache.py",
+        "entry = tuple(f[j].clone() for f in fresh)",
+        "entry = tuple(f[0].clone() for f in fresh)",
+        ["tests/test_feature_cache.py"],
+    ),
+    "cache keeps features after a write through .data": (
+        "fewzero/models/feature_cache.py",
+        "            weights_fingerprint(b.body, exact=True)\n",
+        "",
+        ["tests/test_feature_cache.py"],
+    ),
+    "cache key without the backbone's settings": (
+        "fewzero/models/backbone.py",
+        'return f"{weights_fingerprint(self.body)}:{settings}"',
+        "return weights_fingerprint(self.body)",
+        ["tests/test_backbones.py", "-k", "cache"],
+    ),
+    "predicted foreground on ignore pixels counted in the union": (
+        "fewzero/metrics/iou.py",
+        "p = pred.flatten(1).bool() & valid",
+        "p = pred.flatten(1).bool()",
+        ["tests/test_metrics.py"],
+    ),
+    "non-local scale changed in both implementations": (
+        "fewzero/layers/non_local.py",
+        "scale = self.inter_channels**-0.5 if self.use_scale else 1.0",
+        "scale = self.inter_channels**-0.25 if self.use_scale else 1.0",
+        ["tests/test_layers.py"],
+    ),
+    "1.5x scale error in bf16 spatial attention": (
+        "fewzero/layers/non_local.py",
+        "scale = self.inter_channels**-0.5 if self.use_scale else 1.0",
+        "scale = (1.5 if q.dtype == torch.bfloat16 else 1.0) * self.inter_channels**-0.5",
+        ["tests/test_layers.py"],
+    ),
+    "write_text_atomic writes in place": (
+        "fewzero/engine/checkpoint.py",
+        "        tmp.write_text(text)\n        os.replace(tmp, path)\n",
+        "        path.write_text(text)\n",
+        ["tests/test_engine.py", "-k", "atomic"],
+    ),
+    "no EXIF transpose for in-memory PIL images": (
+        "fewzero/data/readers.py",
+        "return _pil_to_rgb(ImageOps.exif_transpose(image))",
+        "return _pil_to_rgb(image)",
+        ["tests/test_readers.py"],
+    ),
+    "no EXIF transpose for in-memory PIL masks": (
+        "fewzero/data/readers.py",
+        "img = ImageOps.exif_transpose(mask)",
+        "img = mask",
+        ["tests/test_readers.py"],
+    ),
+    "exclude_unseen filter disabled": (
+        "fewzero/data/episodes.py",
+        "if train and exclude_unseen and any(",
+        "if False and train and exclude_unseen and any(",
+        ["tests/test_data.py"],
+    ),
+    "similarity maps zeroed": (
+        "fewzero/models/sm_vcenet.py",
+        "similarity = self.similarity_scale * cosine_maps(q_feat, protos)",
+        "similarity = 0 * cosine_maps(q_feat, protos)",
+        ["tests/test_support_swap.py"],
+    ),
+    "pyramid matrices made in inference mode": (
+        "fewzero/layers/pyramid_pooling.py",
+        "with torch.inference_mode(False), torch.no_grad():",
+        "with torch.no_grad():",
+        ["tests/test_global_state.py"],
+    ),
+    "class ids a model does not use are ignored": (
+        "fewzero/models/base.py",
+        "        elif not self.requires_class_ids:\n            raise ValueError(",
+        "        elif False:\n            raise ValueError(",
+        ["tests/test_contract.py", "-k", "refused"],
+    ),
+    "support masks unchecked under torch.compile": (
+        "fewzero/models/base.py",
+        "        if torch.compiler.is_compiling():  # the same rules",
+        "        if torch.compiler.is_compiling():\n            return\n        if False:",
+        ["tests/test_global_state.py"],
+    ),
+    "padded support pixels counted as background": (
+        "fewzero/heads/prototype.py",
+        "return F.pad(masks, (0, max(pw, 0), 0, max(ph, 0)), value=255)",
+        "return F.pad(masks, (0, max(pw, 0), 0, max(ph, 0)), value=0)",
+        ["tests/test_backbones.py", "-k", "support_masks"],
+    ),
+    "channels-last maps read as channels-first": (
+        "fewzero/models/backbone.py",
+        '        if self.output_fmt == "NHWC":\n            feats = [f.permute(0, 3, 1, 2) for f in feats]\n        if pad_h',
+        "        if pad_h",
+        ["tests/test_backbones.py", "-k", "channels_last_maps"],
+    ),
+    "padded maps not cropped back": (
+        "fewzero/models/backbone.py",
+        "        if pad_h or pad_w:  # keep the cells that cover the input",
+        "        if False:",
+        ["tests/test_backbones.py", "-k", "padding_equals"],
+    ),
+    "FSS-1000 drops images without masks": (
+        "fewzero/data/fss.py",
+        "            if unmasked:",
+        "            if False:",
+        ["tests/test_fewshot.py", "-k", "fss"],
+    ),
+    "--overwrite leaves the old run's evaluation": (
+        "fewzero/engine/run_folder.py",
+        "        for name in _RUN_OUTPUTS:",
+        "        for name in _RUN_FILES:",
+        ["tests/test_engine.py", "-k", "refused_then"],
+    ),
+}
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [f for f in out.stdout.splitlines() if (ROOT / f).is_file()]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=None, help="run the mutations whose name contains this")
+    p.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = p.parse_args()
+    chosen = {n: m for n, m in MUTATIONS.items() if args.only is None or args.only in n}
+    if args.list:
+        print("\n".join(chosen))
+        return 0
+    survived = []
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "tree"
+        for f in tracked_files():
+            (copy / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, copy / f)
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        probe = subprocess.run([sys.executable, "-c", "import fewzero; print(fewzero.__file__)"],
+                               cwd=copy, env=env, capture_output=True, text=True)  # fmt: skip
+        if not probe.stdout.strip().startswith(str(copy)):
+            print(f"the copy is not imported first: {probe.stdout.strip()}", file=sys.stderr)
+            return 2
+        for name, (rel, old, new, tests) in chosen.items():
+            path = copy / rel
+            original = path.read_text()
+            if original.count(old) != 1:
+                print(f"?? {name}: the code to break is not found once in {rel}")
+                survived.append(name)
+                continue
+            path.write_text(original.replace(old, new))
+            start = time.perf_counter()
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                cwd=copy, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            path.write_text(original)
+            caught = run.returncode != 0
+            print(f"{'caught  ' if caught else 'SURVIVED'} {name} ({time.perf_counter() - start:.0f} s)")
+            if not caught:
+                survived.append(name)
+    print(f"\n{len(chosen) - len(survived)} of {len(chosen)} breakages caught")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
