@@ -5,19 +5,26 @@ All layers are BN-free by default (``norm_layer=None``) and take activation clas
 """
 
 from .aspp import ASPP
+from .center_pivot import CenterPivotConv4d
 from .conv_norm_act import ConvNormAct, make_act
+from .correlation import dense_correlation, multilayer_correlation
+from .mask_attention import MaskAttention
 from .non_local import NonLocalBlock, dot_product_attention
 from .pyramid_pooling import PyramidPoolingAttention, adaptive_avg_pool2d_matmul
 from .residual import ResidualBlock, ResidualStack
 
 __all__ = [
     "ASPP",
+    "CenterPivotConv4d",
     "ConvNormAct",
+    "MaskAttention",
     "NonLocalBlock",
     "PyramidPoolingAttention",
     "ResidualBlock",
     "ResidualStack",
     "adaptive_avg_pool2d_matmul",
+    "dense_correlation",
     "dot_product_attention",
     "make_act",
+    "multilayer_correlation",
 ]

@@ -1,0 +1,89 @@
+"""Mask attention: query-to-support attention whose values are the support mask (DCAMA).
+
+DCAMA (Shi et al., ECCV 2022) gives every query position the support mask's value averaged over
+all support positions, weighted by the softmax of their feature similarity: a pixel-level
+"how foreground is what I look like". Multi-head (the heads' outputs are averaged, as DCAMA's
+code does); K shots are one longer key sequence, so the shots' order cannot matter.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checks import check_positive_int
+from .non_local import dot_product_attention
+
+__all__ = ["MaskAttention"]
+
+
+class MaskAttention(nn.Module):
+    """Attention from query positions to support positions with the support mask as the value.
+
+    Shapes:
+        ``query (B, C, Hq, Wq)``, ``support (B, K, C, Hs, Ws)``, ``support_masks (B, K, H, W)``
+        -> ``(B, 1, Hq, Wq)`` in ``[0, 1]``.
+
+    Args:
+        channels: ``C`` of the features.
+        heads: Attention heads; ``channels`` must be a multiple.
+        project: Learnt linear query/key projections (DCAMA's); ``False`` attends on the
+            features themselves (training-free).
+
+    The mask is resized to the support grid by area (the fraction of each cell that is
+    foreground; ignore pixels count 0). A support set without any foreground gives 0
+    everywhere: every value is 0, whatever the attention. DCAMA also adds sine positional
+    encodings to queries and keys; this layer does not (positions of a query and of a support
+    image are unrelated), a documented departure.
+
+    Examples:
+        >>> import torch
+        >>> att = MaskAttention(8, heads=2)
+        >>> masks = torch.zeros(1, 3, 32, 32, dtype=torch.long)
+        >>> masks[..., :16, :] = 1
+        >>> att(torch.randn(1, 8, 4, 5), torch.randn(1, 3, 8, 4, 4), masks).shape
+        torch.Size([1, 1, 4, 5])
+    """
+
+    def __init__(self, channels: int, heads: int = 8, project: bool = True) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.heads = check_positive_int("heads", heads)
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
+        self.query_proj: nn.Module = nn.Linear(channels, channels) if project else nn.Identity()
+        self.key_proj: nn.Module = nn.Linear(channels, channels) if project else nn.Identity()
+
+    def forward(
+        self, query: torch.Tensor, support: torch.Tensor, support_masks: torch.Tensor
+    ) -> torch.Tensor:
+        """Return the attended mask ``(B, 1, Hq, Wq)`` (see the class docstring)."""
+        if query.dim() != 4 or query.shape[1] != self.channels:
+            raise ValueError(f"query must be (B, {self.channels}, H, W), got {tuple(query.shape)}")
+        b = query.shape[0]
+        if support.dim() != 5 or support.shape[:1] != (b,) or support.shape[2] != self.channels:
+            raise ValueError(
+                f"support must be ({b}, K, {self.channels}, H', W'), got {tuple(support.shape)}"
+            )
+        k = support.shape[1]
+        if support_masks.dim() != 4 or tuple(support_masks.shape[:2]) != (b, k):
+            raise ValueError(
+                f"support_masks must be ({b}, {k}, H, W), got {tuple(support_masks.shape)}"
+            )
+        hq, wq = query.shape[-2:]
+        hs, ws = support.shape[-2:]
+        heads, d = self.heads, self.channels // self.heads
+        q = self.query_proj(query.flatten(2).transpose(1, 2))  # (B, Nq, C)
+        keys = self.key_proj(support.permute(0, 1, 3, 4, 2).reshape(b, k * hs * ws, -1))
+        fg = (support_masks == 1).to(q.dtype).flatten(0, 1)[:, None]
+        value = F.adaptive_avg_pool2d(fg, (hs, ws)).view(b, k * hs * ws, 1)
+        q = q.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
+        keys = keys.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
+        value = value.repeat_interleave(heads, dim=0)
+        out = dot_product_attention(q, keys, value.to(q.dtype), d**-0.5)  # SDPA: O(N) memory
+        return out.view(b, heads, hq, wq).mean(dim=1, keepdim=True)
+
+    def extra_repr(self) -> str:
+        """Summarise the configuration in ``repr``."""
+        return f"channels={self.channels}, heads={self.heads}"
