@@ -100,7 +100,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--rounds", type=int, default=3, help="ABAB rounds per case")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
-    p.add_argument("--cases", default=None, help="only cases whose JSON contains this text")
+    p.add_argument("--cases", nargs="+", default=None,
+                   help="only cases whose JSON contains one of these texts")  # fmt: skip
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     rows = []
@@ -110,7 +111,7 @@ def main(argv=None):
                        check=True, capture_output=True)  # fmt: skip
         try:
             for case in CASES:
-                if args.cases and args.cases not in json.dumps(case):
+                if args.cases and not any(c in json.dumps(case) for c in args.cases):
                     continue
                 times = {"base": [], "head": []}
                 for _ in range(args.rounds):
