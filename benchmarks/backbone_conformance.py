@@ -97,6 +97,7 @@ def run_one(name: str) -> dict:
         else None,
         "reductions": enc.reductions,
         "size_multiple": enc.size_multiple,
+        "fixed_size": enc.fixed_size,
         "output_fmt": enc.output_fmt,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -132,23 +133,34 @@ def commit() -> str:
         return "unknown"
 
 
+def _input_rule(row: dict) -> str:
+    """How the model gets any input size: padded to a multiple, or resized to its one size."""
+    if row.get("fixed_size"):
+        h, w = row["fixed_size"]
+        return f"resized to {h}x{w}"
+    m = row.get("size_multiple")
+    return "" if m is None else ("as is" if m == 1 else f"padded to x{m}")
+
+
 def docs_table(payload: dict) -> str:
     rows = [r for r in payload["rows"] if r["model"]]
     passed = sum(r["works"] == "yes" for r in rows)
     lines = [
         f"Made at commit `{payload['commit']}` with timm {payload['timm']} and torch "
-        f"{payload['torch']} on {payload['device']} (`python benchmarks/backbone_conformance.py "
+        f"{payload['torch']} on {payload['device_name']} (`python benchmarks/backbone_conformance.py "
         "--docs`): random weights, sizes " + ", ".join(f"{h}x{w}" for h, w in SIZES) + ".",
         "",
         f"**{passed} of {len(rows)} timm model modules that give feature maps work "
-        f"({100 * passed / max(len(rows), 1):.1f}%).**",
+        f"({100 * passed / max(len(rows), 1):.1f}%)**; "
+        f"{sum(bool(r.get('fixed_size')) for r in rows)} of them run at one input size only "
+        "and get every input resized to it (their maps resampled to the input's grid).",
         "",
         markdown(
             [
-                {**r, "time (s)": r.get("seconds", ""), "pad to": r.get("size_multiple", "")}
+                {**r, "time (s)": r.get("seconds", ""), "input": _input_rule(r)}
                 for r in rows
             ],
-            ["family", "model", "works", "reason", "pad to", "time (s)"],
+            ["family", "model", "works", "reason", "input", "time (s)"],
         ),
     ]
     none = [r for r in payload["rows"] if not r["model"]]
@@ -161,6 +173,21 @@ def docs_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def write_docs_table(table: str) -> None:
+    page = ROOT / "docs" / "backbones.md"
+    text = page.read_text()
+    start, end = "<!-- conformance:start -->", "<!-- conformance:end -->"
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    page.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+
+
+def rerender(path: Path) -> str:
+    """The docs table of a saved run (``--from-json``), with the device and torch it recorded."""
+    payload = json.loads(path.read_text())
+    return docs_table(payload)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--modules", default=None, help="comma-separated timm modules (default: all)")
@@ -169,6 +196,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--docs", action="store_true", help="also write docs/backbones.md's table")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: results/)")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="re-render the docs table of a saved run instead of running")  # fmt: skip
     p.add_argument("--run", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     import timm
@@ -177,6 +206,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.run is not None:
         print(json.dumps(run_one(args.run)))
+        return
+    if args.from_json is not None:
+        table = rerender(args.from_json)
+        if args.docs:
+            write_docs_table(table)
+        print(table)
         return
     modules = timm.list_modules() if args.modules is None else args.modules.split(",")
     rows = []
@@ -195,18 +230,15 @@ def main() -> None:
     payload = {
         "commit": commit(),
         "timm": timm.__version__,
+        "torch": torch.__version__,
+        "device_name": device_name("cpu"),
         "sizes": SIZES,
         "rows": rows,
     }
-    table = docs_table({**payload, "torch": torch.__version__, "device": device_name("cpu")})
+    table = docs_table(payload)
     out = write_results("backbone_conformance", "cpu", payload, table, args.out)
     if args.docs:
-        page = ROOT / "docs" / "backbones.md"
-        text = page.read_text()
-        start, end = "<!-- conformance:start -->", "<!-- conformance:end -->"
-        head, rest = text.split(start)
-        _, tail = rest.split(end)
-        page.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+        write_docs_table(table)
     print(f"wrote {out}")
 
 
