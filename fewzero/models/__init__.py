@@ -24,7 +24,9 @@ from .checkpoint import (
     load_trained_model,
     model_from_state,
 )
+from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
+from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -63,7 +65,9 @@ __all__ = [
     "FEWSHOT_DEFAULTS",
     "VARIANTS",
     "Backbone",
+    "DCAMA",
     "FeatureCache",
+    "HSNet",
     "PrototypeMatcher",
     "SMVCENet",
     "SegmentationModel",
@@ -71,6 +75,10 @@ __all__ = [
     "ZSVM",
     "cached_features",
     "create_model",
+    "dcama_efficientnet_lite0",
+    "dcama_resnet50",
+    "hsnet_efficientnet_lite0",
+    "hsnet_resnet50",
     "deeplab_efficientnet_lite0",
     "deeplab_resnet101",
     "deeplab_resnet50",

@@ -255,12 +255,110 @@ class Backbone(nn.Module):
         self.resampled = len(set(self.reductions)) > 1
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
+        self.block_groups = self._block_plan()
         if frozen:
             for p in self.body.parameters():
                 p.requires_grad_(False)
             self.body.eval()
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
+
+    def _block_plan(self) -> list[int]:
+        """Level (0: ``F_2`` ...) of each map [forward_blocks][fewzero.models.Backbone.forward_blocks] returns."""
+        from timm.models import FeatureDictNet
+
+        levels = len(self.channels)
+        body = self.body
+        if self._getter():
+            picks = [int(i) for i in body.out_indices]
+            span = picks[1] - picks[0] if len(picks) > 1 else 1
+            starts = [max(0, picks[0] - span + 1), *[p + 1 for p in picks[:-1]]]
+            return [g for g, (a, b) in enumerate(zip(starts, picks)) for _ in range(a, b + 1)]
+        if isinstance(body, FeatureDictNet) and len(body.return_layers) == levels:
+            return [
+                g
+                for g, name in enumerate(body.return_layers)
+                for _ in range(len(body[name]) if isinstance(body[name], nn.Sequential) else 1)
+            ]
+        return list(range(levels))
+
+    def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output from ``F_2``'s stage to ``F_4``'s, each on its own grid.
+
+        HSNet and DCAMA read all of them, grouped by level (``block_groups[i]`` is map ``i``'s:
+        0 for ``F_2``'s stage, 1 for ``F_3``'s, 2 for ``F_4``'s):
+
+        * plain ViTs: blocks ``n/4 + 1`` .. ``n`` (1-based), through timm's
+          ``forward_intermediates``;
+        * timm ``FeatureListNet`` bodies whose stages are ``nn.Sequential`` (ResNet, RegNet,
+          DenseNet, ...): every block of the three stages;
+        * other bodies (EfficientNet, ConvNeXt and Swin stages, HRNet): the three levels.
+
+        Inputs are padded and the maps cropped back as in ``forward``; maps are NCHW. A frozen
+        backbone reads them from its [FeatureCache][fewzero.models.FeatureCache] when it has one.
+
+        Shapes:
+            images ``(B, 3, H, W)`` -> ``len(block_groups)`` maps ``(B, C_i, h_i, w_i)``.
+        """
+        cache = self.cache
+        if (
+            cache is not None
+            and self.frozen
+            and not is_exporting()
+            and not torch.compiler.is_compiling()
+        ):
+            return cache.features(self.cache_owner() + ":blocks", images, self._compute_blocks)
+        return self._compute_blocks(images)
+
+    def _compute_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if len(self.block_groups) == len(self.channels) and not self._getter():
+            return self._compute(images, align=False)  # the levels, each on its own grid
+        h, w = images.shape[-2:]
+        m = self.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            feats = self._run_blocks(x)
+        if pad_h or pad_w:
+            feats = [
+                f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
+                for f in feats
+            ]
+        return feats
+
+    def _getter(self) -> bool:
+        """A body over timm's intermediate-layer API (``FeatureGetterNet``: ViTs and kin)."""
+        model = getattr(self.body, "model", None)
+        return hasattr(self.body, "out_indices") and hasattr(model, "forward_intermediates")
+
+    def _run_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output: ViTs through ``forward_intermediates``, else stage by stage."""
+        body = self.body
+        if self._getter():
+            picks = [int(i) for i in body.out_indices]
+            span = picks[1] - picks[0] if len(picks) > 1 else 1
+            first = max(0, picks[0] - span + 1)
+            return list(
+                body.model.forward_intermediates(
+                    x,
+                    indices=list(range(first, picks[-1] + 1)),
+                    intermediates_only=True,
+                    norm=False,
+                    output_fmt="NCHW",
+                )
+            )
+        names = list(body.return_layers)
+        feats: list[torch.Tensor] = []
+        for name, module in body.items():
+            if name in names:  # a Sequential stage (checked by the block plan): block by block
+                for block in module:
+                    x = block(x)
+                    feats.append(x)
+            else:
+                x = module(x)
+            if name == names[-1]:
+                break
+        return feats
 
     @property
     def stride(self) -> int:
@@ -425,7 +523,7 @@ class Backbone(nn.Module):
             return cache.features(self.cache_owner(), images, self._compute)
         return self._compute(images)
 
-    def _compute(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def _compute(self, images: torch.Tensor, align: bool = True) -> list[torch.Tensor]:
         h, w = images.shape[-2:]
         if self.fixed_size is not None:
             return self._compute_fixed(images)
@@ -441,7 +539,7 @@ class Backbone(nn.Module):
                 f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
                 for f in feats
             ]
-        return self.align(feats)
+        return self.align(feats) if align else feats
 
     def _compute_fixed(self, images: torch.Tensor) -> list[torch.Tensor]:
         """A fixed-size body: the input resized to its size, the maps to the input's grid."""

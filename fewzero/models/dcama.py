@@ -1,0 +1,154 @@
+"""DCAMA (Shi et al., ECCV 2022): dense cross-query-and-support attention weighted mask aggregation.
+
+For every block from ``F_2``'s stage to ``F_4``'s
+([forward_blocks][fewzero.models.Backbone.forward_blocks]), a
+[MaskAttention][fewzero.layers.MaskAttention] gives each query position the support mask
+averaged over all support positions (of all K shots: one key sequence), weighted by feature
+similarity. The per-block maps of one level are stacked, mixed by convolutions, merged coarse
+to fine, concatenated with the query's own ``F_2``/``F_3`` features (DCAMA's skips) and decoded
+into two logits.
+
+Where the paper (and its code) leave room, fewzero chooses:
+
+* **Backbone stride.** An undilated backbone, ``output_stride=32`` (DCAMA's ResNet).
+* **Heads.** 8 where the block width allows, else the largest divisor of it up to 8.
+* **Positional encodings.** DCAMA adds sine encodings to queries and keys; they are left out
+  (a query and a support image share no positions), see ``MaskAttention``.
+* **K shots.** One softmax over the concatenated keys of all shots, as DCAMA's K-shot version.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import MaskAttention
+from ._registry import register_architecture, register_model
+from .backbone import Backbone
+from .base import SegmentationModel
+
+__all__ = ["DCAMA", "dcama_efficientnet_lite0", "dcama_resnet50"]
+
+
+def _heads(channels: int, most: int = 8) -> int:
+    return max(h for h in range(1, most + 1) if channels % h == 0)
+
+
+def _mixer(cin: int, width: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, width, 3, padding=1),
+        nn.GroupNorm(4, width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.GroupNorm(4, width),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DCAMA(SegmentationModel):
+    """Few-shot segmentation by multi-layer mask attention from query to support positions.
+
+    Shapes:
+        ``images (B, 3, H, W)``, ``support_images (B, K, 3, H', W')``, ``support_masks
+        (B, K, H', W')`` in {0, 1, 255} -> logits ``(B, 2, H, W)``. A support set is required.
+
+    Args:
+        backbone: timm model name or feature module (frozen).
+        pretrained: ImageNet weights for the backbone.
+        pretrained_file: Local backbone weights (path or state dict).
+        width: Channels of the mixing convolutions (DCAMA: 128).
+        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
+            ``output_stride=32``).
+
+    Examples:
+        >>> import torch
+        >>> model = DCAMA("resnet18").eval()
+        >>> masks = torch.zeros(1, 2, 64, 64, dtype=torch.long)
+        >>> masks[..., 16:48, 16:48] = 1
+        >>> model(torch.randn(1, 3, 64, 64), torch.randn(1, 2, 3, 64, 64), masks).shape
+        torch.Size([1, 2, 64, 64])
+    """
+
+    requires_support = True
+    accepts_support = True
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "resnet50",
+        *,
+        pretrained: bool = False,
+        pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
+        width: int = 128,
+        backbone_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
+        self.encoder = Backbone(
+            backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
+        )
+        groups = self.encoder.block_groups
+        widths = [self.encoder.channels[g] for g in groups]
+        self.attention = nn.ModuleList([MaskAttention(c, heads=_heads(c)) for c in widths])
+        self.mixers = nn.ModuleList([_mixer(groups.count(g), width) for g in range(3)])
+        self.merge = nn.ModuleList([_mixer(width, width) for _ in range(2)])
+        c2, c3 = self.encoder.channels[:2]
+        self.decoder = nn.Sequential(
+            nn.Conv2d(width + c2 + c3, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 2, 3, padding=1),
+        )
+        self.num_classes = 2
+
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return logits ``(B, 2, h, w)`` on the grid of ``F_2``'s stage."""
+        assert support_images is not None and support_masks is not None
+        b, k = support_images.shape[:2]
+        query = self.encoder.forward_blocks(images)
+        support = self.encoder.forward_blocks(support_images.flatten(0, 1))
+        groups = self.encoder.block_groups
+        per_level: list[list[torch.Tensor]] = [[], [], []]
+        for att, g, q, s in zip(self.attention, groups, query, support):
+            per_level[g].append(att(q, s.view(b, k, *s.shape[1:]), support_masks))
+        fine, mid, coarse = (
+            mixer(torch.cat(maps, dim=1)) for mixer, maps in zip(self.mixers, per_level)
+        )
+        x = self.merge[0](_up(coarse, mid) + mid)
+        x = self.merge[1](_up(x, fine) + fine)
+        last = [len(groups) - 1 - groups[::-1].index(g) for g in (0, 1)]  # F_2's, F_3's stage ends
+        first = [query[i] for i in last]
+        skips = [_up(f, fine) for f in first]
+        return self.decoder(torch.cat([x, *skips], dim=1)), {}
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if x.shape[-2:] == like.shape[-2:]:
+        return x
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+register_architecture("dcama", DCAMA)
+
+
+@register_model
+def dcama_resnet50(pretrained: bool = False, **kwargs: Any) -> DCAMA:
+    """DCAMA over a frozen, undilated ResNet-50 (mask attention at its 13 bottlenecks)."""
+    return DCAMA(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def dcama_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DCAMA:
+    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; its three levels as layers)."""
+    return DCAMA(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)

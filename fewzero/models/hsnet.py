@@ -1,0 +1,178 @@
+"""HSNet (Min et al., ICCV 2021): dense multi-layer correlation squeezed by center-pivot 4D convs.
+
+The frozen backbone gives every block from ``F_2``'s stage to ``F_4``'s
+([forward_blocks][fewzero.models.Backbone.forward_blocks]; the 13 bottlenecks of ResNet-50's
+layers 2-4, as HSNet). For each block, the clamped cosine of every query position with every
+masked support position ([multilayer_correlation][fewzero.layers.multilayer_correlation]); the
+blocks of one level are the channels of one 4D tensor. Each level's tensor goes through three
+[CenterPivotConv4d][fewzero.layers.CenterPivotConv4d] blocks (GroupNorm, ReLU) that shrink the
+support dimensions; coarse levels are resampled onto finer ones and added, mixed by two more
+4D blocks; the support dimensions are averaged away and a 2D decoder gives two logits.
+
+Where the paper (and its code) leave room, fewzero chooses:
+
+* **Backbone stride.** HSNet reads an undilated ResNet (strides 8, 16, 32): the factories build
+  the backbone at ``output_stride=32``.
+* **Support strides.** HSNet's strides (4, 2, 2 / 4, 4, 2) make 400 px inputs meet at one support
+  size; here each coarse level is resampled (trilinear in pairs of dimensions) onto the finer
+  level's query and support grid, so any input size works.
+* **K shots.** HSNet votes binary masks of one pass per shot; here the shots' logits are
+  averaged (differentiable, trainable with K shots; order-free).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import CenterPivotConv4d, multilayer_correlation
+from ._registry import register_architecture, register_model
+from .backbone import Backbone
+from .base import SegmentationModel
+
+__all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50"]
+
+
+class _Block4d(nn.Sequential):
+    """CenterPivotConv4d blocks, each followed by GroupNorm and ReLU."""
+
+    def __init__(self, channels: list[int], kernels: list[int], strides: list[int]) -> None:
+        layers: list[nn.Module] = []
+        for cin, cout, k, s in zip(channels[:-1], channels[1:], kernels, strides):
+            layers += [
+                CenterPivotConv4d(cin, cout, kernel_size=k, stride=(1, s)),
+                nn.GroupNorm(4, cout),
+                nn.ReLU(inplace=True),
+            ]
+        super().__init__(*layers)
+
+
+def _resample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x (B, C, hq, wq, hs, ws)`` onto ``like``'s four spatial sizes (bilinear in pairs)."""
+    b, c, hq, wq, hs, ws = x.shape
+    tq, ts = like.shape[2:4], like.shape[4:6]
+    if (hq, wq) != tuple(tq):
+        y = x.permute(0, 4, 5, 1, 2, 3).reshape(b * hs * ws, c, hq, wq)
+        y = F.interpolate(y, size=tq, mode="bilinear", align_corners=True)
+        x = y.view(b, hs, ws, c, *tq).permute(0, 3, 4, 5, 1, 2)
+        hq, wq = tq
+    if (hs, ws) != tuple(ts):
+        y = x.permute(0, 2, 3, 1, 4, 5).reshape(b * hq * wq, c, hs, ws)
+        y = F.interpolate(y, size=ts, mode="bilinear", align_corners=True)
+        x = y.view(b, hq, wq, c, *ts).permute(0, 3, 1, 2, 4, 5)
+    return x
+
+
+class HSNet(SegmentationModel):
+    """Hypercorrelation squeeze network: few-shot segmentation from dense correlations.
+
+    Shapes:
+        ``images (B, 3, H, W)``, ``support_images (B, K, 3, H', W')``, ``support_masks
+        (B, K, H', W')`` in {0, 1, 255} -> logits ``(B, 2, H, W)``. A support set is required.
+
+    Args:
+        backbone: timm model name or feature module (frozen).
+        pretrained: ImageNet weights for the backbone.
+        pretrained_file: Local backbone weights (path or state dict).
+        channels: Widths of the three 4D blocks of each level (HSNet: 16, 64, 128).
+        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
+            ``output_stride=32``: HSNet's undilated backbone).
+
+    Examples:
+        >>> import torch
+        >>> model = HSNet("resnet18").eval()
+        >>> masks = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+        >>> masks[..., 16:48, 16:48] = 1
+        >>> model(torch.randn(1, 3, 64, 64), torch.randn(1, 1, 3, 64, 64), masks).shape
+        torch.Size([1, 2, 64, 64])
+    """
+
+    requires_support = True
+    accepts_support = True
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "resnet50",
+        *,
+        pretrained: bool = False,
+        pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
+        channels: tuple[int, int, int] | list[int] = (16, 64, 128),
+        backbone_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
+        self.encoder = Backbone(
+            backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
+        )
+        c1, c2, c3 = (int(c) for c in channels)
+        groups = self.encoder.block_groups
+        layers = [groups.count(g) for g in range(3)]
+        # finest level: widest kernels and strides (HSNet's layer2 block), coarsest the least
+        self.squeeze = nn.ModuleList(
+            [
+                _Block4d([layers[0], c1, c2, c3], [5, 5, 3], [4, 4, 2]),
+                _Block4d([layers[1], c1, c2, c3], [5, 3, 3], [4, 2, 2]),
+                _Block4d([layers[2], c1, c2, c3], [3, 3, 3], [2, 2, 2]),
+            ]
+        )
+        self.mix = nn.ModuleList(
+            [_Block4d([c3, c3, c3, c3], [3, 3, 3], [1, 1, 1]) for _ in range(2)]
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv2d(c3, c3, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 2, 3, padding=1),
+        )
+        self.num_classes = 2
+
+    def _one_shot(self, query: list[torch.Tensor], support: list[torch.Tensor],
+                  mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        corr = multilayer_correlation(query, support, mask, self.encoder.block_groups)
+        fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
+        mixed = self.mix[0](_resample(coarse, mid) + mid)
+        mixed = self.mix[1](_resample(mixed, fine) + fine)
+        encoded = mixed.mean(dim=(-2, -1))  # the support dimensions averaged away
+        return self.decoder(encoded)
+
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor | None,
+        support_masks: torch.Tensor | None,
+        class_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the shots' mean logits ``(B, 2, h, w)`` on ``F_2``'s grid."""
+        assert support_images is not None and support_masks is not None
+        k = support_images.shape[1]
+        query = self.encoder.forward_blocks(images)
+        support = self.encoder.forward_blocks(support_images.transpose(0, 1).flatten(0, 1))
+        b = images.shape[0]
+        logits = [
+            self._one_shot(query, [s[i * b : (i + 1) * b] for s in support], support_masks[:, i])
+            for i in range(k)
+        ]
+        return torch.stack(logits).mean(dim=0), {}
+
+
+register_architecture("hsnet", HSNet)
+
+
+@register_model
+def hsnet_resnet50(pretrained: bool = False, **kwargs: Any) -> HSNet:
+    """HSNet over a frozen, undilated ResNet-50 (its 13 bottlenecks of layers 2-4)."""
+    return HSNet(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def hsnet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> HSNet:
+    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; its three levels as layers)."""
+    return HSNet(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)

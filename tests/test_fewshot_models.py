@@ -1,0 +1,94 @@
+"""HSNet and DCAMA under the one model contract: many-layer features, shots, N-way, training."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fewzero.models import (
+    DCAMA,
+    Backbone,
+    FeatureCache,
+    HSNet,
+    create_model,
+    is_model,
+    nway_scores,
+)
+
+
+def episode(b=1, k=2, size=64, box=(16, 48)):
+    masks = torch.zeros(b, k, size, size, dtype=torch.long)
+    masks[..., box[0] : box[1], box[0] : box[1]] = 1
+    return torch.randn(b, 3, size, size), torch.randn(b, k, 3, size, size), masks
+
+
+def test_many_layer_features_are_every_block_grouped_by_level():
+    r50 = Backbone("resnet50", output_stride=32)
+    assert r50.block_groups == [0] * 4 + [1] * 6 + [2] * 3  # HSNet's 13 bottlenecks
+    feats = r50.forward_blocks(torch.randn(1, 3, 64, 64))
+    assert [feats[i].shape[1:] for i in (0, 4, 10)] == [(512, 8, 8), (1024, 4, 4), (2048, 2, 2)]
+    vit = Backbone("vit_tiny_patch16_224")
+    assert vit.block_groups == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # blocks 4-12 of 12
+    maps = vit.forward_blocks(torch.randn(1, 3, 50, 70))  # padded to 64 x 80, cropped back
+    assert all(m.shape == (1, 192, 4, 5) for m in maps)
+    # the last block of each level is that level's map
+    x = torch.randn(1, 3, 48, 48)
+    blocks, levels = vit.forward_blocks(x), vit(x)
+    for g, level in enumerate(levels):
+        last = len(vit.block_groups) - 1 - vit.block_groups[::-1].index(g)
+        torch.testing.assert_close(blocks[last], level, rtol=0, atol=0)
+    # cached like the levels: the same maps, computed once
+    vit.cache = FeatureCache()
+    first, again = vit.forward_blocks(x), vit.forward_blocks(x)
+    assert vit.cache.hits == 1 and vit.cache.misses == 1
+    for a, b, c in zip(blocks, first, again):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch", ["hsnet", "dcama"])
+def test_shot_order_does_not_matter_and_k_shots_work(arch):
+    model = create_model(arch, backbone="resnet18").eval()
+    q, s, m = episode(k=3)
+    m[:, 1] = 0
+    m[:, 1, :, 40:] = 1
+    order = torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        a = model(q, s, m)
+        b = model(q, s[:, order], m[:, order])
+        one = model(q, s[:, :1], m[:, :1])
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert (a - one).abs().max() > 1e-6  # more shots, another prediction
+
+
+@pytest.mark.parametrize("arch", ["hsnet", "dcama"])
+def test_nway_and_a_few_steps_of_training_on_one_episode(arch):
+    torch.manual_seed(0)
+    model = create_model(arch, backbone="resnet18")
+    q, s, m = episode(k=1)
+    target = m[:, 0]  # the query is the support: segment what the support names
+    q = s[:, 0]
+    with torch.no_grad():
+        scores = nway_scores(model.eval(), q, torch.stack([s, s], 1), torch.stack([m, m], 1))
+    assert scores.shape == (1, 3, 64, 64)
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = F.cross_entropy(model(q, s, m), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_factories_and_refusals():
+    for name in ("hsnet_resnet50", "hsnet_efficientnet_lite0", "dcama_resnet50",
+                 "dcama_efficientnet_lite0"):  # fmt: skip
+        assert is_model(name)
+    model = create_model("hsnet_efficientnet_lite0")
+    assert isinstance(model, HSNet) and model.encoder.block_groups == [0, 1, 2]
+    assert isinstance(create_model("dcama_resnet50", backbone="resnet18"), DCAMA)
+    q, s, m = episode()
+    with pytest.raises(ValueError, match="support_images must be given to the few-shot model"):
+        model(q)
