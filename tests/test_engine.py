@@ -1,5 +1,6 @@
 """Training loop, checkpoints, resume exactness, NaN guard, evaluation runners."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -313,3 +314,19 @@ def test_text_is_written_atomically_the_old_file_survives_a_failed_write(tmp_pat
     monkeypatch.setattr(os, "replace", real_replace)
     write_json_atomic(path.with_suffix(".json"), {"a": 1})
     assert json.loads(path.with_suffix(".json").read_text()) == {"a": 1}
+
+
+def test_adamw_is_a_choice_of_the_run_and_is_kept_on_resume(toy, tmp_path):
+    with pytest.raises(ValueError, match=r"optimizer must be one of \('sgd', 'adamw'\), got 'adam'"):
+        TrainConfig(optimizer="adam")
+    trainer = make(toy, tmp_path / "run", epochs=1, optimizer="adamw", lr=1e-3)
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    trainer.fit()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["optimizer"] == "adamw"
+    from fewzero.engine.config import resume_changes
+
+    with pytest.raises(ValueError, match="optimizer"):  # another optimiser is another run
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        kept = {k: v for k, v in saved.items() if k in fields}
+        resume_changes(saved, TrainConfig(**{**kept, "optimizer": "sgd"}))

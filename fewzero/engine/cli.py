@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_device
-from .config import TrainConfig
+from .config import OPTIMIZERS, TrainConfig
 
 __all__ = [
     "FLAG_FIELDS",
@@ -84,12 +84,19 @@ def add_run_arguments(
     add(
         "--batch-size", "batch_size", "global batch size", type=positive_int, default=cfg.batch_size
     )
-    add("--lr", "lr", "SGD learning rate", type=nonnegative_float, default=cfg.lr)
+    add(
+        "--optimizer",
+        "optimizer",
+        "sgd (the paper's) or adamw (HSNet's and DCAMA's)",
+        choices=OPTIMIZERS,
+        default=cfg.optimizer,
+    )
+    add("--lr", "lr", "learning rate", type=nonnegative_float, default=cfg.lr)
     add("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=cfg.momentum)
     add(
         "--weight-decay",
         "weight_decay",
-        "SGD weight decay",
+        "weight decay (SGD's L2, AdamW's decoupled)",
         type=nonnegative_float,
         default=cfg.weight_decay,
     )

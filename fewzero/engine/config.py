@@ -18,6 +18,7 @@ from typing import Any
 from ..checks import default_device
 
 __all__ = [
+    "OPTIMIZERS",
     "SAFE_RESUME_CHANGES",
     "RunConfigError",
     "TrainConfig",
@@ -38,6 +39,10 @@ class RunConfigError(ValueError):
     """A resumed run's settings differ from its saved run in a way a resume may not change."""
 
 
+OPTIMIZERS = ("sgd", "adamw")
+"""Optimisers a run can use: SGD with momentum (the paper's) or AdamW (HSNet's and DCAMA's Adam, with decoupled weight decay); both under the poly schedule."""
+
+
 @dataclass
 class TrainConfig:
     """Settings of a training run (defaults: the paper's, and the peers' where it is silent).
@@ -55,6 +60,7 @@ class TrainConfig:
     shots: int = 0
     epochs: int = 200
     batch_size: int = 4
+    optimizer: str = "sgd"
     lr: float = 0.0025
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -98,6 +104,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be one of (None, 'bf16', 'fp16'), got {self.amp!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.target not in ("class", "union"):
             raise ValueError(f"target must be one of ('class', 'union'), got {self.target!r}")
         self.eval_shots = [int(k) for k in self.eval_shots] or [self.shots]

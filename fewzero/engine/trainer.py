@@ -90,9 +90,15 @@ class Trainer:
             )
         self.local_batch = config.batch_size // self.world
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        self.optimizer: torch.optim.Optimizer
+        if config.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(
+                params, lr=config.lr, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
         self.steps_per_epoch = self._steps_per_epoch()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._poly)
         self.ddp: nn.Module = self.model
