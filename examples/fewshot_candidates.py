@@ -65,6 +65,13 @@ CANDIDATES = {
         3,
         "residual_projected, two-class training queries weighted x3 (the default)",
     ),
+    "mask_attention_multi3": (
+        FEWSHOT,
+        {"similarity": "query", "similarity_residual": True, "similarity_channels": 128,
+         "mask_attention": True},  # fmt: skip
+        3,
+        "the default + DCAMA's mask attention on the projected features, input and residual",
+    ),
 }
 
 

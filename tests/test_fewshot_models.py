@@ -92,3 +92,40 @@ def test_factories_and_refusals():
     q, s, m = episode()
     with pytest.raises(ValueError, match="support_images must be given to the few-shot model"):
         model(q)
+
+
+def test_sm_vcenet_takes_mask_attention_as_a_comparison():
+    from conftest import SMALL
+
+    from fewzero.models import SMVCENet
+
+    with pytest.raises(ValueError, match="mask_attention=True attends on the compared query"):
+        SMVCENet("resnet18", class_source="support", similarity="class", mask_attention=True)
+    torch.manual_seed(0)
+    model = SMVCENet("resnet18", class_source="support", similarity="query",
+                     similarity_residual=True, similarity_channels=16, mask_attention=True,
+                     **SMALL).eval()  # fmt: skip
+    plain = SMVCENet("resnet18", class_source="support", similarity="query",
+                     similarity_residual=True, similarity_channels=16, **SMALL)  # fmt: skip
+    assert model.decoder.class_channels == plain.decoder.class_channels + 1
+    q, s, m = episode(k=2)
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.zero_()
+        got = model.forward_features(q, s, m, None)[0]
+        f2, f3, _ = model.backbone_features(torch.cat([q, s.flatten(0, 1)]))
+        feats = model.matcher(model.query(torch.cat([f2, f3], 1)))
+        att = model.mask_attention(feats[:1], feats[1:][None], m)  # 64 px: whole 8 px cells
+        fg = torch.zeros(8, 8, dtype=torch.bool)
+        fg[2:6, 2:6] = True  # the mask's 16:48 box in 8 px cells
+        support = feats[1:].double()  # (2 shots, C, 8, 8)
+        protos = [support[:, :, ~fg].mean(-1).mean(0), support[:, :, fg].mean(-1).mean(0)]
+        cos = torch.stack(
+            [F.cosine_similarity(feats[0].double(), p[:, None, None], dim=0) for p in protos]
+        )
+    want = model.similarity_scale * (cos + torch.cat([1 - 2 * att, 2 * att - 1], 1)[0].double())
+    torch.testing.assert_close(got[0].double(), want, rtol=1e-4, atol=1e-4)
+    other = torch.zeros_like(m)
+    other[..., :, 40:] = 1
+    with torch.no_grad():
+        assert (model(q, s, other) - model(q, s, m)).abs().max() > 1e-4

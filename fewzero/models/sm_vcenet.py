@@ -27,7 +27,8 @@ from torch import nn
 
 from ..checks import as_int_tuple, check_choice, check_positive_int
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
-from ..heads.prototype import cosine_maps, prior_mask, support_prototypes
+from ..heads.prototype import cosine_maps, grid_masks, prior_mask, support_prototypes
+from ..layers import MaskAttention
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
@@ -107,6 +108,10 @@ class SMVCENet(SegmentationModel):
         similarity_residual: Also add the scaled maps to the CCM's background/foreground logits,
             so the segmentation loss trains the comparison directly (PANet's loss) and the CCM
             learns a correction to it.
+        mask_attention: With ``similarity="query"``: also attend from every query position to
+            every support position of the compared features, with the support mask as the value
+            ([MaskAttention][fewzero.layers.MaskAttention], DCAMA's mechanism). The map is one
+            more CCM input and, with ``similarity_residual``, is added to the logits too.
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
             ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
             1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
@@ -146,6 +151,7 @@ class SMVCENet(SegmentationModel):
         similarity_scale: float = 10.0,
         similarity_residual: bool = False,
         similarity_channels: int | None = None,
+        mask_attention: bool = False,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
@@ -180,6 +186,11 @@ class SMVCENet(SegmentationModel):
                     f"similarity={similarity!r} compares the query with the support set, got "
                     "class_source='query'; use class_source='support' or 'both'"
                 )
+        if mask_attention and similarity != "query":
+            raise ValueError(
+                f"mask_attention=True attends on the compared query features, got similarity="
+                f"{similarity!r}; use similarity='query'"
+            )
         if similarity_residual and similarity is None:
             raise ValueError("similarity_residual=True needs similarity='query' or 'class'")
         self.prior = bool(prior)
@@ -210,6 +221,12 @@ class SMVCENet(SegmentationModel):
                 query_channels, check_positive_int("similarity_channels", similarity_channels), 1
             )
         )
+        match_channels = query_channels if similarity_channels is None else similarity_channels
+        self.mask_attention: MaskAttention | None = (
+            MaskAttention(match_channels, heads=_divisor_heads(match_channels))
+            if mask_attention
+            else None
+        )
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
             self.encoder.stage_split()  # fail early for backbones whose last stage cannot run alone
@@ -236,6 +253,7 @@ class SMVCENet(SegmentationModel):
             (2 if class_source == "both" else 1) * width
             + int(self.prior)
             + 2 * (similarity is not None)
+            + int(bool(mask_attention))
         )
         self.decoder = ClassComparisonModule(
             query_channels,
@@ -335,6 +353,16 @@ class SMVCENet(SegmentationModel):
             protos = support_prototypes(s_feat, support_masks, (0, 1), self.encoder.stride)
             similarity = self.similarity_scale * cosine_maps(q_feat, protos)
             parts.append(similarity)
+            if self.mask_attention is not None:
+                k = support_masks.shape[1]
+                cells = grid_masks(support_masks.flatten(0, 1), s_feat.shape[-2:], self.encoder.stride)
+                attended = self.mask_attention(
+                    q_feat, s_feat.view(b, k, *s_feat.shape[1:]), cells.view(b, k, *cells.shape[1:])
+                )
+                parts.append(attended)
+                # as cosine maps in [-1, 1]: background 1 - 2a, foreground 2a - 1
+                attended = torch.cat([1 - 2 * attended, 2 * attended - 1], dim=1)
+                similarity = similarity + self.similarity_scale * attended
         if self.prior and fewshot:
             assert i_class is not None and support_i is not None and support_masks is not None
             prior = prior_mask(
@@ -352,6 +380,10 @@ class SMVCENet(SegmentationModel):
         if similarity is not None and self.similarity_residual:
             logits = logits + similarity.to(logits.dtype)
         return logits, {}
+
+
+def _divisor_heads(channels: int, most: int = 8) -> int:
+    return max(h for h in range(1, most + 1) if channels % h == 0)
 
 
 for _variant in VARIANTS:
