@@ -70,7 +70,7 @@ CANDIDATES = {
         {"similarity": "query", "similarity_residual": True, "similarity_channels": 128,
          "mask_attention": True},  # fmt: skip
         3,
-        "the default + DCAMA's mask attention on the projected features, input and residual",
+        "the default + DCAMA's mask attention on the projected features as a CCM input",
     ),
 }
 
