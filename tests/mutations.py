@@ -115,8 +115,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "channels-last maps read as channels-first": (
         "fewzero/models/backbone.py",
-        '        if self.output_fmt == "NHWC":\n            feats = [f.permute(0, 3, 1, 2) for f in feats]\n        if pad_h',
-        "        if pad_h",
+        '        if self.output_fmt == "NHWC":\n            feats = [f.permute(0, 3, 1, 2) for f in feats]\n        if pad_h or pad_w:  # keep',
+        "        if pad_h or pad_w:  # keep",
         ["tests/test_backbones.py", "-k", "channels_last_maps"],
     ),
     "padded maps not cropped back": (

@@ -278,23 +278,18 @@ def test_deeplab_over_a_vit_builds_only_up_to_f3():
     assert model(torch.randn(1, 3, 33, 47)).shape == (1, 2, 33, 47)
 
 
-_SIZED = {}
-
-
-def _sized(name):
-    if name not in _SIZED:
-        _SIZED[name] = create_model("deeplab", backbone=name, **SMALL).eval()
-    return _SIZED[name]
-
-
-@pytest.mark.parametrize(
-    "name", ["vit_small_patch14_dinov2", "swin_tiny_patch4_window7_224", "hrnet_w18_small"]
+@pytest.fixture(
+    scope="module",
+    params=["vit_small_patch14_dinov2", "swin_tiny_patch4_window7_224", "hrnet_w18_small"],
 )
+def sized_model(request):
+    return create_model("deeplab", backbone=request.param, **SMALL).eval()
+
+
 @given(h=st.integers(0, 90), w=st.integers(0, 90))
-def test_logits_have_the_input_size_at_every_side_from_the_minimum(name, h, w):
-    model = _sized(name)
-    low = model.min_input_size
+def test_logits_have_the_input_size_at_every_side_from_the_minimum(sized_model, h, w):
+    low = sized_model.min_input_size
     h, w = low + h, low + w
     with torch.no_grad():
-        out = model(torch.randn(1, 3, h, w))
+        out = sized_model(torch.randn(1, 3, h, w))
     assert out.shape == (1, 2, h, w) and torch.isfinite(out).all()

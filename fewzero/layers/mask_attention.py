@@ -27,7 +27,8 @@ class MaskAttention(nn.Module):
 
     Args:
         channels: ``C`` of the features.
-        heads: Attention heads; ``channels`` must be a multiple.
+        heads: Attention heads; ``channels`` must be a multiple (default ``None``: the largest
+            divisor of ``channels`` up to 8, DCAMA's 8 where the width allows).
         project: Learnt linear query/key projections (DCAMA's); ``False`` attends on the
             features themselves (training-free).
 
@@ -46,9 +47,11 @@ class MaskAttention(nn.Module):
         torch.Size([1, 1, 4, 5])
     """
 
-    def __init__(self, channels: int, heads: int = 8, project: bool = True) -> None:
+    def __init__(self, channels: int, heads: int | None = None, project: bool = True) -> None:
         super().__init__()
         self.channels = check_positive_int("channels", channels)
+        if heads is None:
+            heads = max(h for h in range(1, 9) if channels % h == 0)
         self.heads = check_positive_int("heads", heads)
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")

@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import timm
@@ -255,7 +255,9 @@ class Backbone(nn.Module):
         self.resampled = len(set(self.reductions)) > 1
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
-        self.block_groups = self._block_plan()
+        self.block_groups, self._block_indices = self._block_plan()
+        # blocks read one by one (ViT blocks, Sequential stages), else the levels themselves
+        self._per_block = self._block_indices is not None or len(self.block_groups) > levels
         if frozen:
             for p in self.body.parameters():
                 p.requires_grad_(False)
@@ -263,8 +265,12 @@ class Backbone(nn.Module):
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
 
-    def _block_plan(self) -> list[int]:
-        """Level (0: ``F_2`` ...) of each map [forward_blocks][fewzero.models.Backbone.forward_blocks] returns."""
+    def _block_plan(self) -> tuple[list[int], list[int] | None]:
+        """The level of each map ``forward_blocks`` returns, and a ViT body's block indices.
+
+        Levels: 0 for ``F_2``'s stage, 1 for ``F_3``'s, 2 for ``F_4``'s. Indices: ``None`` when
+        the maps are read stage by stage, or are the levels themselves.
+        """
         from timm.models import FeatureDictNet
 
         levels = len(self.channels)
@@ -273,14 +279,16 @@ class Backbone(nn.Module):
             picks = [int(i) for i in body.out_indices]
             span = picks[1] - picks[0] if len(picks) > 1 else 1
             starts = [max(0, picks[0] - span + 1), *[p + 1 for p in picks[:-1]]]
-            return [g for g, (a, b) in enumerate(zip(starts, picks)) for _ in range(a, b + 1)]
+            groups = [g for g, (a, b) in enumerate(zip(starts, picks)) for _ in range(a, b + 1)]
+            return groups, list(range(starts[0], picks[-1] + 1))
         if isinstance(body, FeatureDictNet) and len(body.return_layers) == levels:
-            return [
+            groups = [
                 g
                 for g, name in enumerate(body.return_layers)
                 for _ in range(len(body[name]) if isinstance(body[name], nn.Sequential) else 1)
             ]
-        return list(range(levels))
+            return groups, None
+        return list(range(levels)), None
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output from ``F_2``'s stage to ``F_4``'s, each on its own grid.
@@ -311,20 +319,9 @@ class Backbone(nn.Module):
         return self._compute_blocks(images)
 
     def _compute_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if len(self.block_groups) == len(self.channels) and not self._getter():
+        if not self._per_block:
             return self._compute(images, align=False)  # the levels, each on its own grid
-        h, w = images.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
-        with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            feats = self._run_blocks(x)
-        if pad_h or pad_w:
-            feats = [
-                f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
-                for f in feats
-            ]
-        return feats
+        return self._padded(images, self._run_blocks)
 
     def _getter(self) -> bool:
         """A body over timm's intermediate-layer API (``FeatureGetterNet``: ViTs and kin)."""
@@ -334,17 +331,14 @@ class Backbone(nn.Module):
     def _run_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output: ViTs through ``forward_intermediates``, else stage by stage."""
         body = self.body
-        if self._getter():
-            picks = [int(i) for i in body.out_indices]
-            span = picks[1] - picks[0] if len(picks) > 1 else 1
-            first = max(0, picks[0] - span + 1)
+        if self._block_indices is not None:
             return list(
                 body.model.forward_intermediates(
                     x,
-                    indices=list(range(first, picks[-1] + 1)),
+                    indices=self._block_indices,
                     intermediates_only=True,
                     norm=False,
-                    output_fmt="NCHW",
+                    output_fmt=self.output_fmt,
                 )
             )
         names = list(body.return_layers)
@@ -524,14 +518,21 @@ class Backbone(nn.Module):
         return self._compute(images)
 
     def _compute(self, images: torch.Tensor, align: bool = True) -> list[torch.Tensor]:
-        h, w = images.shape[-2:]
         if self.fixed_size is not None:
             return self._compute_fixed(images)
+        feats = self._padded(images, lambda x: list(self.body(x))[: len(self.channels)])
+        return self.align(feats) if align else feats
+
+    def _padded(
+        self, images: torch.Tensor, run: Callable[[torch.Tensor], list[torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        """``run`` on the input padded to ``size_multiple``, maps as NCHW, cropped back."""
+        h, w = images.shape[-2:]
         m = self.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
         x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            feats = list(self.body(x))[: len(self.channels)]
+            feats = run(x)
         if self.output_fmt == "NHWC":
             feats = [f.permute(0, 3, 1, 2) for f in feats]
         if pad_h or pad_w:  # keep the cells that cover the input
@@ -539,7 +540,7 @@ class Backbone(nn.Module):
                 f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
                 for f in feats
             ]
-        return self.align(feats) if align else feats
+        return feats
 
     def _compute_fixed(self, images: torch.Tensor) -> list[torch.Tensor]:
         """A fixed-size body: the input resized to its size, the maps to the input's grid."""

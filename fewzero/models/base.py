@@ -49,13 +49,17 @@ Losses = dict[str, torch.Tensor]
 
 
 def check_images(
-    images: torch.Tensor, min_size: int = 1, name: str = "images", rule: str | None = None
+    images: torch.Tensor,
+    min_size: int = 1,
+    name: str = "images",
+    rule: str | Callable[[], str | None] | None = None,
 ) -> None:
     """Raise ``ValueError`` unless ``images`` is a float ``(B, 3, H, W)`` batch of side >= ``min_size``.
 
     Integer images (``uint8`` straight from a decoder) are refused with a message that says to
     convert and normalise them: a model fed raw 0..255 values would produce plausible-looking but
-    meaningless output. ``rule`` states why ``min_size`` holds (the backbone's constraint).
+    meaningless output. ``rule`` states why ``min_size`` holds (the backbone's constraint; a
+    callable is called only for the error message).
     """
     if images.dim() != 4:
         raise ValueError(
@@ -80,7 +84,8 @@ def check_images(
         )
     h, w = images.shape[-2:]
     if min(h, w) < min_size:
-        why = f" ({rule})" if rule else ""
+        text = rule() if callable(rule) else rule
+        why = f" ({text})" if text else ""
         raise ValueError(f"{name} must be at least {min_size}x{min_size}{why}, got {h}x{w}")
 
 
@@ -157,7 +162,7 @@ class SegmentationModel(nn.Module, ABC):
         ``torch.compile`` they run as graph-safe asserts (``RuntimeError`` with the same rule, no
         graph break); under tracing and export they are skipped.
         """
-        check_images(images, self.min_input_size, rule=self._size_rule())
+        check_images(images, self.min_input_size, rule=self._size_rule)
         self._check_dtype(images, "images")
         if (support_images is None) != (support_masks is None):
             given = "support_images" if support_masks is None else "support_masks"
@@ -224,7 +229,7 @@ class SegmentationModel(nn.Module, ABC):
             support_images.flatten(0, 1),
             self.min_input_size,
             name="support_images",
-            rule=self._size_rule(),
+            rule=self._size_rule,
         )
         if is_exporting():
             return

@@ -35,10 +35,6 @@ from .base import SegmentationModel
 __all__ = ["DCAMA", "dcama_efficientnet_lite0", "dcama_resnet50"]
 
 
-def _heads(channels: int, most: int = 8) -> int:
-    return max(h for h in range(1, most + 1) if channels % h == 0)
-
-
 def _mixer(cin: int, width: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, width, 3, padding=1),
@@ -93,7 +89,7 @@ class DCAMA(SegmentationModel):
         )
         groups = self.encoder.block_groups
         widths = [self.encoder.channels[g] for g in groups]
-        self.attention = nn.ModuleList([MaskAttention(c, heads=_heads(c)) for c in widths])
+        self.attention = nn.ModuleList([MaskAttention(c) for c in widths])
         self.mixers = nn.ModuleList([_mixer(groups.count(g), width) for g in range(3)])
         self.merge = nn.ModuleList([_mixer(width, width) for _ in range(2)])
         c2, c3 = self.encoder.channels[:2]

@@ -226,7 +226,7 @@ class SMVCENet(SegmentationModel):
         )
         match_channels = query_channels if similarity_channels is None else similarity_channels
         self.mask_attention: MaskAttention | None = (
-            MaskAttention(match_channels, heads=_divisor_heads(match_channels))
+            MaskAttention(match_channels)
             if mask_attention
             else None
         )
@@ -380,10 +380,6 @@ class SMVCENet(SegmentationModel):
         if similarity is not None and self.similarity_residual:
             logits = logits + similarity.to(logits.dtype)
         return logits, {}
-
-
-def _divisor_heads(channels: int, most: int = 8) -> int:
-    return max(h for h in range(1, most + 1) if channels % h == 0)
 
 
 for _variant in VARIANTS:

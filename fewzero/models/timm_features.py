@@ -119,6 +119,10 @@ def choose_levels(reductions: Sequence[int], count: int = 3) -> tuple[int, ...]:
     return tuple(picks[:count])
 
 
+class _MetaUnsupported(Exception):
+    """The forward reads a value back (``.item()``), which the ``meta`` device cannot give."""
+
+
 def _features_on_meta(name: str, **kwargs: Any) -> nn.Module:
     with torch.device("meta"):
         return timm.create_model(name, features_only=True, pretrained=False, **kwargs)
@@ -157,7 +161,7 @@ def _runs(
     try:
         with torch.no_grad():
             maps = list(body(torch.zeros(1, 3, *size, device=device)))
-    except NotImplementedError:
+    except NotImplementedError:  # an op without a meta kernel
         return None if device == "meta" else False
     except Exception as err:
         if device == "meta" and "meta" in str(err):  # a value read back (.item()) on meta
@@ -176,8 +180,9 @@ def size_multiple(
     Candidates: 1, each stride, then multiples of the coarsest stride up to ``limit`` times it.
     A candidate passes when three odd input sizes (97x130, 131x67, 257x321), padded up to it,
     run and give each level about the grid of its stride. The body runs on the device its
-    parameters are on (``meta``: shapes only). Returns ``None`` when none passes, and raises
-    ``NotImplementedError`` when a ``meta`` body cannot be run at all (a value read back).
+    parameters are on (``meta``: shapes only). Returns ``None`` when none passes; a ``meta``
+    body that cannot be run at all (a value read back) raises ``_MetaUnsupported``, and the
+    caller probes a random-weight copy instead.
     """
     device = next((p.device.type for p in body.parameters()), "meta")
     coarsest = max(strides)
@@ -188,7 +193,7 @@ def size_multiple(
             padded = (math.ceil(h / m) * m, math.ceil(w / m) * m)
             result = _runs(body, padded, strides, output_fmt, device)
             if result is None:
-                raise NotImplementedError("the body cannot run on the meta device")
+                raise _MetaUnsupported(type(body).__name__)
             if not result:
                 ok = False
                 break
@@ -258,7 +263,7 @@ def _plan(
     strides = list(info.reduction()) if hasattr(info, "reduction") else _reductions(info)
     try:
         m = size_multiple(body, strides, fmt)
-    except NotImplementedError:  # reads values in its forward: probe a random-weight copy
+    except _MetaUnsupported:  # reads values in its forward: probe a random-weight copy
         body = timm.create_model(
             name, features_only=True, pretrained=False, out_indices=chosen, **user, **extras
         ).eval()
