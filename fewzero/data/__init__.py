@@ -21,6 +21,7 @@ from .episodes import (
 )
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
+from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
 from .readers import MASK_RULES, read_binary_mask, to_binary_mask, to_rgb_array
 from .toy import TOY_VERSION, ToyConfig, build_toy
@@ -31,6 +32,7 @@ __all__ = [
     "COCO_CLASSES",
     "FSS1000",
     "IGNORE_INDEX",
+    "MANIFEST_VERSION",
     "MASK_RULES",
     "PASCAL_CLASSES",
     "PASCAL_TO_COCO",
@@ -48,15 +50,18 @@ __all__ = [
     "class_pixel_counts",
     "coco_fold_classes",
     "collate_episodes",
+    "episodes_sha256",
     "eval_transform",
     "pascal_fold_classes",
     "read_binary_mask",
     "read_image",
     "read_list",
+    "read_manifest",
     "read_mask",
     "to_binary_mask",
     "to_rgb_array",
     "train_transform",
     "write_list",
+    "write_manifest",
     "write_mask",
 ]

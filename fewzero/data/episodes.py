@@ -39,6 +39,7 @@ from torchvision.transforms import v2
 from ..checks import check_dir
 from .classes import IGNORE_INDEX
 from .io import read_image, read_list, read_mask
+from .manifest import read_manifest
 
 __all__ = [
     "PROTOCOLS",
@@ -273,6 +274,10 @@ class EpisodeDataset(Dataset):
             the split appears this many times (``1``: every pair once), so that more training
             queries can only be solved by reading the support.
         prepare_hint: Command to mention when files are missing.
+        episodes: Test only: a manifest file (see [`fewzero.data.manifest`][fewzero.data.manifest])
+            or its episode records, scored exactly instead of the seeded draw. Every query and
+            support must be in ``list_file`` with its file present, every class in ``unseen``
+            and every support set ``shots`` long (a zero-shot dataset ignores the supports).
     """
 
     def __init__(
@@ -296,6 +301,7 @@ class EpisodeDataset(Dataset):
         ways: int = 1,
         multi_class_weight: int = 1,
         prepare_hint: str = "",
+        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
     ) -> None:
         check_episode_args(min_pixels, n_episodes, shots, ways, transform)
         if (
@@ -395,6 +401,77 @@ class EpisodeDataset(Dataset):
             self.supports = [d[0] for d in drawn]
             if ways > 1:
                 self.way_supports = [d[1:] for d in drawn]
+        if episodes is not None:
+            self._replay(episodes)
+
+    def _replay(self, episodes: str | os.PathLike[str] | Sequence[dict[str, Any]]) -> None:
+        """Replace the drawn test episodes by ``episodes`` after checking each one."""
+        where = "episodes"
+        if isinstance(episodes, (str, os.PathLike)):
+            where = repr(str(episodes))
+            episodes = read_manifest(episodes)[1]
+        if self.train:
+            raise ValueError(f"episodes= replays test episodes; got train=True with {where}")
+        if not episodes:
+            raise ValueError(f"{where} holds no episode")
+        pairs, supports, ways_of = [], [], []
+        for i, ep in enumerate(episodes):
+            name, c = str(ep["query"]), int(ep["class_id"])
+            sets = [list(map(str, s)) for s in ep.get("supports") or [[]]]
+            ways = [int(w) for w in ep.get("ways") or [c]]
+            if ways[0] != c or len(ways) != self.ways:
+                raise ValueError(
+                    f"{where} episode {i}: ways {ways} do not fit class_id {c} and "
+                    f"ways={self.ways}"
+                )
+            for w in ways:
+                if w not in self.wanted:
+                    raise ValueError(
+                        f"{where} episode {i}: class {w} is not one of the split's {self.wanted}"
+                    )
+            if self.shots and (len(sets) != len(ways) or any(len(s) != self.shots for s in sets)):
+                raise ValueError(
+                    f"{where} episode {i}: expected {len(ways)} support set(s) of "
+                    f"shots={self.shots}, got {[len(s) for s in sets]}"
+                )
+            for n in [name, *(x for s in sets for x in s)] if self.shots else [name]:
+                if n not in self.classes_of:
+                    raise ValueError(f"{where} episode {i}: image {n!r} is not in the list file")
+                for path in (self.image_dir / f"{n}.jpg", self.mask_dir / f"{n}.png"):
+                    if not path.is_file():
+                        raise FileNotFoundError(f"{where} episode {i}: {str(path)!r} not found")
+            pairs.append((name, c))
+            supports.append(sets)
+            ways_of.append(ways)
+        self.pairs = pairs
+        self.way_classes = ways_of if self.ways > 1 else None
+        if self.shots:
+            self.supports = [s[0] for s in supports]
+            self.way_supports = [s[1:] for s in supports] if self.ways > 1 else None
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """The test episodes as manifest records (see [`fewzero.data.manifest`][fewzero.data.manifest]).
+
+        ``write_manifest(path, dataset.manifest())`` saves them; ``episodes=path`` replays them.
+
+        Raises:
+            ValueError: for training pairs, whose supports are drawn anew at every access.
+        """
+        if self.train:
+            raise ValueError(
+                "manifest() lists test episodes; training supports are drawn at each access"
+            )
+        out = []
+        for i, (name, c) in enumerate(self.pairs):
+            sets: list[list[str]] = [[] for _ in self._ways(i)]
+            if self.supports is not None:
+                extra = self.way_supports[i] if self.way_supports is not None else []
+                sets = [list(self.supports[i])] + [list(s) for s in extra]
+            record: dict[str, Any] = {"index": i, "query": name, "class_id": c, "supports": sets}
+            if self.ways > 1:
+                record["ways"] = list(self._ways(i))
+            out.append(record)
+        return out
 
     def _draw_ways(
         self, name: str, class_id: int, min_pixels: int, rng: np.random.Generator
