@@ -181,8 +181,9 @@ def test_kshot_episodes_follow_the_protocol(toy):
     assert batch["support_images"].shape == (2, 5, 3, 48, 48) and len(batch["support_names"]) == 2
     coco = Coco20i(toy["coco"], 0, "val", shots=1, **kw)
     assert coco[0]["support_masks"].shape == (1, 48, 48)
-    assert PROTOCOLS["hsnet"] == {"n_episodes": 1000, "seed": 0}
-    assert PROTOCOLS["pfenet"] == {"n_episodes": 5000, "seed": 321}
+    assert PROTOCOLS["hsnet"] == {"protocol": "hsnet", "n_episodes": 1000, "seed": 0}
+    assert PROTOCOLS["pfenet"] == {"protocol": "pfenet", "n_episodes": 5000, "seed": 321}
+    assert len(Pascal5i(toy["pascal"], 0, "val", shots=1, min_pixels=30, protocol="hsnet")) == 1000
     with pytest.raises(ValueError, match="min_pixels must be an int >= 1"):
         Pascal5i(toy["pascal"], 0, "val", min_pixels=0)
     with pytest.raises(ValueError, match="n_episodes must be an int >= 1 or None"):

@@ -11,7 +11,7 @@ import torch
 from conftest import SMALL_CLASS as SMALL
 from PIL import Image
 
-from fewzero.data import Coco20i, Pascal5i, ToyConfig, build_toy
+from fewzero.data import Pascal5i
 from fewzero.engine import TrainConfig, save_checkpoint
 from fewzero.engine.config import resumed_config
 from fewzero.engine.evaluation_cli import run as run_eval
@@ -158,16 +158,6 @@ def test_a_resumed_run_takes_every_recorded_setting(tmp_path):
     again = resumed_config(TrainConfig(shots=5, eval_shots=[5], out_dir=str(tmp_path)),
                            explicit={"shots", "eval_shots"})  # fmt: skip
     assert (again.shots, again.eval_shots) == (5, [5])
-
-
-def test_k_shot_episodes_without_a_transform_are_refused(tmp_path):
-    toy = build_toy(tmp_path / "toy", seed=3, config=ToyConfig(voc_train=8, sbd_train=8,
-                    voc_val=12, coco_train=4, coco_val=24, size=(48, 56)))  # fmt: skip
-    for make in (lambda **k: Pascal5i(toy["pascal"], 0, "val", min_pixels=16, **k),
-                 lambda **k: Coco20i(toy["coco"], 0, "val", min_pixels=16, **k)):  # fmt: skip
-        with pytest.raises(ValueError, match="shots=2, ways=1 needs a transform"):
-            make(shots=2)
-        assert make(shots=1)[0]["support_images"].shape[0] == 1  # one shot stacks as it is
 
 
 def test_device_defaults_to_cuda_when_present():

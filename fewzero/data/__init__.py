@@ -23,9 +23,10 @@ from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
+from .protocols import hsnet_coco_episodes, hsnet_episodes, pfenet_episodes, read_query_list
 from .readers import MASK_RULES, read_binary_mask, to_binary_mask, to_rgb_array
 from .toy import TOY_VERSION, ToyConfig, build_toy
-from .transforms import eval_transform, train_transform
+from .transforms import eval_transform, stack_supports, train_transform
 
 __all__ = [
     "COCO_CATEGORY_IDS",
@@ -52,12 +53,17 @@ __all__ = [
     "collate_episodes",
     "episodes_sha256",
     "eval_transform",
+    "hsnet_coco_episodes",
+    "hsnet_episodes",
+    "pfenet_episodes",
     "pascal_fold_classes",
     "read_binary_mask",
     "read_image",
     "read_list",
     "read_manifest",
+    "read_query_list",
     "read_mask",
+    "stack_supports",
     "to_binary_mask",
     "to_rgb_array",
     "train_transform",

@@ -36,6 +36,8 @@ class Coco20i(EpisodeDataset):
         ValueError: for an invalid fold, split or class split.
     """
 
+    HSNET_SAMPLING = "per_class"
+
     def __init__(
         self,
         root: str | os.PathLike[str],

@@ -10,8 +10,10 @@ episode's class from the same split, each holding at least ``min_pixels`` of it,
 binary masks. Test supports are drawn once, after the queries, from the same seeded generator
 (so the 1-shot and 5-shot tests share their queries); training supports are drawn at each access
 from torch's global generator, which the trainer seeds per epoch. The protocols of the few-shot
-literature are [`PROTOCOLS`][fewzero.data.PROTOCOLS]: HSNet's (1000 test episodes, seed 0; the default) and PFENet's
-(5000 on PASCAL, seed 321).
+literature are [`PROTOCOLS`][fewzero.data.PROTOCOLS]: ``protocol="hsnet"`` or ``"pfenet"`` gives
+the peer's own episode sequence (HSNet's 1000 with seed 0, PFENet's 5000 with seed 321), drawn
+by its published algorithm ([`fewzero.data.protocols`][fewzero.data.protocols]); without one,
+fewzero's sampler draws 1000 episodes with seed 0.
 
 Every episode also carries ``other``: the pixels of the *other* classes of the evaluated split
 (seen ones in training, unseen ones in test) at the original size. A model that segments "any
@@ -40,6 +42,7 @@ from ..checks import check_dir
 from .classes import IGNORE_INDEX
 from .io import read_image, read_list, read_mask
 from .manifest import read_manifest
+from .protocols import hsnet_coco_episodes, hsnet_episodes, pfenet_episodes, read_query_list
 
 __all__ = [
     "PROTOCOLS",
@@ -51,14 +54,17 @@ __all__ = [
     "check_episode_args",
     "collate_episodes",
     "draw_supports",
+    "stack_if_same_size",
     "transform_pair",
 ]
 
-PROTOCOLS: dict[str, dict[str, int]] = {
-    "hsnet": {"n_episodes": 1000, "seed": 0},
-    "pfenet": {"n_episodes": 5000, "seed": 321},
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "hsnet": {"protocol": "hsnet", "n_episodes": 1000, "seed": 0},
+    "pfenet": {"protocol": "pfenet", "n_episodes": 5000, "seed": 321},
 }
-"""Test-episode protocols: ``Pascal5i(root, fold, "val", shots=1, **PROTOCOLS["pfenet"])``."""
+"""The peers' test protocols: their sampler, episode count and seed (see
+[`fewzero.data.protocols`][fewzero.data.protocols]). ``Pascal5i(root, fold, "val", shots=1,
+protocol="pfenet")`` (or ``**PROTOCOLS["pfenet"]``) gives PFENet's 5000 episodes."""
 
 
 class Episode(TypedDict):
@@ -85,13 +91,16 @@ class FewShotEpisode(Episode):
     """An episode with its K-shot support set (``shots=K``).
 
     Keys (besides [`Episode`][fewzero.data.Episode]'s):
-        support_images: ``(K, 3, H, W)`` float, normalised, same transform as the query.
-        support_masks: ``(K, H, W)`` int64 in {0, 1, 255}: 1 = the episode's class.
+        support_images: ``(K, 3, H, W)`` float, normalised, same transform as the query. Without
+            a resizing transform the supports keep their own sizes: a list of K ``(3, H_k, W_k)``
+            when those differ.
+        support_masks: ``(K, H, W)`` int64 in {0, 1, 255}: 1 = the episode's class (a list of
+            K ``(H_k, W_k)`` when the sizes differ).
         support_names: Image ids of the K supports.
     """
 
-    support_images: torch.Tensor
-    support_masks: torch.Tensor
+    support_images: torch.Tensor | list[torch.Tensor]
+    support_masks: torch.Tensor | list[torch.Tensor]
     support_names: list[str]
 
 
@@ -218,16 +227,30 @@ def check_prepared_root(
     return root
 
 
+def stack_if_same_size(items: Sequence[Any]) -> torch.Tensor | list[Any]:
+    """``torch.stack(items)`` when every item is a tensor of one shape, else ``list(items)``.
+
+    Episodes without a resizing transform keep every image at its own size; this is how they
+    travel (see [`collate_episodes`][fewzero.data.collate_episodes]).
+    """
+    if all(isinstance(x, torch.Tensor) for x in items) and len({x.shape for x in items}) == 1:
+        return torch.stack(list(items))
+    return list(items)
+
+
 def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
     """Stack images, masks, class ids (and supports); keep original-size labels and names as lists.
 
     Few-shot episodes add ``support_images (B, K, 3, H, W)``, ``support_masks (B, K, H, W)`` and
     ``support_names`` (a list of lists); N-way episodes stack to ``(B, N, K, ...)`` and give
-    ``class_ids (B, N)`` instead of ``class_id`` and ``other``.
+    ``class_ids (B, N)`` instead of ``class_id`` and ``other``. Images of different sizes (a
+    dataset without a resizing transform) stay lists, which the models refuse with the rule:
+    resize them to one size first (``transform=eval_transform(size)``, or
+    [`stack_supports`][fewzero.data.stack_supports]).
     """
     out: dict[str, Any] = {
-        "image": torch.stack([e["image"] for e in batch]),
-        "mask": torch.stack([e["mask"] for e in batch]),
+        "image": stack_if_same_size([e["image"] for e in batch]),
+        "mask": stack_if_same_size([e["mask"] for e in batch]),
         "label": [e["label"] for e in batch],
         "name": [e["name"] for e in batch],
     }
@@ -237,8 +260,8 @@ def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
         out["class_id"] = torch.tensor([e["class_id"] for e in batch], dtype=torch.int64)
         out["other"] = [e["other"] for e in batch]
     if "support_images" in batch[0]:
-        out["support_images"] = torch.stack([e["support_images"] for e in batch])  # type: ignore[typeddict-item]
-        out["support_masks"] = torch.stack([e["support_masks"] for e in batch])  # type: ignore[typeddict-item]
+        out["support_images"] = stack_if_same_size([e["support_images"] for e in batch])  # type: ignore[typeddict-item]
+        out["support_masks"] = stack_if_same_size([e["support_masks"] for e in batch])  # type: ignore[typeddict-item]
         out["support_names"] = [e["support_names"] for e in batch]  # type: ignore[typeddict-item]
     return out
 
@@ -260,8 +283,10 @@ class EpisodeDataset(Dataset):
         exclude_unseen: Training only: drop images that contain any unseen class.
         target: ``"class"`` (the episode's class is foreground, the paper's protocol) or
             ``"union"`` (training only: every seen class in the image is foreground).
-        n_episodes: Number of test episodes (``None``: every test pair once, in order).
-        seed: Seed of the test episode (and test support) draw.
+        n_episodes: Number of test episodes (``None``: every test pair once, in order;
+            ``"protocol"``: the protocol's count, 1000 without one).
+        seed: Seed of the test episode (and test support) draw (``None``: the protocol's,
+            0 without one).
         shots: Support images per episode (``0``: zero-shot episodes without supports).
         support_transform: Paired transform of the supports (default: ``transform``). Training
             recipes pass a resize without random crop, so a support keeps its whole object.
@@ -274,11 +299,24 @@ class EpisodeDataset(Dataset):
             the split appears this many times (``1``: every pair once), so that more training
             queries can only be solved by reading the support.
         prepare_hint: Command to mention when files are missing.
+        protocol: Test only: ``"hsnet"`` or ``"pfenet"``, the peer's own episode sequence
+            ([`fewzero.data.protocols`][fewzero.data.protocols]); ``None`` (default): fewzero's
+            sampler. Needs ``ways=1`` and ``multi_class=False``.
+        query_list: With ``protocol="hsnet"``: a query list in HSNet's ``name__class`` format
+            (its ``data/splits/pascal/val/fold{i}.txt``). Without one the list is every
+            (image, test class) pair with ``min_pixels``, sorted by name then class, less the
+            pairs whose class has no other image (HSNet's sampler would never end on them).
+            HSNet's shipped lists were filtered by their authors; where an image's class
+            area is near ``min_pixels`` the two lists can differ, and then so do the episodes.
         episodes: Test only: a manifest file (see [`fewzero.data.manifest`][fewzero.data.manifest])
             or its episode records, scored exactly instead of the seeded draw. Every query and
             support must be in ``list_file`` with its file present, every class in ``unseen``
             and every support set ``shots`` long (a zero-shot dataset ignores the supports).
     """
+
+    HSNET_SAMPLING: str = "query_list"
+    """HSNet's sampler for this dataset: ``"query_list"`` (PASCAL-5i: episode ``i`` is the list's
+    entry ``i % len``) or ``"per_class"`` (COCO-20i: class, then query, drawn per episode)."""
 
     def __init__(
         self,
@@ -293,16 +331,35 @@ class EpisodeDataset(Dataset):
         min_pixels: int = 2 * 32 * 32,
         exclude_unseen: bool = False,
         target: str = "class",
-        n_episodes: int | None = 1000,
-        seed: int = 0,
+        n_episodes: int | None | str = "protocol",
+        seed: int | None = None,
         shots: int = 0,
         support_transform: Callable[..., Any] | None = None,
         multi_class: bool = False,
         ways: int = 1,
         multi_class_weight: int = 1,
         prepare_hint: str = "",
+        protocol: str | None = None,
+        query_list: str | os.PathLike[str] | None = None,
         episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
     ) -> None:
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise ValueError(
+                f"protocol must be one of {sorted(PROTOCOLS)} or None, got {protocol!r}"
+            )
+        spec = PROTOCOLS.get(protocol or "", {"n_episodes": 1000, "seed": 0})
+        n_episodes = spec["n_episodes"] if n_episodes == "protocol" else n_episodes
+        seed = spec["seed"] if seed is None else seed
+        if protocol is not None and (train or ways > 1 or multi_class or episodes is not None):
+            raise ValueError(
+                f"protocol={protocol!r} draws the peer's 1-way test episodes: it needs "
+                f"train=False, ways=1, multi_class=False and no episodes=, got train={train}, "
+                f"ways={ways}, multi_class={multi_class}, episodes={episodes!r}"
+            )
+        if query_list is not None and protocol != "hsnet":
+            raise ValueError(
+                f"query_list is HSNet's format and needs protocol='hsnet', got protocol={protocol!r}"
+            )
         check_episode_args(min_pixels, n_episodes, shots, ways, transform)
         if (
             isinstance(multi_class_weight, bool)
@@ -353,6 +410,7 @@ class EpisodeDataset(Dataset):
                 continue
             repeat = multi_class_weight if len(present) >= 2 else 1
             pairs += [(name, c) for c in present for _ in range(repeat)]
+        listed = list(pairs)
         self.shots = shots
         self.support_transform = support_transform
         self.candidates: dict[int, list[str]] = {}
@@ -369,12 +427,17 @@ class EpisodeDataset(Dataset):
                     raise ValueError(
                         f"ways={ways} needs {ways} classes with a support image, got {usable}"
                     )
-        if (shots >= 2 or (shots and ways > 1)) and (support_transform or transform) is None:
-            raise ValueError(
-                f"shots={shots}, ways={ways} needs a transform (or support_transform) that gives "
-                "every support image one size, got None: the images keep their own sizes and "
-                "cannot be stacked; pass transform=fewzero.data.eval_transform(size)"
+        self.pairs = pairs
+        self.way_classes: list[list[int]] | None = None
+        self.supports: list[list[str]] | None = None  # the episode's class (way 1)
+        self.way_supports: list[list[list[str]]] | None = None  # ways 2..N
+        if protocol is not None:
+            episodes = self._protocol_episodes(
+                protocol, query_list, n_episodes, seed, min_pixels, listed, kept
             )
+        if episodes is not None:
+            self._replay(episodes)
+            return
         if not pairs:
             raise ValueError(
                 f"no (image, class) pair in {str(list_file)!r} for classes {wanted} with "
@@ -382,27 +445,68 @@ class EpisodeDataset(Dataset):
                 + (" and another image of the class" if shots else "")
                 + (" in an image that shows another class of the split" if multi_class else "")
             )
+        self._draw(None if train else n_episodes, seed, min_pixels)
+
+    def _draw(self, n_episodes: int | None, seed: int, min_pixels: int) -> None:
+        """The seeded fewzero draw: the test queries, then the ways (and the test supports)."""
         rng = np.random.default_rng(seed)
-        if not train and n_episodes is not None:
+        pairs = self.pairs
+        if n_episodes is not None:
             reps = -(-n_episodes // len(pairs))
             order = np.concatenate([rng.permutation(len(pairs)) for _ in range(reps)])[:n_episodes]
             pairs = [pairs[i] for i in order]
         self.pairs = pairs
-        self.way_classes: list[list[int]] | None = None
-        if ways > 1:
+        if self.ways > 1:
             self.way_classes = [self._draw_ways(name, c, min_pixels, rng) for name, c in pairs]
-        self.supports: list[list[str]] | None = None  # the episode's class (way 1)
-        self.way_supports: list[list[list[str]]] | None = None  # ways 2..N
-        if shots and not train:
+        if self.shots and not self.train:
             drawn = [
-                [draw_supports(self.candidates[w], name, shots, rng) for w in self._ways(i)]
+                [draw_supports(self.candidates[w], name, self.shots, rng) for w in self._ways(i)]
                 for i, (name, _) in enumerate(pairs)
             ]
             self.supports = [d[0] for d in drawn]
-            if ways > 1:
+            if self.ways > 1:
                 self.way_supports = [d[1:] for d in drawn]
-        if episodes is not None:
-            self._replay(episodes)
+
+    def _protocol_episodes(
+        self,
+        protocol: str,
+        query_list: str | os.PathLike[str] | None,
+        n_episodes: int | None,
+        seed: int,
+        min_pixels: int,
+        listed: list[tuple[str, int]],
+        kept: list[tuple[str, dict[int, int]]],
+    ) -> list[dict[str, Any]]:
+        """The peer's episode records (checked and installed by ``_replay``)."""
+        if protocol == "pfenet":
+            data_list = [
+                n for n, counts in kept if any(counts.get(c, 0) >= min_pixels for c in self.wanted)
+            ]
+            present = {
+                n: sorted(c for c in self.wanted if counts.get(c, 0) > 0) for n, counts in kept
+            }
+            files = {
+                c: [n for n in data_list if self.classes_of[n].get(c, 0) >= min_pixels]
+                for c in self.wanted
+            }
+            n = len(data_list) if n_episodes is None else n_episodes
+            return pfenet_episodes(data_list, present, files, self.shots, n, seed)
+        if query_list is not None:
+            queries = read_query_list(query_list)
+        else:  # a class with one image has no support: HSNet's sampler would loop forever
+            per_class: dict[int, int] = {}
+            for _, c in set(listed):
+                per_class[c] = per_class.get(c, 0) + 1
+            queries = sorted(p for p in set(listed) if per_class[p[1]] >= 2 or not self.shots)
+            if not queries:
+                raise ValueError(
+                    f"protocol='hsnet' found no (image, class) pair for classes {self.wanted} "
+                    f"with min_pixels={min_pixels} whose class has another image"
+                )
+        n = len(queries) if n_episodes is None else n_episodes
+        if self.HSNET_SAMPLING == "per_class":
+            return hsnet_coco_episodes(queries, self.wanted, self.shots, n, seed)
+        return hsnet_episodes(queries, self.shots, n, seed)
 
     def _replay(self, episodes: str | os.PathLike[str] | Sequence[dict[str, Any]]) -> None:
         """Replace the drawn test episodes by ``episodes`` after checking each one."""
@@ -415,14 +519,14 @@ class EpisodeDataset(Dataset):
         if not episodes:
             raise ValueError(f"{where} holds no episode")
         pairs, supports, ways_of = [], [], []
+        found: set[str] = set()
         for i, ep in enumerate(episodes):
             name, c = str(ep["query"]), int(ep["class_id"])
             sets = [list(map(str, s)) for s in ep.get("supports") or [[]]]
             ways = [int(w) for w in ep.get("ways") or [c]]
             if ways[0] != c or len(ways) != self.ways:
                 raise ValueError(
-                    f"{where} episode {i}: ways {ways} do not fit class_id {c} and "
-                    f"ways={self.ways}"
+                    f"{where} episode {i}: ways {ways} do not fit class_id {c} and ways={self.ways}"
                 )
             for w in ways:
                 if w not in self.wanted:
@@ -434,12 +538,23 @@ class EpisodeDataset(Dataset):
                     f"{where} episode {i}: expected {len(ways)} support set(s) of "
                     f"shots={self.shots}, got {[len(s) for s in sets]}"
                 )
-            for n in [name, *(x for s in sets for x in s)] if self.shots else [name]:
+            named = [(name, c)] + (
+                [(x, w) for s, w in zip(sets, ways) for x in s] if self.shots else []
+            )
+            for n, w in named:
                 if n not in self.classes_of:
                     raise ValueError(f"{where} episode {i}: image {n!r} is not in the list file")
+                if self.classes_of[n].get(w, 0) == 0:
+                    raise ValueError(
+                        f"{where} episode {i}: image {n!r} shows no pixel of class {w} "
+                        f"(its classes: {sorted(self.classes_of[n])})"
+                    )
+                if n in found:
+                    continue
                 for path in (self.image_dir / f"{n}.jpg", self.mask_dir / f"{n}.png"):
                     if not path.is_file():
                         raise FileNotFoundError(f"{where} episode {i}: {str(path)!r} not found")
+                found.add(n)
             pairs.append((name, c))
             supports.append(sets)
             ways_of.append(ways)
@@ -525,7 +640,8 @@ class EpisodeDataset(Dataset):
             else draw_supports(self.candidates[class_id], name, self.shots, None)
         )
         loaded = [self._load(n, class_id, transform=self.support_transform)[:2] for n in names]
-        return torch.stack([im for im, _ in loaded]), torch.stack([m for _, m in loaded]), names
+        images = stack_if_same_size([im for im, _ in loaded])
+        return images, stack_if_same_size([m for _, m in loaded]), names
 
     def __getitem__(self, index: int) -> Episode | NWayEpisode:
         name, class_id = self.pairs[index]
@@ -565,15 +681,15 @@ class EpisodeDataset(Dataset):
                 else draw_supports(self.candidates[c], name, self.shots, None)
             )
             loaded = [self._load(n, c, transform=self.support_transform)[:2] for n in names]
-            images = torch.stack([im for im, _ in loaded])
-            sets.append((images, torch.stack([m for _, m in loaded]), names))
+            images = stack_if_same_size([im for im, _ in loaded])
+            sets.append((images, stack_if_same_size([m for _, m in loaded]), names))
         return NWayEpisode(
             image=image_t,
             mask=target,
             label=label_t,
             class_ids=torch.tensor(ways, dtype=torch.int64),
             name=name,
-            support_images=torch.stack([s[0] for s in sets]),
-            support_masks=torch.stack([s[1] for s in sets]),
+            support_images=stack_if_same_size([s[0] for s in sets]),
+            support_masks=stack_if_same_size([s[1] for s in sets]),
             support_names=[s[2] for s in sets],
         )

@@ -15,8 +15,7 @@ from torchvision.transforms import v2
 from ..checks import IMAGENET_MEAN, IMAGENET_STD
 from .classes import IGNORE_INDEX
 
-__all__ = ["eval_transform", "train_transform"]
-
+__all__ = ["eval_transform", "stack_supports", "train_transform"]
 
 
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
@@ -66,3 +65,41 @@ def eval_transform(
 ) -> v2.Compose:
     """Resize to ``size x size`` and normalise (the original-size label is kept for scoring)."""
     return v2.Compose([v2.Resize((size, size))] + _finish(mean, std))
+
+
+def stack_supports(
+    images: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], size: int | tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize supports of their own sizes to one ``size`` and stack them.
+
+    Args:
+        images: K float images ``(3, H_k, W_k)`` (an episode's ``support_images`` list).
+        masks: K masks ``(H_k, W_k)`` in {0, 1, 255}.
+        size: Output ``(H, W)`` (or one int for a square).
+
+    Returns:
+        ``(K, 3, H, W)`` images (bilinear) and ``(K, H, W)`` int64 masks (nearest), ready for
+        ``model(query, images[None], masks[None])``.
+
+    Raises:
+        ValueError: if ``images`` and ``masks`` differ in number or in a pair's size.
+    """
+    if len(images) != len(masks) or not images:
+        raise ValueError(
+            f"stack_supports needs as many masks as images (at least one), got {len(images)} "
+            f"images and {len(masks)} masks"
+        )
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    out_i, out_m = [], []
+    for k, (img, msk) in enumerate(zip(images, masks)):
+        if tuple(img.shape[-2:]) != tuple(msk.shape[-2:]):
+            raise ValueError(
+                f"support {k}: image is {tuple(img.shape[-2:])}, its mask {tuple(msk.shape[-2:])}"
+            )
+        out_i.append(v2.functional.resize(img, list(hw), antialias=True))
+        out_m.append(
+            v2.functional.resize(msk[None], list(hw), interpolation=v2.InterpolationMode.NEAREST)[
+                0
+            ].long()
+        )
+    return torch.stack(out_i), torch.stack(out_m)

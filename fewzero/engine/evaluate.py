@@ -85,11 +85,11 @@ def evaluate(
         loader, desc=desc, disable=not (progress and distributed.is_main_process()), leave=False
     )
     for batch in bar:
+        ways = "class_ids" in batch
+        inputs = episode_inputs(batch, device, class_ids=not ways and uses_class_ids(model))
         check_finite(batch["image"], "images")
         if "support_images" in batch:
             check_finite(batch["support_images"], "support_images")
-        ways = "class_ids" in batch
-        inputs = episode_inputs(batch, device, class_ids=not ways and uses_class_ids(model))
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             if ways:
                 logits = nway_scores(model, **inputs).float()

@@ -25,12 +25,22 @@ def episode_inputs(
 ) -> dict[str, torch.Tensor | None]:
     """Move a collated episode batch to ``device`` as ``model(**inputs)`` arguments.
 
+    Raises:
+        ValueError: for images or supports kept as lists (episodes without a resizing transform).
+
     Returns ``images``, ``support_images``/``support_masks`` (``None`` in zero-shot batches) and,
     with ``class_ids`` (pass [`uses_class_ids`][fewzero.engine.inputs.uses_class_ids] of the
     model: a model refuses class ids it does not use), ``class_ids``. N-way
     batches give ``(B, N, K, ...)`` supports and ``(B, N)`` class ids (see
     [`fewzero.models.nway.nway_scores`][fewzero.models.nway_scores]).
     """
+    for key in ("image", "support_images", "support_masks"):
+        if isinstance(batch.get(key), list):
+            raise ValueError(
+                f"batch[{key!r}] is a list of tensors of their own sizes (an episode dataset "
+                "without a resizing transform); the models take one tensor of one size: pass "
+                "transform=fewzero.data.eval_transform(size) to the dataset"
+            )
     images = batch["image"].to(device, non_blocking=True)
     support_images = batch.get("support_images")
     support_masks = batch.get("support_masks")

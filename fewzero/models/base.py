@@ -162,6 +162,20 @@ class SegmentationModel(nn.Module, ABC):
         ``torch.compile`` they run as graph-safe asserts (``RuntimeError`` with the same rule, no
         graph break); under tracing and export they are skipped.
         """
+        named = (
+            ("images", images),
+            ("support_images", support_images),
+            ("support_masks", support_masks),
+        )
+        for arg, value in named:
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise ValueError(
+                    f"{arg} must be one tensor (B, ...) of one size, got a "
+                    f"{type(value).__name__}: images of their own sizes (an episode dataset "
+                    "without a resizing transform) must be resized first; pass "
+                    "transform=fewzero.data.eval_transform(size) to the dataset, or stack each "
+                    "episode's with fewzero.data.stack_supports(images, masks, size)"
+                )
         check_images(images, self.min_input_size, rule=self._size_rule)
         self._check_dtype(images, "images")
         if (support_images is None) != (support_masks is None):

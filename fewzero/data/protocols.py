@@ -1,0 +1,190 @@
+"""The peers' own test-episode samplers (HSNet, PFENet), as manifest records.
+
+Each sampler is written from the peer's published test code and returns the episodes as
+manifest records (see [`fewzero.data.manifest`][fewzero.data.manifest]), which
+[`EpisodeDataset`][fewzero.data.EpisodeDataset] checks and scores exactly
+(``protocol="hsnet"`` / ``"pfenet"``).
+
+- **HSNet, PASCAL-5i** ([`hsnet_episodes`][fewzero.data.hsnet_episodes]): episode
+  ``i`` is the query list's entry ``i % len(list)`` over 1000 episodes; each support is one
+  ``np.random.choice`` from the class's images in the list (in list order), drawn again when it
+  is the query, from NumPy's legacy generator seeded with 0 (HSNet's ``fix_randseed(0)``
+  before the test loop, ``nworker=0``).
+- **HSNet, COCO-20i** ([`hsnet_coco_episodes`][fewzero.data.hsnet_coco_episodes]):
+  the index is ignored; each episode draws its class uniformly among the fold's test classes,
+  then its query among the class's images, then the supports as above.
+- **PFENet** ([`pfenet_episodes`][fewzero.data.pfenet_episodes]): Python's ``random``
+  seeded with 321; the queries cycle through the val list's images that hold a test class with
+  at least 2048 pixels, in list order; the class is drawn among the test classes present in the
+  query (any pixel, ascending); each support index is drawn with ``randint(1, n) - 1`` and drawn
+  again while it is the query or already chosen. PFENet's first draw of a support is always
+  followed by a second one (its loop compares the query with itself first), which is kept.
+  This is PFENet's sequence with ``workers=0``; its configs load with ``workers > 0``, where each
+  worker's ``random`` is reseeded from torch's generator state after the model is built, so no
+  sampler outside that process can give those episodes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "hsnet_coco_episodes",
+    "hsnet_episodes",
+    "pfenet_episodes",
+    "read_query_list",
+]
+
+
+def read_query_list(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """Read a query list in HSNet's format: one ``name__class`` a line, the class 1-based.
+
+    Returns:
+        ``(name, class_id)`` pairs in file order (HSNet's ``data/splits/pascal/val/fold0.txt``
+        holds lines such as ``2007_000033__01``).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: naming the file and line for a line of another form or a class below 1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"query list not found: {str(path)!r}")
+    out = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        name, sep, cls = line.strip().rpartition("__")
+        if not sep or not name or not cls.isdigit() or int(cls) < 1:
+            raise ValueError(
+                f"{str(path)!r} line {i + 1}: expected 'name__class' with a 1-based class "
+                f"(HSNet's format, e.g. 2007_000033__01), got {line!r}"
+            )
+        out.append((name, int(cls)))
+    if not out:
+        raise ValueError(f"query list {str(path)!r} is empty")
+    return out
+
+
+def _classwise(queries: Sequence[tuple[str, int]]) -> dict[int, list[str]]:
+    classwise: dict[int, list[str]] = {}
+    for name, c in queries:
+        classwise.setdefault(c, []).append(name)
+    return classwise
+
+
+def _hsnet_supports(
+    rs: np.random.RandomState, candidates: Sequence[str], query: str, shots: int
+) -> list[str]:
+    if not any(n != query for n in candidates):
+        raise ValueError(f"no support for query {query!r}: its class has no other image")
+    names: list[str] = []
+    while len(names) < shots:
+        name = str(rs.choice(candidates, 1, replace=False)[0])
+        if name != query:
+            names.append(name)
+    return names
+
+
+def _record(i: int, name: str, c: int, supports: list[str]) -> dict[str, Any]:
+    return {"index": i, "query": name, "class_id": int(c), "supports": [supports]}
+
+
+def hsnet_episodes(
+    queries: Sequence[tuple[str, int]], shots: int, n_episodes: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """HSNet's PASCAL-5i test episodes over ``queries`` (``(name, class_id)``, 1-based).
+
+    ``shots=0`` draws no supports (and so consumes no random numbers).
+    """
+    rs = np.random.RandomState(seed)
+    classwise = _classwise(queries)
+    out = []
+    for i in range(n_episodes):
+        name, c = queries[i % len(queries)]
+        supports = _hsnet_supports(rs, classwise[c], name, shots) if shots else []
+        out.append(_record(i, name, c, supports))
+    return out
+
+
+def hsnet_coco_episodes(
+    queries: Sequence[tuple[str, int]],
+    class_ids: Sequence[int],
+    shots: int,
+    n_episodes: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """HSNet's COCO-20i test episodes: class, then query, then supports, each drawn anew.
+
+    Args:
+        queries: ``(name, class_id)`` pairs; each class's images, in this order, are its
+            candidates (HSNet's ``img_metadata_classwise``).
+        class_ids: The fold's test classes (1-based) in HSNet's order (ascending).
+        shots: Supports per episode.
+        n_episodes: Episodes (HSNet: 1000).
+        seed: NumPy legacy seed (HSNet: 0).
+    """
+    classwise = _classwise(queries)
+    missing = [c for c in class_ids if not classwise.get(c)]
+    if missing:
+        raise ValueError(
+            f"HSNet's COCO sampler needs images of every test class, none for {missing}"
+        )
+    rs = np.random.RandomState(seed)
+    out = []
+    for i in range(n_episodes):
+        c = int(rs.choice(list(class_ids), 1, replace=False)[0])
+        name = str(rs.choice(list(classwise[c]), 1, replace=False)[0])
+        supports = _hsnet_supports(rs, list(classwise[c]), name, shots) if shots else []
+        out.append(_record(i, name, c, supports))
+    return out
+
+
+def pfenet_episodes(
+    data_list: Sequence[str],
+    present: Mapping[str, Sequence[int]],
+    class_files: Mapping[int, Sequence[str]],
+    shots: int,
+    n_episodes: int = 5000,
+    seed: int = 321,
+) -> list[dict[str, Any]]:
+    """PFENet's test episodes.
+
+    Args:
+        data_list: The val list's images that hold a test class with at least 2048 pixels, in
+            list order (PFENet's ``make_dataset``).
+        present: Each image's test classes with any pixel, ascending (``np.unique`` of its label).
+        class_files: Each test class's images in ``data_list`` order, those with at least 2048
+            pixels of it (PFENet's ``sub_class_file_list``).
+        shots: Supports per episode.
+        n_episodes: Episodes (PFENet: 5000 on PASCAL-5i).
+        seed: Python ``random`` seed (PFENet: 321).
+    """
+    rng = random.Random(seed)
+    out = []
+    for i in range(n_episodes):
+        name = data_list[i % len(data_list)]
+        classes = list(present[name])
+        c = classes[rng.randint(1, len(classes)) - 1]
+        files = list(class_files.get(c, []))
+        if len([f for f in files if f != name]) < shots:
+            raise ValueError(
+                f"PFENet's sampler needs {shots} images of class {c} besides {name!r}, the split "
+                f"has {len(files)} in all"
+            )
+        chosen: list[int] = []
+        for _ in range(shots):
+            idx = rng.randint(1, len(files)) - 1
+            support = name
+            while support == name or idx in chosen:
+                idx = rng.randint(1, len(files)) - 1
+                support = files[idx]
+            chosen.append(idx)
+        out.append(_record(i, name, c, [files[j] for j in chosen]))
+    return out
