@@ -10,6 +10,16 @@ from .classes import (
     pascal_fold_classes,
 )
 from .coco import Coco20i
+from .crossdomain import (
+    CROSS_DOMAIN,
+    DEEPGLOBE_CLASSES,
+    DEEPGLOBE_PALETTE,
+    ISIC2018,
+    ISIC_CLASSES,
+    ChestXray,
+    Deepglobe,
+    layout_problems,
+)
 from .episodes import (
     PROTOCOLS,
     Episode,
@@ -19,17 +29,43 @@ from .episodes import (
     binary_target,
     collate_episodes,
 )
+from .folder_episodes import FolderEpisodes
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
-from .protocols import hsnet_coco_episodes, hsnet_episodes, pfenet_episodes, read_query_list
-from .readers import MASK_RULES, read_binary_mask, to_binary_mask, to_rgb_array
+from .protocols import (
+    hsnet_coco_episodes,
+    hsnet_episodes,
+    hsnet_fss_episodes,
+    patnet_episodes,
+    pfenet_episodes,
+    read_query_list,
+)
+from .readers import (
+    MASK_RULES,
+    read_binary_mask,
+    read_rgb_class_mask,
+    to_binary_mask,
+    to_rgb_array,
+)
 from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, stack_supports, train_transform
 
 __all__ = [
     "COCO_CATEGORY_IDS",
+    "CROSS_DOMAIN",
+    "DEEPGLOBE_CLASSES",
+    "DEEPGLOBE_PALETTE",
+    "ISIC_CLASSES",
+    "ChestXray",
+    "Deepglobe",
+    "FolderEpisodes",
+    "ISIC2018",
+    "hsnet_fss_episodes",
+    "layout_problems",
+    "patnet_episodes",
+    "read_rgb_class_mask",
     "COCO_CLASSES",
     "FSS1000",
     "IGNORE_INDEX",

@@ -26,6 +26,7 @@ of N classes, with the query's other classes of the split among them first.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -387,6 +388,9 @@ class EpisodeDataset(Dataset):
         if target not in ("class", "union"):
             raise ValueError(f"target must be one of ('class', 'union'), got {target!r}")
         self.num_classes = num_classes
+        self.list_file = Path(list_file)
+        self.min_pixels, self.seed, self.protocol = min_pixels, seed, protocol
+        self.replayed = episodes is not None
         self.seen, self.unseen = list(seen), list(unseen)
         self.train = train
         self.target = target
@@ -563,6 +567,26 @@ class EpisodeDataset(Dataset):
         if self.shots:
             self.supports = [s[0] for s in supports]
             self.way_supports = [s[1:] for s in supports] if self.ways > 1 else None
+
+    def manifest_header(self) -> dict[str, Any]:
+        """What the episodes depend on, for a manifest's header (see [`write_manifest`][fewzero.data.write_manifest]).
+
+        Keys: ``list_file`` (its name), ``list_sha256``, ``train``, ``classes`` (the split's),
+        ``min_pixels``, ``seed``, ``protocol`` (``"manifest"`` when replayed from one), ``shots``,
+        ``ways``, ``multi_class``.
+        """
+        return {
+            "list_file": self.list_file.name,
+            "list_sha256": hashlib.sha256(self.list_file.read_bytes()).hexdigest(),
+            "train": self.train,
+            "classes": list(self.wanted),
+            "min_pixels": self.min_pixels,
+            "seed": self.seed,
+            "protocol": "manifest" if self.replayed else (self.protocol or "fewzero"),
+            "shots": self.shots,
+            "ways": self.ways,
+            "multi_class": self.multi_class,
+        }
 
     def manifest(self) -> list[dict[str, Any]]:
         """The test episodes as manifest records (see [`fewzero.data.manifest`][fewzero.data.manifest]).

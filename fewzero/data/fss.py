@@ -15,7 +15,13 @@ your own classes (a few annotated images each) becomes a few-shot test set.
 
 Episodes: a query image of a class and ``shots`` other images of the same class with their
 masks. Test episodes (``n_episodes``) and their supports are drawn once with ``seed``; training
-episodes are every (class, image) pair with supports drawn at each access.
+episodes are every (class, image) pair with supports drawn at each access. ``protocol="hsnet"``
+gives HSNet's test sequence (also PATNet's, the cross-domain benchmark's): every image of the
+split once (2400 episodes on the official test split), supports from NumPy's legacy generator
+seeded with 0 ([`hsnet_fss_episodes`][fewzero.data.hsnet_fss_episodes]); HSNet and PATNet score
+it at 400x400 with the labels resized (``label_size="resized"`` in
+[`evaluate`][fewzero.engine.evaluate]). Without a transform, supports keep their own sizes (a
+list per episode).
 """
 
 from __future__ import annotations
@@ -25,19 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch.utils.data import Dataset
-
 from ..checks import check_dir
-from .episodes import (
-    Episode,
-    FewShotEpisode,
-    check_episode_args,
-    draw_supports,
-    transform_pair,
-)
-from .readers import IMAGE_SUFFIXES, read_binary_mask, read_image
+from .folder_episodes import FolderEpisodes
+from .protocols import hsnet_fss_episodes
+from .readers import IMAGE_SUFFIXES
 
 __all__ = ["FSS1000"]
 
@@ -54,7 +51,7 @@ def _image_mask_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
     }
 
 
-class FSS1000(Dataset):
+class FSS1000(FolderEpisodes):
     """Few-shot episodes over the FSS-1000 folder layout.
 
     Args:
@@ -66,8 +63,11 @@ class FSS1000(Dataset):
         classes: Class names to use instead of a split file.
         train: Training episodes (every image, supports drawn at each access); default: ``split
             == "train"``.
-        n_episodes: Number of test episodes (default 1000, HSNet's protocol).
+        n_episodes: Number of test episodes (default 1000; ``None``: every image once; with
+            ``protocol="hsnet"`` every image once, as HSNet).
         seed: Seed of the test draw.
+        protocol: ``"hsnet"`` for HSNet's (and PATNet's) test sequence, or ``None``.
+        episodes: A manifest (path or records) to score exactly.
 
     Raises:
         FileNotFoundError: for a missing root, split file, class folder, or an image without
@@ -75,6 +75,9 @@ class FSS1000(Dataset):
         ValueError: for an unknown split, a class with fewer than ``shots + 1`` images (no
             support is ever repeated), or bad arguments.
     """
+
+    BENCHMARK = "fss1000"
+    PROTOCOL_NAMES = ("hsnet",)
 
     def __init__(
         self,
@@ -86,43 +89,34 @@ class FSS1000(Dataset):
         train: bool | None = None,
         n_episodes: int | None = 1000,
         seed: int = 0,
+        protocol: str | None = None,
+        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        check_episode_args(1, n_episodes, shots, transform=transform)
-        if shots < 1:
-            raise ValueError(f"shots must be >= 1 for FSS-1000 episodes, got {shots}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if shots >= 2 and transform is None:
-            raise ValueError(
-                f"shots={shots} needs a transform that gives every support image one size, got "
-                "None: pass transform=fewzero.data.eval_transform(size)"
-            )
-        self.root = check_dir(root, "FSS-1000 root")
+        root = check_dir(root, "FSS-1000 root")
         if classes is None:
             if split == "all":
                 classes = sorted(
-                    p.name for p in self.root.iterdir() if p.is_dir() and p.name != "splits"
+                    p.name for p in root.iterdir() if p.is_dir() and p.name != "splits"
                 )
                 if not classes:
                     raise ValueError(
-                        f"FSS-1000 root {str(self.root)!r} holds no class folder: expected "
+                        f"FSS-1000 root {str(root)!r} holds no class folder: expected "
                         "ROOT/<class>/<n>.jpg with <n>.png masks"
                     )
             else:
-                split_file = self.root / "splits" / f"{split}.txt"
+                split_file = root / "splits" / f"{split}.txt"
                 if not split_file.is_file():
                     raise FileNotFoundError(
                         f"split file not found: {str(split_file)!r}; put the official FSS-1000 "
                         "class list there, pass classes=[...], or use split='all'"
                     )
                 classes = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
-        self.classes = list(classes)
-        self.split, self.shots, self.transform = split, shots, transform
-        self.train = split == "train" if train is None else train
-        self.images: dict[int, list[str]] = {}
-        self.files: dict[tuple[int, str], tuple[Path, Path]] = {}
-        for cid, name in enumerate(self.classes, 1):
-            folder = self.root / name
+        self.split = split
+        files = {}
+        for cid, name in enumerate(classes, 1):
+            folder = root / name
             if not folder.is_dir():
                 raise FileNotFoundError(f"class folder not found: {str(folder)!r}")
             found = _image_mask_pairs(folder)
@@ -143,59 +137,36 @@ class FSS1000(Dataset):
                     f"<n>.jpg/.jpeg with <n>.png in {str(folder)!r}), got {len(found)}"
                     + (f" (file suffixes found: {others})" if others else "")
                 )
-            if len(found) < shots + 1:
+            if len(found) < shots + 1 and protocol is None:
                 raise ValueError(
                     f"class {name!r} has {len(found)} images with masks; {shots}-shot episodes "
                     f"need {shots + 1} (a query and {shots} distinct supports), in "
                     f"{str(folder)!r}"
                 )
-            self.images[cid] = sorted(found)
-            self.files.update({(cid, stem): paths for stem, paths in found.items()})
-        pairs = [(stem, cid) for cid, stems in self.images.items() for stem in stems]
-        self.supports: list[list[str]] | None = None
-        if not self.train:
-            rng = np.random.default_rng(seed)
-            if n_episodes is not None:
-                idx = rng.choice(len(pairs), size=n_episodes, replace=n_episodes > len(pairs))
-                pairs = [pairs[int(i)] for i in idx]
-            self.supports = [draw_supports(self.images[c], s, shots, rng) for s, c in pairs]
-        self.pairs = pairs
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def _load(self, cid: int, stem: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image_path, mask_path = self.files[(cid, stem)]
-        image = read_image(image_path)
-        mask = read_binary_mask(mask_path)
-        if mask.shape != (image.height, image.width):
-            raise ValueError(
-                f"mask {str(mask_path)!r} has size {mask.shape[::-1]}, its image "
-                f"{str(image_path)!r} has {(image.width, image.height)}"
-            )
-        target = torch.from_numpy(mask).long()
-        return (*transform_pair(image, target, self.transform), target)
-
-    def __getitem__(self, index: int) -> FewShotEpisode:
-        stem, cid = self.pairs[index]
-        image, mask, label = self._load(cid, stem)
-        names = (
-            self.supports[index]
-            if self.supports is not None
-            else draw_supports(self.images[cid], stem, self.shots, None)
+            files[cid] = found
+        self.setup(
+            root,
+            classes,
+            files,
+            shots,
+            transform,
+            split == "train" if train is None else train,
+            n_episodes,
+            seed,
+            protocol=protocol,
+            episodes=episodes,
         )
-        loaded = [self._load(cid, n)[:2] for n in names]
-        name = f"{self.classes[cid - 1]}/{stem}"
-        return FewShotEpisode(
-            **Episode(
-                image=image,
-                mask=mask,
-                label=label,
-                class_id=cid,
-                name=name,
-                other=torch.zeros_like(label),  # one class per image
-            ),
-            support_images=torch.stack([im for im, _ in loaded]),
-            support_masks=torch.stack([m for _, m in loaded]),
-            support_names=[f"{self.classes[cid - 1]}/{n}" for n in names],
-        )
+
+    def peer_episodes(
+        self, protocol: str, n_episodes: int | None, seed: int
+    ) -> list[dict[str, Any]]:
+        """HSNet's sequence ([`hsnet_fss_episodes`][fewzero.data.hsnet_fss_episodes]).
+
+        Every image once, so ``n_episodes`` is ignored.
+        """
+        classwise = [self.images[c] for c in range(1, len(self.classes) + 1)]
+        return hsnet_fss_episodes(classwise, self.shots, seed)
+
+    def manifest_header(self) -> dict[str, Any]:
+        """[`FolderEpisodes.manifest_header`][fewzero.data.FolderEpisodes.manifest_header] plus ``split``."""
+        return {**super().manifest_header(), "split": self.split}

@@ -15,7 +15,16 @@ COCO-20i::
 writes ``DIR/masks/{train,val}2017/*.png`` from the instance annotations (pycocotools; crowd
 regions -> 255), ``DIR/lists/{train,val}.txt`` and links the image folders.
 
-Both are idempotent and resumable: finished masks are kept, and a second run only re-reads them to
+Cross-domain benchmarks (PATNet's layouts, see [`fewzero.data.crossdomain`][fewzero.data.crossdomain])::
+
+    python -m fewzero.data.prepare deepglobe --root land-train --out DIR
+    python -m fewzero.data.prepare isic --root ISIC --class-csv class_id.csv --out DIR
+    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000} --root DIR
+
+(see [`fewzero.data.prepare_crossdomain`][fewzero.data.prepare_crossdomain]); ``check`` lists what
+a layout lacks and exits with 1 when it lacks anything.
+
+PASCAL and COCO are idempotent and resumable: finished masks are kept, and a second run only re-reads them to
 rebuild the lists. Each reports the images per class and the episode pairs per fold.
 
 Every listed image must exist and decode (checked with a progress bar before any mask is
@@ -41,7 +50,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .classes import COCO_CATEGORY_IDS, coco_fold_classes, pascal_fold_classes
+from .crossdomain import layout_problems
 from .io import class_pixel_counts, read_mask, write_list, write_mask
+from .prepare_crossdomain import prepare_deepglobe, prepare_isic
 
 __all__ = ["BadFilesError", "check_images", "fold_report", "main", "prepare_coco", "prepare_pascal"]
 
@@ -329,7 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         q.add_argument("--quiet", action="store_true", help="no progress bars")
         q.add_argument("--min-pixels", type=int, default=2 * 32 * 32, help="for the report")
         q.add_argument("--skip-bad", action="store_true", help="drop missing or undecodable images")
+    d = sub.add_parser(
+        "deepglobe", help="Deepglobe land cover -> PATNet's layout", formatter_class=fmt
+    )
+    d.add_argument("--root", required=True, help="folder with <id>_sat.jpg and <id>_mask.png")
+    d.add_argument("--out", required=True, help="output folder (PATNet's Deepglobe layout)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    i = sub.add_parser("isic", help="ISIC2018 task 1 -> PATNet's layout", formatter_class=fmt)
+    i.add_argument("--root", required=True, help="folder with the official ISIC2018 task 1 folders")
+    i.add_argument("--class-csv", required=True, help="PATNet's data/isic/class_id.csv (ID,Class)")
+    i.add_argument("--out", required=True, help="output folder (PATNet's ISIC layout)")
+    k = sub.add_parser("check", help="say what a cross-domain layout lacks", formatter_class=fmt)
+    k.add_argument("name", choices=["deepglobe", "isic", "lung", "fss1000"], help="the dataset")
+    k.add_argument("--root", required=True, help="the dataset's folder")
     args = parser.parse_args(argv)
+    if args.dataset in ("deepglobe", "isic", "check"):
+        return _crossdomain(args)
     kw = dict(progress=not args.quiet, skip_bad=args.skip_bad)
     try:
         if args.dataset == "pascal":
@@ -352,6 +378,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report)
     summary = {split: len(ents) for split, ents in entries.items()}
     print(json.dumps({"dataset": args.dataset, "out": str(args.out), "images": summary}))
+    return 0
+
+
+def _crossdomain(args: argparse.Namespace) -> int:
+    """The ``deepglobe``, ``isic`` and ``check`` subcommands."""
+    try:
+        if args.dataset == "check":
+            problems = layout_problems(args.name, args.root)
+            for line in problems:
+                print(f"{args.name} {args.root}: {line}")
+            if not problems:
+                print(f"{args.name} {args.root}: complete")
+            return 1 if problems else 0
+        if args.dataset == "deepglobe":
+            counts = prepare_deepglobe(args.root, args.out, progress=not args.quiet)
+        else:
+            counts = prepare_isic(args.root, args.class_csv, args.out)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"dataset": args.dataset, "out": str(args.out), "per_class": counts}))
     return 0
 
 

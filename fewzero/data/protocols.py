@@ -22,6 +22,16 @@ manifest records (see [`fewzero.data.manifest`][fewzero.data.manifest]), which
   This is PFENet's sequence with ``workers=0``; its configs load with ``workers > 0``, where each
   worker's ``random`` is reseeded from torch's generator state after the model is built, so no
   sampler outside that process can give those episodes.
+- **PATNet, cross-domain** ([`patnet_episodes`][fewzero.data.patnet_episodes]; Deepglobe, ISIC2018,
+  Chest X-ray): episode ``i`` takes class ``i % n_classes``; its query is one
+  ``np.random.choice`` among the class's images (sorted by path), each support another, drawn
+  again when it is the query (supports may repeat one another, as in PATNet), from NumPy's legacy
+  generator seeded with 0 (PATNet's ``fix_randseed(0)``; 600 episodes, ``nworker=0``).
+- **HSNet and PATNet, FSS-1000** ([`hsnet_fss_episodes`][fewzero.data.hsnet_fss_episodes]):
+  every image of the test classes once, class by class in the split file's order, each class's
+  images sorted by file name as strings (``1.jpg, 10.jpg, 2.jpg, ...``); each support is
+  ``np.random.choice(range(1, 11))`` (the class's images in numeric order), drawn again when it
+  is the query (supports may repeat one another).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ import numpy as np
 __all__ = [
     "hsnet_coco_episodes",
     "hsnet_episodes",
+    "hsnet_fss_episodes",
+    "patnet_episodes",
     "pfenet_episodes",
     "read_query_list",
 ]
@@ -187,4 +199,58 @@ def pfenet_episodes(
                 support = files[idx]
             chosen.append(idx)
         out.append(_record(i, name, c, [files[j] for j in chosen]))
+    return out
+
+
+def patnet_episodes(
+    classwise: Sequence[Sequence[str]], shots: int, n_episodes: int = 600, seed: int = 0
+) -> list[dict[str, Any]]:
+    """PATNet's cross-domain test episodes (Deepglobe, ISIC2018, Chest X-ray).
+
+    Args:
+        classwise: Each class's images in PATNet's order (sorted paths); class ``j`` (0-based)
+            is ``class_id = j + 1`` in the records.
+        shots: Supports per episode (``>= 1``).
+        n_episodes: Episodes (PATNet: 600).
+        seed: NumPy legacy seed (PATNet: 0).
+
+    Raises:
+        ValueError: for a class with fewer than 2 images (PATNet's loop would never end).
+    """
+    small = [j + 1 for j, names in enumerate(classwise) if len(set(names)) < 2]
+    if small or not classwise:
+        raise ValueError(
+            f"PATNet's sampler needs at least 2 images in every class, classes {small} have fewer"
+            if classwise
+            else "PATNet's sampler needs at least one class, got none"
+        )
+    rs = np.random.RandomState(seed)
+    out = []
+    for i in range(n_episodes):
+        j = i % len(classwise)
+        names = list(classwise[j])
+        name = str(rs.choice(names, 1, replace=False)[0])
+        out.append(_record(i, name, j + 1, _hsnet_supports(rs, names, name, shots)))
+    return out
+
+
+def hsnet_fss_episodes(
+    classwise: Sequence[Sequence[str]], shots: int, seed: int = 0
+) -> list[dict[str, Any]]:
+    """HSNet's (and PATNet's) FSS-1000 test episodes: every image of every class once.
+
+    Args:
+        classwise: Each class's image stems; the queries run through them sorted as file names
+            (``"1" < "10" < "2"``), the supports are drawn from them in numeric order (HSNet's
+            ``range(1, 11)``). Class ``j`` (0-based) is ``class_id = j + 1``.
+        shots: Supports per episode (``>= 1``).
+        seed: NumPy legacy seed (HSNet: 0).
+    """
+    rs = np.random.RandomState(seed)
+    out: list[dict[str, Any]] = []
+    for j, stems in enumerate(classwise):
+        numeric = sorted(stems, key=lambda s: (int(s), s) if s.isdigit() else (10**9, s))
+        for name in sorted(stems, key=lambda s: s + ".jpg"):
+            supports = _hsnet_supports(rs, numeric, name, shots)
+            out.append(_record(len(out), name, j + 1, supports))
     return out

@@ -53,6 +53,8 @@ __all__ = [
     "MaskLike",
     "read_binary_mask",
     "read_image",
+    "read_rgb_class_index",
+    "read_rgb_class_mask",
     "to_binary_mask",
     "to_rgb_array",
 ]
@@ -375,3 +377,59 @@ def read_binary_mask(path: str | os.PathLike[str], class_id: int | None = None) 
         ValueError: naming the file, the values found and the rule (see [`to_binary_mask`][fewzero.data.readers.to_binary_mask]).
     """
     return to_binary_mask(path, class_id=class_id).numpy().astype(np.uint8)
+
+
+def read_rgb_class_index(
+    path: str | os.PathLike[str], palette: dict[tuple[int, int, int], int]
+) -> np.ndarray:
+    """Read a colour-coded class mask (such as Deepglobe's land cover) as class indices.
+
+    Each channel is cut at 128 (the code's colours are pure: 0 or 255 per channel; the cut
+    absorbs compression noise) and the colour mapped through ``palette``.
+
+    Returns:
+        ``int64 (H, W)`` class indices.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: naming the file and the colours that are not in ``palette``.
+    """
+    rgb = np.asarray(_open(path, "mask").convert("RGB"))
+    cut = (rgb >= 128).astype(np.int64)
+    codes = (cut[..., 0] << 2) | (cut[..., 1] << 1) | cut[..., 2]
+    lut = np.full(8, -1, np.int64)
+    for (r, g, b), c in palette.items():
+        lut[(int(r >= 128) << 2) | (int(g >= 128) << 1) | int(b >= 128)] = c
+    out = lut[codes]
+    if (out < 0).any():
+        bad = sorted({tuple(255 * int(v) for v in px) for px in cut[out < 0][:1000]})
+        raise ValueError(
+            f"mask {str(path)!r} has colours {bad} (after cutting each channel at 128) that "
+            f"are not in the class code {sorted(palette)}"
+        )
+    return out
+
+
+def read_rgb_class_mask(
+    path: str | os.PathLike[str], palette: dict[tuple[int, int, int], int], class_id: int
+) -> np.ndarray:
+    """Read class ``class_id`` of a colour-coded class mask, or a binary mask as it is.
+
+    A colour mask is read by [`read_rgb_class_index`][fewzero.data.readers.read_rgb_class_index]
+    and the pixels of ``class_id`` are the object. A grey mask (``R = G = B`` everywhere) is
+    already binary and is read by the module's rules
+    ([`read_binary_mask`][fewzero.data.readers.read_binary_mask]).
+
+    Returns:
+        ``uint8 (H, W)`` in ``{0, 1}`` (``{0, 1, 255}`` for a grey mask with an ignore value).
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: naming the file and the colours that are not in ``palette``.
+    """
+    img = _open(path, "mask")
+    if img.mode in ("RGB", "RGBA", "P"):
+        rgb = np.asarray(img.convert("RGB"))
+        if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+            return (read_rgb_class_index(path, palette) == class_id).astype(np.uint8)
+    return read_binary_mask(path)

@@ -37,6 +37,7 @@ def evaluate(
     progress: bool = False,
     max_class_id: int = 80,
     desc: str = "eval",
+    label_size: str = "original",
 ) -> dict[str, Any]:
     """Score ``model`` on every episode of ``dataset`` (K-shot when the episodes carry supports).
 
@@ -56,6 +57,10 @@ def evaluate(
         progress: Show a progress bar (main process only).
         max_class_id: Largest class id of the episodes.
         desc: Progress bar label.
+        label_size: ``"original"`` (default; HSNet's and the paper's protocol: logits upsampled
+            to each label's own size) or ``"resized"`` (PFENet's default: scored against the
+            label after the dataset's transform, at the model's input size). The leak needs
+            the original size and is left out (nan) with ``"resized"``.
 
     Returns:
         [`fewzero.metrics.IoUMeter.compute`][fewzero.metrics.IoUMeter.compute]'s dictionary with ``leak`` (a fraction, nan
@@ -65,6 +70,8 @@ def evaluate(
     Raises:
         ValueError: for NaN/Inf in an episode's images.
     """
+    if label_size not in ("original", "resized"):
+        raise ValueError(f"label_size must be 'original' or 'resized', got {label_size!r}")
     model.eval()
     is_nway = getattr(dataset, "ways", 1) > 1
     meter = IoUMeter(max_class_id=max_class_id)
@@ -95,7 +102,8 @@ def evaluate(
                 logits = nway_scores(model, **inputs).float()
             else:
                 logits = model(**inputs).float()
-        for i, label in enumerate(batch["label"]):
+        labels = batch["label"] if label_size == "original" else list(batch["mask"])
+        for i, label in enumerate(labels):
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False
             )
@@ -104,7 +112,7 @@ def evaluate(
                 nway.update(pred, label[None], batch["class_ids"][i : i + 1])
                 continue
             meter.update(pred, label[None], batch["class_id"][i : i + 1])
-            if "other" in batch:
+            if "other" in batch and label_size == "original":
                 leak.update(pred, batch["other"][i][None])
     if is_nway:
         nway.all_reduce()

@@ -1,0 +1,269 @@
+"""Cross-domain few-shot benchmarks in PATNet's layouts: Deepglobe, ISIC2018 and Chest X-ray.
+
+PATNet (Lei et al., ECCV 2022) trains on PASCAL and tests on satellite, dermoscopic and X-ray
+images (and FSS-1000, [`FSS1000`][fewzero.data.FSS1000] with ``protocol="hsnet"``). Its test
+protocol, ``protocol="patnet"`` here: 600 episodes, episode ``i`` of class ``i % n_classes``,
+query and supports drawn by NumPy's legacy generator seeded with 0
+([`patnet_episodes`][fewzero.data.patnet_episodes]), images resized to 400x400 and scored against
+the labels resized to 400x400 (nearest): ``label_size="resized"`` in
+[`evaluate`][fewzero.engine.evaluate]. ``python -m fewzero.data.prepare check DATASET --root R``
+says what a layout lacks; ``prepare deepglobe`` and ``prepare isic`` build the layouts from the
+official downloads.
+
+Layouts (``ROOT`` is the folder passed as ``root``)::
+
+    Deepglobe   ROOT/<c>/test/origin/<id>.jpg         c in 1..6: urban, agriculture, rangeland,
+                ROOT/<c>/test/groundtruth/<id>.png    forest, water, barren (PATNet's folders)
+    ISIC2018    ROOT/ISIC2018_Task1-2_Training_Input/<c>/<id>.jpg     c in 1..3
+                ROOT/ISIC2018_Task1_Training_GroundTruth/<id>_segmentation.png
+    Chest X-ray ROOT/CXR_png/<id>.png                 (grey X-rays, read as RGB)
+                ROOT/masks/<id>_mask.png              (or <id>.png: Montgomery's names)
+
+Downloads: Deepglobe land cover, http://deepglobe.org/ (Kaggle:
+``balraj98/deepglobe-land-cover-classification-dataset``); ISIC2018 task 1,
+https://challenge.isic-archive.com/data#2018 (with PATNet's ``data/isic/class_id.csv``); Chest
+X-ray masks and labels, Kaggle ``nikhilpandey360/chest-xray-masks-and-labels``.
+
+Masks: Deepglobe's ground truth may be binary (white = the folder's class) or the land-cover
+RGB code ([`DEEPGLOBE_PALETTE`][fewzero.data.DEEPGLOBE_PALETTE]), of which the folder's class
+colour is taken; ISIC's and the X-rays' are white-on-black PNGs read by
+[`read_binary_mask`][fewzero.data.readers.read_binary_mask]. PATNet reads every mask as grey
+``>= 128``; on binary masks that is the same, on a colour-coded Deepglobe mask it would mark the
+bright colours instead of the folder's class, which fewzero does not follow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checks import check_dir
+from .folder_episodes import FolderEpisodes
+from .protocols import patnet_episodes
+from .readers import read_binary_mask, read_rgb_class_mask
+
+__all__ = [
+    "CROSS_DOMAIN",
+    "DEEPGLOBE_CLASSES",
+    "DEEPGLOBE_PALETTE",
+    "ISIC_CLASSES",
+    "ChestXray",
+    "Deepglobe",
+    "ISIC2018",
+    "layout_problems",
+]
+
+DEEPGLOBE_CLASSES = ("urban", "agriculture", "rangeland", "forest", "water", "barren")
+"""Deepglobe's land-cover classes in PATNet's folder order ``1..6`` (``unknown`` left out)."""
+
+DEEPGLOBE_PALETTE: dict[tuple[int, int, int], int] = {
+    (0, 0, 0): 0,  # unknown
+    (0, 255, 255): 1,  # urban
+    (255, 255, 0): 2,  # agriculture
+    (255, 0, 255): 3,  # rangeland
+    (0, 255, 0): 4,  # forest
+    (0, 0, 255): 5,  # water
+    (255, 255, 255): 6,  # barren
+}
+"""Deepglobe's RGB land-cover code: colour to class (0 unknown, 1..6 as ``DEEPGLOBE_CLASSES``)."""
+
+ISIC_CLASSES = ("nevus", "melanoma", "seborrheic_keratosis")
+"""ISIC2018 lesion classes in the folder order ``1..3`` that ``prepare isic`` writes."""
+
+PATNET_EPISODES = 600
+"""Episodes of PATNet's cross-domain test (per dataset and shot count)."""
+
+
+class _PatnetDataset(FolderEpisodes):
+    """A PATNet cross-domain dataset: subclasses give ``find`` (``{class_id: {stem: paths}}``)."""
+
+    PROTOCOL_NAMES = ("patnet",)
+    CLASSES: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        shots: int = 1,
+        transform: Callable[..., Any] | None = None,
+        protocol: str | None = "patnet",
+        n_episodes: int | None = PATNET_EPISODES,
+        seed: int = 0,
+        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        root = check_dir(
+            root, f"{self.BENCHMARK} root", "; see fewzero.data.crossdomain for the layout"
+        )
+        problems = layout_problems(self.BENCHMARK, root)
+        if problems:
+            raise FileNotFoundError(
+                f"{self.BENCHMARK} root {str(root)!r} is not in PATNet's layout: "
+                + "; ".join(problems)
+            )
+        self.n_episodes = n_episodes
+        self.setup(
+            root,
+            self.CLASSES,
+            type(self).find(root),  # type: ignore[attr-defined]
+            shots,
+            transform,
+            False,
+            n_episodes,
+            seed,
+            protocol=protocol,
+            episodes=episodes,
+        )
+
+    def peer_episodes(
+        self, protocol: str, n_episodes: int | None, seed: int
+    ) -> list[dict[str, Any]]:
+        """PATNet's sequence ([`patnet_episodes`][fewzero.data.patnet_episodes])."""
+        classwise = [self.images[c] for c in range(1, len(self.classes) + 1)]
+        n = PATNET_EPISODES if n_episodes is None else n_episodes
+        return patnet_episodes(classwise, self.shots, n, seed)
+
+
+def _pairs(images: Path, suffix: str, mask_of: Callable[[str], list[Path]]) -> dict[str, Any]:
+    out = {}
+    for p in sorted(images.iterdir()):
+        if p.is_file() and p.suffix.lower() == suffix:
+            masks = [m for m in mask_of(p.stem) if m.is_file()]
+            if masks:
+                out[p.stem] = (p, masks[0])
+    return out
+
+
+class Deepglobe(_PatnetDataset):
+    """Deepglobe land cover in PATNet's layout (6 classes; see the module docstring).
+
+    Args:
+        root: The ``Deepglobe`` folder.
+        shots: Supports per episode.
+        transform: Paired transform (PATNet: ``eval_transform(400)``).
+        protocol: ``"patnet"`` (default) or ``None`` for fewzero's seeded draw.
+        n_episodes: Episodes (PATNet: 600).
+        seed: Seed (PATNet: 0).
+        episodes: A manifest to replay.
+    """
+
+    BENCHMARK = "deepglobe"
+    CLASSES = DEEPGLOBE_CLASSES
+
+    @classmethod
+    def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
+        """Every ``<c>/test/origin/<id>.jpg`` with its ``groundtruth/<id>.png``."""
+        return {
+            c: _pairs(
+                root / str(c) / "test" / "origin",
+                ".jpg",
+                lambda s, c=c: [root / str(c) / "test" / "groundtruth" / f"{s}.png"],
+            )
+            for c in range(1, 7)
+        }
+
+    def read_mask(self, path: Path, class_id: int) -> np.ndarray:
+        """Binary (white = the class) or colour-coded (the class's colour) ground truth."""
+        return read_rgb_class_mask(path, DEEPGLOBE_PALETTE, class_id)
+
+
+class ISIC2018(_PatnetDataset):
+    """ISIC2018 task 1 lesions in PATNet's layout (3 classes; see the module docstring).
+
+    Arguments as [`Deepglobe`][fewzero.data.Deepglobe]; ``root`` is the ``ISIC`` folder.
+    """
+
+    BENCHMARK = "isic"
+    CLASSES = ISIC_CLASSES
+
+    @classmethod
+    def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
+        """Every ``ISIC2018_Task1-2_Training_Input/<c>/<id>.jpg`` with its segmentation PNG."""
+        gt = root / "ISIC2018_Task1_Training_GroundTruth"
+        return {
+            c: _pairs(
+                root / "ISIC2018_Task1-2_Training_Input" / str(c),
+                ".jpg",
+                lambda s: [gt / f"{s}_segmentation.png"],
+            )
+            for c in range(1, 4)
+        }
+
+
+class ChestXray(_PatnetDataset):
+    """Chest X-ray lungs (Shenzhen and Montgomery) in PATNet's layout (one class).
+
+    Arguments as [`Deepglobe`][fewzero.data.Deepglobe]; ``root`` is the ``LungSegmentation``
+    folder. PATNet lists the masks and derives each image's name by cutting ``_mask.png``; an
+    image without a mask is not used (800 X-rays, 704 masks). Montgomery's masks, named as
+    their image, are matched too (PATNet's name cut does not find their images).
+    """
+
+    BENCHMARK = "lung"
+    CLASSES = ("lung",)
+
+    @classmethod
+    def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
+        """Every ``CXR_png/<id>.png`` with ``masks/<id>_mask.png`` (or ``masks/<id>.png``)."""
+        masks = root / "masks"
+        return {
+            1: _pairs(
+                root / "CXR_png", ".png", lambda s: [masks / f"{s}_mask.png", masks / f"{s}.png"]
+            )
+        }
+
+    def read_mask(self, path: Path, class_id: int) -> np.ndarray:
+        """White-on-black lungs (read by the mask rules)."""
+        return read_binary_mask(path)
+
+
+CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
+    "deepglobe": Deepglobe,
+    "isic": ISIC2018,
+    "lung": ChestXray,
+}
+"""The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``)."""
+
+_REQUIRED = {
+    "deepglobe": [f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth")],
+    "isic": [f"ISIC2018_Task1-2_Training_Input/{c}" for c in range(1, 4)]
+    + ["ISIC2018_Task1_Training_GroundTruth"],
+    "lung": ["CXR_png", "masks"],
+    "fss1000": ["splits/test.txt"],
+}
+
+
+def layout_problems(dataset: str, root: str | os.PathLike[str]) -> list[str]:
+    """What ``root`` lacks for ``dataset`` (``deepglobe``, ``isic``, ``lung``, ``fss1000``).
+
+    Returns:
+        One line per missing folder or file, per class with fewer than 2 image/mask pairs, and
+        per image without its mask; empty when the layout is complete.
+
+    Raises:
+        ValueError: for an unknown dataset name.
+    """
+    if dataset not in _REQUIRED:
+        raise ValueError(f"dataset must be one of {sorted(_REQUIRED)}, got {dataset!r}")
+    root = Path(root)
+    if not root.is_dir():
+        return [f"no such folder {str(root)!r}"]
+    problems = [f"missing {rel}" for rel in _REQUIRED[dataset] if not (root / rel).exists()]
+    if problems:
+        return problems
+    if dataset == "fss1000":
+        names = [n.strip() for n in (root / "splits/test.txt").read_text().splitlines()]
+        lacking = [n for n in names if n and not (root / n).is_dir()]
+        return [f"missing class folder {n}" for n in lacking[:10]] + (
+            [f"... and {len(lacking) - 10} more"] if len(lacking) > 10 else []
+        )
+    cls = CROSS_DOMAIN[dataset]
+    found = cls.find(root)  # type: ignore[attr-defined]
+    for c, pairs in found.items():
+        if len(pairs) < 2:
+            problems.append(
+                f"class {c} ({cls.CLASSES[c - 1]}) has {len(pairs)} image/mask pairs, needs >= 2"  # type: ignore[attr-defined]
+            )
+    return problems
