@@ -67,8 +67,12 @@ CANDIDATES = {
     ),
     "mask_attention_multi3": (
         FEWSHOT,
-        {"similarity": "query", "similarity_residual": True, "similarity_channels": 128,
-         "mask_attention": True},  # fmt: skip
+        {
+            "similarity": "query",
+            "similarity_residual": True,
+            "similarity_channels": 128,
+            "mask_attention": True,
+        },  # fmt: skip
         3,
         "the default + DCAMA's mask attention on the projected features as a CCM input",
     ),

@@ -73,8 +73,7 @@ def check_writable(folder: str | os.PathLike[str], what: str) -> Path:
         probe.unlink()
     except OSError as err:
         raise PermissionError(
-            f"{what} {str(folder)!r} is not writable ({err.strerror or err}); choose another "
-            "folder"
+            f"{what} {str(folder)!r} is not writable ({err.strerror or err}); choose another folder"
         ) from err
     return folder
 

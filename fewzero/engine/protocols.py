@@ -9,19 +9,29 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import Coco20i, Pascal5i, eval_transform
+from ..data import CROSS_DOMAIN, FSS1000, Coco20i, Pascal5i, eval_transform
 from ..data.classes import COCO_CLASSES
 from ..models import SegmentationModel
 from ..text import class_embedding_table
 from .config import TrainConfig
+from .episode_sets import EpisodeSet
 from .evaluate import evaluate
 
-__all__ = ["ShotsError", "check_shots", "eval_settings", "evaluate_pascal2coco", "format_table"]
+__all__ = [
+    "ShotsError",
+    "check_shots",
+    "eval_settings",
+    "evaluate_crossdomain",
+    "evaluate_pascal2coco",
+    "format_crossdomain_table",
+    "format_table",
+]
 
 
 class ShotsError(ValueError):
@@ -45,6 +55,32 @@ def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
         )
 
 
+def _score(
+    model: torch.nn.Module,
+    make: Callable[[Path | None], Any],
+    key: str,
+    episodes: EpisodeSet | None,
+    settings: dict[str, Any],
+    row: dict[str, Any],
+    **ev: Any,
+) -> dict[str, Any] | None:
+    """Build the dataset of ``key`` (drawn, or replayed from ``episodes``), score it, record it.
+
+    Returns ``evaluate``'s result, or ``None`` when a replayed set has no manifest of ``key``.
+    """
+    use, manifest = (True, None) if episodes is None else episodes.source(key)
+    if not use:
+        return None
+    dataset = make(manifest)
+    if episodes is not None and episodes.check_only:
+        return None
+    classes = len(getattr(dataset, "classes", ()))
+    res = evaluate(model, dataset, **{"max_class_id": max(80, classes), **ev})
+    sets = episodes if episodes is not None else EpisodeSet()
+    row.setdefault("manifests", {})[key] = sets.record(key, dataset, settings)
+    return res
+
+
 def evaluate_pascal2coco(
     model: torch.nn.Module,
     pascal_root: str | os.PathLike[str] | None,
@@ -63,6 +99,10 @@ def evaluate_pascal2coco(
     amp: str | None = None,
     support_swap: bool = True,
     ways: int = 1,
+    protocol: str | None = None,
+    query_list: str | os.PathLike[str] | None = None,
+    label_size: str = "original",
+    episodes: EpisodeSet | None = None,
 ) -> dict[str, Any]:
     """PASCAL-5^fold mIoU/FB-IoU and COCO-20^j mIoU for every ``j`` (one row of Table 1).
 
@@ -77,12 +117,23 @@ def evaluate_pascal2coco(
     it cannot know which class is meant, so it leaks about half. ``ways = N > 1`` (few-shot
     models) also scores N-way episodes over the same queries (``pascal_nway_miou``: each class
     once per episode, [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
+
+    ``protocol`` (``"hsnet"``/``"pfenet"``, with ``query_list`` for HSNet's list file) draws the
+    PASCAL-5i and COCO-20i episodes by the peer's sampler (see
+    [`fewzero.data.protocols`][fewzero.data.protocols]; the support-swap and N-way episodes,
+    which no peer defines, keep fewzero's draw). ``label_size="resized"`` scores against the
+    labels at the input size (PFENet's default; the leak is then left out). ``episodes`` writes
+    every scored dataset's manifest, or replays a set of them
+    ([`EpisodeSet`][fewzero.engine.episode_sets.EpisodeSet]); the row's ``manifests`` maps each
+    dataset's key to its episodes' SHA-256.
     """
     check_shots(model, type(model).__name__, shots)
     enc = model.encoder
     tf = eval_transform(size, mean=enc.mean, std=enc.std)
     kw = dict(transform=tf, n_episodes=n_episodes, seed=seed, min_pixels=min_pixels, shots=shots)
-    ev = dict(batch_size=batch_size, device=device, progress=progress, amp=amp)
+    ev = dict(
+        batch_size=batch_size, device=device, progress=progress, amp=amp, label_size=label_size
+    )
     row: dict[str, Any] = {
         "fold": fold,
         "split": "val",
@@ -92,35 +143,76 @@ def evaluate_pascal2coco(
         "size": size,
         "min_pixels": min_pixels,
         "shots": shots,
+        "protocol": protocol or "fewzero",
+        "label_size": label_size,
     }
+    settings = {k: row[k] for k in ("size", "label_size")}
     if ways > 1 and shots < 1:
         raise ValueError(f"ways={ways} needs a few-shot evaluation (shots >= 1), got shots={shots}")
+
+    def drawn(manifest: Path | None, **extra: Any) -> dict[str, Any]:
+        """Dataset arguments: the peer's draw, fewzero's, or the manifest's episodes."""
+        if manifest is not None:
+            return {**kw, **extra, "episodes": manifest}
+        return {**kw, **extra}
+
+    peer = {} if protocol is None else {"protocol": protocol, "query_list": query_list}
     if pascal_root is not None:
-        res = evaluate(
-            model, Pascal5i(pascal_root, fold, "val", **kw), desc=f"PASCAL-5^{fold}", **ev
+        base = f"pascal5i-fold{fold}-{shots}shot"
+
+        def pascal(manifest: Path | None, **extra: Any) -> Pascal5i:
+            return Pascal5i(pascal_root, fold, "val", **drawn(manifest, **extra))
+
+        res = _score(
+            model,
+            lambda m: pascal(m, **({} if m is not None else peer)),
+            base,
+            episodes,
+            {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"},
+            row,
+            desc=f"PASCAL-5^{fold}",
+            **ev,
         )
-        row["pascal_miou"], row["pascal_fbiou"] = res["miou"], res["fbiou"]
+        row["pascal_miou"] = None if res is None else res["miou"]
+        row["pascal_fbiou"] = None if res is None else res["fbiou"]
         if support_swap:
+            swap_settings = {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"}
             try:
-                swap = Pascal5i(pascal_root, fold, "val", multi_class=True, **kw)
+                res = _score(
+                    model,
+                    lambda m: pascal(m, multi_class=True),
+                    f"{base}-swap",
+                    episodes,
+                    swap_settings,
+                    row,
+                    desc=f"PASCAL-5^{fold} support swap",
+                    **ev,
+                )
             except ValueError as err:  # no query shows two unseen classes with min_pixels
+                if "min_pixels" not in str(err):
+                    raise
                 warnings.warn(f"support-swap numbers left out: {err}", stacklevel=2)
-                row["pascal_swap_iou"] = row["pascal_leak"] = None
-                row["pascal_swap_episodes"] = 0
-                swap = None
-            if swap is not None:
-                res = evaluate(model, swap, desc=f"PASCAL-5^{fold} support swap", **ev)
-                row["pascal_swap_iou"], row["pascal_leak"] = res["miou"], res["leak"]
-                row["pascal_swap_episodes"] = res["episodes"]
+                res = None
+            row["pascal_swap_iou"] = None if res is None else res["miou"]
+            row["pascal_leak"] = None if res is None else res["leak"]
+            row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
         if ways > 1:
             row["ways"], row["pascal_nway_miou"] = ways, None
             try:
-                nway = Pascal5i(pascal_root, fold, "val", multi_class=True, ways=ways, **kw)
+                res = _score(
+                    model,
+                    lambda m: pascal(m, multi_class=True, ways=ways),
+                    f"{base}-{ways}way",
+                    episodes,
+                    {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"},
+                    row,
+                    desc=f"PASCAL-5^{fold} {ways}-way",
+                    **ev,
+                )
             except ValueError as err:
                 warnings.warn(f"{ways}-way numbers left out: {err}", stacklevel=2)
             else:
-                res = evaluate(model, nway, desc=f"PASCAL-5^{fold} {ways}-way", **ev)
-                row["pascal_nway_miou"] = res["miou"]
+                row["pascal_nway_miou"] = None if res is None else res["miou"]
     if coco_root is not None:
         row["coco"] = {}
         coco_model = model
@@ -131,10 +223,110 @@ def evaluate_pascal2coco(
             coco_model.set_class_embeddings(
                 class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
             )
+        coco_peer = {} if protocol is None else {"protocol": protocol}
         for j in coco_folds:
-            ds = Coco20i(coco_root, j, "val", class_split=class_split, **kw)
-            row["coco"][j] = evaluate(coco_model, ds, desc=f"COCO-20^{j}", **ev)["miou"]
-        row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"])
+            res = _score(
+                coco_model,
+                lambda m, j=j: Coco20i(
+                    coco_root,
+                    j,
+                    "val",
+                    class_split=class_split,
+                    **drawn(m, **({} if m is not None else coco_peer)),
+                ),
+                f"coco20i-fold{j}-{shots}shot",
+                episodes,
+                {**settings, "dataset": "coco20i", "fold": j, "split": "val"},
+                row,
+                desc=f"COCO-20^{j}",
+                **ev,
+            )
+            if res is not None:
+                row["coco"][j] = res["miou"]
+        row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"]) if row["coco"] else None
+    return row
+
+
+def evaluate_crossdomain(
+    model: torch.nn.Module,
+    dataset: str,
+    root: str | os.PathLike[str],
+    shots: int = 1,
+    size: int = 400,
+    n_episodes: int | None = None,
+    seed: int = 0,
+    protocol: str | None = "patnet",
+    label_size: str = "resized",
+    batch_size: int = 8,
+    device: str = "cpu",
+    progress: bool = False,
+    amp: str | None = None,
+    episodes: EpisodeSet | None = None,
+) -> dict[str, Any]:
+    """A few-shot model on a cross-domain benchmark: ``deepglobe``, ``isic``, ``lung`` or ``fss1000``.
+
+    The defaults are PATNet's protocol: its episodes (``protocol="patnet"``; FSS-1000:
+    ``"hsnet"``, every test image once), 400x400 inputs scored against the labels resized to
+    400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to each label's own
+    size instead). ``protocol=None`` draws ``n_episodes`` (default 1000) with fewzero's sampler.
+
+    Returns:
+        A row: ``dataset``, ``shots``, ``miou``, ``fbiou``, ``episodes`` and every setting, with
+        ``manifests`` (``{key: SHA-256}``); ``miou`` is ``None`` when a replayed set has no
+        manifest of this dataset.
+
+    Raises:
+        ValueError: for an unknown dataset, ``shots < 1``, or a model that takes no support.
+    """
+    names = [*CROSS_DOMAIN, "fss1000"]
+    if dataset not in names:
+        raise ValueError(f"dataset must be one of {names}, got {dataset!r}")
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1 for the cross-domain benchmarks, got {shots}")
+    check_shots(model, type(model).__name__, shots)
+    enc = model.encoder
+    tf = eval_transform(size, mean=enc.mean, std=enc.std)
+    if dataset == "fss1000" and protocol == "patnet":
+        protocol = "hsnet"  # PATNet's FSS-1000 episodes are HSNet's
+    count = n_episodes if n_episodes is not None else (1000 if protocol is None else None)
+
+    def make(manifest: Path | None) -> Any:
+        kw: dict[str, Any] = dict(shots=shots, transform=tf, seed=seed)
+        if manifest is not None:
+            kw.update(episodes=manifest, protocol=None)
+        else:
+            kw.update(protocol=protocol, n_episodes=count)
+        if dataset == "fss1000":
+            return FSS1000(root, "test", **kw)
+        if count is None and manifest is None:
+            kw.pop("n_episodes")  # the protocol's own count
+        return CROSS_DOMAIN[dataset](root, **kw)
+
+    row: dict[str, Any] = {
+        "dataset": dataset,
+        "shots": shots,
+        "size": size,
+        "seed": seed,
+        "protocol": protocol or "fewzero",
+        "label_size": label_size,
+    }
+    res = _score(
+        model,
+        make,
+        f"{dataset}-{shots}shot",
+        episodes,
+        {"size": size, "label_size": label_size},
+        row,
+        desc=f"{dataset} {shots}-shot",
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        amp=amp,
+        label_size=label_size,
+    )
+    row["miou"] = None if res is None else res["miou"]
+    row["fbiou"] = None if res is None else res["fbiou"]
+    row["episodes"] = None if res is None else res["episodes"]
     return row
 
 
@@ -190,4 +382,19 @@ def format_table(
             folds = r.get("coco", {})
             cells += [pct(folds.get(j)) for j in coco_folds] + [pct(r.get("coco_miou"))]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_crossdomain_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of cross-domain rows: model, dataset, shots, mIoU, FB-IoU (in percent)."""
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    lines = ["| model | dataset | shots | mIoU | FB-IoU | episodes |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['dataset']} | {r['shots']} | {pct(r.get('miou'))} | "
+            f"{pct(r.get('fbiou'))} | {r.get('episodes') or '-'} |"
+        )
     return "\n".join(lines)

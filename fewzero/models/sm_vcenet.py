@@ -226,9 +226,7 @@ class SMVCENet(SegmentationModel):
         )
         match_channels = query_channels if similarity_channels is None else similarity_channels
         self.mask_attention: MaskAttention | None = (
-            MaskAttention(match_channels)
-            if mask_attention
-            else None
+            MaskAttention(match_channels) if mask_attention else None
         )
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
@@ -358,7 +356,9 @@ class SMVCENet(SegmentationModel):
             parts.append(similarity)
             if self.mask_attention is not None:
                 k = support_masks.shape[1]
-                cells = grid_masks(support_masks.flatten(0, 1), s_feat.shape[-2:], self.encoder.stride)
+                cells = grid_masks(
+                    support_masks.flatten(0, 1), s_feat.shape[-2:], self.encoder.stride
+                )
                 attended = self.mask_attention(
                     q_feat, s_feat.view(b, k, *s_feat.shape[1:]), cells.view(b, k, *cells.shape[1:])
                 )

@@ -1,0 +1,182 @@
+"""Evaluation you can reproduce: every run writes its manifests and provenance, a second run
+scores exactly those episodes, --rerun says whether the numbers match, and the training and
+evaluation commands are console scripts of an installed wheel."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMALL
+from test_crossdomain import make_isic
+from test_protocols import make_layout
+
+from fewzero.data import read_manifest
+from fewzero.engine.checkpoint import save_checkpoint
+from fewzero.engine.evaluation_cli import compare_results, main
+from fewzero.models import SMVCENet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repro")
+    make_layout(
+        root / "pascal", "JPEGImages", "SegmentationClassAug", "lists/val.txt",
+        list(range(1, 21)), n=60,
+    )  # fmt: skip
+    make_isic(root / "isic")
+    torch.manual_seed(0)
+    model = SMVCENet("resnet18", class_source="support", **SMALL)
+    cfg = {"crop_size": 32, "fold": 0, "model": "tiny_fewshot", "episodes": 5, "min_pixels": 9}
+    save_checkpoint(
+        {"model": model.state_dict(), "model_config": dict(model.config), "config": cfg},
+        root / "run_a" / "checkpoint_last.pt",
+    )
+    torch.manual_seed(1)  # another checkpoint: other weights
+    other = SMVCENet("resnet18", class_source="support", **SMALL)
+    save_checkpoint(
+        {"model": other.state_dict(), "model_config": dict(other.config), "config": cfg},
+        root / "run_b" / "checkpoint_last.pt",
+    )
+    return root
+
+
+def evaluate(root, *args):
+    argv = ["--checkpoint", str(root / "run_a" / "checkpoint_last.pt"), "--quiet", *args]
+    assert main(argv) == 0
+
+
+def test_manifests_provenance_replay_and_rerun(setup, capsys, monkeypatch):
+    monkeypatch.chdir(setup)
+    common = ["--pascal-root", "pascal", "--shots", "1", "--batch-size", "4"]
+    evaluate(setup, *common, "--out", "first")
+    result = json.loads((setup / "first" / "pascal5i.json").read_text())
+    row, meta = result["rows"][0], result["meta"]
+    # every protocol knob, the manifests', the checkpoint's hash, versions and device
+    for key in ("fold", "episodes", "seed", "size", "min_pixels", "shots", "protocol",
+                "label_size", "checkpoint_sha256", "manifests"):  # fmt: skip
+        assert key in row, key
+    assert row["size"] == 32 and row["min_pixels"] == 9 and row["episodes"] == 5
+    env = meta["environment"]
+    assert env["torch"] == torch.__version__ and env["fewzero"] and env["timm"]
+    assert env["device"] == "cpu"
+    keys = sorted(row["manifests"])
+    assert keys == ["pascal5i-fold0-1shot", "pascal5i-fold0-1shot-swap"]
+    header, episodes = read_manifest(setup / "first" / "manifests" / f"{keys[0]}.jsonl")
+    assert header["key"] == keys[0] and header["episodes_sha256"] == row["manifests"][keys[0]]
+    assert len(episodes) == 5 and header["min_pixels"] == 9 and header["label_size"] == "original"
+    # the same checkpoint from the manifests, with a seed that would draw other episodes
+    evaluate(setup, *common, "--seed", "7", "--episodes", "first/manifests", "--out", "second")
+    again = json.loads((setup / "second" / "pascal5i.json").read_text())
+    assert compare_results(result, again) == []
+    # a seed alone changes the episodes, and the comparison says so
+    evaluate(setup, *common, "--seed", "7", "--out", "third")
+    third = json.loads((setup / "third" / "pascal5i.json").read_text())
+    assert any("manifests" in d for d in compare_results(result, third))
+    # --rerun: the same command on the result's own manifests, compared
+    capsys.readouterr()
+    assert main(["--rerun", "first/pascal5i.json"]) == 0
+    assert "every number, manifest and checkpoint hash identical" in capsys.readouterr().out
+    # a number that differs is caught and named
+    tampered = json.loads((setup / "first" / "pascal5i.json").read_text())
+    tampered["rows"][0]["pascal_miou"] += 0.01
+    (setup / "first" / "tampered.json").write_text(json.dumps({**tampered}))
+    assert main(["--rerun", "first/tampered.json"]) == 1
+    assert "pascal_miou was" in capsys.readouterr().out
+    # one manifest file scores only its dataset; the other is left out, and said to be
+    evaluate(setup, *common, "--episodes", f"first/manifests/{keys[0]}.jsonl", "--out", "one")
+    out = capsys.readouterr().out
+    assert "left out (no manifest of theirs in --episodes): pascal5i-fold0-1shot-swap" in out
+    one = json.loads((setup / "one" / "pascal5i.json").read_text())["rows"][0]
+    assert one["pascal_miou"] == row["pascal_miou"] and one["pascal_swap_iou"] is None
+
+
+def test_a_manifest_naming_a_missing_image_is_refused_before_any_work(setup, capsys, monkeypatch):
+    monkeypatch.chdir(setup)
+    common = ["--pascal-root", "pascal", "--shots", "1", "--out", "mf"]
+    evaluate(setup, *common)
+    path = setup / "mf" / "manifests" / "pascal5i-fold0-1shot.jsonl"
+    lines = path.read_text().splitlines()
+    ep = json.loads(lines[1])
+    ep["query"] = "no_such_image"
+    from fewzero.data import write_manifest
+
+    header = json.loads(lines[0])
+    episodes = [ep] + [json.loads(x) for x in lines[2:]]
+    bad = setup / "bad.jsonl"
+    write_manifest(bad, episodes, {k: v for k, v in header.items() if k != "episodes_sha256"})
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--checkpoint", str(setup / "run_a/checkpoint_last.pt"), "--pascal-root", "pascal",
+              "--shots", "1", "--episodes", str(bad), "--out", "bad_out"])  # fmt: skip
+    assert exit_.value.code == 2
+    assert "image 'no_such_image' is not in the list file" in capsys.readouterr().err
+    assert not (setup / "bad_out" / "manifests").exists()  # refused before any episode
+
+
+def test_another_runs_manifest_gives_that_runs_numbers_and_a_second_model_its_own(
+    setup, monkeypatch
+):
+    """Two checkpoints, one protocol: each scored on the manifests another run wrote."""
+    monkeypatch.chdir(setup)
+    ck_a, ck_b = (str(setup / r / "checkpoint_last.pt") for r in ("run_a", "run_b"))
+    base = ["--pascal-root", "pascal", "--shots", "1", "--quiet", "--batch-size", "2"]
+    assert main(["--checkpoint", ck_a, ck_b, *base, "--out", "pair"]) == 0
+    pair = json.loads((setup / "pair" / "pascal5i.json").read_text())["rows"]
+    assert main(["--checkpoint", ck_b, *base, "--episodes", "pair/manifests", "--out", "b"]) == 0
+    b = json.loads((setup / "b" / "pascal5i.json").read_text())["rows"][0]
+    assert b["pascal_miou"] == pair[1]["pascal_miou"] and b["manifests"] == pair[1]["manifests"]
+    assert pair[0]["manifests"] == pair[1]["manifests"]  # one protocol for both
+    assert pair[0]["pascal_miou"] != pair[1]["pascal_miou"]  # and the models differ
+
+
+def test_cross_domain_from_the_eval_command(setup, monkeypatch, capsys):
+    monkeypatch.chdir(setup)
+    args = ["--dataset", "isic", "--data-root", "isic", "--shots", "1", "--size", "32",
+            "--episodes", "9", "--out", "isic_out"]  # fmt: skip
+    evaluate(setup, *args)
+    table = capsys.readouterr().out
+    assert "| tiny_fewshot (1-shot) | isic | 1 |" in table
+    res = json.loads((setup / "isic_out" / "isic.json").read_text())["rows"][0]
+    assert res["protocol"] == "patnet" and res["label_size"] == "resized" and res["episodes"] == 9
+    header, eps = read_manifest(setup / "isic_out" / "manifests" / "isic-1shot.jsonl")
+    assert header["dataset"] == "isic" and [e["class_id"] for e in eps[:4]] == [1, 2, 3, 1]
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(setup / "run_a/checkpoint_last.pt"), "--dataset", "lung"])
+    assert "--data-root is required for --dataset lung" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_scripts_from_an_installed_wheel(tmp_path):
+    """A wheel (not the checkout) gives fewzero-train and fewzero-eval with their flags."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(wheels), str(ROOT)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    wheel = next(wheels.glob("fewzero-*.whl"))
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import fewzero; print(fewzero.__file__)"],
+        check=True, capture_output=True, text=True, cwd=tmp_path, env=env,
+    ).stdout  # fmt: skip
+    assert where.startswith(str(target))  # the wheel's copy, not the checkout
+    for script, flag in (("fewzero-train", "--data-root"), ("fewzero-eval", "--rerun"),
+                         ("fewzero-prepare", "check"), ("fewzero-segment", "--support")):  # fmt: skip
+        out = subprocess.run(
+            [str(target / "bin" / script), "--help"],
+            check=True, capture_output=True, text=True, cwd=tmp_path, env=env,
+        ).stdout  # fmt: skip
+        assert flag in out, script
