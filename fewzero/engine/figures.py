@@ -16,7 +16,48 @@ from ..data.io import read_image
 from ..predict import tint
 from .inputs import episode_inputs, uses_class_ids
 
-__all__ = ["episode_figure", "short_name", "support_swap_figure", "tint"]
+__all__ = [
+    "PREDICTION_COLOR",
+    "episode_figure",
+    "outline",
+    "prediction_overlay",
+    "short_name",
+    "support_overlay",
+    "support_swap_figure",
+    "tint",
+]
+
+PREDICTION_COLOR = (255, 255, 255)
+"""Colour of a prediction in the figures: white, which no toy object has (the toy classes are
+saturated hues), over a black outline; the image outside the prediction keeps its colours."""
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The boundary of ``mask == 1``: its pixels with a 4-neighbour outside it (``bool (H, W)``)."""
+    fg = np.asarray(mask) == 1
+    pad = np.pad(fg, 1, constant_values=False)
+    inner = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return fg & ~inner
+
+
+def prediction_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` with the predicted pixels tinted [`PREDICTION_COLOR`][fewzero.engine.figures.PREDICTION_COLOR] inside a black outline."""
+    out = tint(rgb, mask, PREDICTION_COLOR, alpha=0.65)
+    out[outline(mask)] = 0
+    return out
+
+
+def support_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A support image that shows which object its mask names.
+
+    The masked object keeps its colours inside a white outline; everything else is grey and
+    dimmed, so the named object stands out whatever its colour.
+    """
+    fg = np.asarray(mask) == 1
+    grey = rgb.astype(np.float32).mean(-1, keepdims=True).repeat(3, -1) * 0.45
+    out = np.where(fg[..., None], rgb.astype(np.float32), grey).round().astype(np.uint8)
+    out[outline(mask)] = 255
+    return out
 
 
 def short_name(model: str) -> str:
@@ -83,9 +124,13 @@ def episode_figure(
         episode = dataset[i]
         rgb = np.asarray(read_image(dataset.image_dir / f"{episode['name']}.jpg"))
         label = episode["label"].numpy()
-        panels = [(rgb, "image"), (tint(rgb, label), f"truth (class {episode['class_id']})")]
+        panels = [
+            (rgb, "image"),
+            (prediction_overlay(rgb, label), f"truth (class {episode['class_id']})"),
+        ]
         for title, model in models:
-            panels.append((tint(rgb, _predict(model, episode, label.shape, device)), title))
+            pred = _predict(model, episode, label.shape, device)
+            panels.append((prediction_overlay(rgb, pred), title))
         for ax, (img, title) in zip(axes[i], panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=8)
@@ -121,9 +166,12 @@ def support_swap_figure(
     """Draw ``n`` two-class queries, each segmented with a support of either class, into ``path``.
 
     Each row is one query image that shows two unseen classes A and B: the image, then for
-    A and for B the support (its first shot, mask tinted) and each few-shot model's prediction
-    with that support, then each zero-shot model's prediction (which cannot depend on the
-    support). A model that follows its support segments A in the first half and B in the second.
+    A and for B the support (its first shot: the named object in colour inside a white outline,
+    the rest grey) and each few-shot model's prediction with that support (white inside a black
+    outline, [`prediction_overlay`][fewzero.engine.figures.prediction_overlay]), then each
+    zero-shot model's prediction (which cannot depend on the support). A model that follows its
+    support segments A in the first half and B in the second. Columns are titled in the first
+    row and each row is labelled with its query and classes.
 
     Args:
         dataset: Support-swap test episodes (``multi_class=True``, ``shots >= 1``).
@@ -151,23 +199,32 @@ def support_swap_figure(
     cols = 1 + 2 * (1 + len(fewshot)) + len(zeroshot)
     fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.0 * n), squeeze=False)
 
+    heads = ["query"]
+    for way in ("A", "B"):
+        heads += [f"support {way}"] + [f"{t}\ngiven support {way}" for t, _ in fewshot]
+    heads += [f"{t}\n(zero-shot: no support)" for t, _ in zeroshot]
     for r, pair in enumerate(rows):
         episodes = [dataset[i] for i in pair]
         name = episodes[0]["name"]
         rgb = np.asarray(read_image(dataset.image_dir / f"{name}.jpg"))
         size = episodes[0]["label"].shape
-        panels = [(rgb, f"query: {episodes[0]['class_id']} & {episodes[1]['class_id']}")]
+        panels = [(rgb, "")]
         for ep in episodes:
             s_name = ep["support_names"][0]
             s_rgb = np.asarray(read_image(dataset.image_dir / f"{s_name}.jpg"))
             s_mask = dataset.load_target(s_name, ep["class_id"]).numpy()
-            panels.append((tint(s_rgb, s_mask, (40, 120, 230)), f"support: class {ep['class_id']}"))
-            for title, model in fewshot:
-                panels.append((tint(rgb, _predict(model, ep, size, device)), title))
-        for title, model in zeroshot:
-            panels.append((tint(rgb, _predict(model, episodes[0], size, device)), title))
-        for ax, (img, title) in zip(axes[r], panels):
+            panels.append((support_overlay(s_rgb, s_mask), f"class {ep['class_id']}"))
+            for _, model in fewshot:
+                panels.append((prediction_overlay(rgb, _predict(model, ep, size, device)), ""))
+        for _, model in zeroshot:
+            pred = _predict(model, episodes[0], size, device)
+            panels.append((prediction_overlay(rgb, pred), ""))
+        for c, (ax, (img, note)) in enumerate(zip(axes[r], panels)):
             ax.imshow(img)
-            ax.set_title(title, fontsize=7)
-            ax.axis("off")
+            title = heads[c] if r == 0 else ""
+            ax.set_title("\n".join(x for x in (title, note) if x), fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        a, b = (ep["class_id"] for ep in episodes)
+        axes[r][0].set_ylabel(f"{name}\nA = class {a}, B = class {b}", fontsize=7)
     return _save(fig, path)
