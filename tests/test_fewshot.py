@@ -243,5 +243,46 @@ def test_fss1000_refuses_an_image_without_mask_and_classes_shorter_than_the_shot
         names = ds[i]["support_names"]
         assert len(set(names)) == 2 and ds[i]["name"] not in names
     (tmp_path / "tiger" / "3.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"class 'tiger': 1 image\(s\) .* no <n>.png mask: \['3.jpg'\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"class 'tiger': 1 image\(s\) .* no <n>.png mask: \['3.jpg'\]"
+    ):
         FSS1000(tmp_path, "test", shots=1)
+
+
+def test_correlation_maps_are_the_best_cosine_matches_by_hand_and_follow_the_support():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 4, 2, 3, generator=g, dtype=torch.float64)
+    s = torch.randn(2, 4, 2, 2, generator=g, dtype=torch.float64)  # two shots
+    masks = torch.tensor([[[[1, 0], [255, 1]], [[0, 0], [1, 0]]]])  # (B=1, K=2, 2, 2)
+    out = SMVCENet._best_matches(q, s, masks)
+    want = torch.zeros(1, 2, 2, 3, dtype=torch.float64)
+    for k in range(2):
+        for y in range(2):
+            for x in range(3):
+                qv = q[0, :, y, x]
+                for c, value in enumerate((0, 1)):
+                    cos = [
+                        torch.clamp(
+                            torch.dot(qv, s[k, :, i, j]) / qv.norm() / s[k, :, i, j].norm(), min=0
+                        )
+                        for i in range(2)
+                        for j in range(2)
+                        if masks[0, k, i, j] == value
+                    ]
+                    want[0, c, y, x] += max(cos) / 2
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-4)
+    model = fewshot(similarity="query", similarity_channels=8, correlation=True).eval()
+    query = torch.randn(1, 3, 65, 65)
+    s_img, s_mask = supports(b=1, k=2)
+    other = torch.zeros_like(s_mask)
+    other[..., 30:45, 5:25] = 1
+    assert not torch.allclose(model(query, s_img, s_mask), model(query, s_img, other))
+    perm = torch.tensor([1, 0])
+    torch.testing.assert_close(
+        model(query, s_img[:, perm], s_mask[:, perm]),
+        model(query, s_img, s_mask),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="correlation=True correlates the compared query features"):
+        fewshot(correlation=True)

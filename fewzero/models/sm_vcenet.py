@@ -28,7 +28,7 @@ from torch import nn
 from ..checks import as_int_tuple, check_choice, check_positive_int
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
 from ..heads.prototype import cosine_maps, grid_masks, prior_mask, support_prototypes
-from ..layers import MaskAttention
+from ..layers import MaskAttention, dense_correlation
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
@@ -115,6 +115,15 @@ class SMVCENet(SegmentationModel):
             default) it gave 57.75 / 65.17 mIoU at 1 / 5 shots against 56.57 / 67.00, with more
             leak (26.7% against 21.3%); added to the logits as well, it swamped them and training
             collapsed to background (14.1 mIoU).
+        correlation: With ``similarity="query"``: also compare every query position with every
+            support position of the compared features (HSNet's dense correlation, clamped at
+            zero: [dense_correlation][fewzero.layers.dense_correlation]) and squeeze the 4D
+            correlation to two maps, the best match among the support's background and among
+            its foreground positions (averaged over the K shots, scaled by
+            ``similarity_scale``): two more CCM inputs. Where a prototype averages the object
+            away, the best match keeps its parts. HSNet squeezes the 4D tensor with learned
+            center-pivot 4D convolutions ([CenterPivotConv4d][fewzero.layers.CenterPivotConv4d]);
+            the max is the training-free squeeze (``hsnet`` is the full model).
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
             ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
             1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
@@ -155,6 +164,7 @@ class SMVCENet(SegmentationModel):
         similarity_residual: bool = False,
         similarity_channels: int | None = None,
         mask_attention: bool = False,
+        correlation: bool = False,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
@@ -194,6 +204,12 @@ class SMVCENet(SegmentationModel):
                 f"mask_attention=True attends on the compared query features, got similarity="
                 f"{similarity!r}; use similarity='query'"
             )
+        if correlation and similarity != "query":
+            raise ValueError(
+                f"correlation=True correlates the compared query features, got similarity="
+                f"{similarity!r}; use similarity='query'"
+            )
+        self.correlation = bool(correlation)
         if similarity_residual and similarity is None:
             raise ValueError("similarity_residual=True needs similarity='query' or 'class'")
         self.prior = bool(prior)
@@ -255,6 +271,7 @@ class SMVCENet(SegmentationModel):
             + int(self.prior)
             + 2 * (similarity is not None)
             + int(bool(mask_attention))
+            + 2 * self.correlation
         )
         self.decoder = ClassComparisonModule(
             query_channels,
@@ -363,6 +380,10 @@ class SMVCENet(SegmentationModel):
                     q_feat, s_feat.view(b, k, *s_feat.shape[1:]), cells.view(b, k, *cells.shape[1:])
                 )
                 parts.append(attended)  # a CCM input only: the residual stays the cosine maps
+            if self.correlation:
+                parts.append(
+                    self.similarity_scale * self._best_matches(q_feat, s_feat, support_masks)
+                )
         if self.prior and fewshot:
             assert i_class is not None and support_i is not None and support_masks is not None
             prior = prior_mask(
@@ -380,6 +401,25 @@ class SMVCENet(SegmentationModel):
         if similarity is not None and self.similarity_residual:
             logits = logits + similarity.to(logits.dtype)
         return logits, {}
+
+    @staticmethod
+    def _best_matches(
+        query: torch.Tensor, support: torch.Tensor, support_masks: torch.Tensor
+    ) -> torch.Tensor:
+        """The dense correlation squeezed by its max, ``(B, 2, h, w)``.
+
+        Each query position's best clamped cosine with the support's background and with its
+        foreground positions, averaged over the shots.
+        """
+        b, k = support_masks.shape[:2]
+        q = query.repeat_interleave(k, dim=0)
+        masks = support_masks.flatten(0, 1)
+        maps = [
+            dense_correlation(q, support, (masks == value).long()).flatten(3).amax(-1)
+            for value in (0, 1)
+        ]
+        out = torch.stack(maps, dim=1)  # (B*K, 2, h, w)
+        return out.view(b, k, *out.shape[1:]).mean(1).to(query.dtype)
 
 
 for _variant in VARIANTS:
