@@ -125,6 +125,7 @@ def main(argv=None):
         cfg = TrainConfig(model=model_name, model_kwargs=kwargs, progress=False,
                           device=args.device, out_dir=str(args.out / "runs" / name),
                           **{**preset, **train})  # fmt: skip
+        torch.manual_seed(cfg.seed)  # each row from the same initial state, as the toy demo
         model = build_model(cfg, pretrained=not args.no_pretrained)
         fewshot = bool(getattr(model, "requires_support", False))
         params = sum(q.numel() for q in model.parameters() if q.requires_grad)

@@ -119,3 +119,30 @@ def test_feature_cache_key_cost(tmp_path):
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     (row,) = json.loads((folder / "feature_cache_key.json").read_text())["rows"]
     assert row["evaluation_s"] > 0 and row["exact_digest_ms"] > 0 and 0 < row["key_share_pct"]
+
+
+def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path):
+    env_out = tmp_path / "cmp"
+    subprocess.run(
+        [sys.executable, str(BENCH / "fewshot_comparison.py"), "--only", "prototype", "default",
+         "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out)],
+        check=True, capture_output=True, cwd=tmp_path,
+        env={**__import__("os").environ, "FEWZERO_CACHE": str(tmp_path / "cache")},
+    )  # fmt: skip
+    data = json.loads((env_out / "comparison.json").read_text())
+    rows = {r["name"]: r for r in data["rows"]}
+    assert rows["prototype"]["params"] == 0 and rows["prototype"]["optimizer"] == "-"
+    assert rows["default"]["params"] > 0 and rows["default"]["train_seconds"] > 0
+    for r in rows.values():
+        for key in (
+            "miou_1",
+            "miou_5",
+            "fbiou_1",
+            "swap_iou_1",
+            "leak_1",
+            "nway_miou",
+            "ms_1",
+            "ms_5",
+        ):
+            assert r[key] is not None and r[key] >= 0, (r["name"], key)
+    assert "| default |" in (env_out / "comparison.md").read_text()

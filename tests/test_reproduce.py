@@ -180,3 +180,40 @@ def test_console_scripts_from_an_installed_wheel(tmp_path):
             check=True, capture_output=True, text=True, cwd=tmp_path, env=env,
         ).stdout  # fmt: skip
         assert flag in out, script
+
+
+class _Threshold(torch.nn.Module):
+    """Foreground where the image's first channel is positive (a model with no weights to train)."""
+
+    requires_support = accepts_support = False
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, images, support_images=None, support_masks=None, class_ids=None):
+        fg = (images[:, :1] > 0).float()
+        return torch.cat([1 - fg, fg], 1) + 0 * self.anchor
+
+
+def test_resized_label_scoring_is_pfenets_option(setup):
+    """label_size='resized' scores against the label at the input size, 'original' upsamples."""
+    from fewzero.data import Pascal5i, collate_episodes, eval_transform
+    from fewzero.engine import evaluate as run_eval
+    from fewzero.metrics import IoUMeter
+
+    ds = Pascal5i(setup / "pascal", 0, "val", transform=eval_transform(16), n_episodes=6,
+                  min_pixels=9)  # fmt: skip
+    model = _Threshold()
+    by_hand = {"original": IoUMeter(), "resized": IoUMeter()}
+    for ep in (collate_episodes([ds[i]]) for i in range(len(ds))):
+        logits = model(ep["image"])
+        for size, label in (("original", ep["label"][0]), ("resized", ep["mask"][0])):
+            up = torch.nn.functional.interpolate(logits, size=label.shape, mode="bilinear")
+            by_hand[size].update(up.argmax(1), label[None], ep["class_id"])
+    for size, meter in by_hand.items():
+        res = run_eval(model, ds, batch_size=4, label_size=size)
+        assert res["miou"] == pytest.approx(meter.compute()["miou"]), size
+    assert ds[0]["label"].shape != ds[0]["mask"].shape  # the two protocols differ here
+    with pytest.raises(ValueError, match="label_size must be 'original' or 'resized'"):
+        run_eval(model, ds, label_size="both")

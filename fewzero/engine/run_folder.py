@@ -120,6 +120,8 @@ class RunFolder:
             (self.out_dir / name).unlink(missing_ok=True)
         for p in self.out_dir.glob("checkpoint_epoch*.pt"):
             p.unlink()
+        for p in (self.out_dir / "manifests").glob("*.jsonl"):  # its evaluation's episodes
+            p.unlink()
         self.remove_stale_temp_files()
 
     def save(self, state: Mapping[str, Any], epoch: int) -> Path:

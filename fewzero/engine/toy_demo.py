@@ -20,6 +20,7 @@ from ..data import Pascal5i, build_toy, eval_transform
 from ..models import FeatureCache, cached_features
 from .checkpoint import write_json_atomic, write_text_atomic
 from .config import TrainConfig, resumed_config
+from .episode_sets import EpisodeSet
 from .figures import short_name, support_swap_figure
 from .protocols import ShotsError, eval_settings, evaluate_pascal2coco, format_table
 from .recipes import build_model, train_pascal5i, trainable
@@ -57,7 +58,7 @@ TOY_PRESET: dict[str, Any] = {
 }
 """Settings of the toy demo that differ from [`TrainConfig`][fewzero.engine.TrainConfig]'s paper defaults: a short schedule (``epochs x max_steps_per_epoch`` SGD steps) that fits minutes on two CPU cores. ``exclude_unseen`` drops training images that show an unseen class: a toy image's second object is often of an unseen class, and training it as background teaches the model to ignore exactly the objects it is tested on."""
 TOY_FEWSHOT_PRESET: dict[str, Any] = {"multi_class_weight": 3}
-"""Settings of the toy demo's few-shot models on top of [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] (flags given win): training pairs whose image shows two classes of the split weigh three times, since only such queries need the support (measured in ``examples/fewshot_candidates.py``)."""
+"""Settings of the toy demo's few-shot models on top of [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] (flags given win): training pairs whose image shows two classes of the split weigh three times, since only such queries need the support (measured side by side on the toy data; ``benchmarks/fewshot_comparison.py`` compares the mechanisms)."""
 TOY_EVAL: dict[str, Any] = {"shots": (1, 5), "ways": 2}
 """Test settings of the toy demo beyond [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET]'s ``episodes``: the few-shot evaluation's shots and the ways of its N-way evaluation (at the first shot count)."""
 TOY_MODELS = (
@@ -95,7 +96,8 @@ def toy_demo(
 
     Returns:
         The Markdown table and its rows (also written to ``results.md`` / ``results.json``,
-        with ``predictions.png``: two-class queries segmented with a support of each class).
+        with ``predictions.png``: two-class queries segmented with a support of each class, and
+        ``manifests/``: the episodes of every dataset scored).
     """
     start = time.perf_counter()
     given = list(shots)
@@ -114,8 +116,9 @@ def toy_demo(
         w = ways if k and k == shots[0] else 1
         with cached_features(model, cache):
             res = evaluate_pascal2coco(
-                model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w, **ev
-            )
+                model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w,
+                episodes=episodes, **ev,
+            )  # fmt: skip
         return {"name": label, "trained": trained, **res}
 
     built = []
@@ -155,6 +158,10 @@ def toy_demo(
                 "few-shot models: sm_vcenet_fewshot_*, prototype_*"
             )
     roots = build_toy(toy_root, seed=0, progress=False)
+    # the episodes of this table (the table and its manifests are replaced by every demo run)
+    for stale in (out_dir / "manifests").glob("*.jsonl"):
+        stale.unlink()
+    episodes = EpisodeSet(write_dir=out_dir / "manifests")
     done: dict[str, torch.nn.Module] = {}
     for i, (name, model, cfg) in enumerate(built):
         fewshot = bool(getattr(model, "requires_support", False))

@@ -35,6 +35,7 @@ from .cli import (
 )
 from .config import RunConfigError, resumed_config
 from .distributed import cleanup, is_main_process, setup
+from .episode_sets import EpisodeSet
 from .protocols import (
     ShotsError,
     check_shots,
@@ -162,10 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=model,
     )
     rows = []
+    episodes = EpisodeSet(write_dir=trainer.out_dir / "manifests" if is_main_process() else None)
     for k in cfg.eval_shots:
         row = evaluate_pascal2coco(
-            model, args.data_root, args.coco_root, cfg.fold, shots=k, **eval_settings(cfg)
-        )
+            model, args.data_root, args.coco_root, cfg.fold, shots=k, episodes=episodes,
+            **eval_settings(cfg),
+        )  # fmt: skip
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():
