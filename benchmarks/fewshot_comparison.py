@@ -63,6 +63,12 @@ ROWS = {
         TOY_FEWSHOT_PRESET,
         "default + dense correlation (best fg/bg match) as CCM inputs",
     ),  # fmt: skip
+    "sm+correlation_residual": (
+        FEWSHOT,
+        {"correlation": True, "correlation_residual": True},
+        TOY_FEWSHOT_PRESET,
+        "default + dense correlation as CCM inputs and added to the logits",
+    ),  # fmt: skip
     "sm+both": (
         FEWSHOT,
         {"mask_attention": True, "correlation": True},
@@ -102,6 +108,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="steps per epoch (default: preset)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: preset)")
     p.add_argument("--episodes", type=int, default=None, help="test episodes (default: preset)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: preset's)")
     p.add_argument("--no-pretrained", action="store_true", help="random backbone (tests only)")
     args = p.parse_args(argv)
     try:
@@ -115,7 +122,7 @@ def main(argv=None):
     roots = build_toy(default_toy_root())
     preset = {k: v for k, v in TOY_PRESET.items() if k != "out_dir"}
     for key, value in (("max_steps_per_epoch", args.steps), ("epochs", args.epochs),
-                       ("episodes", args.episodes)):  # fmt: skip
+                       ("episodes", args.episodes), ("seed", args.seed)):  # fmt: skip
         if value is not None:
             preset[key] = value
     started = time.perf_counter()

@@ -286,3 +286,19 @@ def test_correlation_maps_are_the_best_cosine_matches_by_hand_and_follow_the_sup
     )
     with pytest.raises(ValueError, match="correlation=True correlates the compared query features"):
         fewshot(correlation=True)
+
+
+def test_correlation_residual_adds_the_best_match_maps_to_the_logits():
+    with_res = fewshot(similarity="query", similarity_channels=8, correlation=True,
+                       correlation_residual=True).eval()  # fmt: skip
+    without = fewshot(similarity="query", similarity_channels=8, correlation=True).eval()
+    without.load_state_dict(with_res.state_dict())  # the residual adds no parameter
+    query = torch.randn(1, 3, 65, 65)
+    s_img, s_mask = supports(b=1, k=2)
+    a = with_res.forward_features(query, s_img, s_mask, None)[0]
+    b = without.forward_features(query, s_img, s_mask, None)[0]
+    diff = a - b  # scale x (best background match, best foreground match), each in [0, 1]
+    assert diff.min() >= 0 and diff.max() <= with_res.similarity_scale + 1e-4
+    assert diff.abs().max() > 0.1
+    with pytest.raises(ValueError, match="correlation_residual=True .* needs correlation=True"):
+        fewshot(similarity="query", correlation_residual=True)

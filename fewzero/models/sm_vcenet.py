@@ -124,6 +124,9 @@ class SMVCENet(SegmentationModel):
             away, the best match keeps its parts. HSNet squeezes the 4D tensor with learned
             center-pivot 4D convolutions ([CenterPivotConv4d][fewzero.layers.CenterPivotConv4d]);
             the max is the training-free squeeze (``hsnet`` is the full model).
+        correlation_residual: With ``correlation``: also add the two best-match maps to the
+            CCM's background/foreground logits, as ``similarity_residual`` does for the cosine
+            maps.
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
             ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
             1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
@@ -165,6 +168,7 @@ class SMVCENet(SegmentationModel):
         similarity_channels: int | None = None,
         mask_attention: bool = False,
         correlation: bool = False,
+        correlation_residual: bool = False,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
@@ -210,6 +214,11 @@ class SMVCENet(SegmentationModel):
                 f"{similarity!r}; use similarity='query'"
             )
         self.correlation = bool(correlation)
+        if correlation_residual and not correlation:
+            raise ValueError(
+                "correlation_residual=True adds the correlation maps: it needs correlation=True"
+            )
+        self.correlation_residual = bool(correlation_residual)
         if similarity_residual and similarity is None:
             raise ValueError("similarity_residual=True needs similarity='query' or 'class'")
         self.prior = bool(prior)
@@ -356,7 +365,7 @@ class SMVCENet(SegmentationModel):
                 query_embedding = self.encoder.align([query, query_embedding])[1]
         if self.class_source in ("query", "both") and query_embedding is not None:
             parts.append(query_embedding)
-        similarity = None
+        similarity = best = None
         if fewshot and self.similarity is not None:
             assert support_masks is not None
             if self.similarity == "query":
@@ -381,9 +390,8 @@ class SMVCENet(SegmentationModel):
                 )
                 parts.append(attended)  # a CCM input only: the residual stays the cosine maps
             if self.correlation:
-                parts.append(
-                    self.similarity_scale * self._best_matches(q_feat, s_feat, support_masks)
-                )
+                best = self.similarity_scale * self._best_matches(q_feat, s_feat, support_masks)
+                parts.append(best)
         if self.prior and fewshot:
             assert i_class is not None and support_i is not None and support_masks is not None
             prior = prior_mask(
@@ -400,6 +408,8 @@ class SMVCENet(SegmentationModel):
         logits = self.decoder(query, embedding)
         if similarity is not None and self.similarity_residual:
             logits = logits + similarity.to(logits.dtype)
+        if best is not None and self.correlation_residual:
+            logits = logits + best.to(logits.dtype)
         return logits, {}
 
     @staticmethod
