@@ -217,3 +217,46 @@ def test_resized_label_scoring_is_pfenets_option(setup):
     assert ds[0]["label"].shape != ds[0]["mask"].shape  # the two protocols differ here
     with pytest.raises(ValueError, match="label_size must be 'original' or 'resized'"):
         run_eval(model, ds, label_size="both")
+
+
+def test_peer_protocols_and_fss1000_from_the_eval_command(setup, monkeypatch):
+    from fewzero.data import Pascal5i
+
+    monkeypatch.chdir(setup)
+    evaluate(setup, "--pascal-root", "pascal", "--shots", "1", "--protocol", "hsnet",
+             "--episodes", "7", "--out", "hs")  # fmt: skip
+    row = json.loads((setup / "hs" / "pascal5i.json").read_text())["rows"][0]
+    assert row["protocol"] == "hsnet" and row["seed"] == 0 and row["episodes"] == 7
+    header, eps = read_manifest(setup / "hs" / "manifests" / "pascal5i-fold0-1shot.jsonl")
+    ref = Pascal5i(
+        setup / "pascal", 0, "val", shots=1, min_pixels=9, protocol="hsnet", n_episodes=7
+    )
+    assert header["protocol"] == "hsnet" and eps == ref.manifest()
+    evaluate(setup, "--pascal-root", "pascal", "--shots", "1", "--protocol", "pfenet",
+             "--label-size", "resized", "--episodes", "5", "--out", "pf")  # fmt: skip
+    row = json.loads((setup / "pf" / "pascal5i.json").read_text())["rows"][0]
+    assert row["protocol"] == "pfenet" and row["seed"] == 321 and row["label_size"] == "resized"
+    assert (
+        row["pascal_leak"] is None or row["pascal_leak"] != row["pascal_leak"]
+    )  # nan: needs originals
+    # FSS-1000 with HSNet's (and PATNet's) sequence: every test image once
+    import numpy as np
+    from PIL import Image
+
+    fss = setup / "fss"
+    rng = np.random.default_rng(0)
+    for c in ("ant", "bee"):
+        (fss / c).mkdir(parents=True)
+        for i in range(1, 11):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                fss / c / f"{i}.jpg"
+            )
+            m = np.zeros((20, 20), np.uint8)
+            m[4:12, 3:15] = 255
+            Image.fromarray(m).save(fss / c / f"{i}.png")
+    (fss / "splits").mkdir()
+    (fss / "splits" / "test.txt").write_text("ant\nbee\n")
+    evaluate(setup, "--dataset", "fss1000", "--data-root", "fss", "--shots", "1", "--size", "32",
+             "--out", "fss_out")  # fmt: skip
+    row = json.loads((setup / "fss_out" / "fss1000.json").read_text())["rows"][0]
+    assert row["protocol"] == "hsnet" and row["episodes"] == 20 and 0 <= row["miou"] <= 1
