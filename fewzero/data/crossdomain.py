@@ -121,9 +121,8 @@ class _PatnetDataset(FolderEpisodes):
         self, protocol: str, n_episodes: int | None, seed: int
     ) -> list[dict[str, Any]]:
         """PATNet's sequence ([`patnet_episodes`][fewzero.data.patnet_episodes])."""
-        classwise = [self.images[c] for c in range(1, len(self.classes) + 1)]
         n = PATNET_EPISODES if n_episodes is None else n_episodes
-        return patnet_episodes(classwise, self.shots, n, seed)
+        return patnet_episodes(self.classwise, self.shots, n, seed)
 
 
 def _pairs(images: Path, suffix: str, mask_of: Callable[[str], list[Path]]) -> dict[str, Any]:

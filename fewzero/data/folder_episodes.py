@@ -119,6 +119,11 @@ class FolderEpisodes(Dataset):
             self.supports = [draw_supports(self.images[c], s, shots, rng) for s, c in pairs]
         self.pairs = pairs
 
+    @property
+    def classwise(self) -> list[list[str]]:
+        """Each class's image stems in the dataset's order, class ``1`` first."""
+        return [self.images[c] for c in range(1, len(self.classes) + 1)]
+
     def peer_episodes(
         self, protocol: str, n_episodes: int | None, seed: int
     ) -> list[dict[str, Any]]:

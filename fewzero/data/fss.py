@@ -164,8 +164,7 @@ class FSS1000(FolderEpisodes):
 
         Every image once, so ``n_episodes`` is ignored.
         """
-        classwise = [self.images[c] for c in range(1, len(self.classes) + 1)]
-        return hsnet_fss_episodes(classwise, self.shots, seed)
+        return hsnet_fss_episodes(self.classwise, self.shots, seed)
 
     def manifest_header(self) -> dict[str, Any]:
         """[`FolderEpisodes.manifest_header`][fewzero.data.FolderEpisodes.manifest_header] plus ``split``."""
