@@ -94,6 +94,13 @@ def test_manifests_provenance_replay_and_rerun(setup, capsys, monkeypatch):
     assert "left out (no manifest of theirs in --episodes): pascal5i-fold0-1shot-swap" in out
     one = json.loads((setup / "one" / "pascal5i.json").read_text())["rows"][0]
     assert one["pascal_miou"] == row["pascal_miou"] and one["pascal_swap_iou"] is None
+    # manifests of another fold: nothing this evaluation scores, refused before any work
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(setup, *common, "--fold", "1", "--episodes", "first/manifests", "--out", "f1")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds none of the datasets this evaluation scores (pascal5i-fold1-1shot" in err
+    assert "it holds pascal5i-fold0-1shot, pascal5i-fold0-1shot-swap" in err
 
 
 def test_a_manifest_naming_a_missing_image_is_refused_before_any_work(setup, capsys, monkeypatch):

@@ -67,6 +67,7 @@ class EpisodeSet:
     check_only: bool = False
     written: dict[str, str] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
 
     def source(self, key: str) -> tuple[bool, Path | None]:
         """``(score it, manifest to replay or None)`` for the dataset of ``key``."""
@@ -75,6 +76,7 @@ class EpisodeSet:
         if key not in self.replay:
             self.left_out.append(key)
             return False, None
+        self.replayed.append(key)
         return True, self.replay[key]
 
     def record(self, key: str, dataset: Any, settings: dict[str, Any]) -> str:

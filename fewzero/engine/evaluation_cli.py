@@ -345,11 +345,18 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
     except (FileNotFoundError, ValueError, PermissionError) as err:
         p.exit(2, f"{p.prog}: error: {err}\n")
     if replay is not None:  # every replayed episode checked against the roots before any work
+        check = EpisodeSet(replay=replay, check_only=True)
         try:
-            _evaluate_plans(plans, [], args, with_coco, device, protocol,
-                            EpisodeSet(replay=replay, check_only=True))  # fmt: skip
+            _evaluate_plans(plans, [], args, with_coco, device, protocol, check)
         except (FileNotFoundError, ValueError) as err:
             p.exit(2, f"{p.prog}: error: --episodes {args.episodes}: {err}\n")
+        if not check.replayed:
+            p.exit(
+                2,
+                f"{p.prog}: error: --episodes {args.episodes} holds none of the datasets this "
+                f"evaluation scores ({', '.join(dict.fromkeys(check.left_out))}); it holds "
+                f"{', '.join(sorted(replay))}\n",
+            )
     if args.overwrite and (out / "manifests").is_dir():
         shutil.rmtree(out / "manifests")
     episodes = EpisodeSet(write_dir=out / "manifests", replay=replay)
