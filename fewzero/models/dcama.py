@@ -5,8 +5,8 @@ For every block from ``F_2``'s stage to ``F_4``'s
 [MaskAttention][fewzero.layers.MaskAttention] gives each query position the support mask
 averaged over all support positions (of all K shots: one key sequence), weighted by feature
 similarity. The per-block maps of one level are stacked, mixed by convolutions, merged coarse
-to fine, concatenated with the query's own ``F_2``/``F_3`` features (DCAMA's skips) and decoded
-into two logits.
+to fine, concatenated with the query's and the support's ``F_2``/``F_3`` features (DCAMA's
+skips; the support's as their maximum over the K shots, as DCAMA) and decoded into two logits.
 
 Where the paper (and its code) leave room, fewzero chooses:
 
@@ -94,7 +94,7 @@ class DCAMA(SegmentationModel):
         self.merge = nn.ModuleList([_mixer(width, width) for _ in range(2)])
         c2, c3 = self.encoder.channels[:2]
         self.decoder = nn.Sequential(
-            nn.Conv2d(width + c2 + c3, width, 3, padding=1),
+            nn.Conv2d(width + 2 * (c2 + c3), width, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(width, 64, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -124,8 +124,10 @@ class DCAMA(SegmentationModel):
         x = self.merge[0](_up(coarse, mid) + mid)
         x = self.merge[1](_up(x, fine) + fine)
         last = [len(groups) - 1 - groups[::-1].index(g) for g in (0, 1)]  # F_2's, F_3's stage ends
-        first = [query[i] for i in last]
-        skips = [_up(f, fine) for f in first]
+        skips = []
+        for i in last:  # the query's features and the support's, max over the shots
+            shots = support[i].view(b, k, *support[i].shape[1:]).amax(dim=1)
+            skips += [_up(query[i], fine), _up(shots, fine)]
         return self.decoder(torch.cat([x, *skips], dim=1)), {}
 
 
