@@ -263,7 +263,7 @@ def test_peer_protocols_and_fss1000_from_the_eval_command(setup, monkeypatch):
             Image.fromarray(m).save(fss / c / f"{i}.png")
     (fss / "splits").mkdir()
     (fss / "splits" / "test.txt").write_text("ant\nbee\n")
-    evaluate(setup, "--dataset", "fss1000", "--data-root", "fss", "--shots", "1", "--size", "32",
-             "--out", "fss_out")  # fmt: skip
+    evaluate(setup, "--dataset", "fss1000", "--data-root", "fss", "--shots", "1", "--out", "fss_out")
     row = json.loads((setup / "fss_out" / "fss1000.json").read_text())["rows"][0]
     assert row["protocol"] == "hsnet" and row["episodes"] == 20 and 0 <= row["miou"] <= 1
+    assert row["size"] == 400 and row["label_size"] == "resized"  # PATNet's, without --size

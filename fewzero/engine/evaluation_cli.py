@@ -44,6 +44,7 @@ from .protocols import (
 
 __all__ = [
     "DATASETS",
+    "PATNET_SIZE",
     "PROTOCOL_FIELDS",
     "checkpoint_protocol",
     "compare_results",
@@ -53,6 +54,9 @@ __all__ = [
     "run",
     "shot_counts",
 ]
+
+PATNET_SIZE = 400
+"""Test input size of the cross-domain benchmarks under the peers' protocol (``--size`` not given)."""
 
 DATASETS = ("pascal5i", *CROSS_DOMAIN, "fss1000")
 """What ``--dataset`` takes: PASCAL-5i (PASCAL2COCO with ``--coco-root``) or a cross-domain benchmark."""
@@ -242,7 +246,8 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
                    help="support images per episode for few-shot checkpoints (default: the "
                    "run's own, else 1 and 5; zero-shot checkpoints: 0)")  # fmt: skip
     p.add_argument("--size", type=positive_int, default=None,
-                   help="test resolution (default: the checkpoint's training crop)")  # fmt: skip
+                   help="test resolution (default: the checkpoint's training crop; cross-domain "
+                   f"benchmarks under PATNet's protocol: {PATNET_SIZE})")  # fmt: skip
     p.add_argument("--min-pixels", type=positive_int, default=None,
                    help="pixels a class must cover for an episode (default: the checkpoint's "
                    "run, else 2048)")  # fmt: skip
@@ -318,6 +323,8 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
         for key in ("n_episodes", "seed"):
             if given[key] is None:
                 given[key] = PROTOCOLS[protocol][key]
+    if cross and protocol is not None and given["size"] is None:
+        given["size"] = PATNET_SIZE  # PATNet's (and HSNet's) 400 x 400 test inputs
     plans = []
     try:  # every checkpoint is opened and checked before any evaluation
         for ckpt in args.checkpoint:
@@ -337,6 +344,9 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
             cfg = {**cfg, "fold": None if fold is None else int(fold),
                    "model": cfg.get("model", model.config["arch"])}  # fmt: skip
             proto = checkpoint_protocol(cfg, given)
+            for key, flag in (("size", args.size), ("n_episodes", count), ("seed", args.seed)):
+                if flag is None and given[key] is not None:  # set by the protocol, not a flag
+                    proto["sources"][key] = "protocol"
             if cross and count is None:
                 proto["n_episodes"] = None if protocol else 1000
                 proto["sources"]["n_episodes"] = "protocol" if protocol else "default"
