@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .episodes import Episode, FewShotEpisode, check_episode_args, draw_supports, transform_pair
+from .episodes import (
+    Episode,
+    FewShotEpisode,
+    check_episode_args,
+    draw_supports,
+    stack_if_same_size,
+    transform_pair,
+)
 from .manifest import read_manifest
 from .readers import read_binary_mask, read_image
 
@@ -225,8 +232,6 @@ class FolderEpisodes(Dataset):
         )
         loaded = [self._load(cid, n)[:2] for n in names]
         cls = self.classes[cid - 1]
-        images, masks = [im for im, _ in loaded], [m for _, m in loaded]
-        same = len({tuple(x.shape) for x in images}) == 1
         return FewShotEpisode(
             **Episode(
                 image=image,
@@ -236,7 +241,7 @@ class FolderEpisodes(Dataset):
                 name=f"{cls}/{stem}",
                 other=torch.zeros_like(label),  # one class per episode
             ),
-            support_images=torch.stack(images) if same else images,  # type: ignore[typeddict-item]
-            support_masks=torch.stack(masks) if same else masks,  # type: ignore[typeddict-item]
+            support_images=stack_if_same_size([im for im, _ in loaded]),  # type: ignore[typeddict-item]
+            support_masks=stack_if_same_size([m for _, m in loaded]),  # type: ignore[typeddict-item]
             support_names=[f"{cls}/{n}" for n in names],
         )

@@ -462,6 +462,10 @@ def _evaluate_plans(
 ) -> None:
     """Evaluate every planned checkpoint and shot count, appending each finished row."""
     cross = args.dataset != "pascal5i"
+    if args.label_size is not None:
+        label_size = args.label_size
+    else:  # PATNet scores the cross-domain benchmarks on resized labels, the rest original size
+        label_size = "resized" if cross else "original"
     for ckpt, model, cfg, shot_list, planned, digest in plans:
         sources = planned["sources"]
         proto = {k: v for k, v in planned.items() if k != "sources"}
@@ -489,7 +493,7 @@ def _evaluate_plans(
                     n_episodes=proto["n_episodes"],
                     seed=proto["seed"],
                     protocol=protocol,
-                    label_size=args.label_size or "resized",
+                    label_size=label_size,
                     **common,
                 )
             else:
@@ -502,7 +506,7 @@ def _evaluate_plans(
                     shots=k,
                     protocol=protocol,
                     query_list=args.query_list,
-                    label_size=args.label_size or "original",
+                    label_size=label_size,
                     **common,
                     **proto,
                 )

@@ -151,14 +151,13 @@ def evaluate_pascal2coco(
         raise ValueError(f"ways={ways} needs a few-shot evaluation (shots >= 1), got shots={shots}")
 
     def drawn(manifest: Path | None, **extra: Any) -> dict[str, Any]:
-        """Dataset arguments: the peer's draw, fewzero's, or the manifest's episodes."""
-        if manifest is not None:
-            return {**kw, **extra, "episodes": manifest}
-        return {**kw, **extra}
+        """Dataset arguments: fewzero's (or the peer's) draw, or the manifest's episodes."""
+        return {**kw, **extra, **({} if manifest is None else {"episodes": manifest})}
 
     peer = {} if protocol is None else {"protocol": protocol, "query_list": query_list}
     if pascal_root is not None:
         base = f"pascal5i-fold{fold}-{shots}shot"
+        pascal_settings = {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"}
 
         def pascal(manifest: Path | None, **extra: Any) -> Pascal5i:
             return Pascal5i(pascal_root, fold, "val", **drawn(manifest, **extra))
@@ -168,7 +167,7 @@ def evaluate_pascal2coco(
             lambda m: pascal(m, **({} if m is not None else peer)),
             base,
             episodes,
-            {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"},
+            pascal_settings,
             row,
             desc=f"PASCAL-5^{fold}",
             **ev,
@@ -176,14 +175,13 @@ def evaluate_pascal2coco(
         row["pascal_miou"] = None if res is None else res["miou"]
         row["pascal_fbiou"] = None if res is None else res["fbiou"]
         if support_swap:
-            swap_settings = {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"}
             try:
                 res = _score(
                     model,
                     lambda m: pascal(m, multi_class=True),
                     f"{base}-swap",
                     episodes,
-                    swap_settings,
+                    pascal_settings,
                     row,
                     desc=f"PASCAL-5^{fold} support swap",
                     **ev,
@@ -204,7 +202,7 @@ def evaluate_pascal2coco(
                     lambda m: pascal(m, multi_class=True, ways=ways),
                     f"{base}-{ways}way",
                     episodes,
-                    {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"},
+                    pascal_settings,
                     row,
                     desc=f"PASCAL-5^{fold} {ways}-way",
                     **ev,
@@ -298,9 +296,7 @@ def evaluate_crossdomain(
             kw.update(protocol=protocol, n_episodes=count)
         if dataset == "fss1000":
             return FSS1000(root, "test", **kw)
-        if count is None and manifest is None:
-            kw.pop("n_episodes")  # the protocol's own count
-        return CROSS_DOMAIN[dataset](root, **kw)
+        return CROSS_DOMAIN[dataset](root, **kw)  # n_episodes None: the protocol's own count
 
     row: dict[str, Any] = {
         "dataset": dataset,
