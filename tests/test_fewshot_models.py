@@ -36,6 +36,17 @@ def test_many_layer_features_are_every_block_grouped_by_level():
     for g, level in enumerate(levels):
         last = len(vit.block_groups) - 1 - vit.block_groups[::-1].index(g)
         torch.testing.assert_close(blocks[last], level, rtol=0, atol=0)
+    # EfficientNet (a stem, then stages of blocks): F_2's stage and the stages up to F_3's, F_4's
+    eff = Backbone("efficientnet_lite0", output_stride=32)
+    assert eff.block_groups == [0] * 2 + [1] * 6 + [2] * 5
+    assert eff.block_channels == [40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320]
+    xe = torch.randn(1, 3, 70, 90)
+    eblocks, elevels = eff.forward_blocks(xe), eff._compute(xe, align=False)
+    shapes = [tuple(eblocks[i].shape[1:]) for i in (1, 7, 8)]
+    assert shapes == [(40, 9, 12), (112, 5, 6), (192, 3, 3)]
+    for g, level in enumerate(elevels):
+        last = len(eff.block_groups) - 1 - eff.block_groups[::-1].index(g)
+        torch.testing.assert_close(eblocks[last], level, rtol=0, atol=0)
     # cached like the levels: the same maps, computed once
     vit.cache = FeatureCache()
     first, again = vit.forward_blocks(x), vit.forward_blocks(x)
@@ -87,7 +98,11 @@ def test_factories_and_refusals():
                  "dcama_efficientnet_lite0"):  # fmt: skip
         assert is_model(name)
     model = create_model("hsnet_efficientnet_lite0")
-    assert isinstance(model, HSNet) and model.encoder.block_groups == [0, 1, 2]
+    assert isinstance(model, HSNet) and len(model.encoder.block_groups) == 13
+    dcama = create_model("dcama_efficientnet_lite0").eval()  # widths change inside a level
+    q, s, m = episode(k=2)
+    with torch.no_grad():
+        assert dcama(q, s, m).shape == (1, 2, 64, 64)
     assert isinstance(create_model("dcama_resnet50", backbone="resnet18"), DCAMA)
     q, s, m = episode()
     with pytest.raises(ValueError, match="support_images must be given to the few-shot model"):

@@ -128,6 +128,10 @@ class Backbone(nn.Module):
 
     Attributes:
         channels: Channel count of each returned map.
+        block_groups: The level (0: ``F_2``'s, 1: ``F_3``'s, 2: ``F_4``'s) of each map of
+            [forward_blocks][fewzero.models.Backbone.forward_blocks].
+        block_channels: The channel count of each map of
+            [forward_blocks][fewzero.models.Backbone.forward_blocks].
         reductions: Reduction of each map as the (dilated) model reports it.
         stride: Reduction of the returned grid (``reductions[0]``).
         size_multiple: Input sides are padded to a multiple of this inside the forward.
@@ -264,6 +268,15 @@ class Backbone(nn.Module):
             self.body.eval()
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
+        self.block_channels = [self.channels[g] for g in self.block_groups]
+        if self._stage_outputs() is not None:  # widths change inside a level: ask the blocks
+            side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
+            training = self.body.training
+            self.body.eval()  # no BatchNorm statistics change
+            with torch.no_grad():
+                maps = self._run_blocks(torch.zeros(1, 3, side, side))
+            self.body.train(training)
+            self.block_channels = [int(m.shape[1]) for m in maps]
 
     def _block_plan(self) -> tuple[list[int], list[int] | None]:
         """The level of each map ``forward_blocks`` returns, and a ViT body's block indices.
@@ -288,7 +301,38 @@ class Backbone(nn.Module):
                 for _ in range(len(body[name]) if isinstance(body[name], nn.Sequential) else 1)
             ]
             return groups, None
+        stages = self._stage_outputs()
+        if stages is not None:  # EfficientNet / MobileNet: F_2's stage, then up to F_3's, F_4's
+            firsts = [stages[0], *[s + 1 for s in stages[:-1]]]
+            groups = [
+                g
+                for g, (a, b) in enumerate(zip(firsts, stages))
+                for stage in range(a, b + 1)
+                for _ in range(len(body.blocks[stage]))
+            ]
+            return groups, None
         return list(range(levels)), None
+
+    def _stage_outputs(self) -> list[int] | None:
+        """The stage index of each level in a stem-and-``blocks`` body, else ``None``.
+
+        Such bodies are timm's EfficientNet and MobileNet feature models.
+        """
+        body = self.body
+        blocks = getattr(body, "blocks", None)
+        info = body.feature_info
+        if (
+            not isinstance(blocks, nn.Sequential)
+            or not all(isinstance(stage, nn.Sequential) for stage in blocks)
+            or getattr(body, "feature_hooks", None) is not None
+            or not hasattr(info, "module_name")
+        ):
+            return None
+        names = list(info.module_name())
+        picks = [n.split(".", 1)[1] for n in names if n.startswith("blocks.")]
+        if len(picks) != len(names) or not all(p.isdigit() for p in picks):
+            return None
+        return [int(p) for p in picks]
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output from ``F_2``'s stage to ``F_4``'s, each on its own grid.
@@ -300,7 +344,10 @@ class Backbone(nn.Module):
           ``forward_intermediates``;
         * timm ``FeatureListNet`` bodies whose stages are ``nn.Sequential`` (ResNet, RegNet,
           DenseNet, ...): every block of the three stages;
-        * other bodies (EfficientNet, ConvNeXt and Swin stages, HRNet): the three levels.
+        * timm's EfficientNet and MobileNet feature models (a stem, then ``blocks``): every block
+          of ``F_2``'s stage and of the stages up to ``F_3``'s and ``F_4``'s (13 for
+          EfficientNet-Lite0, as ResNet-50's 13 bottlenecks);
+        * other bodies (ConvNeXt and Swin stages, HRNet): the three levels.
 
         Inputs are padded and the maps cropped back as in ``forward``; maps are NCHW. A frozen
         backbone reads them from its [FeatureCache][fewzero.models.FeatureCache] when it has one.
@@ -341,6 +388,20 @@ class Backbone(nn.Module):
                     output_fmt=self.output_fmt,
                 )
             )
+        stages = self._stage_outputs()
+        if stages is not None:
+            feats = []
+            for name, module in body.named_children():  # the stem, in its order
+                if name == "blocks":
+                    break
+                x = module(x)
+            first = stages[0]
+            for i, stage in enumerate(body.blocks[: stages[-1] + 1]):
+                for block in stage:
+                    x = block(x)
+                    if i >= first:
+                        feats.append(x)
+            return feats
         names = list(body.return_layers)
         feats: list[torch.Tensor] = []
         for name, module in body.items():

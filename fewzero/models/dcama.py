@@ -88,11 +88,10 @@ class DCAMA(SegmentationModel):
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
         )
         groups = self.encoder.block_groups
-        widths = [self.encoder.channels[g] for g in groups]
-        self.attention = nn.ModuleList([MaskAttention(c) for c in widths])
+        self.attention = nn.ModuleList([MaskAttention(c) for c in self.encoder.block_channels])
         self.mixers = nn.ModuleList([_mixer(groups.count(g), width) for g in range(3)])
         self.merge = nn.ModuleList([_mixer(width, width) for _ in range(2)])
-        c2, c3 = self.encoder.channels[:2]
+        c2, c3 = self.encoder.channels[:2]  # the skips: the last maps of F_2's and F_3's stages
         self.decoder = nn.Sequential(
             nn.Conv2d(width + 2 * (c2 + c3), width, 3, padding=1),
             nn.ReLU(inplace=True),
