@@ -145,3 +145,51 @@ def test_mask_attention_compiles_and_checks_its_inputs():
     torch.compiler.reset()
     compiled = torch.compile(att, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(q, s, m), att(q, s, m), rtol=1e-6, atol=1e-6)
+
+
+def test_alignment_loss_equals_panets_formula_and_trains_the_model():
+    from conftest import SMALL
+
+    from fewzero.heads.prototype import alignment_loss
+    from fewzero.models import SMVCENet
+
+    torch.manual_seed(0)
+    b, k, c = 2, 2, 5
+    q = torch.randn(b, c, 3, 4, dtype=torch.float64)
+    probs = torch.rand(b, 2, 3, 4, dtype=torch.float64).softmax(1)
+    s = torch.randn(b * k, c, 3, 3, dtype=torch.float64, requires_grad=True)
+    masks = (torch.rand(b, k, 3, 3) > 0.5).long()
+    masks[0, 1, 0, 0] = 255
+    # reference, written out: prototypes of the weighted query, cosine logits on every support
+    # pixel, mean cross-entropy over the labelled pixels
+    total, count = 0.0, 0
+    for i in range(b):
+        protos = [(q[i] * probs[i, p]).sum((1, 2)) / probs[i, p].sum() for p in (0, 1)]
+        for j in range(k):
+            for y, x in itertools.product(range(3), range(3)):
+                label = int(masks[i, j, y, x])
+                if label == 255:
+                    continue
+                f = s[i * k + j, :, y, x]
+                logits = torch.stack([7.0 * F.cosine_similarity(f, p, dim=0) for p in protos])
+                total = total - logits.log_softmax(0)[label]
+                count += 1
+    want = total / count
+    got = alignment_loss(q, probs, s, masks, scale=7.0)
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
+    got.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0  # the supports' features are trained
+    # in the model: a training loss only, weighted, and the prediction unchanged by it
+    model = SMVCENet("resnet18", class_source="support", similarity="query", alignment_weight=0.5,
+                     **SMALL)  # fmt: skip
+    img, sup = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 3, 64, 64)
+    smask = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+    smask[..., 16:48, 16:48] = 1
+    logits, losses = model.train()(img, sup, smask, return_losses=True)
+    assert set(losses) == {"alignment"} and losses["alignment"] > 0
+    losses["alignment"].backward()
+    grads = [p.grad for p in model.query.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum() for g in grads) > 0  # it reaches the compared features
+    assert model.eval()(img, sup, smask, return_losses=True)[1] == {}
+    with pytest.raises(ValueError, match="alignment_weight segments the supports"):
+        SMVCENet("resnet18", class_source="support", alignment_weight=1.0, **SMALL)

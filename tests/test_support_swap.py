@@ -229,6 +229,7 @@ def test_similarity_maps_follow_the_support_and_keep_the_zero_shot_path():
 def test_fewshot_factories_default_to_the_measured_mechanism():
     model = create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", **SMALL)
     assert model.similarity == "query" and model.similarity_residual
+    assert model.alignment_weight == 1.0  # PANet's alignment loss in training
 
 
 # --- N-way prediction ---------------------------------------------------------------------------

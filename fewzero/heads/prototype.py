@@ -6,6 +6,9 @@
   pixels that are foreground; ignore pixels count as neither class).
 * [cosine_maps][fewzero.heads.prototype.cosine_maps] — PANet: the cosine similarity of every query position with each prototype
   (foreground and background), the per-position comparison a decoder can read directly.
+* [alignment_loss][fewzero.heads.prototype.alignment_loss] — PANet's prototype alignment
+  regularisation: prototypes of the query's predicted regions segment each support, scored
+  against the support mask (a training loss that needs no query label).
 * [prior_mask][fewzero.heads.prototype.prior_mask] — PFENet (Tian et al., TPAMI 2020): a training-free prior, the cosine
   similarity of each query position with its best-matching masked support position, min-max
   normalised per image.
@@ -17,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "alignment_loss",
     "cosine_maps",
     "foreground_weights",
     "grid_masks",
@@ -162,6 +166,54 @@ def cosine_maps(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tenso
     f = F.normalize(features.float(), dim=1)
     p = F.normalize(prototypes.float(), dim=2)
     return torch.einsum("bchw,bpc->bphw", f, p).to(features.dtype)
+
+
+def alignment_loss(
+    query: torch.Tensor,
+    query_probs: torch.Tensor,
+    support: torch.Tensor,
+    support_masks: torch.Tensor,
+    scale: float,
+    stride: int | None = None,
+) -> torch.Tensor:
+    """PANet's prototype alignment regularisation (PAR), with soft query regions.
+
+    The query's predicted background and foreground (``query_probs``, not differentiated)
+    average the query features into two prototypes; each support is segmented by them (``scale``
+    times the cosine, as the forward comparison) and scored by cross-entropy against its mask
+    (ignore pixels left out). Gradients reach the features on both sides: the comparison is
+    trained in the reverse direction too, so a query prediction that spills onto another object
+    makes prototypes that mis-segment the supports. PANet weights the query regions by the
+    argmax of its prediction; here by the predicted probabilities (differentiable weights, the
+    same at a confident prediction).
+
+    Args:
+        query: ``(B, C, h, w)`` query features.
+        query_probs: ``(B, 2, h, w)`` background/foreground probabilities of the query.
+        support: ``(B * K, C, h', w')`` support features (the same comparison space).
+        support_masks: ``(B, K, H, W)`` in ``{0, 1, 255}``.
+        scale: Logit scale of the cosines.
+        stride: The support grid's pixels per cell.
+
+    Returns:
+        A scalar loss (float32).
+
+    Examples:
+        >>> import torch
+        >>> q = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])  # (1, 2, 1, 2): fg left, bg right
+        >>> probs = torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]])  # predicted fg left
+        >>> masks = torch.tensor([[[[1, 0]]]])  # the support: fg left
+        >>> float(alignment_loss(q, probs, q, masks, scale=20.0)) < 1e-6
+        True
+    """
+    b, k = support_masks.shape[:2]
+    weights = query_probs.detach().float()
+    total = weights.sum(dim=(-2, -1)).clamp_min(1e-5)[..., None]  # (B, 2, 1)
+    protos = torch.einsum("bphw,bchw->bpc", weights, query.float()) / total
+    logits = scale * cosine_maps(support.float(), protos.repeat_interleave(k, dim=0))
+    masks = grid_masks(support_masks.flatten(0, 1), support.shape[-2:], stride)
+    logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits, masks.long(), ignore_index=255)
 
 
 @torch.no_grad()

@@ -27,7 +27,13 @@ from torch import nn
 
 from ..checks import as_int_tuple, check_choice, check_positive_int
 from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
-from ..heads.prototype import cosine_maps, grid_masks, prior_mask, support_prototypes
+from ..heads.prototype import (
+    alignment_loss,
+    cosine_maps,
+    grid_masks,
+    prior_mask,
+    support_prototypes,
+)
 from ..layers import MaskAttention, dense_correlation
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
@@ -108,6 +114,10 @@ class SMVCENet(SegmentationModel):
         similarity_residual: Also add the scaled maps to the CCM's background/foreground logits,
             so the segmentation loss trains the comparison directly (PANet's loss) and the CCM
             learns a correction to it.
+        alignment_weight: With ``similarity="query"``: in training, also return PANet's
+            prototype alignment loss ([alignment_loss][fewzero.heads.prototype.alignment_loss]:
+            the query's predicted regions as prototypes segment the supports) times this weight
+            as ``losses["alignment"]`` (PANet: 1; ``0``: none).
         mask_attention: With ``similarity="query"``: also attend from every query position to
             every support position of the compared features, with the support mask as the value
             ([MaskAttention][fewzero.layers.MaskAttention], DCAMA's mechanism). The map is one
@@ -166,6 +176,7 @@ class SMVCENet(SegmentationModel):
         similarity_scale: float = 10.0,
         similarity_residual: bool = False,
         similarity_channels: int | None = None,
+        alignment_weight: float = 0.0,
         mask_attention: bool = False,
         correlation: bool = False,
         correlation_residual: bool = False,
@@ -225,6 +236,14 @@ class SMVCENet(SegmentationModel):
         self.similarity = similarity
         self.similarity_scale = float(similarity_scale)
         self.similarity_residual = bool(similarity_residual)
+        if not alignment_weight >= 0:
+            raise ValueError(f"alignment_weight must be >= 0, got {alignment_weight!r}")
+        if alignment_weight and similarity != "query":
+            raise ValueError(
+                f"alignment_weight segments the supports in the compared query features, got "
+                f"similarity={similarity!r}; use similarity='query'"
+            )
+        self.alignment_weight = float(alignment_weight)
         if similarity_channels is not None and similarity != "query":
             raise ValueError(
                 f"similarity_channels projects the query features for similarity='query', got "
@@ -323,7 +342,10 @@ class SMVCENet(SegmentationModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return low-resolution logits ``(B, num_classes, h, w)`` and no auxiliary loss."""
+        """Return low-resolution logits ``(B, num_classes, h, w)`` and the auxiliary losses.
+
+        The only auxiliary loss is ``"alignment"`` in training with ``alignment_weight > 0``.
+        """
         b = images.shape[0]
         support_i = support_query = None
         if support_images is not None:
@@ -365,7 +387,7 @@ class SMVCENet(SegmentationModel):
                 query_embedding = self.encoder.align([query, query_embedding])[1]
         if self.class_source in ("query", "both") and query_embedding is not None:
             parts.append(query_embedding)
-        similarity = best = None
+        similarity = best = q_feat = s_feat = None
         if fewshot and self.similarity is not None:
             assert support_masks is not None
             if self.similarity == "query":
@@ -410,7 +432,18 @@ class SMVCENet(SegmentationModel):
             logits = logits + similarity.to(logits.dtype)
         if best is not None and self.correlation_residual:
             logits = logits + best.to(logits.dtype)
-        return logits, {}
+        losses: dict[str, torch.Tensor] = {}
+        if self.training and self.alignment_weight and q_feat is not None:
+            assert s_feat is not None and support_masks is not None
+            losses["alignment"] = self.alignment_weight * alignment_loss(
+                q_feat,
+                logits.float().softmax(dim=1),
+                s_feat,
+                support_masks,
+                self.similarity_scale,
+                self.encoder.stride,
+            )
+        return logits, losses
 
     @staticmethod
     def _best_matches(
@@ -456,6 +489,7 @@ FEWSHOT_DEFAULTS: dict[str, Any] = {
     "similarity": "query",
     "similarity_residual": True,
     "similarity_channels": 128,
+    "alignment_weight": 1.0,
 }
 """Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data)."""
 
@@ -548,7 +582,8 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
     logits ([`FEWSHOT_DEFAULTS`][fewzero.models.FEWSHOT_DEFAULTS], overridable: ``similarity='query',
     similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
     that makes the prediction follow the support, chosen by measurement, see the Few-shot
-    guide).
+    guide). In training, PANet's prototype alignment loss (``alignment_weight=1.0``) also
+    segments each support with the query's predicted regions.
     """
     return _factory(
         "sm_vcenet_fewshot_resnet50",
