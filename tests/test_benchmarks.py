@@ -125,7 +125,8 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path)
     env_out = tmp_path / "cmp"
     subprocess.run(
         [sys.executable, str(BENCH / "fewshot_comparison.py"), "--only", "prototype", "default",
-         "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out)],
+         "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out),
+         "--independent-episodes", "3"],
         check=True, capture_output=True, cwd=tmp_path,
         env={**__import__("os").environ, "FEWZERO_CACHE": str(tmp_path / "cache")},
     )  # fmt: skip
@@ -143,6 +144,9 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path)
             "nway_miou",
             "ms_1",
             "ms_5",
+            "indep_swap_iou",
+            "indep_leak",
         ):
             assert r[key] is not None and r[key] >= 0, (r["name"], key)
+    assert (tmp_path / "cache" / "toy-seed7" / "pascal").is_dir()  # the second tree, seed 7
     assert "| default |" in (env_out / "comparison.md").read_text()
