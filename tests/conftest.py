@@ -47,3 +47,9 @@ def tiny_model(arch, **overrides):
         wanted.pop("class_channels")
     kwargs = {k: v for k, v in wanted.items() if k in params}
     return create_model(arch, backbone=backbone, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory):
+    """A ``FEWZERO_CACHE`` folder shared by the tests that run the toy scripts (one toy build)."""
+    return tmp_path_factory.mktemp("fewzero_cache")

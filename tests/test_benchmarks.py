@@ -121,14 +121,14 @@ def test_feature_cache_key_cost(tmp_path):
     assert row["evaluation_s"] > 0 and row["exact_digest_ms"] > 0 and 0 < row["key_share_pct"]
 
 
-def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path):
+def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path, toy_cache):
     env_out = tmp_path / "cmp"
     subprocess.run(
         [sys.executable, str(BENCH / "fewshot_comparison.py"), "--only", "prototype", "default",
          "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out),
          "--independent-episodes", "3"],
         check=True, capture_output=True, cwd=tmp_path,
-        env={**__import__("os").environ, "FEWZERO_CACHE": str(tmp_path / "cache")},
+        env={**__import__("os").environ, "FEWZERO_CACHE": str(toy_cache)},
     )  # fmt: skip
     data = json.loads((env_out / "comparison.json").read_text())
     rows = {r["name"]: r for r in data["rows"]}
@@ -148,5 +148,5 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path)
             "indep_leak",
         ):
             assert r[key] is not None and r[key] >= 0, (r["name"], key)
-    assert (tmp_path / "cache" / "toy-seed7" / "pascal").is_dir()  # the second tree, seed 7
+    assert (toy_cache / "toy-seed7" / "pascal").is_dir()  # the second tree, seed 7
     assert "| default |" in (env_out / "comparison.md").read_text()

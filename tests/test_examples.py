@@ -24,9 +24,9 @@ def run(script, *args, env=None):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, toy_cache):
     work = tmp_path_factory.mktemp("work")
-    return {**os.environ, "FEWZERO_CACHE": str(work / "cache"), "WORK": str(work)}
+    return {**os.environ, "FEWZERO_CACHE": str(toy_cache), "WORK": str(work)}
 
 
 @pytest.mark.slow
