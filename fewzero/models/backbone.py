@@ -259,6 +259,7 @@ class Backbone(nn.Module):
         self.resampled = len(set(self.reductions)) > 1
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
+        self._stages = self._stage_outputs()  # per-block reading of a stem-and-blocks body
         self.block_groups, self._block_indices = self._block_plan()
         # blocks read one by one (ViT blocks, Sequential stages), else the levels themselves
         self._per_block = self._block_indices is not None or len(self.block_groups) > levels
@@ -269,7 +270,7 @@ class Backbone(nn.Module):
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
         self.block_channels = [self.channels[g] for g in self.block_groups]
-        if self._stage_outputs() is not None:  # widths change inside a level: ask the blocks
+        if self._stages is not None:  # widths change inside a level: ask the blocks
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
             training = self.body.training
             self.body.eval()  # no BatchNorm statistics change
@@ -301,7 +302,7 @@ class Backbone(nn.Module):
                 for _ in range(len(body[name]) if isinstance(body[name], nn.Sequential) else 1)
             ]
             return groups, None
-        stages = self._stage_outputs()
+        stages = self._stages
         if stages is not None:  # EfficientNet / MobileNet: F_2's stage, then up to F_3's, F_4's
             firsts = [stages[0], *[s + 1 for s in stages[:-1]]]
             groups = [
@@ -388,7 +389,7 @@ class Backbone(nn.Module):
                     output_fmt=self.output_fmt,
                 )
             )
-        stages = self._stage_outputs()
+        stages = self._stages
         if stages is not None:
             feats = []
             for name, module in body.named_children():  # the stem, in its order
