@@ -93,6 +93,50 @@ def test_nway_and_a_few_steps_of_training_on_one_episode(arch):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+def hsnet_nshot_reference(per_shot_logits):
+    """HSNet's predict_mask_nshot on logits already at the query's size: (K, B, 2, H, W)."""
+    agg = 0
+    for logit_mask in per_shot_logits:
+        agg += logit_mask.argmax(dim=1).clone()
+    bsz = agg.size(0)
+    max_vote = agg.view(bsz, -1).max(dim=1)[0]
+    max_vote = torch.stack([max_vote, torch.ones_like(max_vote).long()])
+    max_vote = max_vote.max(dim=0)[0].view(bsz, 1, 1)
+    pred_mask = agg.float() / max_vote
+    pred_mask[pred_mask < 0.5] = 0
+    pred_mask[pred_mask >= 0.5] = 1
+    return pred_mask.long()
+
+
+def test_hsnet_votes_its_shots_as_hsnet_at_evaluation_and_averages_in_training():
+    from fewzero.models import vote_shots
+
+    torch.manual_seed(0)
+    for k in (2, 3, 4, 5):  # shares of exactly 1/2 (k = 2, 4) go to the foreground
+        shots = torch.randn(k, 3, 2, 5, 7)
+        shots[:, 0, 1] = -10  # an image no shot votes for: background everywhere
+        got = vote_shots(shots).argmax(dim=1)
+        assert torch.equal(got, hsnet_nshot_reference(shots)), k
+    model = create_model("hsnet", backbone="resnet18").eval()
+    q, s, m = episode(k=4)
+    m[:, 1] = 0
+    m[:, 1, :, 40:] = 1
+    m[:, 3, :8] = 1
+    with torch.no_grad():
+        per_shot = torch.stack([model(q, s[:, i : i + 1], m[:, i : i + 1]) for i in range(4)])
+        voted = model(q, s, m)
+        model.shot_merge = "mean"
+        mean = model(q, s, m)
+    assert torch.equal(voted.argmax(1), hsnet_nshot_reference(per_shot))
+    assert (voted - mean).abs().max() > 1e-3
+    model.train()
+    model.shot_merge = "vote"
+    with torch.no_grad():  # training: the mean, differentiable (GroupNorm: no batch statistics)
+        torch.testing.assert_close(model(q, s, m), mean)
+    with pytest.raises(ValueError, match="shot_merge must be one of"):
+        HSNet("resnet18", shot_merge="max")
+
+
 def test_factories_and_refusals():
     for name in ("hsnet_resnet50", "hsnet_efficientnet_lite0", "dcama_resnet50",
                  "dcama_efficientnet_lite0"):  # fmt: skip

@@ -26,7 +26,7 @@ from .checkpoint import (
 )
 from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
-from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
+from .hsnet import SHOT_MERGES, HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, vote_shots
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -63,6 +63,7 @@ from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
 __all__ = [
     "CLASS_SOURCES",
     "FEWSHOT_DEFAULTS",
+    "SHOT_MERGES",
     "VARIANTS",
     "Backbone",
     "DCAMA",
@@ -93,6 +94,7 @@ __all__ = [
     "model_from_state",
     "model_parameters",
     "nway_scores",
+    "vote_shots",
     "prototype_efficientnet_lite0",
     "prototype_resnet50",
     "m_vcenet_efficientnet_lite0",

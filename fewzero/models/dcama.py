@@ -147,5 +147,5 @@ def dcama_resnet50(pretrained: bool = False, **kwargs: Any) -> DCAMA:
 
 @register_model
 def dcama_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; its three levels as layers)."""
+    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; mask attention at its 13 blocks)."""
     return DCAMA(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)

@@ -16,8 +16,14 @@ Where the paper (and its code) leave room, fewzero chooses:
 * **Support strides.** HSNet's strides (4, 2, 2 / 4, 4, 2) make 400 px inputs meet at one support
   size; here each coarse level is resampled (trilinear in pairs of dimensions) onto the finer
   level's query and support grid, so any input size works.
-* **K shots.** HSNet votes binary masks of one pass per shot; here the shots' logits are
-  averaged (differentiable, trainable with K shots; order-free).
+* **K shots.** ``shot_merge="vote"`` (the default) is HSNet's K-shot rule: one pass per shot,
+  each shot's logits upsampled to the input size and turned into a binary mask, the masks
+  summed and divided by the largest count in the image (at least 1), and pixels at or above
+  half that count are foreground. The vote is not differentiable, so it holds at evaluation;
+  in training (and with ``shot_merge="mean"``) the shots' logits are averaged. Voted logits
+  are ``(0, 2 (f - t))`` for the vote share ``f`` and ``t = 1/2 - 1/(4K)``: their argmax is
+  HSNet's mask exactly; their softmax ranks pixels (and ways, in N-way) by vote share but is
+  not a probability.
 """
 
 from __future__ import annotations
@@ -35,7 +41,36 @@ from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
 
-__all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50"]
+__all__ = ["SHOT_MERGES", "HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50", "vote_shots"]
+
+SHOT_MERGES = ("vote", "mean")
+"""How [HSNet][fewzero.models.HSNet] combines K shots at evaluation: HSNet's mask vote, or the mean of the shots' logits."""
+
+
+def vote_shots(logits: torch.Tensor) -> torch.Tensor:
+    """HSNet's K-shot vote as logits whose argmax is the voted mask.
+
+    Shapes:
+        ``logits (K, B, 2, H, W)``, one binary prediction per shot -> ``(B, 2, H, W)``.
+
+    Each shot's argmax is a vote; the votes are divided by the image's largest count (at least
+    1) and the share ``f >= 1/2`` is foreground (HSNet's ``predict_mask_nshot``). The result is
+    ``(0, 2 (f - t))`` with ``t = 1/2 - 1/(4K)``, so a share of exactly one half is foreground.
+
+    Examples:
+        >>> import torch
+        >>> shots = torch.zeros(3, 1, 2, 1, 3)
+        >>> shots[:2, 0, 1, 0, 0] = 1  # two of three shots say foreground at the first pixel
+        >>> shots[0, 0, 1, 0, 1] = 1  # one says so at the second
+        >>> vote_shots(shots).argmax(1).tolist()
+        [[[1, 1, 0]]]
+    """
+    k, b = logits.shape[:2]
+    votes = (logits[:, :, 1] > logits[:, :, 0]).sum(dim=0).to(logits.dtype)  # (B, H, W)
+    most = votes.flatten(1).amax(dim=1).clamp(min=1).view(b, 1, 1)
+    share = votes / most
+    fg = 2 * (share - (0.5 - 0.25 / k))
+    return torch.stack([torch.zeros_like(fg), fg], dim=1)
 
 
 class _Block4d(nn.Sequential):
@@ -82,6 +117,8 @@ class HSNet(SegmentationModel):
         channels: Widths of the three 4D blocks of each level (HSNet: 16, 64, 128).
         backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
             ``output_stride=32``: HSNet's undilated backbone).
+        shot_merge: How K > 1 shots combine at evaluation: ``"vote"`` (HSNet's vote of the
+            shots' masks) or ``"mean"`` (the shots' logits averaged, as in training).
 
     Examples:
         >>> import torch
@@ -103,8 +140,12 @@ class HSNet(SegmentationModel):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         channels: tuple[int, int, int] | list[int] = (16, 64, 128),
         backbone_kwargs: Mapping[str, Any] | None = None,
+        shot_merge: str = "vote",
     ) -> None:
         super().__init__()
+        if shot_merge not in SHOT_MERGES:
+            raise ValueError(f"shot_merge must be one of {SHOT_MERGES}, got {shot_merge!r}")
+        self.shot_merge = shot_merge
         kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
@@ -150,7 +191,10 @@ class HSNet(SegmentationModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return the shots' mean logits ``(B, 2, h, w)`` on ``F_2``'s grid."""
+        """Return the shots' mean logits ``(B, 2, h, w)`` on ``F_2``'s grid, or their vote.
+
+        The vote (evaluation, ``K > 1``, ``shot_merge="vote"``) is taken at the input's size.
+        """
         assert support_images is not None and support_masks is not None
         k = support_images.shape[1]
         query = self.encoder.forward_blocks(images)
@@ -160,7 +204,11 @@ class HSNet(SegmentationModel):
             self._one_shot(query, [s[i * b : (i + 1) * b] for s in support], support_masks[:, i])
             for i in range(k)
         ]
-        return torch.stack(logits).mean(dim=0), {}
+        if k == 1 or self.training or self.shot_merge == "mean":
+            return torch.stack(logits).mean(dim=0), {}
+        size = images.shape[-2:]
+        full = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in logits]
+        return vote_shots(torch.stack(full)), {}
 
 
 register_architecture("hsnet", HSNet)
@@ -174,5 +222,5 @@ def hsnet_resnet50(pretrained: bool = False, **kwargs: Any) -> HSNet:
 
 @register_model
 def hsnet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; its three levels as layers)."""
+    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; correlations at its 13 blocks)."""
     return HSNet(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)
