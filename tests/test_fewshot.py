@@ -302,3 +302,76 @@ def test_correlation_residual_adds_the_best_match_maps_to_the_logits():
     assert diff.abs().max() > 0.1
     with pytest.raises(ValueError, match="correlation_residual=True .* needs correlation=True"):
         fewshot(similarity="query", correlation_residual=True)
+
+
+def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
+    from fewzero.models import Backbone, FeatureCache
+
+    x = torch.randn(2, 3, 50, 61)
+    plain = Backbone("resnet18", fold_bn=False)
+    body = plain.body
+    with torch.no_grad():  # ResNet: the stem, the max pool and layer1, by hand
+        want = body.layer1(body.maxpool(body.act1(body.bn1(body.conv1(x)))))
+    torch.testing.assert_close(plain.forward_low_level(x), want, rtol=0, atol=0)
+    folded = Backbone("resnet18")  # BatchNorm folded: the same map to float error
+    folded.load_state_dict(plain.state_dict(), strict=False)
+    assert folded.low_level_shape() == (64, 4)
+    eff = Backbone("efficientnet_lite0")
+    assert eff.low_level_shape() == (24, 4)
+    with torch.no_grad():
+        e = eff.body
+        want = e.blocks[1](e.blocks[0](e.bn1(e.conv_stem(x))))
+    torch.testing.assert_close(eff.forward_low_level(x), want, rtol=1e-5, atol=1e-5)
+    eff.cache = FeatureCache()
+    first, again = eff.forward_low_level(x), eff.forward_low_level(x)
+    assert eff.cache.hits == 2 and eff.cache.misses == 2
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="has no map before F_2's stage"):
+        Backbone("vit_tiny_patch16_224").low_level_shape()
+
+
+def test_low_level_similarity_adds_the_low_level_cosine_maps_to_the_logits():
+    import torch.nn.functional as F
+
+    from fewzero.heads.prototype import support_prototypes
+
+    with_low = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
+                       low_level_channels=6).eval()  # fmt: skip
+    assert with_low.low_level_stride == 4 and with_low.low_matcher.out_channels == 6
+    query = torch.randn(1, 3, 64, 64)
+    s_img, s_mask = supports(b=1, k=2, size=64)
+    a = with_low.forward_features(query, s_img, s_mask, None)[0]
+    with torch.no_grad():
+        with_low.low_matcher.weight.zero_()
+        with_low.low_matcher.bias.zero_()  # zero features: cosine 0, nothing added
+        b = with_low.forward_features(query, s_img, s_mask, None)[0]
+    # the reference: the query's and supports' layer1 maps, projected, masked-average
+    # prototypes per shot and their mean, cosine in float64, 2 x 2 average pooling
+    torch.manual_seed(0)
+    ref = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
+                  low_level_channels=6).eval()  # fmt: skip
+    enc, proj = ref.encoder, ref.low_matcher
+    with torch.no_grad():
+        q = proj(enc.forward_low_level(query)).double()[0]  # (6, 16, 16)
+        s = proj(enc.forward_low_level(s_img[0])).double()  # (2, 6, 16, 16)
+    cells = F.avg_pool2d((s_mask[0] == 1).double()[:, None], 4)[:, 0]  # fg share of each cell
+    valid = F.avg_pool2d((s_mask[0] != 255).double()[:, None], 4)[:, 0]
+    protos = support_prototypes(s.float(), s_mask, (0, 1), 4)[0].double()
+    assert protos.shape == (2, 6)
+    fg = (s * cells[:, None]).sum((2, 3)) / cells.sum((1, 2))[:, None]
+    torch.testing.assert_close(protos[1], fg.mean(0), rtol=1e-4, atol=1e-5)
+    bg_w = valid - cells
+    bg = (s * bg_w[:, None]).sum((2, 3)) / bg_w.sum((1, 2))[:, None]
+    torch.testing.assert_close(protos[0], bg.mean(0), rtol=1e-4, atol=1e-5)
+    cos = torch.stack([F.cosine_similarity(q, p[:, None, None], dim=0) for p in (bg.mean(0), fg.mean(0))])
+    want = with_low.similarity_scale * F.avg_pool2d(cos[None], 2)
+    torch.testing.assert_close((a - b).double(), want, rtol=1e-4, atol=1e-4)
+    # and they follow the support: another mask, other maps
+    other = torch.zeros_like(s_mask)
+    other[..., 40:60, 2:30] = 1
+    assert (with_low.forward_features(query, s_img, other, None)[0] - b).abs().max() > 0
+    with pytest.raises(ValueError, match="low_level_similarity=True compares the query"):
+        fewshot(low_level_similarity=True)
+    with pytest.raises(ValueError, match="has no map before F_2's stage"):
+        SMVCENet("vit_tiny_patch16_224", class_source="support", similarity="query",
+                 low_level_similarity=True, **SMALL)  # fmt: skip

@@ -366,6 +366,82 @@ class Backbone(nn.Module):
             return cache.features(self.cache_owner() + ":blocks", images, self._compute_blocks)
         return self._compute_blocks(images)
 
+    def low_level_shape(self) -> tuple[int, int]:
+        """``(channels, stride)`` of [forward_low_level][fewzero.models.Backbone.forward_low_level]'s map.
+
+        Found by a dry run on a small zero image (eval mode, no statistics change).
+
+        Raises:
+            ValueError: for a body with no map finer than ``F_2``'s stage (plain ViTs, bodies
+                whose first module is ``F_2``'s stage, fixed-size bodies).
+        """
+        if self.fixed_size is not None or self._getter() or not self._low_level_path():
+            raise ValueError(
+                f"backbone {self.name!r} has no map before F_2's stage (a low-level map finer "
+                f"than its stride {self.stride}); low-level features need a CNN-like body "
+                "(ResNet, EfficientNet, ConvNeXt, ...)"
+            )
+        side = -(-max(self.min_input_size, 32) // self.size_multiple) * self.size_multiple
+        training = self.body.training
+        self.body.eval()
+        with torch.no_grad():
+            low = self._padded(torch.zeros(1, 3, side, side), lambda x: [self._run_low(x)])[0]
+        self.body.train(training)
+        return int(low.shape[1]), side // int(low.shape[-1])
+
+    def forward_low_level(self, images: torch.Tensor) -> torch.Tensor:
+        """The map ``F_2``'s stage reads: the body's output just before that stage.
+
+        A finer, low-level map (ResNet's ``layer1`` at stride 4, EfficientNet-Lite0's second
+        stage at stride 4) for comparisons of appearance: colour, texture and edges, which the
+        deeper levels abstract away. Padded and cropped back as ``forward``; a frozen backbone
+        reads it from its [FeatureCache][fewzero.models.FeatureCache] when it has one.
+        [low_level_shape][fewzero.models.Backbone.low_level_shape] gives its channels and
+        stride, and refuses a body without one.
+
+        Shapes:
+            images ``(B, 3, H, W)`` -> ``(B, C_low, ceil(H / s), ceil(W / s))`` for the map's
+            stride ``s``.
+        """
+        cache = self.cache
+        if (
+            cache is not None
+            and self.frozen
+            and not is_exporting()
+            and not torch.compiler.is_compiling()
+        ):
+            owner = self.cache_owner() + ":low"
+            return cache.features(owner, images, self._compute_low)[0]
+        return self._compute_low(images)[0]
+
+    def _compute_low(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self._padded(images, lambda x: [self._run_low(x)])
+
+    def _low_level_path(self) -> list[nn.Module]:
+        """The body's modules before ``F_2``'s stage, in order (empty: none)."""
+        body = self.body
+        if self._stages is not None:
+            modules = []
+            for name, module in body.named_children():
+                if name == "blocks":
+                    break
+                modules.append(module)
+            return modules + list(body.blocks[: self._stages[0]])
+        names = list(getattr(body, "return_layers", []))
+        if not names or not hasattr(body, "items"):
+            return []
+        modules = []
+        for name, module in body.items():
+            if name == names[0]:
+                return modules
+            modules.append(module)
+        return []
+
+    def _run_low(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self._low_level_path():
+            x = module(x)
+        return x
+
     def _compute_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         if not self._per_block:
             return self._compute(images, align=False)  # the levels, each on its own grid

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..checks import as_int_tuple, check_choice, check_positive_int
@@ -137,6 +138,17 @@ class SMVCENet(SegmentationModel):
         correlation_residual: With ``correlation``: also add the two best-match maps to the
             CCM's background/foreground logits, as ``similarity_residual`` does for the cosine
             maps.
+        low_level_similarity: With ``similarity="query"``: also compare the backbone's
+            low-level map ([forward_low_level][fewzero.models.Backbone.forward_low_level]: the
+            map ``F_2``'s stage reads, stride 4 for ResNet and EfficientNet) of the query with
+            the supports' foreground and background prototypes, in a learned linear projection
+            to ``low_level_channels``; the two cosine maps (scaled by ``similarity_scale``)
+            are averaged onto the logits' grid and added to the logits. The deeper levels
+            abstract colour and texture away; this comparison keeps them. On the toy data
+            (README preset, side by side) it raised 1-shot mIoU from 59.8 to 65.8 and cut the
+            leak from 19.1% to 16.7%; the toy's classes differ in colour and texture, so real
+            data may gain less. Refused for a backbone without such a map (plain ViTs).
+        low_level_channels: Width of the low-level comparison's projection (32).
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
             ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
             1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
@@ -180,6 +192,8 @@ class SMVCENet(SegmentationModel):
         mask_attention: bool = False,
         correlation: bool = False,
         correlation_residual: bool = False,
+        low_level_similarity: bool = False,
+        low_level_channels: int = 32,
         class_input: str = "layer4",
         attention: str = "channel",
         class_channels: int | None = None,
@@ -269,6 +283,19 @@ class SMVCENet(SegmentationModel):
             )
         )
         match_channels = query_channels if similarity_channels is None else similarity_channels
+        self.low_matcher: nn.Module | None = None
+        self.low_level_stride: int | None = None
+        """Stride of the low-level map compared (``None`` without ``low_level_similarity``)."""
+        if low_level_similarity:
+            if similarity != "query":
+                raise ValueError(
+                    "low_level_similarity=True compares the query with the support set next to "
+                    f"the query features, got similarity={similarity!r}; use similarity='query'"
+                )
+            low_channels, self.low_level_stride = self.encoder.low_level_shape()
+            self.low_matcher = nn.Conv2d(
+                low_channels, check_positive_int("low_level_channels", low_level_channels), 1
+            )
         self.mask_attention: MaskAttention | None = (
             MaskAttention(match_channels) if mask_attention else None
         )
@@ -432,6 +459,10 @@ class SMVCENet(SegmentationModel):
             logits = logits + similarity.to(logits.dtype)
         if best is not None and self.correlation_residual:
             logits = logits + best.to(logits.dtype)
+        if fewshot and self.low_matcher is not None:
+            assert support_images is not None and support_masks is not None
+            low = self._low_level_maps(images, support_images, support_masks)
+            logits = logits + F.adaptive_avg_pool2d(low, logits.shape[-2:]).to(logits.dtype)
         losses: dict[str, torch.Tensor] = {}
         if self.training and self.alignment_weight and q_feat is not None:
             assert s_feat is not None and support_masks is not None
@@ -444,6 +475,21 @@ class SMVCENet(SegmentationModel):
                 self.encoder.stride,
             )
         return logits, losses
+
+    def _low_level_maps(
+        self, images: torch.Tensor, support_images: torch.Tensor, support_masks: torch.Tensor
+    ) -> torch.Tensor:
+        """Scaled cosine maps ``(B, 2, h_low, w_low)`` of the low-level comparison (bg, fg)."""
+        assert self.low_matcher is not None
+        b, flat = images.shape[0], support_images.flatten(0, 1)
+        if flat.shape[-2:] == images.shape[-2:]:  # one pass over query and supports
+            both = self.low_matcher(self.encoder.forward_low_level(torch.cat([images, flat])))
+            query, support = both[:b], both[b:]
+        else:
+            query = self.low_matcher(self.encoder.forward_low_level(images))
+            support = self.low_matcher(self.encoder.forward_low_level(flat))
+        protos = support_prototypes(support, support_masks, (0, 1), self.low_level_stride)
+        return self.similarity_scale * cosine_maps(query, protos)
 
     @staticmethod
     def _best_matches(
@@ -490,6 +536,7 @@ FEWSHOT_DEFAULTS: dict[str, Any] = {
     "similarity_residual": True,
     "similarity_channels": 128,
     "alignment_weight": 1.0,
+    "low_level_similarity": True,
 }
 """Defaults of the ``sm_vcenet_fewshot_*`` factories (measured on the toy data)."""
 
@@ -582,8 +629,10 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
     logits ([`FEWSHOT_DEFAULTS`][fewzero.models.FEWSHOT_DEFAULTS], overridable: ``similarity='query',
     similarity_residual=True``, compared in a learned 128-channel projection; the mechanism
     that makes the prediction follow the support, chosen by measurement, see the Few-shot
-    guide). In training, PANet's prototype alignment loss (``alignment_weight=1.0``) also
-    segments each support with the query's predicted regions.
+    guide). The backbone's low-level map (stride 4: ``layer1``) is compared the same way in a
+    learned 32-channel projection and added to the logits (``low_level_similarity=True``).
+    In training, PANet's prototype alignment loss (``alignment_weight=1.0``) also segments
+    each support with the query's predicted regions.
     """
     return _factory(
         "sm_vcenet_fewshot_resnet50",
