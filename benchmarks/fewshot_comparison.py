@@ -54,7 +54,18 @@ DILATED = {"backbone_kwargs": {"output_stride": 8}}  # 12 x 12 maps at 96 px, as
 ROWS = {
     "zero-shot": ("sm_vcenet_efficientnet_lite0", {}, {}, "the paper's zero-shot SM-VCENet"),
     "prototype": ("prototype_efficientnet_lite0", {}, {}, "training-free prototype matching"),
-    "default": (FEWSHOT, {}, TOY_FEWSHOT_PRESET, "few-shot SM-VCENet: residual cosine maps"),
+    "default": (
+        FEWSHOT,
+        {},
+        TOY_FEWSHOT_PRESET,
+        "few-shot SM-VCENet: residual cosine maps, mid and low level",
+    ),  # fmt: skip
+    "sm-low_level": (
+        FEWSHOT,
+        {"low_level_similarity": False},
+        TOY_FEWSHOT_PRESET,
+        "default without the low-level comparison",
+    ),  # fmt: skip
     "hsnet": (
         "hsnet_efficientnet_lite0",
         DILATED,

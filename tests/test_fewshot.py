@@ -330,10 +330,8 @@ def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
         Backbone("vit_tiny_patch16_224").low_level_shape()
 
 
-def test_low_level_similarity_adds_the_low_level_cosine_maps_to_the_logits():
+def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
     import torch.nn.functional as F
-
-    from fewzero.heads.prototype import support_prototypes
 
     with_low = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
                        low_level_channels=6).eval()  # fmt: skip
@@ -345,8 +343,9 @@ def test_low_level_similarity_adds_the_low_level_cosine_maps_to_the_logits():
         with_low.low_matcher.weight.zero_()
         with_low.low_matcher.bias.zero_()  # zero features: cosine 0, nothing added
         b = with_low.forward_features(query, s_img, s_mask, None)[0]
-    # the reference: the query's and supports' layer1 maps, projected, masked-average
-    # prototypes per shot and their mean, cosine in float64, 2 x 2 average pooling
+    # the reference: the query's and supports' layer1 maps, projected, the masked-average
+    # foreground prototype of each shot and their mean, cosine in float64, 2 x 2 average
+    # pooling, added to the foreground logit
     torch.manual_seed(0)
     ref = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
                   low_level_channels=6).eval()  # fmt: skip
@@ -355,17 +354,12 @@ def test_low_level_similarity_adds_the_low_level_cosine_maps_to_the_logits():
         q = proj(enc.forward_low_level(query)).double()[0]  # (6, 16, 16)
         s = proj(enc.forward_low_level(s_img[0])).double()  # (2, 6, 16, 16)
     cells = F.avg_pool2d((s_mask[0] == 1).double()[:, None], 4)[:, 0]  # fg share of each cell
-    valid = F.avg_pool2d((s_mask[0] != 255).double()[:, None], 4)[:, 0]
-    protos = support_prototypes(s.float(), s_mask, (0, 1), 4)[0].double()
-    assert protos.shape == (2, 6)
     fg = (s * cells[:, None]).sum((2, 3)) / cells.sum((1, 2))[:, None]
-    torch.testing.assert_close(protos[1], fg.mean(0), rtol=1e-4, atol=1e-5)
-    bg_w = valid - cells
-    bg = (s * bg_w[:, None]).sum((2, 3)) / bg_w.sum((1, 2))[:, None]
-    torch.testing.assert_close(protos[0], bg.mean(0), rtol=1e-4, atol=1e-5)
-    cos = torch.stack([F.cosine_similarity(q, p[:, None, None], dim=0) for p in (bg.mean(0), fg.mean(0))])
-    want = with_low.similarity_scale * F.avg_pool2d(cos[None], 2)
-    torch.testing.assert_close((a - b).double(), want, rtol=1e-4, atol=1e-4)
+    cos = F.cosine_similarity(q, fg.mean(0)[:, None, None], dim=0)
+    want = with_low.similarity_scale * F.avg_pool2d(cos[None, None], 2)[0, 0]
+    diff = (a - b).double()
+    torch.testing.assert_close(diff[0, 0], torch.zeros_like(diff[0, 0]), rtol=0, atol=1e-5)
+    torch.testing.assert_close(diff[0, 1], want, rtol=1e-4, atol=1e-4)  # the foreground only
     # and they follow the support: another mask, other maps
     other = torch.zeros_like(s_mask)
     other[..., 40:60, 2:30] = 1
