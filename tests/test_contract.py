@@ -144,3 +144,21 @@ def test_export_and_compile_capture_the_whole_model(arch, extra):
         torch.compiler.reset()
         compiled = torch.compile(model, backend="eager", fullgraph=True)
         torch.testing.assert_close(compiled(images, **kw), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_export_and_compile_capture_the_fewshot_defaults():
+    """The sm_vcenet_fewshot_* defaults (low-level comparison included) export and compile."""
+    from fewzero.models import FEWSHOT_DEFAULTS
+
+    model = tiny_model(
+        "sm_vcenet", class_source="support", **{**FEWSHOT_DEFAULTS, "similarity_channels": 8}
+    ).eval()
+    assert model.low_matcher is not None
+    images, kw = inputs(model)
+    with torch.no_grad():
+        ref = model(images, **kw)
+        exported = torch.export.export(model, (images,), kw).module()
+        torch.testing.assert_close(exported(images, **kw), ref, rtol=1e-5, atol=1e-5)
+        torch.compiler.reset()
+        compiled = torch.compile(model, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(images, **kw), ref, rtol=1e-5, atol=1e-5)
