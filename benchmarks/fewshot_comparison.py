@@ -20,7 +20,7 @@ predicts background everywhere after the preset's 160 steps). The optimizer is a
 table. HSNet and DCAMA read their backbone at ``output_stride=8`` here: at the toy's 96 px an
 undilated backbone leaves 3 x 3 maps at its last level, where HSNet's 400 px inputs give 13 x 13.
 
-    python benchmarks/fewshot_comparison.py                  # every row (about 20 min, 2 cores)
+    python benchmarks/fewshot_comparison.py                  # every row (about 16 min, 2 cores)
     python benchmarks/fewshot_comparison.py --only default hsnet
 
 Writes results/fewshot_comparison/comparison.md and .json (refused if present, unless
