@@ -129,6 +129,10 @@ def test_hsnet_votes_its_shots_as_hsnet_at_evaluation_and_averages_in_training()
         mean = model(q, s, m)
     assert torch.equal(voted.argmax(1), hsnet_nshot_reference(per_shot))
     assert (voted - mean).abs().max() > 1e-3
+    model.shot_merge = "vote"
+    with torch.no_grad():  # one way of an N-way call: the same voted mask
+        scores = nway_scores(model, q, s[:, None], m[:, None])
+    assert torch.equal(scores.argmax(1), hsnet_nshot_reference(per_shot))
     model.train()
     model.shot_merge = "vote"
     with torch.no_grad():  # training: the mean, differentiable (GroupNorm: no batch statistics)
