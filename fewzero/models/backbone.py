@@ -272,12 +272,19 @@ class Backbone(nn.Module):
         self.block_channels = [self.channels[g] for g in self.block_groups]
         if self._stages is not None:  # widths change inside a level: ask the blocks
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
-            training = self.body.training
-            self.body.eval()  # no BatchNorm statistics change
-            with torch.no_grad():
-                maps = self._run_blocks(torch.zeros(1, 3, side, side))
-            self.body.train(training)
+            maps = self._dry_run(side, self._run_blocks)
             self.block_channels = [int(m.shape[1]) for m in maps]
+
+    def _dry_run(
+        self, side: int, run: Callable[[torch.Tensor], list[torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        """``run`` on a zero ``side`` x ``side`` image in eval mode (no statistics change)."""
+        training = self.body.training
+        self.body.eval()
+        with torch.no_grad():
+            maps = run(torch.zeros(1, 3, side, side))
+        self.body.train(training)
+        return maps
 
     def _block_plan(self) -> tuple[list[int], list[int] | None]:
         """The level of each map ``forward_blocks`` returns, and a ViT body's block indices.
@@ -356,15 +363,7 @@ class Backbone(nn.Module):
         Shapes:
             images ``(B, 3, H, W)`` -> ``len(block_groups)`` maps ``(B, C_i, h_i, w_i)``.
         """
-        cache = self.cache
-        if (
-            cache is not None
-            and self.frozen
-            and not is_exporting()
-            and not torch.compiler.is_compiling()
-        ):
-            return cache.features(self.cache_owner() + ":blocks", images, self._compute_blocks)
-        return self._compute_blocks(images)
+        return self._cached(":blocks", images, self._compute_blocks)
 
     def low_level_shape(self) -> tuple[int, int]:
         """``(channels, stride)`` of [forward_low_level][fewzero.models.Backbone.forward_low_level]'s map.
@@ -382,11 +381,7 @@ class Backbone(nn.Module):
                 "(ResNet, EfficientNet, ConvNeXt, ...)"
             )
         side = -(-max(self.min_input_size, 32) // self.size_multiple) * self.size_multiple
-        training = self.body.training
-        self.body.eval()
-        with torch.no_grad():
-            low = self._padded(torch.zeros(1, 3, side, side), lambda x: [self._run_low(x)])[0]
-        self.body.train(training)
+        low = self._dry_run(side, self._compute_low)[0]
         return int(low.shape[1]), side // int(low.shape[-1])
 
     def forward_low_level(self, images: torch.Tensor) -> torch.Tensor:
@@ -403,16 +398,7 @@ class Backbone(nn.Module):
             images ``(B, 3, H, W)`` -> ``(B, C_low, ceil(H / s), ceil(W / s))`` for the map's
             stride ``s``.
         """
-        cache = self.cache
-        if (
-            cache is not None
-            and self.frozen
-            and not is_exporting()
-            and not torch.compiler.is_compiling()
-        ):
-            owner = self.cache_owner() + ":low"
-            return cache.features(owner, images, self._compute_low)[0]
-        return self._compute_low(images)[0]
+        return self._cached(":low", images, self._compute_low)[0]
 
     def _compute_low(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self._padded(images, lambda x: [self._run_low(x)])
@@ -466,18 +452,13 @@ class Backbone(nn.Module):
                 )
             )
         stages = self._stages
-        if stages is not None:
+        if stages is not None:  # the stem and the stages before F_2's, then block by block
+            x = self._run_low(x)
             feats = []
-            for name, module in body.named_children():  # the stem, in its order
-                if name == "blocks":
-                    break
-                x = module(x)
-            first = stages[0]
-            for i, stage in enumerate(body.blocks[: stages[-1] + 1]):
+            for stage in body.blocks[stages[0] : stages[-1] + 1]:
                 for block in stage:
                     x = block(x)
-                    if i >= first:
-                        feats.append(x)
+                    feats.append(x)
             return feats
         names = list(body.return_layers)
         feats: list[torch.Tensor] = []
@@ -645,6 +626,18 @@ class Backbone(nn.Module):
         [FeatureCache][fewzero.models.FeatureCache] in ``cache`` a frozen backbone computes each
         image's features once.
         """
+        return self._cached("", images, self._compute)
+
+    def _cached(
+        self,
+        kind: str,
+        images: torch.Tensor,
+        compute: Callable[[torch.Tensor], list[torch.Tensor]],
+    ) -> list[torch.Tensor]:
+        """``compute(images)``, through the feature cache when a frozen backbone has one.
+
+        ``kind`` tells the maps of one image apart in the cache key (levels, blocks, low level).
+        """
         cache = self.cache
         if (
             cache is not None
@@ -652,8 +645,8 @@ class Backbone(nn.Module):
             and not is_exporting()
             and not torch.compiler.is_compiling()
         ):
-            return cache.features(self.cache_owner(), images, self._compute)
-        return self._compute(images)
+            return cache.features(self.cache_owner() + kind, images, compute)
+        return compute(images)
 
     def _compute(self, images: torch.Tensor, align: bool = True) -> list[torch.Tensor]:
         if self.fixed_size is not None:
