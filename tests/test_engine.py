@@ -270,18 +270,14 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    subprocess.run(
-        torchrun + ["--nproc_per_node=2", str(script), str(tmp_path / "two")],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    subprocess.run(
-        torchrun + ["--nproc_per_node=1", str(script), str(tmp_path / "one")],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    for n, out in ((2, "two"), (1, "one")):
+        run = subprocess.run(
+            torchrun + [f"--nproc_per_node={n}", str(script), str(tmp_path / out)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, f"torchrun with {n} process(es) failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
     a = torch.load(tmp_path / "two" / "final.pt", weights_only=True)
     b = torch.load(tmp_path / "one" / "final.pt", weights_only=True)
     for k in a:

@@ -141,8 +141,11 @@ def test_a_partial_miss_stores_each_image_under_its_own_key():
         model.encoder.cache = None
         ref = {k: model.encoder(v) for k, v in (("a", a), ("b", b), ("c", c))}
     assert cache.misses == 3
+    # The references run one image at a time, the cached features two or four: convolution
+    # kernels may sum in another order per batch size (~4e-7 here), while another image's
+    # features differ by O(1), so a tolerance far below that still tells each key apart.
     for level in range(3):
         for i, name in enumerate("cabc"):
-            torch.testing.assert_close(mixed[level][i], ref[name][level][0], rtol=0, atol=0)
+            torch.testing.assert_close(mixed[level][i], ref[name][level][0], rtol=1e-5, atol=1e-5)
         for i, name in enumerate("bc"):
-            torch.testing.assert_close(again[level][i], ref[name][level][0], rtol=0, atol=0)
+            torch.testing.assert_close(again[level][i], ref[name][level][0], rtol=1e-5, atol=1e-5)

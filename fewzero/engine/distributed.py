@@ -39,6 +39,11 @@ def is_main_process() -> bool:
 
 
 def cleanup() -> None:
-    """Destroy the process group if one exists."""
+    """Wait for every rank, then destroy the process group if one exists.
+
+    The barrier matters: a rank that tears its gloo connections down while a peer is still
+    writing (rank 0 saves the weights last) can abort the peer's process at exit.
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
