@@ -290,6 +290,24 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
         assert two["fbiou"] == pytest.approx(one["fbiou"], abs=1e-6)
 
 
+def test_a_trainer_is_freed_as_soon_as_it_is_dropped(toy, tmp_path):
+    """No reference cycle: under DDP the trainer's wrapper holds the process group, and one
+    that only the garbage collector frees can outlive cleanup() and abort the process at exit."""
+    import gc
+    import weakref
+
+    trainer = make(toy, tmp_path / "run", epochs=1, max_steps_per_epoch=1)
+    trainer.fit()
+    assert trainer.scheduler.get_last_lr()[0] < trainer.config.lr  # the poly schedule runs
+    ref = weakref.ref(trainer)
+    gc.disable()
+    try:
+        del trainer
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
 def test_text_is_written_atomically_the_old_file_survives_a_failed_write(tmp_path, monkeypatch):
     from fewzero.engine import write_json_atomic, write_text_atomic
 

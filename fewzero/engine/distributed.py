@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -39,11 +40,16 @@ def is_main_process() -> bool:
 
 
 def cleanup() -> None:
-    """Wait for every rank, then destroy the process group if one exists.
+    """Wait for every rank, free what is unreachable, then destroy the process group.
 
-    The barrier matters: a rank that tears its gloo connections down while a peer is still
-    writing (rank 0 saves the weights last) can abort the peer's process at exit.
+    ``destroy_process_group`` only drops the group from the registry: a
+    ``DistributedDataParallel`` wrapper left in a reference cycle keeps its gloo group alive
+    until the interpreter's shutdown, whose teardown of the group's threads can abort the
+    process (``terminate called without an active exception``) after all its work is done.
+    Collecting first ends such groups while the interpreter is whole; the barrier lets no rank
+    tear its connections down while a peer still uses them.
     """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        gc.collect()
         dist.destroy_process_group()

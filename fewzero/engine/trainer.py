@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,19 @@ def _seed_everything(seed: int, epoch: int) -> int:
     value = (seed * 1_000_003 + epoch) % (2**31)
     torch.manual_seed(value)
     return value
+
+
+def _poly_decay(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The poly schedule's factor as a function of the step (``epochs`` read live from ``config``).
+
+    Reading the config at every step lets a resumed run extend ``epochs``.
+    """
+
+    def factor(step: int) -> float:
+        total = max(1, steps_per_epoch * config.epochs)
+        return max(0.0, 1 - step / total) ** config.poly_power
+
+    return factor
 
 
 class Trainer:
@@ -100,6 +113,9 @@ class Trainer:
                 params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
             )
         self.steps_per_epoch = self._steps_per_epoch()
+        # A closure, not a bound method: the scheduler must not hold the trainer (a reference
+        # cycle would keep a DDP wrapper, and its process group, alive past cleanup()).
+        self._poly = _poly_decay(config, self.steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._poly)
         self.ddp: nn.Module = self.model
         if self.world > 1:
@@ -116,13 +132,6 @@ class Trainer:
         self.resume_changes: list[dict[str, Any]] = []
         self._resumed = False
 
-    def _poly(self, step: int) -> float:
-        """Poly decay factor at ``step`` of ``epochs * steps_per_epoch`` (read live).
-
-        Reading the config at every step lets a resumed run extend ``epochs``.
-        """
-        total = max(1, self.steps_per_epoch * self.config.epochs)
-        return max(0.0, 1 - step / total) ** self.config.poly_power
 
     # ----------------------------------------------------------------- data
     def _sampler(self, epoch: int) -> DistributedSampler:
