@@ -188,6 +188,7 @@ def main(argv=None):
             )  # fmt: skip
             row[f"miou_{k}"], row[f"fbiou_{k}"] = res["pascal_miou"], res["pascal_fbiou"]
             row[f"swap_iou_{k}"], row[f"leak_{k}"] = res["pascal_swap_iou"], res["pascal_leak"]
+            row[f"leak_per_class_{k}"] = res["pascal_leak_per_class"]
             if k == 1:
                 row["nway_miou"] = res.get("pascal_nway_miou")
             row[f"ms_{k}"] = round(
@@ -201,9 +202,8 @@ def main(argv=None):
             )  # fmt: skip
             row["indep_swap_iou"], row["indep_leak"] = res["pascal_swap_iou"], res["pascal_leak"]
         if not fewshot:  # no support: the 5-shot numbers are the same
-            row.update(
-                {f"{key}_5": row[f"{key}_1"] for key in ("miou", "fbiou", "swap_iou", "leak", "ms")}
-            )
+            same = ("miou", "fbiou", "swap_iou", "leak", "leak_per_class", "ms")
+            row.update({f"{key}_5": row[f"{key}_1"] for key in same})
         rows.append(row)
         print(json.dumps(row), flush=True)
     table = format_rows(rows)

@@ -67,7 +67,7 @@ def test_leak_on_hand_built_masks():
     pred = torch.tensor([[[1, 1, 1, 0], [0, 0, 0, 0]]])
     other = torch.tensor([[[0, 1, 1, 1], [1, 255, 0, 0]]])  # B: 4 pixels, 2 predicted
     meter.update(pred, other)
-    assert meter.compute() == {"leak": 0.5, "other_pixels": 4}
+    assert meter.compute() == {"leak": 0.5, "other_pixels": 4, "leak_per_class": {}}
     meter.update(torch.zeros(1, 2, 4, dtype=torch.long), torch.ones(1, 2, 4, dtype=torch.long))
     assert meter.compute()["leak"] == pytest.approx(2 / 12)  # pooled over episodes, not averaged
     empty = LeakMeter()
@@ -77,6 +77,23 @@ def test_leak_on_hand_built_masks():
         meter.update(pred, torch.full_like(pred, 3))
     with pytest.raises(ValueError, match="pred and other"):
         meter.update(pred, other[..., :3])
+
+
+def test_leak_per_class_is_pooled_over_each_class_episodes():
+    meter = LeakMeter(max_class_id=9)
+    pred = torch.tensor([[[1, 1, 0, 0]], [[1, 0, 0, 0]], [[0, 0, 0, 0]]])
+    other = torch.tensor([[[1, 1, 1, 0]], [[1, 255, 0, 0]], [[0, 0, 0, 0]]])
+    meter.update(pred, other, torch.tensor([2, 5, 9]))  # class 9 met no other pixel
+    meter.update(torch.tensor([[[0, 0, 0, 1]]]), torch.tensor([[[0, 0, 0, 1]]]), [2])
+    res = meter.compute()
+    assert res["leak_per_class"] == {2: pytest.approx(3 / 4), 5: 1.0}  # 2: (2 + 1) / (3 + 1)
+    assert res["leak"] == pytest.approx(4 / 5) and res["other_pixels"] == 5
+    with pytest.raises(ValueError, match=r"class_ids must lie in \[0, 9\], got \[10\]"):
+        meter.update(pred[:1], other[:1], torch.tensor([10]))
+    with pytest.raises(ValueError, match=r"class_ids must have 3 entries \(B\), got 1"):
+        meter.update(pred, other, torch.tensor([2]))
+    meter.reset()
+    assert meter.compute()["leak_per_class"] == {}
 
 
 def test_nway_iou_counts_each_class_once_per_episode():
@@ -327,6 +344,14 @@ def test_support_swap_evaluation_separates_a_model_that_follows_the_support(toy)
     bad = evaluate(oracles[1], ds, batch_size=1)
     assert good["leak"] == 0 and good["miou"] > 0.99
     assert bad["leak"] == 1 and bad["miou"] < good["miou"]
+    # the per-class leak names the class whose episodes leak: here one class's alone
+    classes = sorted({int(ep["class_id"]) for ep in episodes})
+    assert len(classes) >= 2 and set(good["leak_per_class"]) == set(classes)
+    worst = classes[0]
+    mixed = [e if int(ep["class_id"]) == worst else f for ep, e, f in zip(episodes, every, follows)]
+    res = evaluate(Oracle(mixed), ds, batch_size=1)
+    assert res["leak_per_class"] == {c: (1.0 if c == worst else 0.0) for c in classes}
+    assert 0 < res["leak"] < 1
 
 
 def test_pascal2coco_rows_carry_the_swap_numbers_and_nway(toy):
@@ -336,6 +361,9 @@ def test_pascal2coco_rows_carry_the_swap_numbers_and_nway(toy):
     for key in ("pascal_miou", "pascal_swap_iou", "pascal_leak", "pascal_nway_miou"):
         assert 0 <= row[key] <= 1, key
     assert row["ways"] == 2 and row["pascal_swap_episodes"] == 8
+    per_class = row["pascal_leak_per_class"]
+    assert per_class and set(per_class) <= {1, 2, 3, 4, 5}  # fold 0's test classes
+    assert all(0 <= v <= 1 for v in per_class.values())
     table = format_table([{"name": "prototype", "trained": "-", **row}], coco=False)
     assert "2-class IoU | leak | 2-way mIoU" in table
     zero = create_model("sm_vcenet", backbone="resnet18", **SMALL)

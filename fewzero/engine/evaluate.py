@@ -75,7 +75,7 @@ def evaluate(
     model.eval()
     is_nway = getattr(dataset, "ways", 1) > 1
     meter = IoUMeter(max_class_id=max_class_id)
-    leak = LeakMeter()
+    leak = LeakMeter(max_class_id=max_class_id)
     nway = NWayIoUMeter(max_class_id=max_class_id)
     world, rank = distributed.world_size(), distributed.rank()
     shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
@@ -113,7 +113,7 @@ def evaluate(
                 continue
             meter.update(pred, label[None], batch["class_id"][i : i + 1])
             if "other" in batch and label_size == "original":
-                leak.update(pred, batch["other"][i][None])
+                leak.update(pred, batch["other"][i][None], batch["class_id"][i : i + 1])
     if is_nway:
         nway.all_reduce()
         return nway.compute()

@@ -66,6 +66,7 @@ NUMBERS = (
     "pascal_fbiou",
     "pascal_swap_iou",
     "pascal_leak",
+    "pascal_leak_per_class",
     "pascal_nway_miou",
     "coco",
     "coco_miou",

@@ -113,8 +113,9 @@ def evaluate_pascal2coco(
     also shows another unseen class (``multi_class=True``; each such image is an episode of each
     of its classes, so the support swaps between them). ``pascal_swap_iou`` is the mIoU with the
     episode's class on those queries and ``pascal_leak`` the share of the other classes' pixels
-    predicted as the episode's class. A zero-shot model gets the same numbers as its baseline:
-    it cannot know which class is meant, so it leaks about half. ``ways = N > 1`` (few-shot
+    predicted as the episode's class (``pascal_leak_per_class``: the same per episode class). A
+    zero-shot model gets the same numbers as its baseline: it cannot know which class is meant,
+    so it leaks about half. ``ways = N > 1`` (few-shot
     models) also scores N-way episodes over the same queries (``pascal_nway_miou``: each class
     once per episode, [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
 
@@ -193,6 +194,7 @@ def evaluate_pascal2coco(
                 res = None
             row["pascal_swap_iou"] = None if res is None else res["miou"]
             row["pascal_leak"] = None if res is None else res["leak"]
+            row["pascal_leak_per_class"] = None if res is None else res["leak_per_class"]
             row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
         if ways > 1:
             row["ways"], row["pascal_nway_miou"] = ways, None

@@ -21,33 +21,43 @@ __all__ = ["LeakMeter"]
 class LeakMeter:
     """Accumulate the predicted-foreground share of the other classes' pixels.
 
+    Given each episode's class, the leak is also kept per class (the episode's class, the one
+    the support names): on which classes a model confuses the support's object with another.
+
     Args:
         ignore_index: ``other`` value excluded from scoring.
+        max_class_id: Largest episode class id that may be passed (80 covers COCO).
 
     Examples:
         >>> import torch
         >>> meter = LeakMeter()
-        >>> pred = torch.tensor([[[1, 1, 0, 0]]])
-        >>> other = torch.tensor([[[0, 1, 1, 255]]])
-        >>> meter.update(pred, other)
+        >>> pred = torch.tensor([[[1, 1, 0, 0]], [[0, 0, 0, 0]]])
+        >>> other = torch.tensor([[[0, 1, 1, 255]], [[1, 1, 0, 0]]])
+        >>> meter.update(pred, other, class_ids=torch.tensor([3, 7]))
         >>> meter.compute()
-        {'leak': 0.5, 'other_pixels': 2}
+        {'leak': 0.25, 'other_pixels': 4, 'leak_per_class': {3: 0.5, 7: 0.0}}
     """
 
-    def __init__(self, ignore_index: int = 255) -> None:
+    def __init__(self, ignore_index: int = 255, max_class_id: int = 80) -> None:
         self.ignore_index = ignore_index
+        self.max_class_id = max_class_id
         self.reset()
 
     def reset(self) -> None:
         """Clear the sums."""
         self.sums = torch.zeros(2, dtype=torch.float64)  # leaked, other pixels
+        self.class_sums = torch.zeros(self.max_class_id + 1, 2, dtype=torch.float64)
 
-    def update(self, pred: torch.Tensor, other: torch.Tensor) -> None:
+    def update(
+        self, pred: torch.Tensor, other: torch.Tensor, class_ids: torch.Tensor | None = None
+    ) -> None:
         """Add a batch.
 
         Args:
             pred: ``(B, H, W)`` predictions in {0, 1} (1 = the episode's class).
             other: ``(B, H, W)`` in {0, 1, ignore_index}: 1 where another class lies.
+            class_ids: ``(B,)`` class id of each episode, for ``leak_per_class`` (optional:
+                without it the episodes count in the pooled leak only).
 
         Raises:
             ValueError: on mismatched shapes or out-of-range values.
@@ -57,6 +67,16 @@ class LeakMeter:
                 f"pred and other must both be (B, H, W), got {tuple(pred.shape)} and "
                 f"{tuple(other.shape)}"
             )
+        if class_ids is not None:
+            class_ids = torch.as_tensor(class_ids).reshape(-1).long().cpu()
+            if class_ids.numel() != pred.shape[0]:
+                raise ValueError(
+                    f"class_ids must have {pred.shape[0]} entries (B), got {class_ids.numel()}"
+                )
+            if class_ids.min() < 0 or class_ids.max() > self.max_class_id:
+                raise ValueError(
+                    f"class_ids must lie in [0, {self.max_class_id}], got {class_ids.tolist()}"
+                )
         bad = other[(other != 0) & (other != 1) & (other != self.ignore_index)]
         if bad.numel():
             raise ValueError(
@@ -65,20 +85,38 @@ class LeakMeter:
         bad_pred = pred[(pred != 0) & (pred != 1)]
         if bad_pred.numel():
             raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")
-        o = other == 1
-        self.sums += torch.tensor(
-            [float((pred.bool() & o).sum()), float(o.sum())], dtype=torch.float64
-        )
+        o = (other == 1).flatten(1)
+        leaked = (pred.flatten(1).bool() & o).sum(1)
+        # (B, 2): leaked and other pixels of each episode
+        per_episode = torch.stack([leaked, o.sum(1)], dim=1).to("cpu", torch.float64)
+        self.sums += per_episode.sum(0)
+        if class_ids is not None:
+            self.class_sums.index_add_(0, class_ids, per_episode)
 
     def all_reduce(self) -> None:
         """Sum over all processes (no-op outside ``torch.distributed``)."""
         if not (dist.is_available() and dist.is_initialized()):
             return
-        t = self.sums.cuda() if dist.get_backend() == "nccl" else self.sums
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        self.sums.copy_(t.cpu())
+        nccl = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
+        for t in (self.sums, self.class_sums):
+            moved = t.cuda() if nccl else t
+            dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+            t.copy_(moved.cpu())
 
-    def compute(self) -> dict[str, float | int]:
-        """``{"leak": fraction in [0, 1] (nan without other pixels), "other_pixels": n}``."""
+    def compute(self) -> dict[str, object]:
+        """``{"leak", "other_pixels", "leak_per_class"}``.
+
+        ``leak`` is a fraction in [0, 1] (nan without other pixels) and ``other_pixels`` their
+        count; ``leak_per_class`` maps each episode class that met other pixels to its leak
+        (empty where no ``class_ids`` were passed).
+        """
         leaked, total = self.sums.tolist()
-        return {"leak": leaked / total if total > 0 else float("nan"), "other_pixels": int(total)}
+        per_class = {
+            c: self.class_sums[c, 0].item() / self.class_sums[c, 1].item()
+            for c in torch.nonzero(self.class_sums[:, 1] > 0).flatten().tolist()
+        }
+        return {
+            "leak": leaked / total if total > 0 else float("nan"),
+            "other_pixels": int(total),
+            "leak_per_class": per_class,
+        }
