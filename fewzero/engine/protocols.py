@@ -115,9 +115,9 @@ def evaluate_pascal2coco(
     episode's class on those queries and ``pascal_leak`` the share of the other classes' pixels
     predicted as the episode's class (``pascal_leak_per_class``: the same per episode class). A
     zero-shot model gets the same numbers as its baseline: it cannot know which class is meant,
-    so it leaks about half. ``ways = N > 1`` (few-shot
-    models) also scores N-way episodes over the same queries (``pascal_nway_miou``: each class
-    once per episode, [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
+    so it leaks about half. ``ways = N > 1`` (few-shot models) also scores N-way episodes over
+    the same queries (``pascal_nway_miou``: each class once per episode,
+    [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
 
     ``protocol`` (``"hsnet"``/``"pfenet"``, with ``query_list`` for HSNet's list file) draws the
     PASCAL-5i and COCO-20i episodes by the peer's sampler (see

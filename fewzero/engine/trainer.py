@@ -132,7 +132,6 @@ class Trainer:
         self.resume_changes: list[dict[str, Any]] = []
         self._resumed = False
 
-
     # ----------------------------------------------------------------- data
     def _sampler(self, epoch: int) -> DistributedSampler:
         """The data order of ``epoch``: a permutation seeded by ``(seed, epoch)``, split by rank.

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from .class_ids import episode_class_ids
+
 __all__ = ["IoUMeter"]
 
 
@@ -69,15 +71,7 @@ class IoUMeter:
                 f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and "
                 f"{tuple(target.shape)}"
             )
-        class_ids = torch.as_tensor(class_ids).reshape(-1).long().cpu()
-        if class_ids.numel() != pred.shape[0]:
-            raise ValueError(
-                f"class_ids must have {pred.shape[0]} entries (B), got {class_ids.numel()}"
-            )
-        if class_ids.min() < 0 or class_ids.max() > self.max_class_id:
-            raise ValueError(
-                f"class_ids must lie in [0, {self.max_class_id}], got {class_ids.tolist()}"
-            )
+        class_ids = episode_class_ids(class_ids, pred.shape[0], self.max_class_id)
         bad_pred = pred[(pred != 0) & (pred != 1)]
         if bad_pred.numel():
             raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")

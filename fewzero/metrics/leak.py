@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from .class_ids import episode_class_ids
+
 __all__ = ["LeakMeter"]
 
 
@@ -68,15 +70,7 @@ class LeakMeter:
                 f"{tuple(other.shape)}"
             )
         if class_ids is not None:
-            class_ids = torch.as_tensor(class_ids).reshape(-1).long().cpu()
-            if class_ids.numel() != pred.shape[0]:
-                raise ValueError(
-                    f"class_ids must have {pred.shape[0]} entries (B), got {class_ids.numel()}"
-                )
-            if class_ids.min() < 0 or class_ids.max() > self.max_class_id:
-                raise ValueError(
-                    f"class_ids must lie in [0, {self.max_class_id}], got {class_ids.tolist()}"
-                )
+            class_ids = episode_class_ids(class_ids, pred.shape[0], self.max_class_id)
         bad = other[(other != 0) & (other != 1) & (other != self.ignore_index)]
         if bad.numel():
             raise ValueError(
