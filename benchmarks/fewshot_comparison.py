@@ -58,7 +58,13 @@ ROWS = {
         FEWSHOT,
         {},
         TOY_FEWSHOT_PRESET,
-        "few-shot SM-VCENet: residual cosine maps, mid and low level",
+        "few-shot SM-VCENet: residual cosine maps, mid and low level; shots as one-shot episodes",
+    ),  # fmt: skip
+    "sm-prototype_shots": (
+        FEWSHOT,
+        {"shot_merge": "prototype"},
+        TOY_FEWSHOT_PRESET,
+        "default with the K shots averaged into one prototype",
     ),  # fmt: skip
     "sm-low_level": (
         FEWSHOT,

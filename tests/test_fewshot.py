@@ -369,3 +369,32 @@ def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
     with pytest.raises(ValueError, match="has no map before F_2's stage"):
         SMVCENet("vit_tiny_patch16_224", class_source="support", similarity="query",
                  low_level_similarity=True, **SMALL)  # fmt: skip
+
+
+def test_shot_merge_mean_averages_the_one_shot_episodes_logits():
+    kw = dict(similarity="query", similarity_channels=8, low_level_similarity=True,
+              low_level_channels=6, alignment_weight=1.0)  # fmt: skip
+    mean, proto = fewshot(shot_merge="mean", **kw).eval(), fewshot(**kw).eval()  # same weights
+    q = torch.randn(2, 3, 65, 65)
+    s_img, s_mask = supports(b=2, k=3)
+    out = mean(q, s_img, s_mask)
+    episodes = [mean(q, s_img[:, j : j + 1], s_mask[:, j : j + 1]) for j in range(3)]
+    torch.testing.assert_close(out, torch.stack(episodes).mean(0), rtol=1e-5, atol=1e-5)
+    perm = torch.tensor([2, 0, 1])
+    torch.testing.assert_close(mean(q, s_img[:, perm], s_mask[:, perm]), out, rtol=1e-5, atol=1e-5)
+    # at one shot the merges agree; at three the prototype's mean is another comparison
+    torch.testing.assert_close(episodes[0], proto(q, s_img[:, :1], s_mask[:, :1]))
+    assert (proto(q, s_img, s_mask) - out).abs().max() > 1e-3
+    # in training the shots' episodes carry the alignment loss, and gradients flow
+    mean.train()
+    logits, losses = mean(q, s_img, s_mask, return_losses=True)
+    (logits.mean() + losses["alignment"]).backward()
+    assert mean.low_matcher.weight.grad.abs().sum() > 0
+    with pytest.raises(
+        ValueError, match=r"shot_merge must be one of \('prototype', 'mean'\), got 'vote'"
+    ):
+        fewshot(shot_merge="vote")
+    assert (
+        create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", **SMALL).shot_merge
+        == "mean"
+    )

@@ -40,6 +40,7 @@ from .prototype import PrototypeMatcher, prototype_efficientnet_lite0, prototype
 from .sm_vcenet import (
     CLASS_SOURCES,
     FEWSHOT_DEFAULTS,
+    SM_SHOT_MERGES,
     VARIANTS,
     SMVCENet,
     deeplab_efficientnet_lite0,
@@ -64,6 +65,7 @@ __all__ = [
     "CLASS_SOURCES",
     "FEWSHOT_DEFAULTS",
     "SHOT_MERGES",
+    "SM_SHOT_MERGES",
     "VARIANTS",
     "Backbone",
     "DCAMA",
