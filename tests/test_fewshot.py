@@ -371,6 +371,25 @@ def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
                  low_level_similarity=True, **SMALL)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(prior=True, class_source="both"),
+        dict(similarity="class", similarity_residual=True),
+        dict(similarity="query", mask_attention=True, correlation=True, correlation_residual=True),
+    ],
+    ids=["prior", "class_similarity", "attention_correlation"],
+)
+def test_shot_merge_mean_equals_the_one_shot_episodes_for_every_comparison(kw):
+    model = fewshot(shot_merge="mean", **kw).eval()
+    q = torch.randn(2, 3, 65, 65)
+    for size in (49, 65):  # supports of another size than the query's, and of the same
+        s_img, s_mask = supports(b=2, k=3, size=size)
+        episodes = [model(q, s_img[:, j : j + 1], s_mask[:, j : j + 1]) for j in range(3)]
+        want = torch.stack(episodes).mean(0)
+        torch.testing.assert_close(model(q, s_img, s_mask), want, rtol=1e-5, atol=1e-5)
+
+
 def test_shot_merge_mean_averages_the_one_shot_episodes_logits():
     kw = dict(similarity="query", similarity_channels=8, low_level_similarity=True,
               low_level_channels=6, alignment_weight=1.0)  # fmt: skip

@@ -396,19 +396,12 @@ class SMVCENet(SegmentationModel):
 
         The only auxiliary loss is ``"alignment"`` in training with ``alignment_weight > 0``.
         With ``shot_merge="mean"`` and K > 1 shots, the logits are the mean of the K one-shot
-        episodes' (run as one batch of ``B * K``).
+        episodes' (the query's features computed once, then ``B * K`` episodes compared).
         """
-        if self.shot_merge == "mean" and support_masks is not None and support_masks.shape[1] > 1:
-            assert support_images is not None
-            b, k = support_masks.shape[:2]
-            logits, losses = self.forward_features(
-                images.repeat_interleave(k, dim=0),  # episode (i, j): query i, its shot j
-                support_images.flatten(0, 1)[:, None],
-                support_masks.flatten(0, 1)[:, None],
-                None if class_ids is None else class_ids.repeat_interleave(k, dim=0),
-            )
-            return logits.view(b, k, *logits.shape[1:]).mean(dim=1), losses
         b = images.shape[0]
+        episodes = 1  # one-shot episodes per query: K with shot_merge="mean"
+        if self.shot_merge == "mean" and support_masks is not None:
+            episodes = support_masks.shape[1]
         support_i = support_query = None
         if support_images is not None:
             flat = support_images.flatten(0, 1)
@@ -430,6 +423,13 @@ class SMVCENet(SegmentationModel):
         else:
             f2, f3, i_class = self.backbone_features(images)
             query = self.query(torch.cat([f2, f3], dim=1))
+        if episodes > 1:  # episode (i, j): query i with its shot j alone
+            assert support_images is not None and support_masks is not None
+            query = query.repeat_interleave(episodes, dim=0)
+            i_class = None if i_class is None else i_class.repeat_interleave(episodes, dim=0)
+            support_images = support_images.flatten(0, 1)[:, None]
+            support_masks = support_masks.flatten(0, 1)[:, None]
+            b = b * episodes
         size = query.shape[-2:]
         parts: list[torch.Tensor] = []
         fewshot = support_i is not None and support_masks is not None
@@ -496,7 +496,7 @@ class SMVCENet(SegmentationModel):
             logits = logits + best.to(logits.dtype)
         if fewshot and self.low_matcher is not None:
             assert support_images is not None and support_masks is not None
-            low = self._low_level_maps(images, support_images, support_masks)
+            low = self._low_level_maps(images, support_images, support_masks, episodes)
             low = F.adaptive_avg_pool2d(low, logits.shape[-2:]).to(logits.dtype)
             logits = logits + torch.cat([torch.zeros_like(low), low], dim=1)
         losses: dict[str, torch.Tensor] = {}
@@ -510,12 +510,21 @@ class SMVCENet(SegmentationModel):
                 self.similarity_scale,
                 self.encoder.stride,
             )
+        if episodes > 1:
+            logits = logits.view(-1, episodes, *logits.shape[1:]).mean(dim=1)
         return logits, losses
 
     def _low_level_maps(
-        self, images: torch.Tensor, support_images: torch.Tensor, support_masks: torch.Tensor
+        self,
+        images: torch.Tensor,
+        support_images: torch.Tensor,
+        support_masks: torch.Tensor,
+        episodes: int = 1,
     ) -> torch.Tensor:
-        """Scaled cosine map ``(B, 1, h_low, w_low)`` of the low-level comparison (foreground)."""
+        """Scaled cosine map ``(B * episodes, 1, h_low, w_low)`` of the low-level comparison.
+
+        The foreground map; each query image serves ``episodes`` consecutive episodes.
+        """
         assert self.low_matcher is not None
         b, flat = images.shape[0], support_images.flatten(0, 1)
         if flat.shape[-2:] == images.shape[-2:]:  # one pass over query and supports
@@ -524,6 +533,7 @@ class SMVCENet(SegmentationModel):
         else:
             query = self.low_matcher(self.encoder.forward_low_level(images))
             support = self.low_matcher(self.encoder.forward_low_level(flat))
+        query = query.repeat_interleave(episodes, dim=0)
         protos = support_prototypes(support, support_masks, (1,), self.low_level_stride)
         return self.similarity_scale * cosine_maps(query, protos)
 
