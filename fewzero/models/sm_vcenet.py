@@ -166,8 +166,8 @@ class SMVCENet(SegmentationModel):
             into one prototype. ``"mean"``: each shot is a one-shot episode of the same query and
             the K episodes' logits are averaged, so that a shot whose object looks unlike the
             query's votes alone instead of blurring the prototype (HSNet's ``"mean"`` merge; its
-            default vote thresholds masks instead). Costs K query passes where
-            ``"prototype"`` costs one. On the toy data (README preset, the few-shot defaults,
+            default vote thresholds masks instead). The query's features are computed once;
+            the comparisons and the CCM run K times where ``"prototype"`` runs them once. On the toy data (README preset, the few-shot defaults,
             seed 0) the trained model scores 75.1 at 5 shots with ``"mean"`` against 74.0 with
             ``"prototype"``, and leaks 17.6% against 20.8%; 1-shot is the same.
         class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
