@@ -67,7 +67,7 @@ def run_one(name: str) -> dict:
     built = {
         "zero-shot": create_model("sm_vcenet", backbone=name, class_channels=32, **HEADS),
         "few-shot": create_model(
-            "sm_vcenet", backbone=name, class_source="support", class_channels=32, **HEADS
+            "sm_vcenet", backbone=name, comparisons=["prototype"], class_channels=32, **HEADS
         ),
         "prototype": create_model("prototype", backbone=name),
     }

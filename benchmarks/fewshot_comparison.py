@@ -50,6 +50,9 @@ from fewzero.engine.toy_demo import TOY_FEWSHOT_PRESET, TOY_PRESET, default_toy_
 FEWSHOT = "sm_vcenet_fewshot_efficientnet_lite0"
 ADAM = {"optimizer": "adamw", "lr": 1e-3}
 DILATED = {"backbone_kwargs": {"output_stride": 8}}  # 12 x 12 maps at 96 px, as HSNet's at 400
+DEFAULT = ["prototype", "cosine", "low_level"]  # FEWSHOT_DEFAULTS' comparisons
+ATTENTION = {"name": "mask_attention", "channels": 128}  # in the cosine's 128-channel projection
+BEST = {"name": "correlation", "channels": 128}
 #: name: (model, model keyword arguments, training settings beyond the preset, description)
 ROWS = {
     "zero-shot": ("sm_vcenet_efficientnet_lite0", {}, {}, "the paper's zero-shot SM-VCENet"),
@@ -68,7 +71,7 @@ ROWS = {
     ),  # fmt: skip
     "sm-low_level": (
         FEWSHOT,
-        {"low_level_similarity": False},
+        {"comparisons": ["prototype", "cosine"]},
         TOY_FEWSHOT_PRESET,
         "default without the low-level comparison",
     ),  # fmt: skip
@@ -81,25 +84,25 @@ ROWS = {
     "dcama": ("dcama_efficientnet_lite0", DILATED, ADAM, "DCAMA: mask attention"),
     "sm+mask_attention": (
         FEWSHOT,
-        {"mask_attention": True},
+        {"comparisons": [*DEFAULT[:2], ATTENTION, DEFAULT[2]]},
         TOY_FEWSHOT_PRESET,
         "default + DCAMA's mask attention as a CCM input",
     ),  # fmt: skip
     "sm+correlation": (
         FEWSHOT,
-        {"correlation": True},
+        {"comparisons": [*DEFAULT[:2], BEST, DEFAULT[2]]},
         TOY_FEWSHOT_PRESET,
         "default + dense correlation (best fg/bg match) as CCM inputs",
     ),  # fmt: skip
     "sm+correlation_residual": (
         FEWSHOT,
-        {"correlation": True, "correlation_residual": True},
+        {"comparisons": [*DEFAULT[:2], {**BEST, "residual": True}, DEFAULT[2]]},
         TOY_FEWSHOT_PRESET,
         "default + dense correlation as CCM inputs and added to the logits",
     ),  # fmt: skip
     "sm+both": (
         FEWSHOT,
-        {"mask_attention": True, "correlation": True},
+        {"comparisons": [*DEFAULT[:2], ATTENTION, BEST, DEFAULT[2]]},
         TOY_FEWSHOT_PRESET,
         "default + mask attention + dense correlation",
     ),  # fmt: skip

@@ -84,10 +84,28 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_data.py"],
     ),
     "similarity maps zeroed": (
-        "fewzero/models/sm_vcenet.py",
-        "similarity = self.similarity_scale * cosine_maps(q_feat, protos)",
-        "similarity = 0 * cosine_maps(q_feat, protos)",
+        "fewzero/heads/comparisons/cosine.py",
+        "maps = self.scale * cosine_maps(query, protos)",
+        "maps = 0 * cosine_maps(query, protos)",
         ["tests/test_support_swap.py"],
+    ),
+    "comparisons' residuals dropped": (
+        "fewzero/heads/comparisons/registry.py",
+        "        logits = logits + residual.to(logits.dtype)",
+        "        logits = logits + 0 * residual.to(logits.dtype)",
+        ["tests/test_fewshot.py"],
+    ),
+    "one-shot episodes not repeated for the query": (
+        "fewzero/heads/shot_merge.py",
+        "    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == \"mean\" or training:\n        return per_query.mean(dim=1)",
+        "    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == \"mean\" or training:\n        return per_query[:, 0]",
+        ["tests/test_fewshot.py"],
+    ),
+    "legacy checkpoint keys not renamed": (
+        "fewzero/models/legacy.py",
+        "        state[key if prefix is None else renames[prefix] + key[len(prefix) :]] = value",
+        "        state[key] = value",
+        ["tests/test_legacy.py"],
     ),
     "pyramid matrices made in inference mode": (
         "fewzero/layers/pyramid_pooling.py",

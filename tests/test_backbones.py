@@ -50,7 +50,7 @@ def support(b, k, h, w, box=(0.2, 0.7)):
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_every_family_runs_zero_shot_few_shot_and_prototype_at_odd_sizes(name):
     zero = create_model("sm_vcenet", backbone=name, **SMALL_CLASS).eval()
-    few = create_model("sm_vcenet", backbone=name, class_source="support", **SMALL_CLASS).eval()
+    few = create_model("sm_vcenet", backbone=name, comparisons=["prototype"], **SMALL_CLASS).eval()
     proto = create_model("prototype", backbone=name).eval()
     for h, w in SIZES:
         x = torch.randn(1, 3, h, w)
@@ -221,7 +221,7 @@ def test_vit_features_cache_and_settings_are_part_of_the_key():
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"])
 def test_transformer_backbones_under_channels_last_autocast_compile_and_export(name):
-    model = create_model("sm_vcenet", backbone=name, class_source="support", **SMALL_CLASS)
+    model = create_model("sm_vcenet", backbone=name, comparisons=["prototype"], **SMALL_CLASS)
     model.eval()
     x = torch.randn(1, 3, 40, 52)
     s_img, s_mask = support(1, 1, 40, 52)

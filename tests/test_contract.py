@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
+from fewzero.heads.comparisons import list_comparisons
 from fewzero.models import SegmentationModel, list_architectures, model_from_state
 from fewzero.models._registry import architecture_class
 
@@ -16,9 +17,29 @@ def variants():
     for arch in list_architectures():
         out.append((arch, {}))
         params = inspect.signature(architecture_class(arch).__init__).parameters
-        if "class_source" in params and arch != "deeplab":
-            out.append((arch, {"class_source": "support"}))
+        if "comparisons" in params and arch != "deeplab":
+            out.append((arch, {"comparisons": ["prototype"]}))
     return out
+
+
+def composed_variants():
+    """SM-VCENet with every registered comparison, and every few-shot model with every merge."""
+    out = [
+        ("sm_vcenet", {"comparisons": ["prototype", name]})
+        for name in list_comparisons()
+        if name != "prototype"
+    ]
+    for arch in list_architectures():
+        cls = architecture_class(arch)
+        default = inspect.signature(cls.__init__).parameters.get("shot_merge")
+        for merge in getattr(cls, "shot_merges", ()):
+            if merge != default.default or arch == "sm_vcenet":
+                extra = {"comparisons": ["prototype", "cosine"]} if arch == "sm_vcenet" else {}
+                out.append((arch, {**extra, "shot_merge": merge}))
+    return out
+
+
+ALL = variants() + composed_variants()
 
 
 def inputs(model, b=2, k=2, size=64):
@@ -34,8 +55,12 @@ def inputs(model, b=2, k=2, size=64):
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "vit_tiny_patch16_224"])
-@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+@pytest.mark.parametrize("arch, extra", ALL, ids=lambda v: str(v) if v else "default")
 def test_call_contract(arch, extra, backbone):
+    if backbone.startswith("vit") and "low_level" in str(extra):
+        with pytest.raises(ValueError, match="has no map before F_2's stage"):
+            tiny_model(arch, backbone=backbone, **extra)
+        return
     model = tiny_model(arch, backbone=backbone, **extra)
     assert isinstance(model, SegmentationModel) and model.config["arch"] == arch
     images, kw = inputs(model)
@@ -80,7 +105,7 @@ def test_inputs_the_model_cannot_use_are_refused(arch, extra):
             model(images, **kw, class_ids=torch.tensor([1, 3]))
 
 
-@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+@pytest.mark.parametrize("arch, extra", ALL, ids=lambda v: str(v) if v else "default")
 def test_few_shot_output_follows_the_support(arch, extra):
     """What a user would see if the support were ignored: the same mask for another support."""
     model = tiny_model(arch, **extra).eval()
@@ -144,7 +169,9 @@ def assert_export_and_compile_match(model):
         torch.testing.assert_close(compiled(images, **kw), ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
+@pytest.mark.parametrize(
+    "arch, extra", variants() + composed_variants()[:6], ids=lambda v: str(v) if v else "default"
+)
 def test_export_and_compile_capture_the_whole_model(arch, extra):
     """torch.export and a full-graph torch.compile capture every architecture, same numbers."""
     model = tiny_model(arch, **extra).eval()
@@ -155,8 +182,6 @@ def test_export_and_compile_capture_the_fewshot_defaults():
     """The sm_vcenet_fewshot_* defaults (low-level comparison included) export and compile."""
     from fewzero.models import FEWSHOT_DEFAULTS
 
-    model = tiny_model(
-        "sm_vcenet", class_source="support", **{**FEWSHOT_DEFAULTS, "similarity_channels": 8}
-    ).eval()
-    assert model.low_matcher is not None
+    model = tiny_model("sm_vcenet", **FEWSHOT_DEFAULTS).eval()
+    assert [c.name for c in model.comparisons] == ["prototype", "cosine", "low_level"]
     assert_export_and_compile_match(model)

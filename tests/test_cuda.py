@@ -63,7 +63,7 @@ def test_fewshot_bf16_step_and_predictor_on_cuda():
 
     from fewzero.predict import Predictor
 
-    model = create_model("sm_vcenet", backbone="resnet18", class_source="support", prior=True,
+    model = create_model("sm_vcenet", backbone="resnet18", comparisons=["prototype", "prior"],
                          class_channels=64).cuda().train()  # fmt: skip
     x = torch.randn(2, 3, 97, 97, device="cuda")
     s = torch.randn(2, 2, 3, 97, 97, device="cuda")

@@ -7,7 +7,7 @@ from fewzero.models import FeatureCache, SMVCENet, create_model, weights_fingerp
 
 
 def test_cached_features_equal_computed_ones_and_are_computed_once():
-    model = SMVCENet("resnet18", class_source="support", **SMALL).eval()
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL).eval()
     x = torch.randn(3, 3, 64, 64)
     support = torch.randn(3, 2, 3, 64, 64)
     masks = torch.zeros(3, 2, 64, 64, dtype=torch.long)

@@ -21,9 +21,10 @@ from fewzero.heads.prototype import masked_average_pooling, prior_mask
 from fewzero.models import SMVCENet, create_model, model_from_state
 
 
-def fewshot(**kw):
+def fewshot(*comparisons, **kw):
+    """Few-shot SM-VCENet over ResNet18 with ``comparisons`` (default: the support prototype)."""
     torch.manual_seed(0)
-    return SMVCENet("resnet18", class_source=kw.pop("class_source", "support"), **SMALL, **kw)
+    return SMVCENet("resnet18", comparisons=list(comparisons or ["prototype"]), **SMALL, **kw)
 
 
 def supports(b=2, k=3, size=49, seed=0):
@@ -47,7 +48,7 @@ def toy(tmp_path_factory):
 
 
 def test_output_does_not_depend_on_shot_order_and_identical_shots_equal_one_shot():
-    model = fewshot(prior=True).eval()
+    model = fewshot("prototype", "prior").eval()
     q = torch.randn(2, 3, 65, 65)
     s_img, s_mask = supports()
     out = model(q, s_img, s_mask)
@@ -70,15 +71,15 @@ def test_changing_a_support_mask_changes_the_output():
 def test_supports_of_another_size_and_both_sources():
     q = torch.randn(2, 3, 65, 73)
     s_img, s_mask = supports(size=57)
-    for source, prior in [("support", False), ("both", True)]:
-        model = fewshot(class_source=source, prior=prior).eval()
+    for comparisons in [("prototype",), ("prototype", "self", "prior")]:
+        model = fewshot(*comparisons).eval()
         assert model(q, s_img, s_mask).shape == (2, 2, 65, 73)
-        width = model.class_branch.out_channels * (2 if source == "both" else 1) + int(prior)
-        assert model.decoder.class_channels == width
+        width = model.class_branch.out_channels * (len(comparisons) > 1 and 2 or 1)
+        assert model.decoder.class_channels == width + int("prior" in comparisons)
 
 
 def test_gradients_reach_exactly_the_trainable_parameters():
-    model = fewshot(prior=True).train()
+    model = fewshot("prototype", "self", "prior").train()
     s_img, s_mask = supports(size=65)
     model(torch.randn(2, 3, 65, 65), s_img, s_mask).sum().backward()
     for name, p in model.named_parameters():
@@ -104,10 +105,15 @@ def test_clear_errors_for_bad_support_sets():
         model(q, s_img, s_mask[..., 1:])
     with pytest.raises(ValueError, match="support_images was given without support_masks"):
         model(q, s_img, None)
-    with pytest.raises(ValueError, match="class_source='support' needs a class branch"):
-        SMVCENet("resnet18", "deeplab", class_source="support")
-    with pytest.raises(ValueError, match="prior=True compares the query with the support set"):
-        SMVCENet("resnet18", prior=True)
+    with pytest.raises(ValueError, match="comparison 'prototype' reads the 'class' features: "
+                       "variant='deeplab' has no class branch"):  # fmt: skip
+        SMVCENet("resnet18", "deeplab", comparisons=["prototype"])
+    with pytest.raises(ValueError, match="comparison must be one of .*got 'protoype'"):
+        SMVCENet("resnet18", comparisons=["protoype"])
+    with pytest.raises(
+        ValueError, match=r"comparison 'cosine' takes the options .*got unknown \['chanels'\]"
+    ):
+        SMVCENet("resnet18", comparisons=[{"name": "cosine", "chanels": 8}])
 
 
 def test_zero_shot_numbers_are_the_paper_models():
@@ -135,18 +141,16 @@ def test_uint8_nan_and_int_arguments():
         model.predict(x)
     with pytest.raises(ValueError, match="bins must be an int or a sequence of ints"):
         SMVCENet("resnet18", bins="136")
-    with pytest.raises(
-        ValueError, match=r"sm_vcenet_fewshot_resnet50 fixes class_source='support'"
-    ):
-        create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", class_source="query")
+    with pytest.raises(ValueError, match=r"sm_vcenet_resnet50 fixes variant='sm_vcenet'"):
+        create_model("sm_vcenet_resnet50", backbone="resnet18", variant="vcenet")
 
 
 def test_fewshot_model_round_trips_through_its_state():
-    model = fewshot(prior=True).eval()
+    model = fewshot("prototype", "prior").eval()
     copy = model_from_state(model.config, model.state_dict()).eval()
     q = torch.randn(1, 3, 65, 65)
     s_img, s_mask = supports(b=1, k=2)
-    assert copy.config["class_source"] == "support" and copy.prior
+    assert copy.config["comparisons"] == [{"name": "prototype"}, {"name": "prior"}]
     assert torch.equal(copy(q, s_img, s_mask), model(q, s_img, s_mask))
 
 
@@ -254,7 +258,11 @@ def test_correlation_maps_are_the_best_cosine_matches_by_hand_and_follow_the_sup
     q = torch.randn(1, 4, 2, 3, generator=g, dtype=torch.float64)
     s = torch.randn(2, 4, 2, 2, generator=g, dtype=torch.float64)  # two shots
     masks = torch.tensor([[[[1, 0], [255, 1]], [[0, 0], [1, 0]]]])  # (B=1, K=2, 2, 2)
-    out = SMVCENet._best_matches(q, s, masks)
+    from fewzero.heads.comparisons import BestMatch, Episode, FeatureSources
+
+    best = BestMatch(FeatureSources({"query": 4}), scale=1.0)
+    episode = Episode({"query": q}, {"query": s}, masks, {"query": None}, (2, 3))
+    out = best(episode)[0]
     want = torch.zeros(1, 2, 2, 3, dtype=torch.float64)
     for k in range(2):
         for y in range(2):
@@ -271,7 +279,7 @@ def test_correlation_maps_are_the_best_cosine_matches_by_hand_and_follow_the_sup
                     ]
                     want[0, c, y, x] += max(cos) / 2
     torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-4)
-    model = fewshot(similarity="query", similarity_channels=8, correlation=True).eval()
+    model = fewshot("prototype", {"name": "correlation", "channels": 8}).eval()
     query = torch.randn(1, 3, 65, 65)
     s_img, s_mask = supports(b=1, k=2)
     other = torch.zeros_like(s_mask)
@@ -284,24 +292,22 @@ def test_correlation_maps_are_the_best_cosine_matches_by_hand_and_follow_the_sup
         rtol=1e-5,
         atol=1e-5,
     )
-    with pytest.raises(ValueError, match="correlation=True correlates the compared query features"):
-        fewshot(correlation=True)
+    with pytest.raises(ValueError, match="source must be one of .*got 'f4'"):
+        fewshot({"name": "correlation", "source": "f4"})
 
 
 def test_correlation_residual_adds_the_best_match_maps_to_the_logits():
-    with_res = fewshot(similarity="query", similarity_channels=8, correlation=True,
-                       correlation_residual=True).eval()  # fmt: skip
-    without = fewshot(similarity="query", similarity_channels=8, correlation=True).eval()
+    spec = {"name": "correlation", "channels": 8, "scale": 10.0}
+    with_res = fewshot("prototype", {**spec, "residual": True}).eval()
+    without = fewshot("prototype", spec).eval()
     without.load_state_dict(with_res.state_dict())  # the residual adds no parameter
     query = torch.randn(1, 3, 65, 65)
     s_img, s_mask = supports(b=1, k=2)
     a = with_res.forward_features(query, s_img, s_mask, None)[0]
     b = without.forward_features(query, s_img, s_mask, None)[0]
     diff = a - b  # scale x (best background match, best foreground match), each in [0, 1]
-    assert diff.min() >= 0 and diff.max() <= with_res.similarity_scale + 1e-4
+    assert diff.min() >= 0 and diff.max() <= 10.0 + 1e-4
     assert diff.abs().max() > 0.1
-    with pytest.raises(ValueError, match="correlation_residual=True .* needs correlation=True"):
-        fewshot(similarity="query", correlation_residual=True)
 
 
 def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
@@ -333,30 +339,34 @@ def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
 def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
     import torch.nn.functional as F
 
-    with_low = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
-                       low_level_channels=6).eval()  # fmt: skip
-    assert with_low.low_level_stride == 4 and with_low.low_matcher.out_channels == 6
+    comparisons = (
+        "prototype",
+        {"name": "cosine", "channels": 8},
+        {"name": "low_level", "channels": 6},
+    )
+    with_low = fewshot(*comparisons).eval()
+    low_level = with_low.comparisons[2]
+    assert with_low.strides["low_level"] == 4 and low_level.project.out_channels == 6
     query = torch.randn(1, 3, 64, 64)
     s_img, s_mask = supports(b=1, k=2, size=64)
     a = with_low.forward_features(query, s_img, s_mask, None)[0]
     with torch.no_grad():
-        with_low.low_matcher.weight.zero_()
-        with_low.low_matcher.bias.zero_()  # zero features: cosine 0, nothing added
+        low_level.project.weight.zero_()
+        low_level.project.bias.zero_()  # zero features: cosine 0, nothing added
         b = with_low.forward_features(query, s_img, s_mask, None)[0]
     # the reference: the query's and supports' layer1 maps, projected, the masked-average
     # foreground prototype of each shot and their mean, cosine in float64, 2 x 2 average
     # pooling, added to the foreground logit
     torch.manual_seed(0)
-    ref = fewshot(similarity="query", similarity_channels=8, low_level_similarity=True,
-                  low_level_channels=6).eval()  # fmt: skip
-    enc, proj = ref.encoder, ref.low_matcher
+    ref = fewshot(*comparisons).eval()
+    enc, proj = ref.encoder, ref.comparisons[2].project
     with torch.no_grad():
         q = proj(enc.forward_low_level(query)).double()[0]  # (6, 16, 16)
         s = proj(enc.forward_low_level(s_img[0])).double()  # (2, 6, 16, 16)
     cells = F.avg_pool2d((s_mask[0] == 1).double()[:, None], 4)[:, 0]  # fg share of each cell
     fg = (s * cells[:, None]).sum((2, 3)) / cells.sum((1, 2))[:, None]
     cos = F.cosine_similarity(q, fg.mean(0)[:, None, None], dim=0)
-    want = with_low.similarity_scale * F.avg_pool2d(cos[None, None], 2)[0, 0]
+    want = low_level.scale * F.avg_pool2d(cos[None, None], 2)[0, 0]
     diff = (a - b).double()
     torch.testing.assert_close(diff[0, 0], torch.zeros_like(diff[0, 0]), rtol=0, atol=1e-5)
     torch.testing.assert_close(diff[0, 1], want, rtol=1e-4, atol=1e-4)  # the foreground only
@@ -364,24 +374,26 @@ def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
     other = torch.zeros_like(s_mask)
     other[..., 40:60, 2:30] = 1
     assert (with_low.forward_features(query, s_img, other, None)[0] - b).abs().max() > 0
-    with pytest.raises(ValueError, match="low_level_similarity=True compares the query"):
-        fewshot(low_level_similarity=True)
+    with pytest.raises(
+        ValueError,
+        match=r"'low_level' takes the options \['channels', 'scale'\], got unknown \['source'\]",
+    ):
+        fewshot({"name": "low_level", "source": "query"})
     with pytest.raises(ValueError, match="has no map before F_2's stage"):
-        SMVCENet("vit_tiny_patch16_224", class_source="support", similarity="query",
-                 low_level_similarity=True, **SMALL)  # fmt: skip
+        SMVCENet("vit_tiny_patch16_224", comparisons=["prototype", "low_level"], **SMALL)
 
 
 @pytest.mark.parametrize(
-    "kw",
+    "comparisons",
     [
-        dict(prior=True, class_source="both"),
-        dict(similarity="class", similarity_residual=True),
-        dict(similarity="query", mask_attention=True, correlation=True, correlation_residual=True),
+        ("prototype", "self", "prior"),
+        ("prototype", {"name": "cosine", "source": "class", "channels": None}),
+        ("prototype", "cosine", "mask_attention", {"name": "correlation", "residual": True}),
     ],
     ids=["prior", "class_similarity", "attention_correlation"],
 )
-def test_shot_merge_mean_equals_the_one_shot_episodes_for_every_comparison(kw):
-    model = fewshot(shot_merge="mean", **kw).eval()
+def test_shot_merge_mean_equals_the_one_shot_episodes_for_every_comparison(comparisons):
+    model = fewshot(*comparisons, shot_merge="mean").eval()
     q = torch.randn(2, 3, 65, 65)
     for size in (49, 65):  # supports of another size than the query's, and of the same
         s_img, s_mask = supports(b=2, k=3, size=size)
@@ -391,9 +403,13 @@ def test_shot_merge_mean_equals_the_one_shot_episodes_for_every_comparison(kw):
 
 
 def test_shot_merge_mean_averages_the_one_shot_episodes_logits():
-    kw = dict(similarity="query", similarity_channels=8, low_level_similarity=True,
-              low_level_channels=6, alignment_weight=1.0)  # fmt: skip
-    mean, proto = fewshot(shot_merge="mean", **kw).eval(), fewshot(**kw).eval()  # same weights
+    comparisons = (
+        "prototype",
+        {"name": "cosine", "channels": 8},
+        {"name": "low_level", "channels": 6},
+    )
+    mean = fewshot(*comparisons, shot_merge="mean").eval()
+    proto = fewshot(*comparisons).eval()  # same weights
     q = torch.randn(2, 3, 65, 65)
     s_img, s_mask = supports(b=2, k=3)
     out = mean(q, s_img, s_mask)
@@ -408,11 +424,11 @@ def test_shot_merge_mean_averages_the_one_shot_episodes_logits():
     mean.train()
     logits, losses = mean(q, s_img, s_mask, return_losses=True)
     (logits.mean() + losses["alignment"]).backward()
-    assert mean.low_matcher.weight.grad.abs().sum() > 0
+    assert mean.comparisons[2].project.weight.grad.abs().sum() > 0
     with pytest.raises(
-        ValueError, match=r"shot_merge must be one of \('prototype', 'mean'\), got 'vote'"
+        ValueError, match=r"shot_merge must be one of \('prototype', 'mean', 'vote'\), got 'votes'"
     ):
-        fewshot(shot_merge="vote")
+        fewshot(shot_merge="votes")
     assert (
         create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", **SMALL).shot_merge
         == "mean"

@@ -180,8 +180,8 @@ def test_alignment_loss_equals_panets_formula_and_trains_the_model():
     got.backward()
     assert s.grad is not None and s.grad.abs().sum() > 0  # the supports' features are trained
     # in the model: a training loss only, weighted, and the prediction unchanged by it
-    model = SMVCENet("resnet18", class_source="support", similarity="query", alignment_weight=0.5,
-                     **SMALL)  # fmt: skip
+    cosine = {"name": "cosine", "channels": None, "residual": False, "alignment_weight": 0.5}
+    model = SMVCENet("resnet18", comparisons=["prototype", cosine], **SMALL)
     img, sup = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 3, 64, 64)
     smask = torch.zeros(1, 1, 64, 64, dtype=torch.long)
     smask[..., 16:48, 16:48] = 1
@@ -191,5 +191,12 @@ def test_alignment_loss_equals_panets_formula_and_trains_the_model():
     grads = [p.grad for p in model.query.parameters() if p.grad is not None]
     assert grads and sum(g.abs().sum() for g in grads) > 0  # it reaches the compared features
     assert model.eval()(img, sup, smask, return_losses=True)[1] == {}
-    with pytest.raises(ValueError, match="alignment_weight segments the supports"):
-        SMVCENet("resnet18", class_source="support", alignment_weight=1.0, **SMALL)
+    with pytest.raises(ValueError, match="alignment_weight must be >= 0, got -1"):
+        SMVCENet("resnet18", comparisons=[{"name": "cosine", "alignment_weight": -1}], **SMALL)
+    # the weight scales the loss: the same model at weight 1 gives twice the loss
+    double = SMVCENet("resnet18", comparisons=["prototype", {**cosine, "alignment_weight": 1.0}],
+                      **SMALL)  # fmt: skip
+    double.load_state_dict(model.state_dict())
+    again = model.train()(img, sup, smask, return_losses=True)[1]["alignment"]
+    twice = double.train()(img, sup, smask, return_losses=True)[1]["alignment"]
+    torch.testing.assert_close(twice, 2 * again)

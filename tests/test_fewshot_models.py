@@ -109,7 +109,7 @@ def hsnet_nshot_reference(per_shot_logits):
 
 
 def test_hsnet_votes_its_shots_as_hsnet_at_evaluation_and_averages_in_training():
-    from fewzero.models import vote_shots
+    from fewzero.heads.shot_merge import vote_shots
 
     torch.manual_seed(0)
     for k in (2, 3, 4, 5):  # shares of exactly 1/2 (k = 2, 4) go to the foreground
@@ -139,6 +139,8 @@ def test_hsnet_votes_its_shots_as_hsnet_at_evaluation_and_averages_in_training()
         torch.testing.assert_close(model(q, s, m), mean)
     with pytest.raises(ValueError, match="shot_merge must be one of"):
         HSNet("resnet18", shot_merge="max")
+    with pytest.raises(ValueError, match="shot_merge='prototype' does not apply to HSNet"):
+        HSNet("resnet18", shot_merge="prototype")
 
 
 def test_factories_and_refusals():
@@ -162,14 +164,14 @@ def test_sm_vcenet_takes_mask_attention_as_a_comparison():
 
     from fewzero.models import SMVCENet
 
-    with pytest.raises(ValueError, match="mask_attention=True attends on the compared query"):
-        SMVCENet("resnet18", class_source="support", similarity="class", mask_attention=True)
+    with pytest.raises(ValueError, match="source must be one of .*got 'low_level'"):
+        SMVCENet("resnet18", comparisons=[{"name": "mask_attention", "source": "low_level"}])
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", class_source="support", similarity="query",
-                     similarity_residual=True, similarity_channels=16, mask_attention=True,
-                     **SMALL).eval()  # fmt: skip
-    plain = SMVCENet("resnet18", class_source="support", similarity="query",
-                     similarity_residual=True, similarity_channels=16, **SMALL)  # fmt: skip
+    cosine = {"name": "cosine", "channels": 16, "alignment_weight": 0.0}
+    attention = {"name": "mask_attention", "channels": 16}
+    model = SMVCENet("resnet18", comparisons=["prototype", cosine, attention], **SMALL).eval()
+    plain = SMVCENet("resnet18", comparisons=["prototype", cosine], **SMALL)
+    model.comparisons[2].project.load_state_dict(model.comparisons[1].project.state_dict())
     assert model.decoder.class_channels == plain.decoder.class_channels + 1
     q, s, m = episode(k=2)
     with torch.no_grad():
@@ -177,8 +179,8 @@ def test_sm_vcenet_takes_mask_attention_as_a_comparison():
             p.zero_()
         got = model.forward_features(q, s, m, None)[0]
         f2, f3, _ = model.backbone_features(torch.cat([q, s.flatten(0, 1)]))
-        feats = model.matcher(model.query(torch.cat([f2, f3], 1)))
-        att = model.mask_attention(feats[:1], feats[1:][None], m)  # 64 px: whole 8 px cells
+        feats = model.comparisons[1].project(model.query(torch.cat([f2, f3], 1)))
+        att = model.comparisons[2].attention(feats[:1], feats[1:][None], m)  # whole 8 px cells
         fg = torch.zeros(8, 8, dtype=torch.bool)
         fg[2:6, 2:6] = True  # the mask's 16:48 box in 8 px cells
         support = feats[1:].double()  # (2 shots, C, 8, 8)
@@ -187,7 +189,7 @@ def test_sm_vcenet_takes_mask_attention_as_a_comparison():
             [F.cosine_similarity(feats[0].double(), p[:, None, None], dim=0) for p in protos]
         )
     # the zeroed CCM leaves the cosine maps as the logits; the attended mask is a CCM input
-    torch.testing.assert_close(got[0].double(), model.similarity_scale * cos, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got[0].double(), 10.0 * cos, rtol=1e-4, atol=1e-4)
     assert att.std() > 0  # a map, not a constant, reaches the CCM
     other = torch.zeros_like(m)
     other[..., :, 40:] = 1

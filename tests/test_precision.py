@@ -36,10 +36,12 @@ def record(fn):
     return mode.ops
 
 
-@pytest.mark.parametrize("class_source", ["query", "support"])
-def test_class_branch_and_decoder_gemms_run_in_bf16(class_source):
+@pytest.mark.parametrize("comparison", ["self", "prototype"])
+def test_class_branch_and_decoder_gemms_run_in_bf16(comparison):
+    from fewzero.heads.comparisons import Episode
+
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", class_source=class_source, decoder_channels=16,
+    model = SMVCENet("resnet18", comparisons=[comparison], decoder_channels=16,
                      query_channels=16, decoder_depth=1, aspp_rates=(1, 2)).train()  # fmt: skip
     x = torch.randn(2, 3, 65, 65)
     with torch.no_grad():
@@ -51,9 +53,9 @@ def test_class_branch_and_decoder_gemms_run_in_bf16(class_source):
     def run():
         query = model.query(query_in)
         emb = model.class_branch(f4)
-        if class_source == "support":
-            emb = model.support_prototype(f4, masks)[:, :, None, None].expand(-1, -1, 9, 9)
-        model.decoder(query, emb).float().sum().backward()
+        episode = Episode({"class": emb}, {"class": emb}, masks, model.strides, (9, 9))
+        maps, _ = model.comparisons(episode)
+        model.decoder(query, maps).float().sum().backward()
 
     ops = record(run)
     assert {name for name, _ in ops} >= {"convolution", "bmm"}

@@ -216,7 +216,7 @@ def test_kshot_defaults_work_supports_at_their_own_sizes(tmp_path):
     batch = collate_episodes([ds[0], ds[1]])
     assert isinstance(batch["support_images"], list) and isinstance(batch["image"], list)
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", class_source="support", **SMALL_CLASS).eval()
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL_CLASS).eval()
     with pytest.raises(ValueError, match="support_images must be one tensor.*stack_supports"):
         model(ep["image"][None], ep["support_images"], ep["support_masks"])
     with pytest.raises(ValueError, match="eval_transform"):

@@ -151,7 +151,7 @@ def test_exif_orientation_and_16_bit_images(tmp_path):
 
 
 def test_predictor_reads_exif_photos_and_refuses_lost_foreground(tmp_path):
-    model = SMVCENet("resnet18", class_source="support", **SMALL)
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
     predictor = Predictor(model, device="cpu", size=64)
     arr = np.random.default_rng(0).integers(0, 255, (30, 60, 3), dtype=np.uint8)
     img = Image.fromarray(arr)

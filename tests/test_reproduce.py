@@ -31,14 +31,14 @@ def setup(tmp_path_factory):
     )  # fmt: skip
     make_isic(root / "isic")
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", class_source="support", **SMALL)
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
     cfg = {"crop_size": 32, "fold": 0, "model": "tiny_fewshot", "episodes": 5, "min_pixels": 9}
     save_checkpoint(
         {"model": model.state_dict(), "model_config": dict(model.config), "config": cfg},
         root / "run_a" / "checkpoint_last.pt",
     )
     torch.manual_seed(1)  # another checkpoint: other weights
-    other = SMVCENet("resnet18", class_source="support", **SMALL)
+    other = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
     save_checkpoint(
         {"model": other.state_dict(), "model_config": dict(other.config), "config": cfg},
         root / "run_b" / "checkpoint_last.pt",

@@ -208,8 +208,8 @@ def test_prototype_baseline_is_training_free_and_follows_its_support(matcher):
 
 def test_similarity_maps_follow_the_support_and_keep_the_zero_shot_path():
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", class_source="support", similarity="query",
-                     similarity_residual=True, **SMALL).eval()  # fmt: skip
+    cosine = {"name": "cosine", "channels": None, "alignment_weight": 0.0}
+    model = SMVCENet("resnet18", comparisons=["prototype", cosine], **SMALL).eval()
     q = torch.randn(1, 3, 49, 49)
     s = torch.randn(1, 1, 3, 49, 49)
     m1 = torch.zeros(1, 1, 49, 49, dtype=torch.long)
@@ -231,22 +231,22 @@ def test_similarity_maps_follow_the_support_and_keep_the_zero_shot_path():
     # the grid's 7 x 7 cells of 8 px cover 56 px: the 7 padded rows/columns are neither class
     cells = torch.nn.functional.pad(m1[:, 0], (0, 7, 0, 7), value=255)
     protos = torch.stack([masked_average_pooling(feats[1:], cells, v) for v in (0, 1)], 1)
-    want = model.similarity_scale * cosine_maps(feats[:1], protos)
+    want = 10.0 * cosine_maps(feats[:1], protos)
     got = model.forward_features(q, s, m1, None)[0]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="similarity='query' compares the query"):
-        SMVCENet("resnet18", similarity="query", **SMALL)
-    with pytest.raises(ValueError, match="similarity must be one of"):
-        SMVCENet("resnet18", class_source="support", similarity="pixels", **SMALL)
-    # the zero-shot default is untouched: no similarity, no prior
+    with pytest.raises(ValueError, match="source must be one of .*got 'pixels'"):
+        SMVCENet("resnet18", comparisons=[{"name": "cosine", "source": "pixels"}], **SMALL)
+    # the zero-shot default is untouched: the query's own embedding, no support comparison
     zero = create_model("sm_vcenet_resnet50", backbone="resnet18", **SMALL)
-    assert zero.similarity is None and not zero.prior
+    assert zero.config["comparisons"] == [{"name": "self"}] and not zero.accepts_support
 
 
 def test_fewshot_factories_default_to_the_measured_mechanism():
     model = create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", **SMALL)
-    assert model.similarity == "query" and model.similarity_residual
-    assert model.alignment_weight == 1.0  # PANet's alignment loss in training
+    prototype, cosine, low_level = model.comparisons
+    assert cosine.source == "query" and cosine.residual and cosine.project.out_channels == 128
+    assert cosine.alignment_weight == 1.0  # PANet's alignment loss in training
+    assert low_level.project.out_channels == 32 and model.shot_merge == "mean"
 
 
 # --- N-way prediction ---------------------------------------------------------------------------
@@ -379,7 +379,7 @@ def test_similarity_residual_equals_cosines_computed_by_hand():
     torch.manual_seed(3)
     # the mid-level maps alone (the low-level map has its own test in test_fewshot.py)
     model = create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18",
-                         low_level_similarity=False, **SMALL).eval()  # fmt: skip
+                         comparisons=["prototype", "cosine"], **SMALL).eval()  # fmt: skip
     q = torch.randn(1, 3, 64, 64)
     s = torch.randn(1, 1, 3, 64, 64)
     m = torch.zeros(1, 1, 64, 64, dtype=torch.long)
@@ -389,13 +389,13 @@ def test_similarity_residual_equals_cosines_computed_by_hand():
             p.zero_()
         got = model.forward_features(q, s, m, None)[0]
         f2, f3, _ = model.backbone_features(torch.cat([q, s[:, 0]]))
-        feats = model.matcher(model.query(torch.cat([f2, f3], 1))).double()
+        feats = model.comparisons[1].project(model.query(torch.cat([f2, f3], 1))).double()
         query, support = feats[0], feats[1]  # (C, 8, 8)
         fg = torch.zeros(8, 8, dtype=torch.bool)
         fg[1:5, 2:6] = True
         protos = [support[:, ~fg].mean(dim=1), support[:, fg].mean(dim=1)]  # background, fg
         want = torch.stack(
             [F.cosine_similarity(query, p[:, None, None], dim=0) for p in protos]
-        ) * model.similarity_scale
+        ) * model.comparisons[1].scale
     torch.testing.assert_close(got[0].double(), want, rtol=1e-4, atol=1e-4)
     assert want.abs().max() > 0.1  # a map that zeroing would change

@@ -47,8 +47,8 @@ def files(tmp_path_factory):
     (root / "empty.jpg").write_bytes(b"")
     (root / "notes.jpg").write_text("not an image")
     (root / "afile").write_text("x")
-    for name, source in (("fewshot", "support"), ("zeroshot", "query")):
-        model = SMVCENet("resnet18", class_source=source, **SMALL)
+    for name, comparison in (("fewshot", "prototype"), ("zeroshot", "self")):
+        model = SMVCENet("resnet18", comparisons=[comparison], **SMALL)
         save_checkpoint({"model": model.state_dict(), "model_config": dict(model.config),
                          "config": {"crop_size": 48, "fold": 0, "model": name}},
                         root / f"{name}.pt")  # fmt: skip
@@ -245,7 +245,7 @@ def test_inputs_torch_would_fail_on_deep_inside_are_refused_by_name(tmp_path):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts for us
         assert model(torch.randn(1, 3, 32, 32).bfloat16()).shape == (1, 2, 32, 32)
     assert model.double()(torch.randn(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64
-    few = SMVCENet("resnet18", class_source="support", **SMALL).eval()
+    few = SMVCENet("resnet18", comparisons=["prototype"], **SMALL).eval()
     masks = torch.ones(1, 1, 32, 32, dtype=torch.long)
     with pytest.raises(ValueError, match="support_images must have the model's dtype"):
         few(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32, dtype=torch.float64), masks)

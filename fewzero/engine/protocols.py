@@ -51,7 +51,7 @@ def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
     if not getattr(model, "accepts_support", False) and shots > 0:
         raise ShotsError(
             f"shots must be 0 for the zero-shot model {name!r}, got {shots}; few-shot models: "
-            "sm_vcenet_fewshot_* or class_source='support'"
+            "an sm_vcenet_fewshot_* factory, or comparisons that read the support"
         )
 
 

@@ -87,7 +87,13 @@ class VisualClassEmbedding(nn.Module):
             if sam
             else None
         )
-        self.out_channels = 2 * c if sam else c
+        self.out_channels = self.output_channels(in_channels, channels, sam)
+
+    @staticmethod
+    def output_channels(in_channels: int, channels: int | None = None, sam: bool = True) -> int:
+        """``out_channels`` of a branch built with these arguments (``2C`` with SAM, else ``C``)."""
+        c = in_channels if channels is None else channels
+        return 2 * c if sam else c
 
     def forward(self, i_class: torch.Tensor) -> torch.Tensor:
         """Return the class embedding ``(B, out_channels, h, w)`` of ``I_class``."""

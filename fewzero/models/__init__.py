@@ -6,6 +6,7 @@ Examples:
     True
 """
 
+from ..heads.shot_merge import SHOT_MERGES, vote_shots
 from ._registry import (
     create_model,
     is_model,
@@ -25,8 +26,9 @@ from .checkpoint import (
     model_from_state,
 )
 from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
+from .episode import encode_pair
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
-from .hsnet import SHOT_MERGES, HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, vote_shots
+from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -38,9 +40,7 @@ from .lzsss import (
 from .nway import nway_scores
 from .prototype import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
 from .sm_vcenet import (
-    CLASS_SOURCES,
     FEWSHOT_DEFAULTS,
-    SM_SHOT_MERGES,
     VARIANTS,
     SMVCENet,
     deeplab_efficientnet_lite0,
@@ -62,10 +62,8 @@ from .sm_vcenet import (
 from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
 
 __all__ = [
-    "CLASS_SOURCES",
     "FEWSHOT_DEFAULTS",
     "SHOT_MERGES",
-    "SM_SHOT_MERGES",
     "VARIANTS",
     "Backbone",
     "DCAMA",
@@ -86,6 +84,7 @@ __all__ = [
     "deeplab_resnet101",
     "deeplab_resnet50",
     "efficientnet_lite0_imagenet_state_dict",
+    "encode_pair",
     "is_model",
     "list_architectures",
     "list_models",

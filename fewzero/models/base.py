@@ -27,8 +27,6 @@ rebuilds the model from it alone.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import is_exporting
+from ..configs import capture_init, json_safe
 from ._registry import architecture, architecture_of
 
 __all__ = ["NOT_CONFIG", "SegmentationModel", "check_finite", "check_images"]
@@ -113,7 +112,7 @@ class SegmentationModel(nn.Module, ABC):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            cls.__init__ = _capturing_config(init)  # type: ignore[method-assign]
+            cls.__init__ = capture_init(init, _store_config)  # type: ignore[method-assign]
 
     def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` from the constructor's bound ``arguments`` (see the module docstring)."""
@@ -125,7 +124,7 @@ class SegmentationModel(nn.Module, ABC):
                 continue
             if key == "backbone":
                 value = self.encoder.name
-            config[key] = _json_safe(value)
+            config[key] = json_safe(value)
         return config
 
     @property
@@ -185,18 +184,19 @@ class SegmentationModel(nn.Module, ABC):
         if support_images is None:
             if self.requires_support:
                 raise ValueError(
-                    f"support_images must be given to the few-shot model {self.config['arch']!r} "
-                    "(class_source="
-                    f"{self.config.get('class_source')!r}): pass support_images (B, K, 3, H', W') "
-                    "and support_masks (B, K, H', W'), or use class_source='query' for zero-shot"
+                    f"support_images must be given to the few-shot model {self.config['arch']!r}"
+                    f"{_comparisons_note(self.config)}: pass support_images (B, K, 3, H', W') "
+                    "and support_masks (B, K, H', W'), or use a zero-shot model for the query "
+                    "alone (SM-VCENet with comparisons=['self'])"
                 )
         else:
             if not self.accepts_support:
                 raise ValueError(
-                    f"support_images must be None for the zero-shot model {self.config['arch']!r} "
-                    f"(class_source={self.config.get('class_source', 'query')!r}), got shape "
-                    f"{tuple(support_images.shape)}; build it with class_source='support' or "
-                    "'both' for few-shot episodes"
+                    f"support_images must be None for the zero-shot model {self.config['arch']!r}"
+                    f"{_comparisons_note(self.config)}, got shape "
+                    f"{tuple(support_images.shape)}; for few-shot episodes build a few-shot model "
+                    "(an sm_vcenet_fewshot_* factory, or comparisons that read the support such "
+                    "as ['prototype', 'cosine'])"
                 )
             self._check_support(images, support_images, support_masks)
             self._check_dtype(support_images, "support_images")
@@ -329,6 +329,22 @@ class SegmentationModel(nn.Module, ABC):
         """Constructor arguments held in a state dict rather than in ``config`` (none here)."""
         return {}
 
+    @classmethod
+    def upgrade_state(
+        cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """A config and state dict written by an earlier fewzero, in today's terms (unchanged here)."""
+        return dict(config), dict(state_dict)
+
+
+def _comparisons_note(config: Mapping[str, Any]) -> str:
+    """`` (comparisons [...])`` for a model with comparisons, else nothing."""
+    specs = config.get("comparisons")
+    if specs is None:
+        return ""
+    names = [s if isinstance(s, str) else s.get("name") for s in specs]
+    return f" (comparisons {names})"
+
 
 def check_finite(x: torch.Tensor, name: str) -> None:
     """Raise ``ValueError`` if ``x`` holds NaN or Inf (skipped under export and compile)."""
@@ -339,37 +355,5 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)})")
 
 
-def _json_safe(value: Any) -> Any:
-    """Tuples as lists and mappings as dicts, recursively (what JSON gives back)."""
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
-def _capturing_config(init: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a model's ``__init__`` so the outermost constructor call sets ``config``."""
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def wrapper(self: SegmentationModel, *args: Any, **kwargs: Any) -> None:
-        outer = "_capturing" not in self.__dict__
-        if outer:
-            self.__dict__["_capturing"] = True
-        try:
-            init(self, *args, **kwargs)
-        finally:
-            if outer:
-                del self.__dict__["_capturing"]
-        if outer:
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-            arguments.pop(next(iter(signature.parameters)))  # self
-            for name, param in signature.parameters.items():
-                if param.kind is param.VAR_KEYWORD:
-                    arguments.update(arguments.pop(name, {}))
-            self.config = self.config_from_arguments(arguments)
-
-    return wrapper
+def _store_config(model: SegmentationModel, arguments: dict[str, Any]) -> None:
+    model.config = model.config_from_arguments(arguments)

@@ -85,9 +85,12 @@ def model_from_state(
         >>> type(copy).__name__, copy.config == model.config
         ('SMVCENet', True)
     """
-    kwargs = dict(config)
-    arch = kwargs.pop("arch", None)
+    arch = config.get("arch")
     cls = architecture_class(str(arch))
+    if hasattr(cls, "upgrade_state"):  # files of an earlier fewzero, in today's terms
+        config, state_dict = cls.upgrade_state(config, state_dict)
+    kwargs = dict(config)
+    kwargs.pop("arch", None)
     extra = cls.state_kwargs(state_dict) if hasattr(cls, "state_kwargs") else {}
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):

@@ -14,7 +14,10 @@ Where the paper (and its code) leave room, fewzero chooses:
 * **Heads.** 8 where the block width allows, else the largest divisor of it up to 8.
 * **Positional encodings.** DCAMA adds sine encodings to queries and keys; they are left out
   (a query and a support image share no positions), see ``MaskAttention``.
-* **K shots.** One softmax over the concatenated keys of all shots, as DCAMA's K-shot version.
+* **K shots.** ``shot_merge="prototype"`` (the default) is DCAMA's K-shot version: one softmax
+  over the concatenated keys of all shots, the support set pooled in the comparison.
+  ``"mean"`` and ``"vote"`` run one-shot episodes instead
+  ([fewzero.heads.shot_merge][fewzero.heads.shot_merge]).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ..layers import MaskAttention
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
+from .episode import encode_pair
 
 __all__ = ["DCAMA", "dcama_efficientnet_lite0", "dcama_resnet50"]
 
@@ -60,6 +65,8 @@ class DCAMA(SegmentationModel):
         width: Channels of the mixing convolutions (DCAMA: 128).
         backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
             ``output_stride=32``).
+        shot_merge: How K > 1 shots combine: ``"prototype"`` (the shots' keys in one attention,
+            DCAMA's), ``"mean"`` or ``"vote"`` (one-shot episodes).
 
     Examples:
         >>> import torch
@@ -72,6 +79,8 @@ class DCAMA(SegmentationModel):
 
     requires_support = True
     accepts_support = True
+    shot_merges: tuple[str, ...] = ("prototype", "mean", "vote")
+    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
 
     def __init__(
         self,
@@ -81,8 +90,10 @@ class DCAMA(SegmentationModel):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         width: int = 128,
         backbone_kwargs: Mapping[str, Any] | None = None,
+        shot_merge: str = "prototype",
     ) -> None:
         super().__init__()
+        self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "DCAMA")
         kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
@@ -108,11 +119,21 @@ class DCAMA(SegmentationModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return logits ``(B, 2, h, w)`` on the grid of ``F_2``'s stage."""
+        """Return logits ``(B, 2, h, w)`` on the grid of ``F_2``'s stage.
+
+        Encode (every block of query and supports), attend per block, mix coarse to fine,
+        decode with the skips, merge the shots.
+        """
         assert support_images is not None and support_masks is not None
-        b, k = support_images.shape[:2]
-        query = self.encoder.forward_blocks(images)
-        support = self.encoder.forward_blocks(support_images.flatten(0, 1))
+        n_shots = support_images.shape[1]
+        query, support = encode_pair(
+            self.encoder.forward_blocks, images, support_images.flatten(0, 1)
+        )
+        assert support is not None
+        if self.shot_merge != "prototype":  # one-shot episodes: the query's maps repeated
+            query = [q.repeat_interleave(n_shots, dim=0) for q in query]
+            support_masks = one_shot_masks(support_masks)
+        b, k = support_masks.shape[:2]
         groups = self.encoder.block_groups
         per_level: list[list[torch.Tensor]] = [[], [], []]
         for att, g, q, s in zip(self.attention, groups, query, support):
@@ -127,7 +148,9 @@ class DCAMA(SegmentationModel):
         for i in last:  # the query's features and the support's, max over the shots
             shots = support[i].view(b, k, *support[i].shape[1:]).amax(dim=1)
             skips += [_up(query[i], fine), _up(shots, fine)]
-        return self.decoder(torch.cat([x, *skips], dim=1)), {}
+        logits = self.decoder(torch.cat([x, *skips], dim=1))
+        merged = 1 if self.shot_merge == "prototype" else n_shots
+        return merge_shots(logits, merged, self.shot_merge, self.training, images.shape[-2:]), {}
 
 
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -16,14 +16,11 @@ Where the paper (and its code) leave room, fewzero chooses:
 * **Support strides.** HSNet's strides (4, 2, 2 / 4, 4, 2) make 400 px inputs meet at one support
   size; here each coarse level is resampled (trilinear in pairs of dimensions) onto the finer
   level's query and support grid, so any input size works.
-* **K shots.** ``shot_merge="vote"`` (the default) is HSNet's K-shot rule: one pass per shot,
-  each shot's logits upsampled to the input size and turned into a binary mask, the masks
-  summed and divided by the largest count in the image (at least 1), and pixels at or above
-  half that count are foreground. The vote is not differentiable, so it holds at evaluation;
-  in training (and with ``shot_merge="mean"``) the shots' logits are averaged. Voted logits
-  are ``(0, 2 (f - t))`` for the vote share ``f`` and ``t = 1/2 - 1/(4K)``: their argmax is
-  HSNet's mask exactly; their softmax ranks pixels (and ways, in N-way) by vote share but is
-  not a probability.
+* **K shots.** ``shot_merge="vote"`` (the default) is HSNet's K-shot rule
+  ([vote_shots][fewzero.heads.shot_merge.vote_shots]): each shot is a one-shot episode, each
+  episode's mask at the input size is a vote. The vote is not differentiable, so it holds at
+  evaluation; in training (and with ``shot_merge="mean"``) the episodes' logits are averaged.
+  The query's features are computed once for its K episodes.
 """
 
 from __future__ import annotations
@@ -36,41 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ..layers import CenterPivotConv4d, multilayer_correlation
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
+from .episode import encode_pair
 
-__all__ = ["SHOT_MERGES", "HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50", "vote_shots"]
-
-SHOT_MERGES = ("vote", "mean")
-"""How [HSNet][fewzero.models.HSNet] combines K shots at evaluation: HSNet's mask vote, or the mean of the shots' logits."""
-
-
-def vote_shots(logits: torch.Tensor) -> torch.Tensor:
-    """HSNet's K-shot vote as logits whose argmax is the voted mask.
-
-    Shapes:
-        ``logits (K, B, 2, H, W)``, one binary prediction per shot -> ``(B, 2, H, W)``.
-
-    Each shot's argmax is a vote; the votes are divided by the image's largest count (at least
-    1) and the share ``f >= 1/2`` is foreground (HSNet's ``predict_mask_nshot``). The result is
-    ``(0, 2 (f - t))`` with ``t = 1/2 - 1/(4K)``, so a share of exactly one half is foreground.
-
-    Examples:
-        >>> import torch
-        >>> shots = torch.zeros(3, 1, 2, 1, 3)
-        >>> shots[:2, 0, 1, 0, 0] = 1  # two of three shots say foreground at the first pixel
-        >>> shots[0, 0, 1, 0, 1] = 1  # one says so at the second
-        >>> vote_shots(shots).argmax(1).tolist()
-        [[[1, 1, 0]]]
-    """
-    k, b = logits.shape[:2]
-    votes = (logits[:, :, 1] > logits[:, :, 0]).sum(dim=0).to(logits.dtype)  # (B, H, W)
-    most = votes.flatten(1).amax(dim=1).clamp(min=1).view(b, 1, 1)
-    share = votes / most
-    fg = 2 * (share - (0.5 - 0.25 / k))
-    return torch.stack([torch.zeros_like(fg), fg], dim=1)
+__all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50"]
 
 
 class _Block4d(nn.Sequential):
@@ -117,8 +87,10 @@ class HSNet(SegmentationModel):
         channels: Widths of the three 4D blocks of each level (HSNet: 16, 64, 128).
         backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
             ``output_stride=32``: HSNet's undilated backbone).
-        shot_merge: How K > 1 shots combine at evaluation: ``"vote"`` (HSNet's vote of the
-            shots' masks) or ``"mean"`` (the shots' logits averaged, as in training).
+        shot_merge: How K > 1 shots combine at evaluation
+            ([fewzero.heads.shot_merge][fewzero.heads.shot_merge]): ``"vote"`` (HSNet's vote of
+            the shots' masks) or ``"mean"`` (the shots' logits averaged, as in training).
+            ``"prototype"`` is refused: HSNet's correlations keep every support position.
 
     Examples:
         >>> import torch
@@ -131,6 +103,8 @@ class HSNet(SegmentationModel):
 
     requires_support = True
     accepts_support = True
+    shot_merges: tuple[str, ...] = ("vote", "mean")
+    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
 
     def __init__(
         self,
@@ -143,9 +117,7 @@ class HSNet(SegmentationModel):
         shot_merge: str = "vote",
     ) -> None:
         super().__init__()
-        if shot_merge not in SHOT_MERGES:
-            raise ValueError(f"shot_merge must be one of {SHOT_MERGES}, got {shot_merge!r}")
-        self.shot_merge = shot_merge
+        self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "HSNet")
         kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
@@ -175,15 +147,6 @@ class HSNet(SegmentationModel):
         )
         self.num_classes = 2
 
-    def _one_shot(self, query: list[torch.Tensor], support: list[torch.Tensor],
-                  mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        corr = multilayer_correlation(query, support, mask, self.encoder.block_groups)
-        fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
-        mixed = self.mix[0](_resample(coarse, mid) + mid)
-        mixed = self.mix[1](_resample(mixed, fine) + fine)
-        encoded = mixed.mean(dim=(-2, -1))  # the support dimensions averaged away
-        return self.decoder(encoded)
-
     def forward_features(
         self,
         images: torch.Tensor,
@@ -191,24 +154,26 @@ class HSNet(SegmentationModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return the shots' mean logits ``(B, 2, h, w)`` on ``F_2``'s grid, or their vote.
+        """Return the one-shot episodes' merged logits ``(B, 2, h, w)`` on ``F_2``'s grid.
 
-        The vote (evaluation, ``K > 1``, ``shot_merge="vote"``) is taken at the input's size.
+        Encode (every block of query and supports), correlate and squeeze each one-shot
+        episode, decode, merge the shots (the vote, at evaluation with ``K > 1``, at the input's
+        size).
         """
         assert support_images is not None and support_masks is not None
         k = support_images.shape[1]
-        query = self.encoder.forward_blocks(images)
-        support = self.encoder.forward_blocks(support_images.transpose(0, 1).flatten(0, 1))
-        b = images.shape[0]
-        logits = [
-            self._one_shot(query, [s[i * b : (i + 1) * b] for s in support], support_masks[:, i])
-            for i in range(k)
-        ]
-        if k == 1 or self.training or self.shot_merge == "mean":
-            return torch.stack(logits).mean(dim=0), {}
-        size = images.shape[-2:]
-        full = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in logits]
-        return vote_shots(torch.stack(full)), {}
+        query, support = encode_pair(
+            self.encoder.forward_blocks, images, support_images.flatten(0, 1)
+        )
+        assert support is not None
+        query = [q.repeat_interleave(k, dim=0) for q in query]  # one-shot episodes
+        masks = one_shot_masks(support_masks)[:, 0]
+        corr = multilayer_correlation(query, support, masks, self.encoder.block_groups)
+        fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
+        mixed = self.mix[0](_resample(coarse, mid) + mid)
+        mixed = self.mix[1](_resample(mixed, fine) + fine)
+        logits = self.decoder(mixed.mean(dim=(-2, -1)))  # the support dimensions averaged away
+        return merge_shots(logits, k, self.shot_merge, self.training, images.shape[-2:]), {}
 
 
 register_architecture("hsnet", HSNet)

@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..heads.prototype import cosine_maps, support_prototypes
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import SegmentationModel
+from .episode import encode_pair
 
 __all__ = ["PrototypeMatcher", "prototype_efficientnet_lite0", "prototype_resnet50"]
 
@@ -42,6 +44,8 @@ class PrototypeMatcher(SegmentationModel):
         levels: Which of the backbone's three levels (0: ``F_2``, 1: ``F_3``, 2: ``F_4``) to match.
         scale: Logit scale of the cosine similarities (PANet: 20).
         backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
+        shot_merge: How K > 1 shots combine: ``"prototype"`` (the mean of the shots'
+            prototypes, PANet's), ``"mean"`` or ``"vote"`` (one-shot episodes).
 
     Examples:
         >>> import torch
@@ -54,6 +58,8 @@ class PrototypeMatcher(SegmentationModel):
 
     requires_support = True
     accepts_support = True
+    shot_merges: tuple[str, ...] = ("prototype", "mean", "vote")
+    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
 
     def __init__(
         self,
@@ -64,8 +70,10 @@ class PrototypeMatcher(SegmentationModel):
         levels: Sequence[int] | int = (0, 1, 2),
         scale: float = 20.0,
         backbone_kwargs: Mapping[str, Any] | None = None,
+        shot_merge: str = "prototype",
     ) -> None:
         super().__init__()
+        self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "PrototypeMatcher")
         levels = (levels,) if isinstance(levels, int) else tuple(levels)
         if (
             not levels
@@ -99,16 +107,16 @@ class PrototypeMatcher(SegmentationModel):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(B, 2, h, w)``."""
         assert support_images is not None and support_masks is not None
-        b = support_masks.shape[0]
-        flat = support_images.flatten(0, 1)
-        if flat.shape[-2:] == images.shape[-2:]:  # one backbone pass over query and supports
-            feats = self.embed(torch.cat([images, flat]))
-            query, support = feats[:b], feats[b:]
-        else:
-            query, support = self.embed(images), self.embed(flat)
-        # background, foreground
-        protos = support_prototypes(support, support_masks, (0, 1), self.encoder.stride)
-        return self.scale * cosine_maps(query, protos), {}
+        shots = support_masks.shape[1] if self.shot_merge != "prototype" else 1
+        query, support = encode_pair(
+            lambda x: [self.embed(x)], images, support_images.flatten(0, 1)
+        )
+        assert support is not None
+        q = query[0].repeat_interleave(shots, dim=0)
+        masks = one_shot_masks(support_masks) if shots > 1 else support_masks
+        protos = support_prototypes(support[0], masks, (0, 1), self.encoder.stride)  # bg, fg
+        logits = self.scale * cosine_maps(q, protos)
+        return merge_shots(logits, shots, self.shot_merge, self.training, images.shape[-2:]), {}
 
 
 register_architecture("prototype", PrototypeMatcher)

@@ -1,0 +1,63 @@
+"""Constructor arguments captured as JSON-safe configs (models and comparisons alike).
+
+A class whose ``__init__`` is wrapped by [capture_init][fewzero.configs.capture_init] records the
+arguments of its outermost constructor call, defaults applied, so that no class writes its
+config by hand and a new constructor argument cannot be missing from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["capture_init", "json_safe"]
+
+
+def json_safe(value: Any) -> Any:
+    """Tuples as lists and mappings as dicts, recursively (what JSON gives back).
+
+    Examples:
+        >>> json_safe({"bins": (1, 2), "kw": {"a": (3,)}})
+        {'bins': [1, 2], 'kw': {'a': [3]}}
+    """
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value
+
+
+def capture_init(
+    init: Callable[..., None], store: Callable[[Any, dict[str, Any]], None]
+) -> Callable[..., None]:
+    """Wrap ``init`` so that its outermost call passes the bound arguments to ``store``.
+
+    ``store(self, arguments)`` receives the arguments by name (defaults applied, ``self``
+    dropped, ``**kwargs`` merged in) after ``init`` returns; calls of ``init`` nested in it (a
+    subclass's ``super().__init__``) store nothing.
+    """
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        outer = "_capturing" not in self.__dict__
+        if outer:
+            self.__dict__["_capturing"] = True
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            if outer:
+                del self.__dict__["_capturing"]
+        if outer:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))  # self
+            for name, param in signature.parameters.items():
+                if param.kind is param.VAR_KEYWORD:
+                    arguments.update(arguments.pop(name, {}))
+            store(self, arguments)
+
+    return wrapper

@@ -1,0 +1,182 @@
+"""What a comparison is: the episode it reads, the maps it gives, the residual and losses it adds.
+
+A few-shot model (DESIGN: encode, compare, decode, merge) encodes an
+[Episode][fewzero.heads.comparisons.Episode]: for each feature *source* it needs, the query's map
+and the supports'. A [Comparison][fewzero.heads.comparisons.Comparison] reads the sources it
+declares and returns
+
+* ``maps`` ``(B, out_channels, h, w)`` on the decoder's grid: inputs of the decoder (CCM), or
+  ``None`` when ``out_channels == 0``;
+* ``residual`` ``(B, 2, h', w')``: background/foreground terms added to the decoder's logits
+  (averaged onto the logits' grid when ``h', w'`` differ), or ``None``;
+
+and, in training, any auxiliary losses ([losses][fewzero.heads.comparisons.Comparison.losses]).
+
+The sources (``SOURCES``):
+
+==============  ==========================================================================
+``"query"``     the query branch's features (``F_2 ⊕ F_3`` projected), on the decoder's grid
+``"class"``     the class branch's embedding (MAM, SAM) of ``I_class``; the query's on the
+                decoder's grid
+``"f4"``        ``I_class`` itself: the frozen backbone's deepest map (PFENet's prior reads it)
+``"low_level"`` the backbone's map before ``F_2``'s stage (stride 4 for ResNet, EfficientNet)
+==============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...configs import capture_init, json_safe
+from ..shot_merge import one_shot_masks
+
+__all__ = ["SOURCES", "Comparison", "ComparisonOutput", "Episode", "FeatureSources"]
+
+SOURCES = ("query", "class", "f4", "low_level")
+"""The feature sources a comparison may read (see the module docstring)."""
+
+ComparisonOutput = tuple[torch.Tensor | None, torch.Tensor | None]
+"""``(maps, residual)``: decoder inputs and logit terms, each ``None`` where the comparison gives none."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """The encoded features of a batch of episodes, by source.
+
+    Attributes:
+        query: Source -> the query's map ``(B, C, h, w)`` (``"query"`` and ``"class"`` on the
+            decoder's grid ``size``).
+        support: Source -> the supports' maps ``(B * K, C, h', w')``, episode-major
+            (``support_images.flatten(0, 1)``).
+        support_masks: ``(B, K, H', W')`` in ``{0, 1, 255}``; ``None`` for a zero-shot call.
+        strides: Source -> pixels per cell of its grid (for
+            [grid_masks][fewzero.heads.prototype.grid_masks]).
+        size: The decoder's grid ``(h, w)``.
+    """
+
+    query: Mapping[str, torch.Tensor]
+    support: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    support_masks: torch.Tensor | None = None
+    strides: Mapping[str, int | None] = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)
+
+    @property
+    def shots(self) -> int:
+        """``K`` (0 for a zero-shot call)."""
+        return 0 if self.support_masks is None else int(self.support_masks.shape[1])
+
+    def align(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` resampled onto the decoder's grid (bilinear); a map already there passes."""
+        if tuple(x.shape[-2:]) == tuple(self.size):
+            return x
+        return F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+
+    def one_shot(self) -> Episode:
+        """The ``B * K`` one-shot episodes of this one (``shot_merge`` ``"mean"`` and ``"vote"``).
+
+        Episode ``i * K + j`` is query ``i`` (its maps repeated, not recomputed) with shot ``j``.
+        """
+        k = self.shots
+        if k <= 1:
+            return self
+        assert self.support_masks is not None
+        return replace(
+            self,
+            query={s: x.repeat_interleave(k, dim=0) for s, x in self.query.items()},
+            support_masks=one_shot_masks(self.support_masks),
+        )
+
+
+class FeatureSources:
+    """What a model offers its comparisons: the channels of each source, or why it has none.
+
+    Args:
+        channels: Source -> channels, or a callable giving them (run only when a comparison
+            asks, e.g. the low-level map's dry run).
+        missing: Source -> why the model has no such source (and how to get one).
+
+    Examples:
+        >>> sources = FeatureSources({"query": 16}, {"class": "variant='deeplab' has no class branch"})
+        >>> sources.channels("query", "cosine")
+        16
+    """
+
+    def __init__(
+        self,
+        channels: Mapping[str, int | Callable[[], int]],
+        missing: Mapping[str, str] | None = None,
+    ) -> None:
+        self._channels = dict(channels)
+        self._missing = dict(missing or {})
+
+    def channels(self, source: str, comparison: str) -> int:
+        """Channels of ``source``; ``ValueError`` naming ``comparison`` if the model has none."""
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r} ({comparison})")
+        if source not in self._channels:
+            why = self._missing.get(source, "this model offers no such features")
+            raise ValueError(f"comparison {comparison!r} reads the {source!r} features: {why}")
+        value = self._channels[source]
+        return int(value() if callable(value) else value)
+
+
+class Comparison(nn.Module, ABC):
+    """Base class of the comparisons: a query-to-support comparison a few-shot model composes.
+
+    A subclass sets, in ``__init__(self, sources, **options)``:
+
+    * ``query_reads`` / ``support_reads``: the sources it reads on each side;
+    * ``out_channels``: the channels of its decoder maps (0: none);
+    * ``residual``: whether it adds a residual to the logits;
+
+    and implements ``forward(episode) -> (maps, residual)``, plus ``losses(episode, logits)``
+    for auxiliary training losses. Its constructor arguments (``sources`` aside) are its
+    ``config``, ``{"name": ..., **arguments}``, captured when it is built; registered with
+    [register_comparison][fewzero.heads.comparisons.register_comparison], it is built by name or
+    dict and round-trips through a model's JSON config.
+    """
+
+    name: ClassVar[str] = ""
+    query_reads: tuple[str, ...] = ()
+    support_reads: tuple[str, ...] = ()
+    out_channels: int = 0
+    residual: bool = False
+    config: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            first = list(inspect.signature(init).parameters)[1:2]
+            if first != ["sources"]:
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must take sources (a FeatureSources) as its first "
+                    f"argument after self, got {first}"
+                )
+            cls.__init__ = capture_init(init, _store_config)  # type: ignore[method-assign]
+
+    @property
+    def needs_support(self) -> bool:
+        """Whether the comparison reads the support set (``False``: it runs zero-shot)."""
+        return bool(self.support_reads)
+
+    @abstractmethod
+    def forward(self, episode: Episode) -> ComparisonOutput:
+        """Return ``(maps, residual)`` for ``episode``."""
+
+    def losses(self, episode: Episode, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Auxiliary training losses, given the episode and the decoder's logits (none here)."""
+        return {}
+
+
+def _store_config(comparison: Comparison, arguments: dict[str, Any]) -> None:
+    arguments.pop("sources", None)
+    comparison.config = {"name": type(comparison).name, **json_safe(arguments)}
