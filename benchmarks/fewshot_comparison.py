@@ -43,7 +43,7 @@ from fewzero.checks import default_device, resolve_device
 from fewzero.data import Pascal5i, build_toy, collate_episodes, eval_transform
 from fewzero.engine import TrainConfig
 from fewzero.engine.inputs import episode_inputs, uses_class_ids
-from fewzero.engine.protocols import evaluate_pascal2coco
+from fewzero.engine.pascal2coco import evaluate_pascal2coco
 from fewzero.engine.recipes import build_model, train_pascal5i, trainable
 from fewzero.engine.toy_demo import TOY_FEWSHOT_PRESET, TOY_PRESET, default_toy_root
 

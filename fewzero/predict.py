@@ -245,13 +245,12 @@ class Predictor:
                 sets.append(self._support(pairs))
             except ValueError as err:
                 raise ValueError(f"support[{name!r}]: {err}") from err
-        shots = {len(s[0][0]) for s in sets}
-        k = max(shots)
-        # equal shot counts per class: a class with fewer shots repeats its own (same prototype)
-        images = torch.stack([s[0][0][torch.arange(k) % len(s[0][0])] for s in sets])[None]
-        masks = torch.stack([s[1][0][torch.arange(k) % len(s[1][0])] for s in sets])[None]
+        # each class with its own shots, merged by the model's rule (never padded)
         scores = nway_scores(
-            self.model, x[None].to(self.device), images.to(self.device), masks.to(self.device)
+            self.model,
+            x[None].to(self.device),
+            [s[0].to(self.device) for s in sets],
+            [s[1].to(self.device) for s in sets],
         )
         return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)[0].cpu()
 

@@ -22,7 +22,7 @@ from fewzero.engine import (
     load_checkpoint,
     save_checkpoint,
 )
-from fewzero.engine.protocols import evaluate_pascal2coco, format_table
+from fewzero.engine.pascal2coco import evaluate_pascal2coco, format_table
 from fewzero.models import create_model, load_trained_model
 
 TINY = ToyConfig(voc_train=24, sbd_train=24, voc_val=30, coco_train=8, coco_val=60, size=(64, 80))

@@ -269,3 +269,67 @@ def test_peer_protocols_and_fss1000_from_the_eval_command(setup, monkeypatch):
     row = json.loads((setup / "fss_out" / "fss1000.json").read_text())["rows"][0]
     assert row["protocol"] == "hsnet" and row["episodes"] == 20 and 0 <= row["miou"] <= 1
     assert row["size"] == 400 and row["label_size"] == "resized"  # PATNet's, without --size
+
+
+def test_overwrite_replaces_only_its_own_manifests_and_an_interrupt_loses_none(
+    setup, capsys, monkeypatch
+):
+    """A result beside another stays replayable; Ctrl-C at any stage leaves old or new files."""
+    from fewzero.engine.episode_sets import EpisodeSet
+
+    monkeypatch.chdir(setup)
+    pascal = ["--pascal-root", "pascal", "--shots", "1", "--batch-size", "4", "--out", "both"]
+    isic = ["--dataset", "isic", "--data-root", "isic", "--shots", "1", "--size", "32",
+            "--episodes", "9", "--out", "both"]  # fmt: skip
+    evaluate(setup, *pascal)
+    evaluate(setup, *isic)
+    manifests = setup / "both" / "manifests"
+    before = {p.name: p.read_bytes() for p in manifests.glob("*.jsonl")}
+    assert sorted(before) == [
+        "isic-1shot.jsonl", "pascal5i-fold0-1shot-swap.jsonl", "pascal5i-fold0-1shot.jsonl"
+    ]  # fmt: skip
+
+    # 1. --overwrite of the ISIC result (other episodes): the PASCAL manifests are kept
+    evaluate(setup, *isic[:-4], "--episodes", "7", "--out", "both", "--overwrite")
+    after = {p.name: p.read_bytes() for p in manifests.glob("*.jsonl")}
+    assert after["pascal5i-fold0-1shot.jsonl"] == before["pascal5i-fold0-1shot.jsonl"]
+    assert after["isic-1shot.jsonl"] != before["isic-1shot.jsonl"]  # its own, replaced
+    capsys.readouterr()
+    assert main(["--rerun", "both/pascal5i.json"]) == 0  # the result beside it still reruns
+    assert "identical" in capsys.readouterr().out
+
+    # 2. Ctrl-C after the manifests were drawn, before the first row: nothing replaced
+    record = EpisodeSet.record
+
+    def interrupted(self, *args, **kwargs):
+        record(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpisodeSet, "record", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(setup, *pascal, "--seed", "5", "--overwrite")
+    assert exit_.value.code == 130
+    assert {p.name: p.read_bytes() for p in manifests.glob("*.jsonl")} == after
+    assert not list((setup / "both").glob(".manifests.staging-*"))  # no staging left behind
+
+    # 3. Ctrl-C after the first row (1-shot), in the second (5-shot): the first row's
+    # manifests and the partial tables, together; the second row's manifests dropped
+    def in_second_row(self, key, *args, **kwargs):
+        if "5shot" in key:
+            raise KeyboardInterrupt
+        return record(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(EpisodeSet, "record", in_second_row)
+    two_rows = [*pascal[:2], "--shots", "1", "5", *pascal[4:]]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(setup, *two_rows, "--seed", "5", "--overwrite")
+    assert exit_.value.code == 130
+    now = {p.name: p.read_bytes() for p in manifests.glob("*.jsonl")}
+    assert now["isic-1shot.jsonl"] == after["isic-1shot.jsonl"]  # another dataset: untouched
+    assert not any("5shot" in name for name in now)
+    result = json.loads((setup / "both" / "pascal5i.json").read_text())
+    assert result["partial"] is True and len(result["rows"]) == 1
+    for key, digest in result["rows"][0]["manifests"].items():  # the new ones, hash-equal
+        assert read_manifest(manifests / f"{key}.jsonl")[0]["episodes_sha256"] == digest
+    assert now["pascal5i-fold0-1shot.jsonl"] != after["pascal5i-fold0-1shot.jsonl"]  # seed 5
+    assert not list((setup / "both").glob(".manifests.staging-*"))

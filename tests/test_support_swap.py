@@ -13,7 +13,7 @@ from fewzero.data import Pascal5i, ToyConfig, build_toy, collate_episodes, eval_
 from fewzero.data.classes import coco_fold_classes, pascal_fold_classes
 from fewzero.data.io import read_list, read_mask
 from fewzero.engine.evaluate import evaluate
-from fewzero.engine.protocols import evaluate_pascal2coco, format_table
+from fewzero.engine.pascal2coco import evaluate_pascal2coco, format_table
 from fewzero.metrics import LeakMeter, NWayIoUMeter
 from fewzero.models import (
     PrototypeMatcher,
@@ -399,3 +399,21 @@ def test_similarity_residual_equals_cosines_computed_by_hand():
         ) * model.comparisons[1].scale
     torch.testing.assert_close(got[0].double(), want, rtol=1e-4, atol=1e-4)
     assert want.abs().max() > 0.1  # a map that zeroing would change
+
+
+@pytest.mark.parametrize("merge", ["mean", "vote", "prototype"])
+def test_a_class_in_nway_means_what_it_means_alone_whatever_the_others_shots(merge):
+    """Class A's probabilities beside a 3-shot class B are A's own: never padded with its shots."""
+    img, red, blue, (s_red, m_red), (s_blue, m_blue) = two_squares()
+    torch.manual_seed(0)
+    model = create_model("prototype", backbone="resnet18", shot_merge=merge).eval()
+    predictor = Predictor(model, size=64)
+    flipped = (np.ascontiguousarray(s_red[:, ::-1]), np.ascontiguousarray(m_red[:, ::-1]))
+    a = [(s_red, m_red), flipped]  # two shots of A, unlike each other
+    b = [(s_blue, m_blue)] * 3
+    alone = predictor.probabilities(img, {"A": a})
+    beside = predictor.probabilities(img, {"A": a, "B": b})
+    torch.testing.assert_close(beside[1], alone[1], rtol=0, atol=1e-6)
+    # and the same as the binary prediction of A with its two shots
+    binary = predictor.probabilities(img, a)
+    torch.testing.assert_close(beside[1], binary[1], rtol=0, atol=1e-6)

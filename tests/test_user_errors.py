@@ -251,3 +251,36 @@ def test_inputs_torch_would_fail_on_deep_inside_are_refused_by_name(tmp_path):
         few(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32, dtype=torch.float64), masks)
     with pytest.raises(TypeError, match="transform must be a callable .* got 5"):
         Pascal5i(tmp_path, fold=0, split="val", transform=5)  # before the root is even read
+
+
+def test_non_finite_weights_are_refused_from_every_source(tmp_path):
+    """One NaN weight makes every logit NaN: refused by name from a file, a state dict, a model."""
+    import timm
+
+    from fewzero.engine.checkpoint import save_checkpoint
+    from fewzero.models import (
+        create_model,
+        load_model_state,
+        load_trained_model,
+        model_from_state,
+    )
+
+    weights = timm.create_model("resnet18").state_dict()
+    weights["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(weights, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match=r"pretrained_file .*nan\.pth.* non-finite .*layer2\.0\.conv1\.weight"):
+        create_model("sm_vcenet", backbone="resnet18", pretrained_file=tmp_path / "nan.pth", **SMALL)
+    with pytest.raises(ValueError, match="non-finite"):
+        create_model("sm_vcenet", backbone="resnet18", pretrained_file=weights, **SMALL)
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["decoder.classifier.bias"][0] = float("inf")
+    with pytest.raises(ValueError, match=r"non-finite .*decoder\.classifier\.bias"):
+        model_from_state(model.config, state)
+    with pytest.raises(ValueError, match=r"non-finite .*decoder\.classifier\.bias"):
+        load_model_state(SMVCENet("resnet18", comparisons=["prototype"], **SMALL), state)
+    save_checkpoint({"model": state, "model_config": model.config, "config": {}}, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=r"c\.pt.* non-finite .*decoder\.classifier\.bias"):
+        load_trained_model(tmp_path / "c.pt")
+    # a finite copy loads
+    assert model_from_state(model.config, model.state_dict()).config == model.config

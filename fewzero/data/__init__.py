@@ -21,7 +21,6 @@ from .crossdomain import (
     layout_problems,
 )
 from .episodes import (
-    PROTOCOLS,
     Episode,
     EpisodeDataset,
     FewShotEpisode,
@@ -35,6 +34,9 @@ from .io import class_pixel_counts, read_image, read_list, read_mask, write_list
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
 from .protocols import (
+    PEER_PROTOCOLS,
+    PROTOCOLS,
+    PeerProtocol,
     hsnet_coco_episodes,
     hsnet_episodes,
     hsnet_fss_episodes,
@@ -73,7 +75,9 @@ __all__ = [
     "MASK_RULES",
     "PASCAL_CLASSES",
     "PASCAL_TO_COCO",
+    "PEER_PROTOCOLS",
     "PROTOCOLS",
+    "PeerProtocol",
     "TOY_VERSION",
     "Coco20i",
     "Episode",

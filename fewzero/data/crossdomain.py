@@ -43,7 +43,7 @@ import numpy as np
 
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
-from .protocols import patnet_episodes
+from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
 
 __all__ = [
@@ -74,7 +74,7 @@ DEEPGLOBE_PALETTE: dict[tuple[int, int, int], int] = {
 ISIC_CLASSES = ("nevus", "melanoma", "seborrheic_keratosis")
 """ISIC2018 lesion classes in the folder order ``1..3`` that ``prepare isic`` writes."""
 
-PATNET_EPISODES = 600
+PATNET_EPISODES = int(PEER_PROTOCOLS["patnet"].n_episodes or 0)
 """Episodes of PATNet's cross-domain test (per dataset and shot count)."""
 
 

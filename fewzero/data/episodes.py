@@ -43,10 +43,15 @@ from ..checks import check_dir
 from .classes import IGNORE_INDEX
 from .io import read_image, read_list, read_mask
 from .manifest import read_manifest
-from .protocols import hsnet_coco_episodes, hsnet_episodes, pfenet_episodes, read_query_list
+from .protocols import (
+    PROTOCOLS,
+    hsnet_coco_episodes,
+    hsnet_episodes,
+    pfenet_episodes,
+    read_query_list,
+)
 
 __all__ = [
-    "PROTOCOLS",
     "Episode",
     "EpisodeDataset",
     "FewShotEpisode",
@@ -58,15 +63,6 @@ __all__ = [
     "stack_if_same_size",
     "transform_pair",
 ]
-
-PROTOCOLS: dict[str, dict[str, Any]] = {
-    "hsnet": {"protocol": "hsnet", "n_episodes": 1000, "seed": 0},
-    "pfenet": {"protocol": "pfenet", "n_episodes": 5000, "seed": 321},
-}
-"""The peers' test protocols: their sampler, episode count and seed (see
-[`fewzero.data.protocols`][fewzero.data.protocols]). ``Pascal5i(root, fold, "val", shots=1,
-protocol="pfenet")`` (or ``**PROTOCOLS["pfenet"]``) gives PFENet's 5000 episodes."""
-
 
 class Episode(TypedDict):
     """One zero-shot episode.

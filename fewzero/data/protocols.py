@@ -1,4 +1,10 @@
-"""The peers' own test-episode samplers (HSNet, PFENet), as manifest records.
+"""The peers' test protocols in one place: their settings and their episode samplers.
+
+[`PEER_PROTOCOLS`][fewzero.data.PEER_PROTOCOLS] holds every peer protocol's settings (the
+datasets it applies to, episode count, seed, test input size and label size); the datasets
+([`Pascal5i`][fewzero.data.Pascal5i], [`Coco20i`][fewzero.data.Coco20i], the cross-domain and
+FSS-1000 datasets) and ``fewzero-eval`` read them from here, and
+[`PROTOCOLS`][fewzero.data.PROTOCOLS] is the PASCAL-5i/COCO-20i ones as dataset arguments.
 
 Each sampler is written from the peer's published test code and returns the episodes as
 manifest records (see [`fewzero.data.manifest`][fewzero.data.manifest]), which
@@ -39,12 +45,16 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "PEER_PROTOCOLS",
+    "PROTOCOLS",
+    "PeerProtocol",
     "hsnet_coco_episodes",
     "hsnet_episodes",
     "hsnet_fss_episodes",
@@ -52,6 +62,50 @@ __all__ = [
     "pfenet_episodes",
     "read_query_list",
 ]
+
+
+@dataclass(frozen=True)
+class PeerProtocol:
+    """A peer's test protocol: where it applies and the settings its published test code uses.
+
+    Attributes:
+        name: The protocol (a dataset's ``protocol=`` and ``fewzero-eval --protocol``).
+        datasets: The datasets whose peer sequence it draws.
+        n_episodes: Test episodes (``None``: every image once, as HSNet's FSS-1000 test).
+        seed: Seed of the peer's draw.
+        size: Test input side of the peer's code, or ``None`` where fewzero scores at the
+            checkpoint's own size.
+        label_size: ``"resized"`` (labels at the input size, the peer's scoring) or ``None``
+            (fewzero's default: the labels at their original size).
+    """
+
+    name: str
+    datasets: tuple[str, ...]
+    n_episodes: int | None
+    seed: int
+    size: int | None = None
+    label_size: str | None = None
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """``protocol``, ``n_episodes`` and ``seed``: the arguments a dataset takes for it."""
+        return {"protocol": self.name, "n_episodes": self.n_episodes, "seed": self.seed}
+
+
+PEER_PROTOCOLS: dict[str, PeerProtocol] = {
+    "hsnet": PeerProtocol("hsnet", ("pascal5i", "coco20i", "fss1000"), 1000, 0),
+    "pfenet": PeerProtocol("pfenet", ("pascal5i",), 5000, 321),
+    "patnet": PeerProtocol(
+        "patnet", ("deepglobe", "isic", "lung", "fss1000"), 600, 0, 400, "resized"
+    ),
+}
+"""Every peer protocol's settings (HSNet's, PFENet's, PATNet's), by name: the one table the
+datasets and the evaluation command read."""
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    name: p.dataset_kwargs() for name, p in PEER_PROTOCOLS.items() if "pascal5i" in p.datasets
+}
+"""The peers' PASCAL-5i/COCO-20i protocols as dataset arguments (sampler, episode count, seed):
+``Pascal5i(root, fold, "val", shots=1, **PROTOCOLS["pfenet"])`` gives PFENet's 5000 episodes."""
 
 
 def read_query_list(path: str | os.PathLike[str]) -> list[tuple[str, int]]:

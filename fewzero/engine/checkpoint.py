@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..models.checkpoint import load_checkpoint
+from ..models import load_checkpoint
 
 __all__ = [
     "load_checkpoint",

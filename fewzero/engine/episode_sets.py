@@ -7,11 +7,20 @@ dataset's episodes to ``<folder>/<key>.jsonl`` (a manifest, see
 [`fewzero.data.manifest`][fewzero.data.manifest]; its header holds the key and every setting
 the episodes depend on), or replays a set of manifests written by another run: a dataset whose
 key the set holds scores exactly those episodes, and one whose key it lacks is left out.
+
+Manifests are staged, not written in place: [`commit`][fewzero.engine.episode_sets.EpisodeSet.commit]
+moves them into the folder (each file replaced atomically, only the keys this evaluation
+scored) when the results they belong to are written, and
+[`discard`][fewzero.engine.episode_sets.EpisodeSet.discard] drops them when the evaluation stops
+before any result. Other datasets' manifests in the folder are never touched, and an interrupted
+evaluation leaves either the old manifest of a dataset or the new one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +77,14 @@ class EpisodeSet:
     written: dict[str, str] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
     replayed: list[str] = field(default_factory=list)
+    staged: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def staging_dir(self) -> Path | None:
+        """Where manifests wait for [commit][fewzero.engine.episode_sets.EpisodeSet.commit] (this process's own)."""
+        if self.write_dir is None:
+            return None
+        return self.write_dir.parent / f".{self.write_dir.name}.staging-{os.getpid()}"
 
     def source(self, key: str) -> tuple[bool, Path | None]:
         """``(score it, manifest to replay or None)`` for the dataset of ``key``."""
@@ -80,12 +97,45 @@ class EpisodeSet:
         return True, self.replay[key]
 
     def record(self, key: str, dataset: Any, settings: dict[str, Any]) -> str:
-        """Write ``dataset``'s episodes as ``<write_dir>/<key>.jsonl``; returns their SHA-256."""
+        """Stage ``dataset``'s episodes as ``<key>.jsonl``; returns their SHA-256."""
         header = {**dataset.manifest_header(), **settings, "key": key}
         episodes = dataset.manifest()
-        if self.write_dir is None:
+        staging = self.staging_dir
+        if staging is None:
             digest = episodes_sha256(episodes)
         else:
-            digest = write_manifest(self.write_dir / f"{key}.jsonl", episodes, header)
+            staging.mkdir(parents=True, exist_ok=True)
+            path = staging / f"{key}.jsonl"
+            digest = write_manifest(path, episodes, header)
+            self.staged[key] = path
         self.written[key] = digest
         return digest
+
+    def commit(self, keys: Iterable[str] | None = None) -> list[Path]:
+        """Move the staged manifests into ``write_dir``, each replacing its key's file atomically.
+
+        Args:
+            keys: The keys to commit (an interrupted evaluation: those of its finished rows);
+                ``None``: every staged one. The others are dropped.
+
+        Returns the manifests written. Manifests of other keys in ``write_dir`` are kept.
+        """
+        if self.write_dir is None or not self.staged:
+            return []
+        wanted = set(self.staged) if keys is None else set(keys) & set(self.staged)
+        self.write_dir.mkdir(parents=True, exist_ok=True)
+        done = []
+        for key in sorted(wanted):
+            target = self.write_dir / f"{key}.jsonl"
+            os.replace(self.staged[key], target)
+            done.append(target)
+        self.staged = {}
+        self.discard()
+        return done
+
+    def discard(self) -> None:
+        """Drop the manifests not committed (an evaluation that wrote no result)."""
+        self.staged = {}
+        staging = self.staging_dir
+        if staging is not None and staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)

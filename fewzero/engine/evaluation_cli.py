@@ -19,7 +19,6 @@ import io
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,11 +30,11 @@ import torch
 
 from .. import __version__
 from ..checks import check_dir, check_writable, nonnegative_int, positive_int, resolve_device
-from ..data import CROSS_DOMAIN, PROTOCOLS
+from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS
 from ..models import load_trained_model
 from .checkpoint import write_json_atomic, write_text_atomic
 from .episode_sets import EpisodeSet, read_episode_set
-from .protocols import (
+from .pascal2coco import (
     evaluate_crossdomain,
     evaluate_pascal2coco,
     format_crossdomain_table,
@@ -55,7 +54,7 @@ __all__ = [
     "shot_counts",
 ]
 
-PATNET_SIZE = 400
+PATNET_SIZE = int(PEER_PROTOCOLS["patnet"].size or 0)
 """Test input size of the cross-domain benchmarks under the peers' protocol (``--size`` not given)."""
 
 DATASETS = ("pascal5i", *CROSS_DOMAIN, "fss1000")
@@ -87,7 +86,7 @@ PROTOCOL_FIELDS: dict[str, tuple[str, Any]] = {
 def checkpoint_protocol(cfg: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The test protocol of a checkpoint: each flag given, else what its run recorded.
 
-    Returns ``{argument: value}`` for [`evaluate_pascal2coco`][fewzero.engine.protocols.evaluate_pascal2coco]
+    Returns ``{argument: value}`` for [`evaluate_pascal2coco`][fewzero.engine.pascal2coco.evaluate_pascal2coco]
     (``size``, ``n_episodes``, ``seed``, ``min_pixels``) plus ``sources``: where each came from.
     """
     out: dict[str, Any] = {"sources": {}}
@@ -368,8 +367,8 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
                 f"evaluation scores ({', '.join(dict.fromkeys(check.left_out))}); it holds "
                 f"{', '.join(sorted(replay))}\n",
             )
-    if args.overwrite and (out / "manifests").is_dir():
-        shutil.rmtree(out / "manifests")
+    # manifests are staged and replace only their own datasets' files, with the tables they
+    # belong to: the other datasets' manifests under --out stay, an interrupted run loses none
     episodes = EpisodeSet(write_dir=out / "manifests", replay=replay)
     meta = {
         "command": name,
@@ -384,13 +383,19 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
         _evaluate_plans(plans, rows, args, with_coco, device, protocol, episodes)
     except KeyboardInterrupt:
         if not rows:
+            episodes.discard()
             p.exit(130, f"{p.prog}: interrupted before the first row finished; nothing written\n")
+        episodes.commit(key for row in rows for key in row.get("manifests", {}))
         _write_tables(out, name, rows, with_coco, partial=True, meta=meta)
         p.exit(
             130,
             f"{p.prog}: interrupted: the {len(rows)} finished rows are in {out}/{name}.md/.csv/"
             ".json, marked partial\n",
         )
+    except BaseException:
+        episodes.discard()
+        raise
+    episodes.commit()
     table = _write_tables(out, name, rows, with_coco, partial=False, meta=meta)
     print(table)
     if episodes.left_out:
@@ -466,7 +471,7 @@ def _evaluate_plans(
     if args.label_size is not None:
         label_size = args.label_size
     else:  # PATNet scores the cross-domain benchmarks on resized labels, the rest original size
-        label_size = "resized" if cross else "original"
+        label_size = (PEER_PROTOCOLS["patnet"].label_size or "original") if cross else "original"
     for ckpt, model, cfg, shot_list, planned, digest in plans:
         sources = planned["sources"]
         proto = {k: v for k, v in planned.items() if k != "sources"}

@@ -1,6 +1,6 @@
 """Training recipes: build a run's model and train it on PASCAL-5i.
 
-The evaluation protocols live in ``fewzero.engine.protocols``, the toy demo in
+The evaluation protocols live in ``fewzero.engine.pascal2coco``, the toy demo in
 ``fewzero.engine.toy_demo``; the example scripts are thin command lines over the three.
 """
 
@@ -18,7 +18,7 @@ from ..models import SegmentationModel, create_model, model_parameters
 from ..text import class_embedding_table
 from . import distributed
 from .config import TrainConfig, resumed_config
-from .protocols import check_shots
+from .pascal2coco import check_shots
 from .run_folder import check_run_dir
 from .trainer import Trainer
 

@@ -22,7 +22,7 @@ from .checkpoint import write_json_atomic, write_text_atomic
 from .config import TrainConfig, resumed_config
 from .episode_sets import EpisodeSet
 from .figures import short_name, support_swap_figure
-from .protocols import ShotsError, eval_settings, evaluate_pascal2coco, format_table
+from .pascal2coco import ShotsError, eval_settings, evaluate_pascal2coco, format_table
 from .recipes import build_model, train_pascal5i, trainable
 from .run_folder import check_run_dir
 
@@ -87,7 +87,7 @@ def toy_demo(
     Every setting comes from ``config`` (the CLI builds it from [`TOY_PRESET`][fewzero.engine.toy_demo.TOY_PRESET] and the flags
     given); each model trains in ``config.out_dir/<model>``. ``shots`` are the few-shot models'
     counts; when ``explicit`` names ``shots`` they are checked against the models built
-    ([`ShotsError`][fewzero.engine.protocols.ShotsError]) before any data is read. Few-shot models train on
+    ([`ShotsError`][fewzero.engine.pascal2coco.ShotsError]) before any data is read. Few-shot models train on
     ``shots[0]``-shot episodes and are evaluated at every count in ``shots`` (and ``ways``-way
     at ``shots[0]``); zero-shot models train and test without supports; a model with nothing
     to train (the prototype baseline) is evaluated as it is. Every row carries the
@@ -117,7 +117,7 @@ def toy_demo(
         with cached_features(model, cache):
             res = evaluate_pascal2coco(
                 model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w,
-                episodes=episodes, **ev,
+                episodes=manifests, **ev,
             )  # fmt: skip
         return {"name": label, "trained": trained, **res}
 
@@ -161,7 +161,7 @@ def toy_demo(
     # the episodes of this table (the table and its manifests are replaced by every demo run)
     for stale in (out_dir / "manifests").glob("*.jsonl"):
         stale.unlink()
-    episodes = EpisodeSet(write_dir=out_dir / "manifests")
+    manifests = EpisodeSet(write_dir=out_dir / "manifests")
     done: dict[str, torch.nn.Module] = {}
     for i, (name, model, cfg) in enumerate(built):
         fewshot = bool(getattr(model, "requires_support", False))
@@ -189,6 +189,7 @@ def toy_demo(
             )
     table = format_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifests.commit()
     if done:
         enc = next(iter(done.values())).encoder
         episodes = Pascal5i(

@@ -36,7 +36,7 @@ from .cli import (
 from .config import RunConfigError, resumed_config
 from .distributed import cleanup, is_main_process, setup
 from .episode_sets import EpisodeSet
-from .protocols import (
+from .pascal2coco import (
     ShotsError,
     check_shots,
     eval_settings,
@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():
+        episodes.commit()
         write_json_atomic(trainer.out_dir / "eval.json", rows)
         print(format_table(rows, coco=args.coco_root is not None))
     cleanup()

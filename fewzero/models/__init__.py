@@ -17,18 +17,18 @@ from ._registry import (
     register_model,
 )
 from .backbone import Backbone
-from .base import SegmentationModel
-from .checkpoint import (
+from .base import FewShotModel, SegmentationModel
+from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
+from .episode import encode_pair
+from .feature_cache import FeatureCache, cached_features, weights_fingerprint
+from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
+from .loading import (
     check_finite_state,
     load_checkpoint,
     load_model_state,
     load_trained_model,
     model_from_state,
 )
-from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
-from .episode import encode_pair
-from .feature_cache import FeatureCache, cached_features, weights_fingerprint
-from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
 from .lzsss import (
     ZSVM,
     SPNet,
@@ -38,7 +38,7 @@ from .lzsss import (
     zsvm_resnet50,
 )
 from .nway import nway_scores
-from .prototype import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
+from .prototype_matcher import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
 from .sm_vcenet import (
     FEWSHOT_DEFAULTS,
     VARIANTS,
@@ -68,6 +68,7 @@ __all__ = [
     "Backbone",
     "DCAMA",
     "FeatureCache",
+    "FewShotModel",
     "HSNet",
     "PrototypeMatcher",
     "SMVCENet",

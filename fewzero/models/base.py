@@ -37,9 +37,10 @@ from torch import nn
 
 from ..checks import is_exporting
 from ..configs import capture_init, json_safe
+from ..heads.shot_merge import SHOT_MERGES
 from ._registry import architecture, architecture_of
 
-__all__ = ["NOT_CONFIG", "SegmentationModel", "check_finite", "check_images"]
+__all__ = ["NOT_CONFIG", "FewShotModel", "SegmentationModel", "check_finite", "check_images"]
 
 NOT_CONFIG = ("pretrained", "pretrained_file")
 """Constructor arguments that are not part of ``config``: where the weights come from (a checkpoint's state dict holds them)."""
@@ -335,6 +336,20 @@ class SegmentationModel(nn.Module, ABC):
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """A config and state dict written by an earlier fewzero, in today's terms (unchanged here)."""
         return dict(config), dict(state_dict)
+
+
+class FewShotModel(SegmentationModel):
+    """Base class of the models that need a support set (HSNet, DCAMA, the prototype baseline).
+
+    Attributes:
+        shot_merges: The K-shot rules the model accepts, of
+            [SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES] (its ``shot_merge`` argument is
+            checked against them).
+    """
+
+    requires_support = True
+    accepts_support = True
+    shot_merges: tuple[str, ...] = SHOT_MERGES
 
 
 def _comparisons_note(config: Mapping[str, Any]) -> str:

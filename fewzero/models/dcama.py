@@ -34,7 +34,7 @@ from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ..layers import MaskAttention
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import SegmentationModel
+from .base import FewShotModel
 from .episode import encode_pair
 
 __all__ = ["DCAMA", "dcama_efficientnet_lite0", "dcama_resnet50"]
@@ -51,7 +51,7 @@ def _mixer(cin: int, width: int) -> nn.Sequential:
     )
 
 
-class DCAMA(SegmentationModel):
+class DCAMA(FewShotModel):
     """Few-shot segmentation by multi-layer mask attention from query to support positions.
 
     Shapes:
@@ -76,11 +76,6 @@ class DCAMA(SegmentationModel):
         >>> model(torch.randn(1, 3, 64, 64), torch.randn(1, 2, 3, 64, 64), masks).shape
         torch.Size([1, 2, 64, 64])
     """
-
-    requires_support = True
-    accepts_support = True
-    shot_merges: tuple[str, ...] = ("prototype", "mean", "vote")
-    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ..layers import CenterPivotConv4d, multilayer_correlation
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import SegmentationModel
+from .base import FewShotModel
 from .episode import encode_pair
 
 __all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50"]
@@ -73,7 +73,7 @@ def _resample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class HSNet(SegmentationModel):
+class HSNet(FewShotModel):
     """Hypercorrelation squeeze network: few-shot segmentation from dense correlations.
 
     Shapes:
@@ -101,10 +101,7 @@ class HSNet(SegmentationModel):
         torch.Size([1, 2, 64, 64])
     """
 
-    requires_support = True
-    accepts_support = True
-    shot_merges: tuple[str, ...] = ("vote", "mean")
-    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
+    shot_merges = ("vote", "mean")  # HSNet's correlations keep every support position
 
     def __init__(
         self,

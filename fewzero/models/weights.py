@@ -16,6 +16,7 @@ import torch
 from ..checks import check_file
 
 __all__ = [
+    "check_finite_state",
     "efficientnet_lite0_imagenet_state_dict",
     "key_mismatches",
     "hub_reachable",
@@ -117,6 +118,23 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 _HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.", "conv_head.", "bn2.")
 
 
+def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
+    """Raise ``ValueError`` naming every floating-point tensor of ``state_dict`` with NaN/Inf."""
+    bad = [
+        f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})"
+        for k, v in state_dict.items()
+        if isinstance(v, torch.Tensor)
+        and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{source} holds non-finite (NaN/Inf) weights in {len(bad)} tensor(s): {bad[:6]}; "
+            "every logit would be NaN: use another file (a training run that diverged keeps "
+            "its newest finite checkpoint_epoch<N>.pt)"
+        )
+
+
 def load_backbone_state_dict(
     module: torch.nn.Module,
     state_dict: Mapping[str, torch.Tensor],
@@ -132,7 +150,8 @@ def load_backbone_state_dict(
     another architecture, or is not a weights file at all.
 
     Raises:
-        ValueError: naming ``source`` and the missing, unexpected and mismatched keys.
+        ValueError: naming ``source`` and the missing, unexpected and mismatched keys, or the
+            tensors that hold NaN/Inf.
     """
     own = module.state_dict()
     if allowed_extra is not None:
@@ -142,7 +161,9 @@ def load_backbone_state_dict(
     problems = key_mismatches(own, state_dict, allow_unexpected=lambda k: k not in extra)
     if problems:
         raise ValueError(f"{source} does not fit the backbone: " + "; ".join(problems))
-    module.load_state_dict({k: state_dict[k] for k in own}, strict=True)
+    loaded = {k: state_dict[k] for k in own}
+    check_finite_state(loaded, source)
+    module.load_state_dict(loaded, strict=True)
 
 
 def efficientnet_lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:

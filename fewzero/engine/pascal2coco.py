@@ -1,7 +1,7 @@
 """Evaluation protocols: PASCAL-5i and PASCAL2COCO rows, the test settings a run implies, tables.
 
 A protocol is a function of a model and datasets that returns a row dictionary recording every
-setting it depends on; [`format_table`][fewzero.engine.protocols.format_table] prints rows in the paper's layout.
+setting it depends on; [`format_table`][fewzero.engine.pascal2coco.format_table] prints rows in the paper's layout.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..checks import check_file
 from ._registry import architecture_class, create_model
-from .weights import key_mismatches
+from .weights import check_finite_state, key_mismatches
 
 __all__ = [
     "check_finite_state",
@@ -44,8 +44,8 @@ def load_model_state(
             (when the model has one) before any tensor is loaded.
 
     Raises:
-        ValueError: naming the differing config entries, or the missing, unexpected and
-            shape-mismatched keys.
+        ValueError: naming the differing config entries, the missing, unexpected and
+            shape-mismatched keys, or the tensors that hold NaN/Inf.
     """
     own_config = getattr(model, "config", None)
     if config is not None and isinstance(own_config, Mapping):
@@ -59,6 +59,7 @@ def load_model_state(
                 f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in diff.items()
             )
             raise ValueError(f"checkpoint is for another architecture ({details})")
+    check_finite_state(state_dict)
     problems = key_mismatches(model.state_dict(), state_dict, limit=6)
     if problems:
         raise ValueError("checkpoint does not match the model: " + "; ".join(problems))
@@ -139,23 +140,6 @@ def load_checkpoint(
             f"{type(state).__name__}, not a dictionary"
         )
     return state
-
-
-def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
-    """Raise ``ValueError`` naming every floating-point tensor of ``state_dict`` with NaN/Inf."""
-    bad = [
-        f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})"
-        for k, v in state_dict.items()
-        if isinstance(v, torch.Tensor)
-        and v.is_floating_point()
-        and not bool(torch.isfinite(v).all())
-    ]
-    if bad:
-        raise ValueError(
-            f"{source} holds non-finite (NaN/Inf) weights in {len(bad)} tensor(s): {bad[:6]}; "
-            "the run diverged before this checkpoint: use an earlier one (a training run keeps "
-            "the newest finite checkpoint_epoch<N>.pt)"
-        )
 
 
 def load_trained_model(

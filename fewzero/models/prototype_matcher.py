@@ -24,13 +24,13 @@ from ..heads.prototype import cosine_maps, support_prototypes
 from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import SegmentationModel
+from .base import FewShotModel
 from .episode import encode_pair
 
 __all__ = ["PrototypeMatcher", "prototype_efficientnet_lite0", "prototype_resnet50"]
 
 
-class PrototypeMatcher(SegmentationModel):
+class PrototypeMatcher(FewShotModel):
     """Training-free few-shot segmentation by foreground/background prototype matching.
 
     Shapes:
@@ -55,11 +55,6 @@ class PrototypeMatcher(SegmentationModel):
         >>> model(torch.randn(1, 3, 65, 65), torch.randn(1, 1, 3, 65, 65), masks).shape
         torch.Size([1, 2, 65, 65])
     """
-
-    requires_support = True
-    accepts_support = True
-    shot_merges: tuple[str, ...] = ("prototype", "mean", "vote")
-    """The K-shot rules this model accepts ([SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES])."""
 
     def __init__(
         self,
