@@ -23,6 +23,42 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name: (file, exact code, its replacement, pytest arguments that must catch it)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
+    "missing checkpoint keys not reported": (
+        "fewzero/models/weights.py",
+        "    missing = [k for k in own if k not in state_dict]",
+        "    missing = []",
+        ["tests/test_user_errors.py", "-k", "missing_one_tensor"],
+    ),
+    "predictor support masks resized bilinearly": (
+        "fewzero/predict.py",
+        'm = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="nearest")',
+        'm = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="bilinear")',
+        ["tests/test_user_errors.py", "-k", "resized_nearest"],
+    ),
+    "PFENet sampler's default seed changed": (
+        "fewzero/data/protocols.py",
+        "    n_episodes: int = 5000,\n    seed: int = 321,",
+        "    n_episodes: int = 5000,\n    seed: int = 0,",
+        ["tests/test_protocols.py", "-k", "default_is_pfenets_seed"],
+    ),
+    "non-finite weights loaded": (
+        "fewzero/models/weights.py",
+        "    check_finite_state(loaded, source)\n",
+        "",
+        ["tests/test_user_errors.py", "-k", "non_finite"],
+    ),
+    "an interrupted evaluation commits every staged manifest": (
+        "fewzero/engine/episode_sets.py",
+        "wanted = set(self.staged) if keys is None else set(keys) & set(self.staged)",
+        "wanted = set(self.staged)",
+        ["tests/test_reproduce.py", "-k", "overwrite"],
+    ),
+    "N-way pads a class with repeats of its own shots": (
+        "fewzero/predict.py",
+        "            [s[0].to(self.device) for s in sets],\n            [s[1].to(self.device) for s in sets],",
+        "            [s[0][:, torch.arange(3) % s[0].shape[1]].to(self.device) for s in sets],\n            [s[1][:, torch.arange(3) % s[1].shape[1]].to(self.device) for s in sets],",
+        ["tests/test_support_swap.py", "-k", "whatever_the_others"],
+    ),
     "cache partial miss stores under the wrong key": (
         "fewzero/models/feature_cache.py",
         "entry = tuple(f[j].clone() for f in fresh)",

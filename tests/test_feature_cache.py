@@ -149,3 +149,19 @@ def test_a_partial_miss_stores_each_image_under_its_own_key():
             torch.testing.assert_close(mixed[level][i], ref[name][level][0], rtol=1e-5, atol=1e-5)
         for i, name in enumerate("bc"):
             torch.testing.assert_close(again[level][i], ref[name][level][0], rtol=1e-5, atol=1e-5)
+
+
+def test_new_images_after_a_cached_one_get_their_own_features():
+    """A partial miss with the new images *after* a cached one: each gets its own features."""
+    model = SMVCENet("resnet18", **SMALL).eval()
+    a, d, e = (torch.randn(1, 3, 48, 48) for _ in range(3))
+    with torch.no_grad():
+        ref = [model.encoder(x) for x in (a, d, e)]  # no cache: each image alone
+        model.encoder.cache = FeatureCache()
+        model.encoder(a)
+        got = model.encoder(torch.cat([a, d, e]))  # a cached; d and e new, at positions 1, 2
+        model.encoder.cache = None
+    for level in range(3):
+        for i in range(3):
+            torch.testing.assert_close(got[level][i], ref[i][level][0], rtol=1e-5, atol=1e-5)
+    assert (ref[1][0] - ref[2][0]).abs().max() > 1e-2  # d and e differ: a mix-up would show

@@ -226,3 +226,16 @@ def test_kshot_defaults_work_supports_at_their_own_sizes(tmp_path):
     assert set(masks.unique().tolist()) <= {0, 1, 255} and (masks == 1).any()
     out = model(ep["image"][None], images[None], masks[None])
     assert out.shape[0] == 1
+
+
+def test_pfenet_sampler_default_is_pfenets_seed():
+    """Called without a seed, the sampler is PFENet's sequence (random.seed(321)), by hand."""
+    from fewzero.data import pfenet_episodes
+
+    names = [f"img{i}" for i in range(7)]
+    masks = {n: np.array([[1, 2 if i % 2 else 0]]) for i, n in enumerate(names)}
+    present = {n: sorted(c for c in np.unique(m).tolist() if c in (1, 2)) for n, m in masks.items()}
+    files = {c: [n for n in names if c in present[n]] for c in (1, 2)}
+    ref = pfenet_reference(names, masks, [1, 2], 2, 40, 1)
+    got = pfenet_episodes(names, present, files, 2, 40)
+    assert [(e["query"], e["class_id"], e["supports"][0]) for e in got] == ref

@@ -315,9 +315,10 @@ def test_overwrite_replaces_only_its_own_manifests_and_an_interrupt_loses_none(
     # 3. Ctrl-C after the first row (1-shot), in the second (5-shot): the first row's
     # manifests and the partial tables, together; the second row's manifests dropped
     def in_second_row(self, key, *args, **kwargs):
+        digest = record(self, key, *args, **kwargs)  # staged, then the interrupt
         if "5shot" in key:
             raise KeyboardInterrupt
-        return record(self, key, *args, **kwargs)
+        return digest
 
     monkeypatch.setattr(EpisodeSet, "record", in_second_row)
     two_rows = [*pascal[:2], "--shots", "1", "5", *pascal[4:]]

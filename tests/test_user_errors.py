@@ -284,3 +284,46 @@ def test_non_finite_weights_are_refused_from_every_source(tmp_path):
         load_trained_model(tmp_path / "c.pt")
     # a finite copy loads
     assert model_from_state(model.config, model.state_dict()).config == model.config
+
+
+def test_a_checkpoint_missing_one_tensor_is_refused_on_every_loading_path(tmp_path):
+    """A full model's state dict less one key: refused by name, never loaded non-strictly."""
+    from fewzero.engine.checkpoint import save_checkpoint
+    from fewzero.models import load_model_state, load_trained_model, model_from_state
+
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
+    state = dict(model.state_dict())
+    del state["decoder.classifier.weight"]
+    with pytest.raises(ValueError, match=r"missing.*decoder\.classifier\.weight"):
+        load_model_state(SMVCENet("resnet18", comparisons=["prototype"], **SMALL), state)
+    with pytest.raises(ValueError, match=r"missing.*decoder\.classifier\.weight"):
+        model_from_state(model.config, state)
+    save_checkpoint({"model": state, "model_config": model.config, "config": {}}, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"m\.pt.*missing.*decoder\.classifier\.weight"):
+        load_trained_model(tmp_path / "m.pt")
+
+
+def test_the_predictors_support_masks_are_resized_nearest_keeping_the_ignore_ring():
+    """A 40 x 48 mask with a 255 ring, resized to 64: nearest neighbour, written out here."""
+    from fewzero.models import create_model
+    from fewzero.predict import Predictor
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    seen = {}
+    forward = model.forward
+
+    def recording(images, support_images=None, support_masks=None, class_ids=None, **kw):
+        seen["masks"] = support_masks.clone()
+        return forward(images, support_images, support_masks, class_ids, **kw)
+
+    model.forward = recording
+    mask = np.zeros((40, 48), dtype=np.uint8)
+    mask[8:30, 10:40] = 255
+    mask[10:28, 12:38] = 1  # the object, with a two-pixel void ring around it
+    image = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    Predictor(model, size=64)(image, support=[(image, mask)])
+    got = seen["masks"][0, 0].numpy()
+    rows = np.floor(np.arange(64) * 40 / 64).astype(int)  # torch's nearest: floor(i * in / out)
+    cols = np.floor(np.arange(64) * 48 / 64).astype(int)
+    assert set(np.unique(got).tolist()) == {0, 1, 255}
+    np.testing.assert_array_equal(got, mask[rows][:, cols])
