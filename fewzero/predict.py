@@ -46,6 +46,7 @@ from .models.nway import nway_scores
 __all__ = [
     "LABEL_COLORS",
     "Predictor",
+    "check_has_background",
     "main",
     "save_label_overlay",
     "save_labels",
@@ -107,6 +108,21 @@ def to_mask_tensor(mask: MaskLike, name: str = "mask", class_id: int | None = No
     return to_binary_mask(mask, name=name, class_id=class_id)
 
 
+def check_has_background(mask: torch.Tensor, name: str, allow: str) -> None:
+    """Raise ``ValueError`` if ``mask`` marks every pixel as the object (no 0 pixel).
+
+    A support with no background gives the comparisons nothing to tell the object from, and the
+    whole query comes back as the object. ``allow`` names the switch that accepts it anyway.
+    """
+    if not (mask == 0).any():
+        raise ValueError(
+            f"{name} marks every pixel as the object ({int((mask == 1).sum())} object, "
+            f"{int((mask == 255).sum())} ignored, no background pixel): a support must show "
+            f"some background to compare with; mark the object only, or pass {allow} to use it "
+            "as it is"
+        )
+
+
 class Predictor:
     """Predict masks of new images with a trained model.
 
@@ -114,6 +130,9 @@ class Predictor:
         model: A [`SegmentationModel`][fewzero.models.SegmentationModel] or a training checkpoint path.
         device: Where the model runs (default: ``"cuda"`` when available, else ``"cpu"``).
         size: Side the images are resized to (default: the checkpoint's training crop, else 321).
+        allow_full_masks: Accept a support mask that marks every pixel as the object. Refused by
+            default, as an empty one is: the few-shot models compare the query with the
+            support's background too, and such a mask gives none.
 
     Raises:
         FileNotFoundError, ValueError: for a checkpoint that is missing, not fewzero's or holds
@@ -133,8 +152,10 @@ class Predictor:
         model: SegmentationModel | str | os.PathLike[str],
         device: str | torch.device | None = None,
         size: int | None = None,
+        allow_full_masks: bool = False,
     ) -> None:
         self.device = resolve_device(device)
+        self.allow_full_masks = bool(allow_full_masks)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"size must be a positive int (the test side), got {size!r}")
         train_size = None
@@ -184,6 +205,8 @@ class Predictor:
             label = _label(mask, f"support[{i}] mask")
             m = to_mask_tensor(mask, name=label)
             count = int((m == 1).sum())
+            if not self.allow_full_masks:
+                check_has_background(m, label, "allow_full_masks=True")
             if tuple(m.shape) != (h, w):
                 raise ValueError(
                     f"support[{i}]: mask must have the image's size {(h, w)}, got "
@@ -423,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--overwrite", action="store_true", help="replace mask/labels/overlay files in --out"
     )
+    p.add_argument(
+        "--allow-full-mask",
+        action="store_true",
+        help="accept a support mask that marks every pixel (refused by default: no background)",
+    )
     args = p.parse_args(argv)
     if args.support and args.support_class:
         p.error("--support and --support-class cannot be combined: give every class by name")
@@ -445,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         query = to_image_tensor(args.query, f"--query {args.query!r}")
         images = [to_image_tensor(image, f"--support image {image!r}") for _, image, _ in pairs]
         masks = [to_mask_tensor(m, class_id=args.mask_class) for _, _, m in pairs]
+        for (_, _, path), m in zip(pairs, masks):
+            if not args.allow_full_mask:
+                check_has_background(m, f"--support mask {path!r}", "--allow-full-mask")
         check_writable(args.out, "--out")  # before the model runs: the masks are never lost
     except (FileNotFoundError, OSError, ValueError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")
@@ -456,9 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"--model {args.model!r} has trainable weights that were never trained; pass "
                     "its --checkpoint (models usable untrained: prototype_*)"
                 )
-            predictor = Predictor(model, device=device, size=args.size)
+            predictor = Predictor(model, device=device, size=args.size, allow_full_masks=True)
         else:
-            predictor = Predictor(args.checkpoint, device=device, size=args.size)
+            predictor = Predictor(
+                args.checkpoint, device=device, size=args.size, allow_full_masks=True
+            )
         if args.support_class:
             by_class: dict[str, list[tuple[Any, Any]]] = {}
             for (name, _, _), image, m in zip(pairs, images, masks):

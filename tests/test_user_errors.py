@@ -327,3 +327,73 @@ def test_the_predictors_support_masks_are_resized_nearest_keeping_the_ignore_rin
     cols = np.floor(np.arange(64) * 48 / 64).astype(int)
     assert set(np.unique(got).tolist()) == {0, 1, 255}
     np.testing.assert_array_equal(got, mask[rows][:, cols])
+
+
+def test_backbone_arguments_that_would_be_replaced_or_wrapped_are_refused():
+    from fewzero.models import create_model
+
+    with pytest.raises(ValueError, match=r"out_indices must index the 5 feature levels .*got \[5, 6, 7\]"):
+        create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (5, 6, 7)})
+    with pytest.raises(ValueError, match="output_stride must be 8, 16 or 32 .*got 7"):
+        create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"output_stride": 7})
+    with pytest.raises(ValueError, match="in_chans must be 3: .*RGB"):
+        create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"in_chans": 1})
+    # from the end, as Python indexes: the last three levels
+    model = create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (-3, -2, -1)}, **SMALL)
+    assert model.encoder.channels == [128, 256, 512]
+
+
+def test_float_masks_follow_the_integer_rules_and_float_class_ids_are_refused():
+    from fewzero.data import to_binary_mask
+    from fewzero.models import create_model
+
+    white = np.zeros((4, 4), dtype=np.float32)
+    white[1:3, 1:3] = 255.0
+    assert to_binary_mask(white).tolist() == to_binary_mask(white.astype(np.int64)).tolist()
+    assert int(to_binary_mask(white).sum()) == 4
+    model = create_model("spnet", backbone="resnet18", class_embeddings=torch.randn(20, 8), **{
+        k: v for k, v in SMALL.items() if k != "class_channels"}).eval()  # fmt: skip
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"class_ids must be integer class ids .*\[2.5\]"):
+        model(x, class_ids=torch.tensor([2.5]))
+    assert model(x, class_ids=torch.tensor([2])).shape == (1, 2, 32, 32)
+
+
+def test_a_support_mask_marking_every_pixel_is_refused_unless_asked_for(tmp_path, capsys):
+    from fewzero.models import create_model
+    from fewzero.predict import Predictor, main
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    full = np.ones((32, 32), dtype=np.uint8)
+    with pytest.raises(ValueError, match="marks every pixel as the object.*allow_full_masks=True"):
+        Predictor(model, size=32)(image, support=[(image, full)])
+    assert Predictor(model, size=32, allow_full_masks=True)(image, support=[(image, full)]).shape == (32, 32)
+    Image.fromarray(image).save(tmp_path / "q.png")
+    Image.fromarray(full * 255).save(tmp_path / "m.png")
+    argv = ["--model", "prototype_efficientnet_lite0", "--query", str(tmp_path / "q.png"),
+            "--support", str(tmp_path / "q.png"), str(tmp_path / "m.png"), "--out", str(tmp_path / "o")]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "marks every pixel as the object" in err and "--allow-full-mask" in err
+    assert "allow_full_masks" not in err  # the command line's words, not the API's
+    assert not (tmp_path / "o").exists()  # refused before any work
+    assert main([*argv, "--allow-full-mask"]) == 0
+
+
+def test_fewshot_factories_over_a_plain_vit_fall_back_to_what_it_gives_and_say_so():
+    from fewzero.models import create_model
+
+    small = {k: v for k, v in SMALL.items()}
+    with pytest.warns(UserWarning, match="has no low-level map; built without the 'low_level'"):
+        model = create_model("sm_vcenet_fewshot_resnet50", backbone="vit_tiny_patch16_224", **small)
+    assert [c["name"] for c in model.config["comparisons"]] == ["prototype", "cosine"]
+    masks = torch.zeros(1, 1, 32, 32, dtype=torch.long)
+    masks[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32), masks).shape == (1, 2, 32, 32)
+    # asked for explicitly, it is refused with the fix named
+    with pytest.raises(ValueError, match=r"has no map before F_2's stage.*leave 'low_level' out of comparisons"):
+        create_model("sm_vcenet", backbone="vit_tiny_patch16_224", comparisons=["prototype", "low_level"], **small)

@@ -284,8 +284,8 @@ def _float(arr: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite, got NaN/Inf values")
     values = np.unique(arr)
-    if set(values.tolist()) <= {0.0, 1.0, 255.0}:
-        return arr.astype(np.int64)
+    if set(values.tolist()) <= {0.0, 1.0, 255.0}:  # integer values: the integer rules
+        return _grey(arr.astype(np.uint8), name, None, False)
     lo, hi = float(values[0]), float(values[-1])
     if lo < 0 or hi > 1:
         raise ValueError(

@@ -179,6 +179,17 @@ class Backbone(nn.Module):
                 raise ValueError(
                     f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
                 )
+        if timm_kwargs.get("in_chans", 3) != 3:
+            raise ValueError(
+                f"in_chans must be 3: fewzero's models take RGB images, got "
+                f"in_chans={timm_kwargs['in_chans']!r}; give grayscale or other images as RGB "
+                "(fewzero.data.read_image converts them) and leave in_chans out"
+            )
+        if isinstance(output_stride, bool) or output_stride not in (8, 16, 32):
+            raise ValueError(
+                f"output_stride must be 8, 16 or 32 (the dilation timm's CNNs support; 32: none), "
+                f"got {output_stride!r}"
+            )
         if size_multiple is not None:
             size_multiple = check_positive_int("size_multiple", size_multiple)
         mean: Sequence[float] = IMAGENET_MEAN

@@ -214,6 +214,14 @@ class SegmentationModel(nn.Module, ABC):
                 f"{'support set shows' if self.accepts_support else 'query shows'}), got "
                 f"{torch.as_tensor(class_ids).tolist()}; a class id is for SPNet/ZSVM"
             )
+        elif torch.as_tensor(class_ids).is_floating_point() or torch.as_tensor(
+            class_ids
+        ).dtype == torch.bool:
+            raise ValueError(
+                f"class_ids must be integer class ids (1-based), got "
+                f"{torch.as_tensor(class_ids).dtype} values {torch.as_tensor(class_ids).tolist()}; "
+                "pass a torch.long tensor (a float id would be truncated)"
+            )
         elif tuple(torch.as_tensor(class_ids).shape) != (images.shape[0],):
             raise ValueError(
                 f"class_ids must have shape ({images.shape[0]},), got "

@@ -25,6 +25,7 @@ encode the episode, compare, decode, add the comparisons' residuals, merge the s
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from ..heads.comparisons import (
     ComparisonSpec,
     Episode,
     FeatureSources,
+    MissingSourceError,
     add_residuals,
 )
 from ..heads.shot_merge import SHOT_MERGES, check_shot_merge, merge_shots
@@ -339,8 +341,22 @@ def _factory(
     """What every factory below does: ``variant`` (and ``fixed``) set, ``defaults`` overridable."""
     fixed = {"variant": variant, **fixed}
     check_not_fixed(name, kwargs, fixed)
+    chosen = "comparisons" in kwargs
     kwargs = {**dict(defaults or {}), **kwargs}
-    return SMVCENet(kwargs.pop("backbone", backbone), pretrained=pretrained, **fixed, **kwargs)
+    backbone = kwargs.pop("backbone", backbone)
+    try:
+        return SMVCENet(backbone, pretrained=pretrained, **fixed, **kwargs)
+    except MissingSourceError as err:
+        if chosen or err.source != "low_level":
+            raise
+    # a default comparison the backbone cannot feed (no map before F_2's stage: plain ViTs)
+    fewer = [c for c in kwargs["comparisons"] if c != "low_level"]
+    warnings.warn(
+        f"{name}: backbone {backbone!r} has no low-level map; built without the 'low_level' "
+        f"comparison (comparisons={fewer})",
+        stacklevel=3,
+    )
+    return SMVCENet(backbone, pretrained=pretrained, **fixed, **{**kwargs, "comparisons": fewer})
 
 
 FEWSHOT_DEFAULTS: dict[str, Any] = {

@@ -250,7 +250,14 @@ def _plan(
     if out_indices is None:
         chosen = choose_levels(nominal, count)
     else:
-        chosen = tuple(i % len(nominal) for i in out_indices)[:count]
+        n = len(nominal)
+        if any(not -n <= i < n for i in out_indices):
+            raise ValueError(
+                f"out_indices must index the {n} feature levels of backbone {name!r} (0..{n - 1}, or "
+                f"-{n}..-1 from the last; reductions {list(nominal)}), got {list(out_indices)}; "
+                "leave it out to pick F_2, F_3, F_4 by reduction"
+            )
+        chosen = tuple(i % n for i in out_indices)[:count]
     if "output_stride" not in user and _accepts(
         name, {**user, **extras}, {"output_stride": output_stride, "out_indices": chosen}
     ):

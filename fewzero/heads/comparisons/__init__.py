@@ -15,7 +15,14 @@ Examples:
     True
 """
 
-from .base import SOURCES, Comparison, ComparisonOutput, Episode, FeatureSources
+from .base import (
+    SOURCES,
+    Comparison,
+    ComparisonOutput,
+    Episode,
+    FeatureSources,
+    MissingSourceError,
+)
 from .class_prototype import ClassPrototype
 from .correlation import BestMatch
 from .cosine import CosineComparison
@@ -45,6 +52,7 @@ __all__ = [
     "Episode",
     "FeatureSources",
     "LowLevelComparison",
+    "MissingSourceError",
     "MaskAttentionComparison",
     "OwnEmbedding",
     "PriorComparison",

@@ -38,7 +38,14 @@ from torch import nn
 from ...configs import capture_init, json_safe
 from ..shot_merge import one_shot_masks
 
-__all__ = ["SOURCES", "Comparison", "ComparisonOutput", "Episode", "FeatureSources"]
+__all__ = [
+    "SOURCES",
+    "Comparison",
+    "ComparisonOutput",
+    "Episode",
+    "FeatureSources",
+    "MissingSourceError",
+]
 
 SOURCES = ("query", "class", "f4", "low_level")
 """The feature sources a comparison may read (see the module docstring)."""
@@ -95,6 +102,14 @@ class Episode:
         )
 
 
+class MissingSourceError(ValueError):
+    """A comparison reads features the model does not have (``source`` names them)."""
+
+    def __init__(self, message: str, source: str, comparison: str) -> None:
+        super().__init__(message)
+        self.source, self.comparison = source, comparison
+
+
 class FeatureSources:
     """What a model offers its comparisons: the channels of each source, or why it has none.
 
@@ -121,11 +136,24 @@ class FeatureSources:
         """Channels of ``source``; ``ValueError`` naming ``comparison`` if the model has none."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r} ({comparison})")
+        fix = f"leave {comparison!r} out of comparisons"
         if source not in self._channels:
             why = self._missing.get(source, "this model offers no such features")
-            raise ValueError(f"comparison {comparison!r} reads the {source!r} features: {why}")
+            raise MissingSourceError(
+                f"comparison {comparison!r} reads the {source!r} features: {why}; or {fix}",
+                source,
+                comparison,
+            )
         value = self._channels[source]
-        return int(value() if callable(value) else value)
+        try:
+            return int(value() if callable(value) else value)
+        except ValueError as err:  # the backbone has no such map
+            raise MissingSourceError(
+                f"comparison {comparison!r} reads the {source!r} features: {err}; {fix} "
+                "(e.g. comparisons=['prototype', 'cosine'])",
+                source,
+                comparison,
+            ) from err
 
 
 class Comparison(nn.Module, ABC):
