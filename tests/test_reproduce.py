@@ -334,3 +334,57 @@ def test_overwrite_replaces_only_its_own_manifests_and_an_interrupt_loses_none(
         assert read_manifest(manifests / f"{key}.jsonl")[0]["episodes_sha256"] == digest
     assert now["pascal5i-fold0-1shot.jsonl"] != after["pascal5i-fold0-1shot.jsonl"]  # seed 5
     assert not list((setup / "both").glob(".manifests.staging-*"))
+
+
+def test_rerun_refuses_what_it_would_ignore_and_compares_nan_as_equal(setup, capsys, monkeypatch):
+    monkeypatch.chdir(setup)
+    common = ["--pascal-root", "pascal", "--shots", "1", "--batch-size", "4"]
+    evaluate(setup, *common, "--out", "rerun_src")
+
+    def refused(argv):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
+    err = refused(["--rerun", "rerun_src/pascal5i.json", "--checkpoint", "run_b/checkpoint_last.pt",
+                   "--shots", "5"])  # fmt: skip
+    assert "would ignore --checkpoint, --shots" in err and "without --rerun" in err
+    # a training run's eval.json (a list of rows): named, not a traceback
+    (setup / "rerun_src" / "eval.json").write_text(json.dumps([{"name": "x"}]))
+    assert "not a result file of fewzero-eval" in refused(["--rerun", "rerun_src/eval.json"])
+    # the recorded working folder is gone: named
+    result = json.loads((setup / "rerun_src" / "pascal5i.json").read_text())
+    moved = {**result, "meta": {**result["meta"], "cwd": str(setup / "gone")}}
+    (setup / "rerun_src" / "moved.json").write_text(json.dumps(moved))
+    assert "which no longer exists" in refused(["--rerun", "rerun_src/moved.json"])
+    # NaN equals NaN: a metric empty in both runs is the same number
+    nan = {**result, "rows": [{**result["rows"][0], "pascal_swap_iou": float("nan")}]}
+    assert compare_results(nan, json.loads(json.dumps(nan))) == []
+    other = {**result, "rows": [{**result["rows"][0], "pascal_swap_iou": 0.5}]}
+    assert compare_results(nan, other) != []
+    # --device and --quiet apply: the rerun runs and matches
+    capsys.readouterr()
+    assert main(["--rerun", "rerun_src/pascal5i.json", "--device", "cpu", "--quiet"]) == 0
+    assert "identical" in capsys.readouterr().out
+
+
+def test_a_replay_records_and_scores_at_the_manifests_settings(setup, capsys, monkeypatch):
+    monkeypatch.chdir(setup)
+    common = ["--pascal-root", "pascal", "--shots", "1", "--batch-size", "4"]
+    evaluate(setup, *common, "--size", "40", "--episodes", "3", "--label-size", "resized",
+             "--out", "at40")  # fmt: skip
+    # the checkpoint's run says size 32 and 5 episodes; the manifests say 40, 3 and resized
+    evaluate(setup, *common, "--episodes", "at40/manifests", "--out", "replayed")
+    row = json.loads((setup / "replayed" / "pascal5i.json").read_text())["rows"][0]
+    assert (row["size"], row["episodes"], row["label_size"]) == (40, 3, "resized")
+    assert 0 <= row["pascal_leak"] <= 1  # measured on the resized labels too (was NaN)
+    assert "size 40 (manifests)" in capsys.readouterr().out  # said, not silent
+    first = json.loads((setup / "at40" / "pascal5i.json").read_text())["rows"][0]
+    assert row["pascal_miou"] == first["pascal_miou"]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(setup, *common, "--episodes", "at40/manifests", "--size", "48", "--out", "x")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--size 48 contradicts the manifests' size 40" in err and "drop --size" in err

@@ -59,8 +59,9 @@ def evaluate(
         desc: Progress bar label.
         label_size: ``"original"`` (default; HSNet's and the paper's protocol: logits upsampled
             to each label's own size) or ``"resized"`` (PFENet's default: scored against the
-            label after the dataset's transform, at the model's input size). The leak needs
-            the original size and is left out (nan) with ``"resized"``.
+            label after the dataset's transform, at the model's input size). With
+            ``"resized"`` the leak is measured on the other classes' pixels resized the same way
+            (nearest neighbour).
 
     Returns:
         [`fewzero.metrics.IoUMeter.compute`][fewzero.metrics.IoUMeter.compute]'s dictionary with ``leak`` (a fraction, nan
@@ -112,8 +113,12 @@ def evaluate(
                 nway.update(pred, label[None], batch["class_ids"][i : i + 1])
                 continue
             meter.update(pred, label[None], batch["class_id"][i : i + 1])
-            if "other" in batch and label_size == "original":
-                leak.update(pred, batch["other"][i][None], batch["class_id"][i : i + 1])
+            if "other" in batch:
+                other = batch["other"][i]
+                if tuple(other.shape) != tuple(label.shape):  # resized labels: the same grid
+                    grid = F.interpolate(other[None, None].float(), size=label.shape, mode="nearest")
+                    other = grid[0, 0].to(other.dtype)
+                leak.update(pred, other[None], batch["class_id"][i : i + 1])
     if is_nway:
         nway.all_reduce()
         return nway.compute()

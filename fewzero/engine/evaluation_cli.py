@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -30,7 +31,7 @@ import torch
 
 from .. import __version__
 from ..checks import check_dir, check_writable, nonnegative_int, positive_int, resolve_device
-from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS
+from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS, read_manifest
 from ..models import load_trained_model
 from .checkpoint import write_json_atomic, write_text_atomic
 from .episode_sets import EpisodeSet, read_episode_set
@@ -182,12 +183,22 @@ def compare_results(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for r, s in zip(a, b):
         for key in (*NUMBERS, "manifests", "checkpoint_sha256", "episodes"):
             x, y = r.get(key), s.get(key)
-            if isinstance(x, dict) and isinstance(y, dict):
-                x = {str(k): v for k, v in x.items()}
-                y = {str(k): v for k, v in y.items()}
-            if x != y:
+            if not _same(x, y):
                 diffs.append(f"{r.get('name')}: {key} was {x!r}, now {y!r}")
     return diffs
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Equal values, with NaN equal to NaN (an empty metric is NaN in both runs) and dict keys as strings."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        a = {str(k): v for k, v in x.items()}
+        b = {str(k): v for k, v in y.items()}
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same(u, v) for u, v in zip(x, y))
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return bool(x == y)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,7 +274,7 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
                    help="replace result files already in --out")  # fmt: skip
     args = p.parse_args(argv)
     if args.rerun is not None:
-        return _rerun(p, args, coco)
+        return _rerun(p, args, coco, argv)
     if not args.checkpoint:
         p.error("--checkpoint is required (or --rerun RESULT.json)")
     with_coco = getattr(args, "coco_root", None) is not None
@@ -313,12 +324,16 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
                     f"--protocol {args.protocol} draws episodes; --episodes {args.episodes} "
                     "replays a manifest's: give one of them"
                 )
+        from_manifests = _replayed_settings(replay, args) if replay is not None else {}
     except (FileNotFoundError, ValueError) as err:
         p.error(str(err))
+    if "label_size" in from_manifests:
+        args.label_size = from_manifests["label_size"]
     protocol = None if args.protocol in (None, "fewzero") else args.protocol
     if cross and args.protocol is None and replay is None:
         protocol = "patnet"
-    given = dict(size=args.size, n_episodes=count, seed=args.seed, min_pixels=args.min_pixels)
+    size = from_manifests.get("size", args.size)
+    given = dict(size=size, n_episodes=count, seed=args.seed, min_pixels=args.min_pixels)
     if protocol in PROTOCOLS:  # the peer's count and seed unless given
         for key in ("n_episodes", "seed"):
             if given[key] is None:
@@ -346,7 +361,7 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
             proto = checkpoint_protocol(cfg, given)
             for key, flag in (("size", args.size), ("n_episodes", count), ("seed", args.seed)):
                 if flag is None and given[key] is not None:  # set by the protocol, not a flag
-                    proto["sources"][key] = "protocol"
+                    proto["sources"][key] = "manifests" if key in from_manifests else "protocol"
             if cross and count is None:
                 proto["n_episodes"] = None if protocol else 1000
                 proto["sources"]["n_episodes"] = "protocol" if protocol else "default"
@@ -406,12 +421,59 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
     return 0
 
 
-def _rerun(p: argparse.ArgumentParser, args: argparse.Namespace, coco: bool | None) -> int:
+def _replayed_settings(replay: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
+    """The test size and label size the manifests were scored at, checked against the flags.
+
+    A replay scores its episodes as their run did: a flag that contradicts the manifests is
+    refused, and manifests of several runs with other settings are refused.
+    """
+    headers = {key: read_manifest(path)[0] for key, path in replay.items()}
+    out: dict[str, Any] = {}
+    for key, flag in (("size", args.size), ("label_size", args.label_size)):
+        values = {h[key] for h in headers.values() if h.get(key) is not None}
+        name = "--" + key.replace("_", "-")
+        if len(values) > 1:
+            raise ValueError(
+                f"--episodes {args.episodes} holds manifests scored at several {key}s "
+                f"{sorted(values)}: replay the manifests of one run"
+            )
+        if not values:
+            continue
+        value = values.pop()
+        if flag is not None and flag != value:
+            raise ValueError(
+                f"{name} {flag} contradicts the manifests' {key} {value} (--episodes "
+                f"{args.episodes}): a replay scores its episodes as they were scored; drop {name}"
+            )
+        out[key] = value
+    return out
+
+
+def _rerun(
+    p: argparse.ArgumentParser, args: argparse.Namespace, coco: bool | None, argv: list[str]
+) -> int:
     """``--rerun RESULT.json``: the same command on the result's own manifests, compared."""
+    ignored = [
+        a.split("=")[0]
+        for a in argv
+        if a.startswith("--") and a.split("=")[0] not in ("--rerun", "--quiet", "--device")
+    ]
+    if ignored:
+        p.error(
+            f"--rerun replays the recorded command and would ignore {', '.join(ignored)}: drop "
+            "them (only --device and --quiet apply to a rerun), or run a new evaluation "
+            "without --rerun"
+        )
     try:
         old = json.loads(args.rerun.read_text())
     except (OSError, json.JSONDecodeError) as err:
         p.error(f"--rerun: cannot read the result file {str(args.rerun)!r}: {err}")
+    if not isinstance(old, dict):
+        p.error(
+            f"--rerun: {str(args.rerun)!r} is not a result file of fewzero-eval (it holds a "
+            f"{type(old).__name__}; a training run's eval.json holds its rows only): rerun an "
+            "evaluation's result, e.g. results/pascal5i/<run>/pascal5i.json"
+        )
     meta = old.get("meta")
     if not isinstance(meta, dict) or "argv" not in meta:
         p.error(f"--rerun: {str(args.rerun)!r} records no command (written before fewzero 0.1's "
@@ -428,6 +490,8 @@ def _rerun(p: argparse.ArgumentParser, args: argparse.Namespace, coco: bool | No
         "--quiet",
         "--rerun",
     }
+    if args.device is not None:
+        drop.add("--device")
     kept: list[str] = []
     skip = False
     for a in meta["argv"]:
@@ -435,11 +499,20 @@ def _rerun(p: argparse.ArgumentParser, args: argparse.Namespace, coco: bool | No
             skip = a.split("=")[0] in drop
         if not skip:
             kept.append(a)
+    if args.device is not None:
+        kept += ["--device", args.device]
+    workdir = Path(meta.get("cwd", Path.cwd()))
+    if not workdir.is_dir():
+        p.error(
+            f"--rerun: {str(args.rerun)!r} was run in {str(workdir)!r}, which no longer exists; "
+            "its command's relative paths resolve there: recreate that folder (or a link to "
+            "where the data now is) and rerun"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         again = [*kept, "--episodes", str(manifests.resolve()), "--out", tmp, "--quiet"]
         cwd = Path.cwd()
         try:
-            os.chdir(meta.get("cwd", cwd))
+            os.chdir(workdir)
             run("rerun", coco, again)
         finally:
             os.chdir(cwd)

@@ -123,7 +123,8 @@ def evaluate_pascal2coco(
     PASCAL-5i and COCO-20i episodes by the peer's sampler (see
     [`fewzero.data.protocols`][fewzero.data.protocols]; the support-swap and N-way episodes,
     which no peer defines, keep fewzero's draw). ``label_size="resized"`` scores against the
-    labels at the input size (PFENet's default; the leak is then left out). ``episodes`` writes
+    labels at the input size (PFENet's default; the leak on the other classes' pixels resized
+    the same way). ``episodes`` writes
     every scored dataset's manifest, or replays a set of them
     ([`EpisodeSet`][fewzero.engine.episode_sets.EpisodeSet]); the row's ``manifests`` maps each
     dataset's key to its episodes' SHA-256.
@@ -175,6 +176,8 @@ def evaluate_pascal2coco(
         )
         row["pascal_miou"] = None if res is None else res["miou"]
         row["pascal_fbiou"] = None if res is None else res["fbiou"]
+        if res is not None:  # what was scored (a replayed manifest's count, not n_episodes)
+            row["episodes"] = res["episodes"]
         if support_swap:
             try:
                 res = _score(
