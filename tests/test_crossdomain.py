@@ -272,3 +272,13 @@ def test_prepare_isic_sorts_by_the_class_csv(tmp_path):
         )
         == 2
     )
+
+
+def test_prepare_isic_names_a_csv_without_patnets_columns(tmp_path, capsys):
+    make_isic(tmp_path / "flat", per_class=(2,))
+    csv = tmp_path / "class_id.csv"
+    csv.write_text("image,label\nISIC_0000000,nevus\n")  # another export's header
+    argv = ["isic", "--root", str(tmp_path / "flat"), "--class-csv", str(csv), "--out", str(tmp_path / "o")]
+    assert prepare_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "must have the columns ID and Class" in err and "['image', 'label']" in err

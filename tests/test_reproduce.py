@@ -388,3 +388,20 @@ def test_a_replay_records_and_scores_at_the_manifests_settings(setup, capsys, mo
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--size 48 contradicts the manifests' size 40" in err and "drop --size" in err
+
+
+def test_replaying_an_incomplete_manifest_set_leaves_the_rest_out_with_a_notice(
+    setup, capsys, monkeypatch
+):
+    monkeypatch.chdir(setup)
+    common = ["--pascal-root", "pascal", "--shots", "1", "--batch-size", "4"]
+    evaluate(setup, *common, "--out", "full_set")
+    # only the support-swap manifest: the main PASCAL-5i dataset is left out, not a traceback
+    swap = "full_set/manifests/pascal5i-fold0-1shot-swap.jsonl"
+    capsys.readouterr()
+    evaluate(setup, *common, "--episodes", swap, "--out", "swap_only")
+    out = capsys.readouterr().out
+    assert "left out (no manifest of theirs in --episodes): pascal5i-fold0-1shot" in out
+    assert "P-mIoU -" in out  # the averages say what is missing
+    row = json.loads((setup / "swap_only" / "pascal5i.json").read_text())["rows"][0]
+    assert row["pascal_miou"] is None and row["pascal_swap_iou"] is not None

@@ -397,3 +397,32 @@ def test_fewshot_factories_over_a_plain_vit_fall_back_to_what_it_gives_and_say_s
     # asked for explicitly, it is refused with the fix named
     with pytest.raises(ValueError, match=r"has no map before F_2's stage.*leave 'low_level' out of comparisons"):
         create_model("sm_vcenet", backbone="vit_tiny_patch16_224", comparisons=["prototype", "low_level"], **small)
+
+
+def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(tmp_path, capsys):
+    from fewzero.engine.train_cli import main
+    from fewzero.models import read_state_dict
+
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(ValueError, match=r"empty\.pth.* is empty \(0 bytes\)"):
+        read_state_dict(tmp_path / "empty.pth")
+    with pytest.raises(ValueError, match=r"broken\.safetensors.*truncated, corrupt or not a weights file"):
+        read_state_dict(tmp_path / "broken.safetensors")
+    with pytest.raises(ValueError, match=r"broken\.pth.*truncated, corrupt or not a weights file"):
+        read_state_dict(tmp_path / "broken.pth")
+    base = ["--model", "deeplab_efficientnet_lite0", "--epochs", "1", "--out", str(tmp_path / "run")]
+
+    def refused(argv):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
+    err = refused([*base, "--backbone", "resnet1B", "--no-pretrained"])
+    assert "--backbone resnet1B" in err and "timm model name" in err and "Traceback" not in err
+    err = refused([*base, "--backbone", "resnet18", "--backbone-weights", str(tmp_path / "empty.pth")])
+    assert "--backbone-weights" in err and "is empty (0 bytes)" in err
+    assert not (tmp_path / "run").exists()  # refused before any work

@@ -110,7 +110,15 @@ def prepare_isic(
     root, out = check_dir(root, "ISIC --root"), Path(out)
     images = check_dir(root / "ISIC2018_Task1-2_Training_Input", "ISIC training input")
     gt = check_dir(root / "ISIC2018_Task1_Training_GroundTruth", "ISIC ground truth")
-    rows = list(csv.DictReader(check_file(class_csv, "--class-csv").open()))
+    with check_file(class_csv, "--class-csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
+    if not {"ID", "Class"} <= set(header):
+        raise ValueError(
+            f"--class-csv {str(class_csv)!r} must have the columns ID and Class (PATNet's "
+            f"class_id.csv), got the header {header}"
+        )
     counts = dict.fromkeys(range(1, len(ISIC_CLASSES) + 1), 0)
     for row in rows:
         name = row["Class"].strip().lower().replace(" ", "_")

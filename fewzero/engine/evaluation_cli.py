@@ -645,9 +645,13 @@ def _print_averages(rows: list[dict[str, Any]], coco: bool) -> None:
     for r in rows:
         by_model.setdefault(r["name"], []).append(r)
     for label, rs in by_model.items():
-        pm = sum(r["pascal_miou"] for r in rs) / len(rs)
-        fb = sum(r["pascal_fbiou"] for r in rs) / len(rs)
-        line = f"  {label}: P-mIoU {100 * pm:.2f}  FB-IoU {100 * fb:.2f}"
+        line = f"  {label}: P-mIoU {_mean(rs, 'pascal_miou')}  FB-IoU {_mean(rs, 'pascal_fbiou')}"
         if coco:
-            line += f"  C-mIoU {100 * sum(r['coco_miou'] for r in rs) / len(rs):.2f}"
+            line += f"  C-mIoU {_mean(rs, 'coco_miou')}"
         print(line)
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> str:
+    """The mean of ``key`` in % over the rows that have it (``-`` where none has: left out)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return f"{100 * sum(values) / len(values):.2f}" if values else "-"

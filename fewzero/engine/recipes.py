@@ -22,7 +22,11 @@ from .pascal2coco import check_shots
 from .run_folder import check_run_dir
 from .trainer import Trainer
 
-__all__ = ["build_model", "train_pascal5i", "trainable"]
+__all__ = ["ModelBuildError", "build_model", "train_pascal5i", "trainable"]
+
+
+class ModelBuildError(ValueError):
+    """The run's model cannot be built as configured (backbone, weights file, model settings)."""
 
 
 def build_model(
@@ -38,6 +42,11 @@ def build_model(
         config: Run settings.
         pretrained: ImageNet backbone weights (offline for ``efficientnet_lite0``).
         backbone_weights: A local weights file instead (loaded strictly by fewzero).
+
+    Raises:
+        ModelBuildError: naming the run's ``--model``, ``--backbone`` and
+            ``--backbone-weights`` and what is wrong with them (an unknown backbone, a weights
+            file that is empty, corrupt or of another architecture).
     """
     kwargs: dict[str, Any] = dict(config.model_kwargs)
     if "class_embeddings" in model_parameters(config.model) and "class_embeddings" not in kwargs:
@@ -50,7 +59,15 @@ def build_model(
         kwargs["pretrained_file"] = backbone_weights
     elif pretrained:
         kwargs["pretrained"] = True
-    return create_model(config.model, backbone=config.backbone, **kwargs)  # type: ignore[return-value]
+    try:
+        return create_model(config.model, backbone=config.backbone, **kwargs)  # type: ignore[return-value]
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        given = f"--model {config.model}" + (
+            f" --backbone {config.backbone}" if config.backbone is not None else ""
+        )
+        if backbone_weights is not None:
+            given += f" --backbone-weights {backbone_weights}"
+        raise ModelBuildError(f"{given}: {err}") from err
 
 
 def trainable(model: torch.nn.Module) -> bool:

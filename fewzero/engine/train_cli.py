@@ -43,7 +43,7 @@ from .pascal2coco import (
     evaluate_pascal2coco,
     format_table,
 )
-from .recipes import build_model, train_pascal5i
+from .recipes import ModelBuildError, build_model, train_pascal5i
 from .run_folder import check_run_dir
 from .toy_demo import TOY_EVAL, TOY_MODELS, TOY_PRESET, toy_demo
 
@@ -104,7 +104,13 @@ def toy_main(
             overwrite=args.overwrite,
             explicit=explicit,
         )
-    except (FileExistsError, FileNotFoundError, RunConfigError, ShotsError) as err:  # checked first
+    except (
+        FileExistsError,
+        FileNotFoundError,
+        ModelBuildError,
+        RunConfigError,
+        ShotsError,
+    ) as err:  # checked before any work
         parser.error(str(err))
     print(
         f"\nToy PASCAL2COCO, trained on toy PASCAL-5^{cfg.fold}; unseen-class mIoU / FB-IoU "
@@ -145,9 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     setup()
     cfg.device = local_device(cfg.device)
-    model = build_model(
-        cfg, pretrained=not args.no_pretrained, backbone_weights=args.backbone_weights
-    )
+    try:
+        model = build_model(
+            cfg, pretrained=not args.no_pretrained, backbone_weights=args.backbone_weights
+        )
+    except ModelBuildError as err:
+        parser.error(str(err))
     try:
         for k in cfg.eval_shots:  # before any data is read or any step is taken
             check_shots(model, cfg.model, k)

@@ -98,12 +98,22 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ValueError: if the file holds no tensor mapping.
     """
     path = check_file(path, "pretrained_file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"pretrained_file {str(path)!r} is empty (0 bytes): the copy did not finish")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        sd: object = load_file(str(path))
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+            sd: object = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch's EOFError/UnpicklingError/RuntimeError, SafetensorError
+        first = str(err).splitlines()[0] if str(err) else "unexpected end of file"
+        raise ValueError(
+            f"pretrained_file {str(path)!r} ({size} bytes) is truncated, corrupt or not a weights "
+            f"file: {type(err).__name__}: {first}"
+        ) from err
     if isinstance(sd, Mapping):
         for key in ("state_dict", "model", "state_dict_ema"):
             inner = sd.get(key)
