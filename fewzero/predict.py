@@ -108,6 +108,26 @@ def to_mask_tensor(mask: MaskLike, name: str = "mask", class_id: int | None = No
     return to_binary_mask(mask, name=name, class_id=class_id)
 
 
+def _check_cli_inputs(model: SegmentationModel, support: bool, class_id: int | None) -> None:
+    """The model's needs in fewzero-segment's words (flags), before it runs."""
+    arch = model.config.get("arch", type(model).__name__)
+    if model.requires_support and not support:
+        raise ValueError(
+            f"the few-shot model {arch!r} segments the class its support shows: give "
+            "--support IMAGE MASK (once per shot), or --support-class NAME IMAGE MASK per class"
+        )
+    if support and not model.accepts_support:
+        raise ValueError(
+            f"--support and --support-class do not apply to the zero-shot model {arch!r} (it "
+            "segments what it learned from the query alone): drop them, or give a few-shot "
+            "--checkpoint"
+        )
+    if model.requires_class_ids and class_id is None:
+        raise ValueError(f"the model {arch!r} segments a class by its id: give --class-id N")
+    if class_id is not None and not model.requires_class_ids:
+        raise ValueError(f"--class-id does not apply to the model {arch!r}: drop it")
+
+
 def check_has_background(mask: torch.Tensor, name: str, allow: str) -> None:
     """Raise ``ValueError`` if ``mask`` marks every pixel as the object (no 0 pixel).
 
@@ -492,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor = Predictor(
                 args.checkpoint, device=device, size=args.size, allow_full_masks=True
             )
+        _check_cli_inputs(predictor.model, bool(pairs), args.class_id)
         if args.support_class:
             by_class: dict[str, list[tuple[Any, Any]]] = {}
             for (name, _, _), image, m in zip(pairs, images, masks):

@@ -282,3 +282,68 @@ def test_prepare_isic_names_a_csv_without_patnets_columns(tmp_path, capsys):
     assert prepare_main(argv) == 2
     err = capsys.readouterr().err
     assert "must have the columns ID and Class" in err and "['image', 'label']" in err
+
+
+def test_prepare_deepglobe_refuses_masks_off_the_code_and_a_run_that_keeps_no_tile(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(5)
+    _image(raw / "8_sat.jpg", rng, size=(36, 36))
+    index = np.zeros((36, 36), np.uint8)
+    index[:18] = 2  # a class-index mask (values 0..6), not Deepglobe's colours
+    Image.fromarray(index).save(raw / "8_mask.png")
+    argv = ["deepglobe", "--root", str(raw), "--out", str(tmp_path / "dg"), "--quiet"]
+    assert prepare_main(argv) == 2
+    assert "no tile kept" in capsys.readouterr().err  # all dark: read as 'unknown' everywhere
+    grey = np.full((36, 36, 3), 120, np.uint8)  # mid-grey: off the code
+    grey[:18] = COLOURS[2]
+    Image.fromarray(grey).save(raw / "8_mask.png")
+    assert prepare_main(argv) == 2
+    assert "is not colour-coded" in capsys.readouterr().err
+
+
+def test_prepare_check_opens_every_pair_and_the_eval_command_refuses_before_work(tmp_path, capsys):
+    """What the loaders would meet mid-run is found by `prepare check` and before fewzero-eval."""
+    make_isic(tmp_path / "isic")
+    gt = tmp_path / "isic" / "ISIC2018_Task1_Training_GroundTruth"
+    assert prepare_main(["check", "isic", "--root", str(tmp_path / "isic")]) == 0
+    Image.fromarray(np.full((5, 5), 255, np.uint8)).save(gt / "ISIC_0000000_segmentation.png")  # size
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(gt / "ISIC_0000001_segmentation.png")  # empty
+    capsys.readouterr()
+    assert prepare_main(["check", "isic", "--root", str(tmp_path / "isic")]) == 1
+    out = capsys.readouterr().out
+    assert "mask ISIC_0000000_segmentation.png has size (5, 5), its image" in out
+    assert "ISIC_0000001" in out and "complete" not in out
+    # FSS-1000: an image without its mask, and an empty split
+    fss = tmp_path / "fss"
+    (fss / "splits").mkdir(parents=True)
+    (fss / "cat").mkdir()
+    rng = np.random.default_rng(0)
+    for i in (1, 2, 3):
+        _image(fss / "cat" / f"{i}.jpg", rng)
+        if i < 3:
+            _white(fss / "cat" / f"{i}.png", k=i)
+    (fss / "splits" / "test.txt").write_text("cat\n")
+    assert prepare_main(["check", "fss1000", "--root", str(fss)]) == 1
+    assert "images without a <n>.png mask: ['3']" in capsys.readouterr().out
+    (fss / "splits" / "test.txt").write_text("\n")
+    assert prepare_main(["check", "fss1000", "--root", str(fss)]) == 1
+    assert "lists no class (an empty split)" in capsys.readouterr().out
+    # the eval command: refused before any checkpoint is run, with an error line
+    import torch
+    from conftest import SMALL
+
+    from fewzero.engine.checkpoint import save_checkpoint
+    from fewzero.engine.evaluation_cli import main
+    from fewzero.models import SMVCENet
+
+    model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
+    save_checkpoint({"model": model.state_dict(), "model_config": model.config,
+                     "config": {"crop_size": 32}}, tmp_path / "c.pt")  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(["--checkpoint", str(tmp_path / "c.pt"), "--dataset", "isic", "--data-root",
+              str(tmp_path / "isic"), "--shots", "1", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: --data-root" in err and "has size (5, 5)" in err and "prepare check isic" in err
+    assert "Traceback" not in err and torch  # noqa: B018

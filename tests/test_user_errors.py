@@ -426,3 +426,21 @@ def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(
     err = refused([*base, "--backbone", "resnet18", "--backbone-weights", str(tmp_path / "empty.pth")])
     assert "--backbone-weights" in err and "is empty (0 bytes)" in err
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "checkpoint, extra, words",
+    [
+        ("fewshot.pt", [], "give --support IMAGE MASK"),
+        ("zeroshot.pt", ["--support", "photo.jpg", "mask.png"], "--support and --support-class do not apply"),
+        ("zeroshot.pt", ["--class-id", "3"], "--class-id does not apply"),
+    ],
+)
+def test_segment_speaks_in_flags_not_tensor_shapes(files, checkpoint, extra, words, capsys, monkeypatch):
+    monkeypatch.chdir(files)
+    err = refused(segment, ["--checkpoint", checkpoint, "--query", "photo.jpg", *extra,
+                            "--out", "o_flags"], capsys)  # fmt: skip
+    assert words in err
+    for api in ("support_images", "(B, K", "comparisons=", "class_source"):
+        assert api not in err
+    assert not (files / "o_flags" / "mask.png").exists()

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
@@ -163,7 +164,8 @@ class Deepglobe(_PatnetDataset):
             for c in range(1, 7)
         }
 
-    def read_mask(self, path: Path, class_id: int) -> np.ndarray:
+    @classmethod
+    def read_mask(cls, path: Path, class_id: int) -> np.ndarray:
         """Binary (white = the class) or colour-coded (the class's colour) ground truth."""
         return read_rgb_class_mask(path, DEEPGLOBE_PALETTE, class_id)
 
@@ -213,7 +215,8 @@ class ChestXray(_PatnetDataset):
             )
         }
 
-    def read_mask(self, path: Path, class_id: int) -> np.ndarray:
+    @classmethod
+    def read_mask(cls, path: Path, class_id: int) -> np.ndarray:
         """White-on-black lungs (read by the mask rules)."""
         return read_binary_mask(path)
 
@@ -234,8 +237,18 @@ _REQUIRED = {
 }
 
 
-def layout_problems(dataset: str, root: str | os.PathLike[str]) -> list[str]:
+def layout_problems(
+    dataset: str, root: str | os.PathLike[str], thorough: bool = False
+) -> list[str]:
     """What ``root`` lacks for ``dataset`` (``deepglobe``, ``isic``, ``lung``, ``fss1000``).
+
+    Args:
+        dataset: The benchmark.
+        root: Its folder.
+        thorough: Also open every pair: a mask of another size than its image, a mask that
+            marks no object, an image without its mask, an empty split (what the loaders would
+            otherwise meet mid-run; ``prepare check`` and ``fewzero-eval`` run it before any
+            work).
 
     Returns:
         One line per missing folder or file, per class with fewer than 2 image/mask pairs, and
@@ -254,10 +267,24 @@ def layout_problems(dataset: str, root: str | os.PathLike[str]) -> list[str]:
         return problems
     if dataset == "fss1000":
         names = [n.strip() for n in (root / "splits/test.txt").read_text().splitlines()]
-        lacking = [n for n in names if n and not (root / n).is_dir()]
-        return [f"missing class folder {n}" for n in lacking[:10]] + (
+        names = [n for n in names if n]
+        if not names:
+            return ["splits/test.txt lists no class (an empty split)"]
+        lacking = [n for n in names if not (root / n).is_dir()]
+        problems = [f"missing class folder {n}" for n in lacking[:10]] + (
             [f"... and {len(lacking) - 10} more"] if len(lacking) > 10 else []
         )
+        if thorough and not problems:
+            for name in names:
+                folder = root / name
+                images = {p.stem: p for p in folder.glob("*.jpg")}
+                masks = {p.stem: p for p in folder.glob("*.png")}
+                unmasked = sorted(set(images) - set(masks))
+                if unmasked:
+                    problems.append(f"class {name}: images without a <n>.png mask: {unmasked[:5]}")
+                pairs = {s: (images[s], masks[s]) for s in sorted(set(images) & set(masks))}
+                problems += _pair_problems(f"class {name}", pairs, lambda p: read_binary_mask(p))
+        return problems
     cls = CROSS_DOMAIN[dataset]
     found = cls.find(root)  # type: ignore[attr-defined]
     for c, pairs in found.items():
@@ -265,4 +292,33 @@ def layout_problems(dataset: str, root: str | os.PathLike[str]) -> list[str]:
             problems.append(
                 f"class {c} ({cls.CLASSES[c - 1]}) has {len(pairs)} image/mask pairs, needs >= 2"  # type: ignore[attr-defined]
             )
+        if thorough:
+            read = lambda p, c=c: cls.read_mask(p, c)  # type: ignore[attr-defined]  # noqa: E731
+            problems += _pair_problems(f"class {c}", pairs, read)
     return problems
+
+
+def _pair_problems(
+    where: str, pairs: dict[str, tuple[Path, Path]], read: Callable[[Path], np.ndarray]
+) -> list[str]:
+    """Each pair whose mask has another size than its image, or marks no object (at most 5)."""
+    out: list[str] = []
+    for stem, (image_path, mask_path) in pairs.items():
+        try:
+            with Image.open(image_path) as img:
+                size = img.size
+            mask = read(mask_path)
+        except (OSError, ValueError) as err:
+            out.append(f"{where}: {stem}: {err}")
+            continue
+        if mask.shape[::-1] != size:
+            out.append(
+                f"{where}: mask {mask_path.name} has size {mask.shape[::-1]}, its image "
+                f"{image_path.name} {size}"
+            )
+        elif not (mask == 1).any():
+            out.append(f"{where}: mask {mask_path.name} marks no object pixel")
+        if len(out) >= 5:
+            out.append(f"{where}: ... (first problems only)")
+            break
+    return out

@@ -203,7 +203,8 @@ class FolderEpisodes(Dataset):
             for i, (s, c) in enumerate(self.pairs)
         ]
 
-    def read_mask(self, path: Path, class_id: int) -> np.ndarray:
+    @classmethod
+    def read_mask(cls, path: Path, class_id: int) -> np.ndarray:
         """The binary mask ``uint8 (H, W)`` in ``{0, 1, 255}`` of ``class_id`` in ``path``."""
         return read_binary_mask(path)
 

@@ -113,6 +113,11 @@ class FSS1000(FolderEpisodes):
                         "class list there, pass classes=[...], or use split='all'"
                     )
                 classes = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
+                if not classes:
+                    raise ValueError(
+                        f"split file {str(split_file)!r} lists no class (an empty split): one "
+                        "class folder name a line"
+                    )
         self.split = split
         files = {}
         for cid, name in enumerate(classes, 1):

@@ -101,21 +101,33 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[di
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"episode manifest not found: {str(path)!r}")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    try:
-        records = [json.loads(ln) for ln in lines]
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not a JSON-lines manifest: {err}") from err
+    numbered = [(i, ln) for i, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    records, where = [], []
+    for number, line in numbered:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            cut = " (the file ends there: truncated)" if number == numbered[-1][0] else ""
+            raise ValueError(
+                f"{str(path)!r} line {number} is not JSON{cut}: {err.msg} at column {err.colno}"
+            ) from err
+        where.append(number)
     if not records or records[0].get("fewzero_manifest") != MANIFEST_VERSION:
         raise ValueError(
             f"{str(path)!r}: expected a header line with fewzero_manifest={MANIFEST_VERSION}, "
             f"got {records[0] if records else 'an empty file'!r}"
         )
     header, episodes = records[0], records[1:]
-    for i, episode in enumerate(episodes):
+    for number, episode in zip(where[1:], episodes):
         missing = [k for k in ("query", "class_id", "supports") if k not in episode]
         if missing:
-            raise ValueError(f"{str(path)!r} line {i + 2}: episode lacks {missing}")
+            raise ValueError(f"{str(path)!r} line {number}: episode lacks {missing}")
+    expected = header.get("n_episodes")
+    if isinstance(expected, int) and expected != len(episodes):
+        raise ValueError(
+            f"{str(path)!r}: its header says {expected} episodes, the file holds "
+            f"{len(episodes)} (lines 2 to {where[-1]}): the file was truncated or edited"
+        )
     digest = episodes_sha256(episodes)
     if header.get("episodes_sha256") != digest:
         raise ValueError(

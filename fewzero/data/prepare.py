@@ -385,7 +385,7 @@ def _crossdomain(args: argparse.Namespace) -> int:
     """The ``deepglobe``, ``isic`` and ``check`` subcommands."""
     try:
         if args.dataset == "check":
-            problems = layout_problems(args.name, args.root)
+            problems = layout_problems(args.name, args.root, thorough=True)
             for line in problems:
                 print(f"{args.name} {args.root}: {line}")
             if not problems:

@@ -56,6 +56,7 @@ def prepare_deepglobe(
     Raises:
         FileNotFoundError: for a missing root, or a root without ``*_sat.jpg`` images, or an
             image without its ``_mask.png``.
+        ValueError: for a mask that is not colour-coded, or when no tile passes the filter.
     """
     root, out = check_dir(root, "Deepglobe --root"), Path(out)
     sats = sorted(root.glob("*_sat.jpg"))
@@ -92,6 +93,12 @@ def prepare_deepglobe(
                         folder / "groundtruth" / f"{stem}.png"
                     )
                     counts[c] += 1
+    if not any(counts.values()):
+        raise ValueError(
+            f"Deepglobe --root {str(root)!r}: no tile kept from {len(sats)} image(s): every "
+            f"{n} x {n} tile shows one class, or a class on under {MIN_COLOUR_SHARE:.1%} of it "
+            "(PATNet's filter); check that the masks are Deepglobe's colour masks"
+        )
     return counts
 
 

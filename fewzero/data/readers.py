@@ -395,6 +395,14 @@ def read_rgb_class_index(
         ValueError: naming the file and the colours that are not in ``palette``.
     """
     rgb = np.asarray(_open(path, "mask").convert("RGB"))
+    between = ((rgb > 64) & (rgb < 192)).any(axis=-1)  # neither 0 nor 255 in some channel
+    if between.mean() > 0.01:
+        shown = sorted({tuple(int(v) for v in px) for px in rgb[between][:1000]})[:4]
+        raise ValueError(
+            f"mask {str(path)!r} is not colour-coded: {between.mean():.0%} of its pixels are "
+            f"far from the class code {sorted(palette)} (e.g. {shown}); a class-index, "
+            "grey-level or resized mask? Use the dataset's original colour masks"
+        )
     cut = (rgb >= 128).astype(np.int64)
     codes = (cut[..., 0] << 2) | (cut[..., 1] << 1) | cut[..., 2]
     lut = np.full(8, -1, np.int64)

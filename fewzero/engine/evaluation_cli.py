@@ -31,7 +31,7 @@ import torch
 
 from .. import __version__
 from ..checks import check_dir, check_writable, nonnegative_int, positive_int, resolve_device
-from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS, read_manifest
+from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS, layout_problems, read_manifest
 from ..models import load_trained_model
 from .checkpoint import write_json_atomic, write_text_atomic
 from .episode_sets import EpisodeSet, read_episode_set
@@ -305,6 +305,15 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
             if root is None:
                 raise FileNotFoundError(f"{flag} is required for --dataset {args.dataset}")
             check_dir(root, flag, " (prepare it with python -m fewzero.data.prepare)")
+        if cross:  # every pair opened now: what would otherwise fail mid-run
+            problems = layout_problems(args.dataset, args.data_root, thorough=True)
+            if problems:
+                raise FileNotFoundError(
+                    f"--data-root {str(args.data_root)!r} is not a complete {args.dataset} "
+                    "layout: " + "; ".join(problems[:6])
+                    + f" (python -m fewzero.data.prepare check {args.dataset} --root "
+                    f"{args.data_root} lists every problem)"
+                )
     except FileNotFoundError as err:
         p.error(str(err))
     files = [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
