@@ -124,8 +124,11 @@ def test_zero_shot_is_the_same_path_with_the_query_compared_with_itself():
     model = SMVCENet("resnet18", **SMALL).eval()
     assert [c.name for c in model.comparisons] == ["self"] and not model.accepts_support
     assert SMVCENet("resnet18", "deeplab", **SMALL).config["comparisons"] == []
-    with pytest.raises(ValueError, match="num_classes must be 2 with comparisons that add"):
+    with pytest.raises(ValueError, match="comparison 'cosine' adds background/foreground logits"):
         SMVCENet("resnet18", comparisons=["cosine"], num_classes=3, **SMALL)
+    three = SMVCENet("resnet18", comparisons=[{"name": "cosine", "residual": False}],
+                     num_classes=3, **SMALL)  # fmt: skip
+    assert three.decoder.num_classes == 3
 
 
 def test_one_shot_merge_module_for_every_model():

@@ -436,7 +436,11 @@ def _replayed_settings(replay: dict[str, Path], args: argparse.Namespace) -> dic
     A replay scores its episodes as their run did: a flag that contradicts the manifests is
     refused, and manifests of several runs with other settings are refused.
     """
-    headers = {key: read_manifest(path)[0] for key, path in replay.items()}
+    cross = args.dataset != "pascal5i"
+    prefixes = (f"{args.dataset}-",) if cross else ("pascal5i-", "coco20i-")
+    headers = {  # the manifests of this evaluation's benchmark (others in the folder are kept)
+        key: read_manifest(path)[0] for key, path in replay.items() if key.startswith(prefixes)
+    }
     out: dict[str, Any] = {}
     for key, flag in (("size", args.size), ("label_size", args.label_size)):
         values = {h[key] for h in headers.values() if h.get(key) is not None}

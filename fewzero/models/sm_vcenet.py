@@ -184,17 +184,13 @@ class SMVCENet(SegmentationModel):
         )
         c2, c3, *c4 = self.encoder.channels
         self.query = QueryBranch(c2 + c3, query_channels)
-        self.comparisons = Comparisons(comparisons, self._sources(query_channels, class_channels))
+        sources = self._sources(query_channels, class_channels, num_classes)
+        self.comparisons = Comparisons(comparisons, sources)
         reads = self.comparisons.reads("query") | self.comparisons.reads("support")
         self.strides = {s: self.encoder.stride for s in ("query", "class", "f4")}
         """Pixels per cell of each source's grid (the comparisons' masks are resized by them)."""
         if "low_level" in reads:
             self.strides["low_level"] = self.encoder.low_level_shape()[1]
-        if num_classes != 2 and any(c.residual for c in self.comparisons):
-            raise ValueError(
-                f"num_classes must be 2 with comparisons that add background/foreground logits "
-                f"({[c.name for c in self.comparisons if c.residual]}), got {num_classes}"
-            )
         self.requires_support = self.accepts_support = self.comparisons.needs_support
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
@@ -227,7 +223,9 @@ class SMVCENet(SegmentationModel):
         )
         self.num_classes = num_classes
 
-    def _sources(self, query_channels: int, class_channels: int | None) -> FeatureSources:
+    def _sources(
+        self, query_channels: int, class_channels: int | None, num_classes: int
+    ) -> FeatureSources:
         """The features this model offers its comparisons."""
         channels: dict[str, Any] = {
             "query": query_channels,
@@ -241,7 +239,7 @@ class SMVCENet(SegmentationModel):
         no_class = (
             f"variant={self.variant!r} has no class branch; use 'vcenet', 'm_vcenet' or 'sm_vcenet'"
         )
-        return FeatureSources(channels, {"class": no_class, "f4": no_class})
+        return FeatureSources(channels, {"class": no_class, "f4": no_class}, num_classes)
 
     def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` with each comparison's full settings (see ``SegmentationModel``)."""

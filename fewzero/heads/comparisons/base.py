@@ -128,9 +128,20 @@ class FeatureSources:
         self,
         channels: Mapping[str, int | Callable[[], int]],
         missing: Mapping[str, str] | None = None,
+        num_classes: int = 2,
     ) -> None:
         self._channels = dict(channels)
         self._missing = dict(missing or {})
+        self.num_classes = num_classes
+        """The decoder's logits: a residual is a background/foreground pair, so it needs 2."""
+
+    def check_residual(self, comparison: str) -> None:
+        """Raise ``ValueError`` unless the logits are background/foreground (``num_classes=2``)."""
+        if self.num_classes != 2:
+            raise ValueError(
+                f"comparison {comparison!r} adds background/foreground logits: it needs "
+                f"num_classes=2, got {self.num_classes}; give it residual=False or use 2 classes"
+            )
 
     def channels(self, source: str, comparison: str) -> int:
         """Channels of ``source``; ``ValueError`` naming ``comparison`` if the model has none."""

@@ -48,6 +48,8 @@ class BestMatch(ProjectedComparison):
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         self.scale, self.residual = float(scale), bool(residual)
+        if residual:
+            sources.check_residual(type(self).name)
 
     def forward(self, episode: Episode) -> ComparisonOutput:
         """Return the scaled best-match maps."""

@@ -54,6 +54,8 @@ class CosineComparison(ProjectedComparison):
         if not alignment_weight >= 0:
             raise ValueError(f"alignment_weight must be >= 0, got {alignment_weight!r}")
         self.scale, self.residual = float(scale), bool(residual)
+        if residual:
+            sources.check_residual(type(self).name)
         self.alignment_weight = float(alignment_weight)
 
     def forward(self, episode: Episode) -> ComparisonOutput:

@@ -43,6 +43,7 @@ class LowLevelComparison(ProjectedComparison):
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         self.scale = float(scale)
+        sources.check_residual("low_level")
 
     def forward(self, episode: Episode) -> ComparisonOutput:
         """Return no maps and ``[0, scale * cos(query, foreground prototype)]`` as residual."""
