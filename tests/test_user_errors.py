@@ -414,16 +414,11 @@ def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(
         read_state_dict(tmp_path / "broken.pth")
     base = ["--model", "deeplab_efficientnet_lite0", "--epochs", "1", "--out", str(tmp_path / "run")]
 
-    def refused(argv):
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_:
-            main(argv)
-        assert exit_.value.code == 2
-        return capsys.readouterr().err
-
-    err = refused([*base, "--backbone", "resnet1B", "--no-pretrained"])
+    capsys.readouterr()
+    err = refused(main, [*base, "--backbone", "resnet1B", "--no-pretrained"], capsys)
     assert "--backbone resnet1B" in err and "timm model name" in err and "Traceback" not in err
-    err = refused([*base, "--backbone", "resnet18", "--backbone-weights", str(tmp_path / "empty.pth")])
+    err = refused(main, [*base, "--backbone", "resnet18", "--backbone-weights",
+                         str(tmp_path / "empty.pth")], capsys)  # fmt: skip
     assert "--backbone-weights" in err and "is empty (0 bytes)" in err
     assert not (tmp_path / "run").exists()  # refused before any work
 

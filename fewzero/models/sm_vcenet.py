@@ -273,11 +273,10 @@ class SMVCENet(SegmentationModel):
         """
         need_q, need_s = self.comparisons.reads("query"), self.comparisons.reads("support")
         flat = None if support_images is None or not need_s else support_images.flatten(0, 1)
-        deep = flat if need_s - {"low_level"} else None
-        q_maps, s_maps = encode_pair(self.backbone_features, images, deep)
-        run_query = lambda x: [self.query(x)]  # noqa: E731
+        levels = flat if need_s - {"low_level"} else None  # the supports' levels, if read
+        q_maps, s_maps = encode_pair(self.backbone_features, images, levels)
         query, support = encode_pair(
-            run_query,
+            lambda x: [self.query(x)],
             torch.cat(q_maps[:2], 1),
             None if s_maps is None or "query" not in need_s else torch.cat(s_maps[:2], 1),
         )
