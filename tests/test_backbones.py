@@ -293,3 +293,24 @@ def test_logits_have_the_input_size_at_every_side_from_the_minimum(sized_model, 
     with torch.no_grad():
         out = sized_model(torch.randn(1, 3, h, w))
     assert out.shape == (1, 2, h, w) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["levit_128s", "cait_xxs24_224"])
+def test_hsnet_and_dcama_over_fixed_size_backbones_at_any_size(name):
+    """A fixed-size body runs at its size; each block's map comes back on the input's grid."""
+    from fewzero.models import create_model
+
+    for arch in ("hsnet", "dcama"):
+        model = create_model(arch, backbone=name, shot_merge="mean").eval()  # logits, not votes
+        for hw in ((96, 80), (250, 190)):
+            masks = torch.zeros(1, 2, *hw, dtype=torch.long)
+            masks[..., 20:60, 20:60] = 1
+            with torch.no_grad():
+                a = model(torch.randn(1, 3, *hw), torch.randn(1, 2, 3, *hw), masks)
+                other = masks.clone().zero_()
+                other[..., 60:90, 10:70] = 1
+                b = model(torch.randn(1, 3, *hw), torch.randn(1, 2, 3, *hw), other)
+            assert a.shape == (1, 2, *hw) and torch.isfinite(a).all()
+            assert (a - b).abs().max() > 0
+    blocks = model.encoder.forward_blocks(torch.randn(1, 3, 250, 190))
+    assert len(blocks) == len(model.encoder.block_groups)

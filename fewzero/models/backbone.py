@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -442,6 +443,8 @@ class Backbone(nn.Module):
     def _compute_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         if not self._per_block:
             return self._compute(images, align=False)  # the levels, each on its own grid
+        if self.fixed_size is not None:  # LeViT, CaiT: at their size, each map resampled
+            return self._at_fixed_size(images, self._run_blocks)
         return self._padded(images, self._run_blocks)
 
     def _getter(self) -> bool:
@@ -686,19 +689,34 @@ class Backbone(nn.Module):
 
     def _compute_fixed(self, images: torch.Tensor) -> list[torch.Tensor]:
         """A fixed-size body: the input resized to its size, the maps to the input's grid."""
+        run = lambda x: list(self.body(x))[: len(self.channels)]  # noqa: E731
+        return self._at_fixed_size(images, run, stride=self.stride)
+
+    def _at_fixed_size(
+        self,
+        images: torch.Tensor,
+        run: Callable[[torch.Tensor], list[torch.Tensor]],
+        stride: int | None = None,
+    ) -> list[torch.Tensor]:
+        """``run`` on the input resized to the body's one size; maps resampled to the input's grid.
+
+        The grid is the one ``stride`` gives the input (every map on it), or, without
+        ``stride``, the one each map's own stride gives it (the blocks of HSNet and DCAMA).
+        """
         h, w = images.shape[-2:]
         assert self.fixed_size is not None
+        fh, fw = self.fixed_size
         x = images
         if (h, w) != self.fixed_size:
             x = F.interpolate(images, size=self.fixed_size, mode="bilinear", align_corners=False)
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            feats = list(self.body(x))[: len(self.channels)]
+            feats = run(x)
         if self.output_fmt == "NHWC":
             feats = [f.permute(0, 3, 1, 2) for f in feats]
-        grid = (-(-h // self.stride), -(-w // self.stride))
-        return [
-            f
-            if f.shape[-2:] == grid
-            else F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
-            for f in feats
-        ]
+        out = []
+        for f in feats:
+            sy, sx = (stride, stride) if stride else (fh / f.shape[-2], fw / f.shape[-1])
+            grid = (max(1, math.ceil(h / sy)), max(1, math.ceil(w / sx)))
+            same = tuple(f.shape[-2:]) == grid
+            out.append(f if same else F.interpolate(f, size=grid, mode="bilinear", align_corners=False))
+        return out
