@@ -5,6 +5,8 @@ The families below are CI's representative subset of the conformance table
 hybrids, with random weights at tiny sizes.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -314,3 +316,15 @@ def test_hsnet_and_dcama_over_fixed_size_backbones_at_any_size(name):
             assert (a - b).abs().max() > 0
     blocks = model.encoder.forward_blocks(torch.randn(1, 3, 250, 190))
     assert len(blocks) == len(model.encoder.block_groups)
+
+
+def test_what_the_docs_say_is_padded_is_what_is_padded():
+    """The Backbones page: CNNs that run at any size are not padded; DLA and HRNet are, to x32."""
+    from fewzero.models import Backbone
+
+    assert Backbone("resnet18").size_multiple == 1
+    assert Backbone("efficientnet_lite0").size_multiple == 1
+    hrnet = Backbone("hrnet_w18_small")
+    assert hrnet.size_multiple == 32 and hrnet.resampled
+    page = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text()
+    assert "| DLA, HRNet | 32 |" in page and "DLA and HRNet are CNNs too" in page
