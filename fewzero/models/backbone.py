@@ -477,10 +477,13 @@ class Backbone(nn.Module):
         names = list(body.return_layers)
         feats: list[torch.Tensor] = []
         for name, module in body.items():
-            if name in names:  # a Sequential stage (checked by the block plan): block by block
+            if name in names and isinstance(module, nn.Sequential):  # a stage: block by block
                 for block in module:
                     x = block(x)
                     feats.append(x)
+            elif name in names:  # a return layer that is one module: one map (the block plan's)
+                x = module(x)
+                feats.append(x)
             else:
                 x = module(x)
             if name == names[-1]:

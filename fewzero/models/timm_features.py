@@ -268,7 +268,12 @@ def _plan(
         raise ValueError(f"backbone {name!r} declares output_fmt {fmt!r}; expected NCHW or NHWC")
     info = body.feature_info
     strides = list(info.reduction()) if hasattr(info, "reduction") else _reductions(info)
+    # meta tensors do not check indices: a body that indexes relative-position tables by the
+    # grid (MViTv2) "runs" on meta at sizes it cannot take, so it is probed on random weights
+    indexes_tables = any("rel_pos" in n for n, _ in body.named_parameters())
     try:
+        if indexes_tables:
+            raise _MetaUnsupported(type(body).__name__)
         m = size_multiple(body, strides, fmt)
     except _MetaUnsupported:  # reads values in its forward: probe a random-weight copy
         body = timm.create_model(
