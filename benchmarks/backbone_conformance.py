@@ -5,8 +5,10 @@
 For every module of ``timm.list_modules()``, the model with the fewest parameters among those
 whose ``features_only`` model builds (on the ``meta`` device) is "the module's model"; a module
 with none cannot give feature maps and is listed apart. Each model then runs, with random weights
-(``pretrained=False``) in a fresh interpreter with a time limit, as zero-shot SM-VCENet, few-shot
-SM-VCENet (1 shot) and the training-free prototype baseline, at 97x130, 130x97 and 161x129.
+(``pretrained=False``) in a fresh interpreter with a time limit, as every registered architecture
+(``fewzero.models.list_architectures()``: SM-VCENet and its ablations, DeepLab, SPNet, ZSVM,
+HSNet, DCAMA, the prototype baseline) and the ``sm_vcenet_fewshot_*`` defaults (1 shot), at
+97x130, 130x97 and 161x129.
 It works when every logits tensor has the input's size and is finite, and the few-shot outputs
 change when the support mask names another object (not bit for bit equal: random weights give
 some models, LeViT's zero-initialised residual norms for one, very small features).
@@ -56,21 +58,37 @@ def module_models(module: str) -> tuple[str | None, str]:
     return None, reason
 
 
-def run_one(name: str) -> dict:
-    """Build and run the three models over ``name`` (in this interpreter)."""
+def build_all(name: str) -> dict:
+    """Every registered architecture over ``name`` at tiny widths, and the few-shot factory."""
+    import warnings
+
     import torch
 
-    from fewzero.models import create_model
+    from fewzero.models import create_model, list_architectures, model_parameters
+
+    built = {}
+    for arch in list_architectures():
+        params = model_parameters(arch)
+        kw = {k: v for k, v in {**HEADS, "class_channels": 32}.items() if k in params}
+        if "class_embeddings" in params:  # SPNet, ZSVM: a random table, no language model
+            kw.pop("class_channels", None)
+            kw["class_embeddings"] = torch.randn(20, 8)
+        built[arch] = create_model(arch, backbone=name, **kw)
+    with warnings.catch_warnings():  # a backbone without a low-level map: built without it
+        warnings.simplefilter("ignore", UserWarning)
+        built["sm_vcenet_fewshot"] = create_model(
+            "sm_vcenet_fewshot_resnet50", backbone=name, class_channels=32, **HEADS
+        )
+    return built
+
+
+def run_one(name: str) -> dict:
+    """Build and run every architecture over ``name`` (in this interpreter)."""
+    import torch
 
     torch.manual_seed(0)
     start = time.perf_counter()
-    built = {
-        "zero-shot": create_model("sm_vcenet", backbone=name, class_channels=32, **HEADS),
-        "few-shot": create_model(
-            "sm_vcenet", backbone=name, comparisons=["prototype"], class_channels=32, **HEADS
-        ),
-        "prototype": create_model("prototype", backbone=name),
-    }
+    built = build_all(name)
     enc = built["prototype"].encoder
     for model in built.values():
         model.eval()
@@ -83,11 +101,15 @@ def run_one(name: str) -> dict:
         other[..., h // 2 :, w // 2 :] = 1
         with torch.no_grad():
             for kind, model in built.items():
-                kw = {} if kind == "zero-shot" else dict(support_images=s_img, support_masks=mask)
+                kw = {}
+                if model.accepts_support:
+                    kw.update(support_images=s_img, support_masks=mask)
+                if model.requires_class_ids:
+                    kw["class_ids"] = torch.tensor([1])
                 out = model(x, **kw)
                 if out.shape != (1, 2, h, w) or not torch.isfinite(out).all():
                     raise AssertionError(f"{kind} at {h}x{w}: logits {tuple(out.shape)}")
-                if kind != "zero-shot":
+                if model.accepts_support:
                     alt = model(x, s_img, other)
                     if torch.equal(alt, out):  # an ignored support gives the very same bits
                         raise AssertionError(f"{kind} at {h}x{w}: output ignores the support")
