@@ -59,6 +59,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "            [s[0][:, torch.arange(3) % s[0].shape[1]].to(self.device) for s in sets],\n            [s[1][:, torch.arange(3) % s[1].shape[1]].to(self.device) for s in sets],",
         ["tests/test_support_swap.py", "-k", "whatever_the_others"],
     ),
+    "cross-domain check skips the mask size": (
+        "fewzero/data/crossdomain.py",
+        "        if mask.shape[::-1] != size:",
+        "        if False:",
+        ["tests/test_crossdomain.py", "-k", "opens_every_pair"],
+    ),
+    "a replay scores at the checkpoint's size": (
+        "fewzero/engine/evaluation_cli.py",
+        '    size = from_manifests.get("size", args.size)',
+        "    size = args.size",
+        ["tests/test_reproduce.py", "-k", "manifests_settings"],
+    ),
+    "HSNet's blocks assume every return layer is a stage": (
+        "fewzero/models/backbone.py",
+        "            if name in names and isinstance(module, nn.Sequential):  # a stage: block by block",
+        "            if name in names:  # a stage: block by block",
+        ["tests/test_backbones.py", "-k", "broke_the_adapter"],
+    ),
     "cache partial miss stores under the wrong key": (
         "fewzero/models/feature_cache.py",
         "entry = tuple(f[j].clone() for f in fresh)",
