@@ -330,16 +330,17 @@ def test_what_the_docs_say_is_padded_is_what_is_padded():
     assert "| DLA, HRNet | 32 |" in page and "DLA and HRNet are CNNs too" in page
 
 
-@pytest.mark.parametrize("name", ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny"])
+@pytest.mark.parametrize("name", ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny", "mobileone_s1"])
 def test_families_that_broke_the_adapter_at_an_odd_size(name):
-    """Stages that are one module (RepVGG, MobileViT) and relative-position tables sized to 224
-    (MViTv2, an IndexError at 250 x 190 before): HSNet's blocks and the levels at 250 x 190."""
+    """Stages that are one module (RepVGG, MobileViT), relative-position tables sized to 224
+    (MViTv2, an IndexError at 250 x 190 before) and widths that change inside a stage
+    (MobileOne: DCAMA's attentions sized by the level): HSNet, DCAMA and the levels."""
     from fewzero.models import create_model
 
     hw = (250, 190)
     masks = torch.zeros(1, 1, *hw, dtype=torch.long)
     masks[..., 20:120, 20:120] = 1
-    for arch in ("hsnet", "prototype"):
+    for arch in ("hsnet", "dcama", "prototype"):
         model = create_model(arch, backbone=name).eval()
         with torch.no_grad():
             out = model(torch.randn(1, 3, *hw), torch.randn(1, 1, 3, *hw), masks)

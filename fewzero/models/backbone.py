@@ -282,10 +282,13 @@ class Backbone(nn.Module):
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
         self.block_channels = [self.channels[g] for g in self.block_groups]
-        if self._stages is not None:  # widths change inside a level: ask the blocks
+        if self._per_block and self._block_indices is None:  # widths may change inside a
+            # level (EfficientNet's stages, MobileOne's blocks): ask the blocks themselves
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
+            side = self.fixed_size[0] if self.fixed_size is not None else side
             maps = self._dry_run(side, self._run_blocks)
-            self.block_channels = [int(m.shape[1]) for m in maps]
+            axis = -1 if self.output_fmt == "NHWC" else 1
+            self.block_channels = [int(m.shape[axis]) for m in maps]
 
     def _dry_run(
         self, side: int, run: Callable[[torch.Tensor], list[torch.Tensor]]
