@@ -330,7 +330,9 @@ def test_what_the_docs_say_is_padded_is_what_is_padded():
     assert "| DLA, HRNet | 32 |" in page and "DLA and HRNet are CNNs too" in page
 
 
-@pytest.mark.parametrize("name", ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny", "mobileone_s1"])
+@pytest.mark.parametrize(
+    "name", ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny", "mobileone_s1", "rdnet_tiny", "selecsls42"]
+)
 def test_families_that_broke_the_adapter_at_an_odd_size(name):
     """Stages that are one module (RepVGG, MobileViT), relative-position tables sized to 224
     (MViTv2, an IndexError at 250 x 190 before) and widths that change inside a stage

@@ -287,8 +287,14 @@ class Backbone(nn.Module):
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
             side = self.fixed_size[0] if self.fixed_size is not None else side
             maps = self._dry_run(side, self._run_blocks)
-            axis = -1 if self.output_fmt == "NHWC" else 1
-            self.block_channels = [int(m.shape[axis]) for m in maps]
+            nhwc = self.output_fmt == "NHWC"
+            if self._blocks_fit(maps, nhwc):
+                self.block_channels = [int(m.shape[-1 if nhwc else 1]) for m in maps]
+            else:  # blocks that pass lists (SelecSLS) or change the grid inside a level
+                # (RDNet): HSNet and DCAMA read the levels themselves
+                self._per_block = False
+                self.block_groups = list(range(levels))
+                self.block_channels = list(self.channels)
 
     def _dry_run(
         self, side: int, run: Callable[[torch.Tensor], list[torch.Tensor]]
@@ -300,6 +306,14 @@ class Backbone(nn.Module):
             maps = run(torch.zeros(1, 3, side, side))
         self.body.train(training)
         return maps
+
+    def _blocks_fit(self, maps: Sequence[object], nhwc: bool) -> bool:
+        """Whether block-by-block maps are tensors, each on the grid of its level's last map."""
+        if not all(isinstance(m, torch.Tensor) for m in maps):
+            return False
+        grids = [tuple(m.shape[1:3] if nhwc else m.shape[-2:]) for m in maps]  # type: ignore[union-attr]
+        last = {g: grids[i] for i, g in enumerate(self.block_groups)}
+        return all(grids[i] == last[g] for i, g in enumerate(self.block_groups))
 
     def _block_plan(self) -> tuple[list[int], list[int] | None]:
         """The level of each map ``forward_blocks`` returns, and a ViT body's block indices.
@@ -397,6 +411,12 @@ class Backbone(nn.Module):
             )
         side = -(-max(self.min_input_size, 32) // self.size_multiple) * self.size_multiple
         low = self._dry_run(side, self._compute_low)[0]
+        if not isinstance(low, torch.Tensor):  # SelecSLS passes lists between its blocks
+            raise ValueError(
+                f"backbone {self.name!r} has no single map before F_2's stage (its blocks pass "
+                f"a {type(low).__name__}); low-level features need a CNN-like body (ResNet, "
+                "EfficientNet, ConvNeXt, ...)"
+            )
         return int(low.shape[1]), side // int(low.shape[-1])
 
     def forward_low_level(self, images: torch.Tensor) -> torch.Tensor:
