@@ -33,7 +33,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SHOT_MERGES", "check_shot_merge", "merge_shots", "one_shot_masks", "vote_shots"]
+__all__ = [
+    "SHOT_MERGES",
+    "check_shot_merge",
+    "merge_shots",
+    "one_shot_episodes",
+    "one_shot_masks",
+    "vote_shots",
+]
 
 SHOT_MERGES = ("prototype", "mean", "vote")
 """The K-shot rules: pool the shots in the comparison, average the one-shot episodes' logits, or vote their masks (HSNet)."""
@@ -67,6 +74,29 @@ def one_shot_masks(support_masks: torch.Tensor) -> torch.Tensor:
     ``flatten(0, 1)`` order).
     """
     return support_masks.flatten(0, 1)[:, None]
+
+
+def one_shot_episodes(
+    query: Sequence[torch.Tensor], support_masks: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The ``B * K`` one-shot episodes of ``B`` K-shot ones: the query's maps repeated, not recomputed.
+
+    Args:
+        query: The query's maps, each ``(B, ...)``.
+        support_masks: ``(B, K, H, W)``.
+
+    Returns:
+        Each map repeated to ``(B * K, ...)`` (``repeat_interleave``) and the masks
+        ``(B * K, 1, H, W)`` ([one_shot_masks][fewzero.heads.shot_merge.one_shot_masks]).
+
+    Examples:
+        >>> import torch
+        >>> maps, masks = one_shot_episodes([torch.arange(2.0)], torch.ones(2, 3, 4, 4))
+        >>> maps[0].tolist(), tuple(masks.shape)
+        ([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], (6, 1, 4, 4))
+    """
+    k = support_masks.shape[1]
+    return [x.repeat_interleave(k, dim=0) for x in query], one_shot_masks(support_masks)
 
 
 def vote_shots(logits: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
 from ..layers import MaskAttention
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
@@ -126,8 +126,7 @@ class DCAMA(FewShotModel):
         )
         assert support is not None
         if self.shot_merge != "prototype":  # one-shot episodes: the query's maps repeated
-            query = [q.repeat_interleave(n_shots, dim=0) for q in query]
-            support_masks = one_shot_masks(support_masks)
+            query, support_masks = one_shot_episodes(query, support_masks)
         b, k = support_masks.shape[:2]
         groups = self.encoder.block_groups
         per_level: list[list[torch.Tensor]] = [[], [], []]

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
 from ..layers import CenterPivotConv4d, multilayer_correlation
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
@@ -163,9 +163,8 @@ class HSNet(FewShotModel):
             self.encoder.forward_blocks, images, support_images.flatten(0, 1)
         )
         assert support is not None
-        query = [q.repeat_interleave(k, dim=0) for q in query]  # one-shot episodes
-        masks = one_shot_masks(support_masks)[:, 0]
-        corr = multilayer_correlation(query, support, masks, self.encoder.block_groups)
+        query, masks = one_shot_episodes(query, support_masks)
+        corr = multilayer_correlation(query, support, masks[:, 0], self.encoder.block_groups)
         fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
         mixed = self.mix[0](_resample(coarse, mid) + mid)
         mixed = self.mix[1](_resample(mixed, fine) + fine)

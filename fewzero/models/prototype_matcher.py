@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..heads.prototype import cosine_maps, support_prototypes
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_masks
+from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
 from .base import FewShotModel
@@ -107,10 +107,11 @@ class PrototypeMatcher(FewShotModel):
             lambda x: [self.embed(x)], images, support_images.flatten(0, 1)
         )
         assert support is not None
-        q = query[0].repeat_interleave(shots, dim=0)
-        masks = one_shot_masks(support_masks) if shots > 1 else support_masks
+        masks = support_masks
+        if shots > 1:  # one-shot episodes: the query's features repeated
+            query, masks = one_shot_episodes(query, support_masks)
         protos = support_prototypes(support[0], masks, (0, 1), self.encoder.stride)  # bg, fg
-        logits = self.scale * cosine_maps(q, protos)
+        logits = self.scale * cosine_maps(query[0], protos)
         return merge_shots(logits, shots, self.shot_merge, self.training, images.shape[-2:]), {}
 
 

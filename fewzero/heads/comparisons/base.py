@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...configs import capture_init, json_safe
-from ..shot_merge import one_shot_masks
+from ..shot_merge import one_shot_episodes
 
 __all__ = [
     "SOURCES",
@@ -95,11 +95,8 @@ class Episode:
         if k <= 1:
             return self
         assert self.support_masks is not None
-        return replace(
-            self,
-            query={s: x.repeat_interleave(k, dim=0) for s, x in self.query.items()},
-            support_masks=one_shot_masks(self.support_masks),
-        )
+        maps, masks = one_shot_episodes(list(self.query.values()), self.support_masks)
+        return replace(self, query=dict(zip(self.query, maps)), support_masks=masks)
 
 
 class MissingSourceError(ValueError):
