@@ -64,6 +64,7 @@ __all__ = [
     "transform_pair",
 ]
 
+
 class Episode(TypedDict):
     """One zero-shot episode.
 

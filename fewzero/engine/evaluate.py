@@ -116,7 +116,9 @@ def evaluate(
             if "other" in batch:
                 other = batch["other"][i]
                 if tuple(other.shape) != tuple(label.shape):  # resized labels: the same grid
-                    grid = F.interpolate(other[None, None].float(), size=label.shape, mode="nearest")
+                    grid = F.interpolate(
+                        other[None, None].float(), size=label.shape, mode="nearest"
+                    )
                     other = grid[0, 0].to(other.dtype)
                 leak.update(pred, other[None], batch["class_id"][i : i + 1])
     if is_nway:

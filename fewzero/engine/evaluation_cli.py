@@ -310,7 +310,8 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
             if problems:
                 raise FileNotFoundError(
                     f"--data-root {str(args.data_root)!r} is not a complete {args.dataset} "
-                    "layout: " + "; ".join(problems[:6])
+                    "layout: "
+                    + "; ".join(problems[:6])
                     + f" (python -m fewzero.data.prepare check {args.dataset} --root "
                     f"{args.data_root} lists every problem)"
                 )

@@ -127,7 +127,12 @@ def vote_shots(logits: torch.Tensor) -> torch.Tensor:
 
 
 def merge_shots(
-    logits: torch.Tensor, shots: int, shot_merge: str, training: bool, size: Sequence[int]
+    logits: torch.Tensor,
+    shots: int,
+    shot_merge: str,
+    training: bool,
+    size: Sequence[int],
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Merge the logits of the one-shot episodes into one prediction per query.
 
@@ -139,6 +144,7 @@ def merge_shots(
         shot_merge: One of [SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES].
         training: The vote is not differentiable: in training it averages as ``"mean"``.
         size: The input's ``(H, W)``: the vote is taken there (HSNet votes full-size masks).
+        align_corners: Of the bilinear upsampling to ``size`` before the vote (HSNet: ``True``).
 
     Returns:
         ``(B, C, h, w)`` (the mean), or ``(B, 2, H, W)`` (the vote).
@@ -148,5 +154,5 @@ def merge_shots(
     per_query = logits.view(-1, shots, *logits.shape[1:])
     if shot_merge == "mean" or training:
         return per_query.mean(dim=1)
-    full = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    full = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align_corners)
     return vote_shots(full.view(-1, shots, *full.shape[1:]).transpose(0, 1))

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..checks import check_positive_int
 from .non_local import dot_product_attention
+from .positional import sine_positional_encoding
 
 __all__ = ["MaskAttention"]
 
@@ -31,12 +32,17 @@ class MaskAttention(nn.Module):
             divisor of ``channels`` up to 8, DCAMA's 8 where the width allows).
         project: Learnt linear query/key projections (DCAMA's); ``False`` attends on the
             features themselves (training-free).
+        mask_resize: How the mask reaches the support grid: ``"area"`` (the fraction of each
+            cell that is foreground) or ``"bilinear"`` (``align_corners=True``, DCAMA's).
+        positional: Add [sine encodings][fewzero.layers.positional.sine_positional_encoding]
+            of the flattened positions to queries and keys before the projections (DCAMA's;
+            each shot's keys numbered from 0). Off by default: the positions of a query and of
+            a support image are unrelated.
+        dropout: In training, dropout on the (encoded) queries and keys and on the attention
+            weights (DCAMA: 0.5).
 
-    The mask is resized to the support grid by area (the fraction of each cell that is
-    foreground; ignore pixels count 0). A support set without any foreground gives 0
-    everywhere: every value is 0, whatever the attention. DCAMA also adds sine positional
-    encodings to queries and keys; this layer does not (positions of a query and of a support
-    image are unrelated), a documented departure.
+    Ignore pixels (255) count as background. A support set without any foreground gives 0
+    everywhere: every value is 0, whatever the attention.
 
     Examples:
         >>> import torch
@@ -47,8 +53,25 @@ class MaskAttention(nn.Module):
         torch.Size([1, 1, 4, 5])
     """
 
-    def __init__(self, channels: int, heads: int | None = None, project: bool = True) -> None:
+    def __init__(
+        self,
+        channels: int,
+        heads: int | None = None,
+        project: bool = True,
+        mask_resize: str = "area",
+        positional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
+        if mask_resize not in _MASK_RESIZE:
+            raise ValueError(
+                f"mask_resize must be one of {sorted(_MASK_RESIZE)}, got {mask_resize!r}"
+            )
+        self.mask_resize = mask_resize
+        self.positional = bool(positional)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         self.channels = check_positive_int("channels", channels)
         if heads is None:
             heads = max(h for h in range(1, 9) if channels % h == 0)
@@ -77,16 +100,33 @@ class MaskAttention(nn.Module):
         hq, wq = query.shape[-2:]
         hs, ws = support.shape[-2:]
         heads, d = self.heads, self.channels // self.heads
-        q = self.query_proj(query.flatten(2).transpose(1, 2))  # (B, Nq, C)
-        keys = self.key_proj(support.permute(0, 1, 3, 4, 2).reshape(b, k * hs * ws, -1))
+        q = query.flatten(2).transpose(1, 2)  # (B, Nq, C)
+        keys = support.permute(0, 1, 3, 4, 2).reshape(b, k, hs * ws, -1)  # (B, K, Ns, C)
+        if self.positional:
+            pe = sine_positional_encoding(max(hq * wq, hs * ws), self.channels, query.device)
+            q = q + pe[: hq * wq].to(q.dtype)
+            keys = keys + pe[: hs * ws].to(keys.dtype)
+        p = self.dropout if self.training else 0.0
+        q = self.query_proj(F.dropout(q, p, self.training))
+        keys = self.key_proj(F.dropout(keys.reshape(b, k * hs * ws, -1), p, self.training))
         fg = (support_masks == 1).to(q.dtype).flatten(0, 1)[:, None]
-        value = F.adaptive_avg_pool2d(fg, (hs, ws)).view(b, k * hs * ws, 1)
+        value = _MASK_RESIZE[self.mask_resize](fg, (hs, ws)).reshape(b, k * hs * ws, 1)
         q = q.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
         keys = keys.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
         value = value.repeat_interleave(heads, dim=0)
-        out = dot_product_attention(q, keys, value.to(q.dtype), d**-0.5)  # SDPA: O(N) memory
+        out = dot_product_attention(q, keys, value.to(q.dtype), d**-0.5, dropout=p)  # SDPA
         return out.view(b, heads, hq, wq).mean(dim=1, keepdim=True)
 
     def extra_repr(self) -> str:
         """Summarise the configuration in ``repr``."""
-        return f"channels={self.channels}, heads={self.heads}"
+        return (
+            f"channels={self.channels}, heads={self.heads}, mask_resize={self.mask_resize!r}, "
+            f"positional={self.positional}"
+        )
+
+
+def _bilinear(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=True)
+
+
+_MASK_RESIZE = {"area": F.adaptive_avg_pool2d, "bilinear": _bilinear}

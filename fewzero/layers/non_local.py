@@ -37,6 +37,7 @@ def dot_product_attention(
     v: torch.Tensor,
     scale: float,
     impl: str = "sdpa",
+    dropout: float = 0.0,
 ) -> torch.Tensor:
     """Softmax attention ``softmax(q @ k^T * scale) @ v`` over the last two dimensions.
 
@@ -48,17 +49,20 @@ def dot_product_attention(
         impl: ``"sdpa"`` (fused ``scaled_dot_product_attention``) or ``"matmul"``: explicit
             batched matmuls in the input dtype (the autocast dtype under autocast) with the
             softmax in fp32, materialising the ``(B, L, S)`` affinity.
+        dropout: Dropout probability on the attention weights (pass 0 outside training).
 
     Returns:
         ``(B, L, Dv)`` in the dtype of ``v`` (of the matmuls under autocast).
     """
     if impl == "sdpa":
-        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)
+        out = F.scaled_dot_product_attention(
+            q[:, None], k[:, None], v[:, None], scale=scale, dropout_p=dropout
+        )
         return out[:, 0]
     logits = torch.bmm(q, k.transpose(1, 2))
     wide = torch.promote_types(logits.dtype, torch.float32)  # fp32 for half types, fp64 stays
     attn = torch.softmax(logits.to(wide) * scale, dim=-1).to(logits.dtype)
-    return torch.bmm(attn, v)
+    return torch.bmm(F.dropout(attn, dropout) if dropout else attn, v)
 
 
 def _fused_kernel_accepts(q: torch.Tensor) -> bool:

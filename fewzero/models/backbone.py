@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_file, check_positive_int, is_exporting
+from .block_taps import check_block_taps, read_block
 from .bn_fold import fold_batchnorm
 from .feature_cache import FeatureCache, weights_fingerprint
 from .timm_features import plan_features
@@ -94,6 +95,21 @@ def classifier_key(body_key: str, classifier_keys: set[str]) -> str:
     return body_key
 
 
+def _stage_parts(module: nn.Module) -> tuple[nn.Module | None, nn.Sequential] | None:
+    """A stage to read block by block: what runs before its blocks, and the blocks; else ``None``.
+
+    ``nn.Sequential`` stages (ResNet's layers) and stages of a ``downsample`` then ``blocks``
+    (timm's Swin and ConvNeXt). The backbone checks once that the blocks end where the stage does.
+    """
+    if isinstance(module, nn.Sequential):
+        return None, module
+    blocks = getattr(module, "blocks", None)
+    before = getattr(module, "downsample", None)
+    if isinstance(blocks, nn.Sequential) and isinstance(before, nn.Module) and len(blocks):
+        return before, blocks
+    return None
+
+
 def _has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
 
@@ -125,6 +141,10 @@ class Backbone(nn.Module):
             ``[F_2, F_3]``.
         size_multiple: Pad inputs to a multiple of this (default: what the timm model needs; 1
             for a custom module).
+        block_taps: Where [forward_blocks][fewzero.models.Backbone.forward_blocks] reads each
+            block, of [BLOCK_TAPS][fewzero.models.block_taps.BLOCK_TAPS]: ``"output"`` or
+            ``"pre_activation"`` (a ResNet block's residual sum before its last ReLU, as HSNet
+            and DCAMA read it).
         **timm_kwargs: Passed to ``timm.create_model`` (they override the planned arguments).
 
     Attributes:
@@ -133,6 +153,9 @@ class Backbone(nn.Module):
             [forward_blocks][fewzero.models.Backbone.forward_blocks].
         block_channels: The channel count of each map of
             [forward_blocks][fewzero.models.Backbone.forward_blocks].
+        low_channels: The channel count of the low map of
+            [forward_low_and_blocks][fewzero.models.Backbone.forward_low_and_blocks] (``None``:
+            the body has none).
         reductions: Reduction of each map as the (dilated) model reports it.
         stride: Reduction of the returned grid (``reductions[0]``).
         size_multiple: Input sides are padded to a multiple of this inside the forward.
@@ -167,9 +190,11 @@ class Backbone(nn.Module):
         fold_bn: bool = True,
         last_stage: bool = True,
         size_multiple: int | None = None,
+        block_taps: str = "output",
         **timm_kwargs: Any,
     ) -> None:
         super().__init__()
+        self.block_taps = check_block_taps(block_taps)
         self.frozen = frozen
         self.cache: FeatureCache | None = None
         self.last_stage_enabled = last_stage
@@ -202,6 +227,7 @@ class Backbone(nn.Module):
             last_stage=last_stage,
             fold_bn=fold_bn and frozen,
             size_multiple=size_multiple,
+            block_taps=block_taps,
             timm_kwargs=timm_kwargs,
         )
         if isinstance(backbone, nn.Module):
@@ -282,23 +308,24 @@ class Backbone(nn.Module):
             if fold_bn and _has_batchnorm(self.body):
                 self.body = self._folded(self.body)
         self.block_channels = [self.channels[g] for g in self.block_groups]
+        self.low_channels: int | None = None
         if self._per_block and self._block_indices is None:  # widths may change inside a
             # level (EfficientNet's stages, MobileOne's blocks): ask the blocks themselves
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
             side = self.fixed_size[0] if self.fixed_size is not None else side
-            maps = self._dry_run(side, self._run_blocks)
+            low, maps, ends = self._dry_run(side, self._walk)
             nhwc = self.output_fmt == "NHWC"
-            if self._blocks_fit(maps, nhwc):
+            if self._blocks_fit(maps, nhwc) and self._ends_match(side, ends):
                 self.block_channels = [int(m.shape[-1 if nhwc else 1]) for m in maps]
-            else:  # blocks that pass lists (SelecSLS) or change the grid inside a level
-                # (RDNet): HSNet and DCAMA read the levels themselves
+                if isinstance(low, torch.Tensor):
+                    self.low_channels = int(low.shape[-1 if nhwc else 1])
+            else:  # blocks that pass lists (SelecSLS), change the grid inside a level (RDNet)
+                # or do not add up to their stage: HSNet and DCAMA read the levels themselves
                 self._per_block = False
                 self.block_groups = list(range(levels))
                 self.block_channels = list(self.channels)
 
-    def _dry_run(
-        self, side: int, run: Callable[[torch.Tensor], list[torch.Tensor]]
-    ) -> list[torch.Tensor]:
+    def _dry_run(self, side: int, run: Callable[[torch.Tensor], Any]) -> Any:
         """``run`` on a zero ``side`` x ``side`` image in eval mode (no statistics change)."""
         training = self.body.training
         self.body.eval()
@@ -314,6 +341,14 @@ class Backbone(nn.Module):
         grids = [tuple(m.shape[1:3] if nhwc else m.shape[-2:]) for m in maps]  # type: ignore[union-attr]
         last = {g: grids[i] for i, g in enumerate(self.block_groups)}
         return all(grids[i] == last[g] for i, g in enumerate(self.block_groups))
+
+    def _ends_match(self, side: int, ends: Sequence[object]) -> bool:
+        """Whether block-by-block reading ends each level where the body's own forward does."""
+        levels = self._dry_run(side, lambda x: list(self.body(x))[: len(self.channels)])
+        return len(ends) == len(levels) and all(
+            isinstance(e, torch.Tensor) and e.shape == f.shape and torch.allclose(e, f, atol=1e-4)
+            for e, f in zip(ends, levels)
+        )
 
     def _block_plan(self) -> tuple[list[int], list[int] | None]:
         """The level of each map ``forward_blocks`` returns, and a ViT body's block indices.
@@ -332,11 +367,10 @@ class Backbone(nn.Module):
             groups = [g for g, (a, b) in enumerate(zip(starts, picks)) for _ in range(a, b + 1)]
             return groups, list(range(starts[0], picks[-1] + 1))
         if isinstance(body, FeatureDictNet) and len(body.return_layers) == levels:
-            groups = [
-                g
-                for g, name in enumerate(body.return_layers)
-                for _ in range(len(body[name]) if isinstance(body[name], nn.Sequential) else 1)
-            ]
+            groups = []
+            for g, name in enumerate(body.return_layers):
+                parts = _stage_parts(body[name])
+                groups += [g] * (len(parts[1]) if parts is not None else 1)
             return groups, None
         stages = self._stages
         if stages is not None:  # EfficientNet / MobileNet: F_2's stage, then up to F_3's, F_4's
@@ -386,13 +420,32 @@ class Backbone(nn.Module):
           EfficientNet-Lite0, as ResNet-50's 13 bottlenecks);
         * other bodies (ConvNeXt and Swin stages, HRNet): the three levels.
 
-        Inputs are padded and the maps cropped back as in ``forward``; maps are NCHW. A frozen
-        backbone reads them from its [FeatureCache][fewzero.models.FeatureCache] when it has one.
+        Each block is read where ``block_taps`` says (its output, or a ResNet block's residual sum
+        before its last ReLU). Inputs are padded and the maps cropped back as in ``forward``;
+        maps are NCHW. A frozen backbone reads them from its
+        [FeatureCache][fewzero.models.FeatureCache] when it has one.
 
         Shapes:
             images ``(B, 3, H, W)`` -> ``len(block_groups)`` maps ``(B, C_i, h_i, w_i)``.
         """
-        return self._cached(":blocks", images, self._compute_blocks)
+        return self.forward_low_and_blocks(images)[1]
+
+    def forward_low_and_blocks(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """The last block before ``F_2``'s stage and [forward_blocks][fewzero.models.Backbone.forward_blocks], from one pass.
+
+        The low map is read where ``block_taps`` says, as the blocks (DCAMA's skip from
+        ResNet's ``layer1``, before its last ReLU); ``None`` for a body without one (ViTs,
+        bodies read level by level). ``low_channels`` is its width.
+
+        Shapes:
+            images ``(B, 3, H, W)`` -> ``(B, low_channels, h, w)`` or ``None``, and the blocks.
+        """
+        maps = self._cached(":blocks", images, self._compute_blocks)
+        if self.low_channels is None:
+            return None, maps
+        return maps[0], maps[1:]
 
     def low_level_shape(self) -> tuple[int, int]:
         """``(channels, stride)`` of [forward_low_level][fewzero.models.Backbone.forward_low_level]'s map.
@@ -464,22 +517,33 @@ class Backbone(nn.Module):
         return x
 
     def _compute_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The low map (when the body has one) and every block's map, as the cache holds them."""
         if not self._per_block:
             return self._compute(images, align=False)  # the levels, each on its own grid
         if self.fixed_size is not None:  # LeViT, CaiT: at their size, each map resampled
             return self._at_fixed_size(images, self._run_blocks)
         return self._padded(images, self._run_blocks)
 
+    def _run_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        low, maps, _ = self._walk(x)
+        return maps if self.low_channels is None or low is None else [low, *maps]
+
     def _getter(self) -> bool:
         """A body over timm's intermediate-layer API (``FeatureGetterNet``: ViTs and kin)."""
         model = getattr(self.body, "model", None)
         return hasattr(self.body, "out_indices") and hasattr(model, "forward_intermediates")
 
-    def _run_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every block's output: ViTs through ``forward_intermediates``, else stage by stage."""
+    def _walk(self, x: torch.Tensor) -> tuple[Any, list[Any], list[Any]]:
+        """Run the body block by block: the low map, every block's map, each level's output.
+
+        ViTs go through ``forward_intermediates`` (no low map); EfficientNet-like bodies run
+        their stem and early stages, then block by block; ``FeatureListNet`` bodies run their
+        modules in order, stages block by block (``nn.Sequential`` stages, and stages of a
+        ``downsample`` then ``blocks``: Swin, ConvNeXt). Blocks are read as ``block_taps`` says.
+        """
         body = self.body
         if self._block_indices is not None:
-            return list(
+            maps = list(
                 body.model.forward_intermediates(
                     x,
                     indices=self._block_indices,
@@ -488,30 +552,42 @@ class Backbone(nn.Module):
                     output_fmt=self.output_fmt,
                 )
             )
+            return None, maps, []
         stages = self._stages
         if stages is not None:  # the stem and the stages before F_2's, then block by block
-            x = self._run_low(x)
-            feats = []
+            x = low = self._run_low(x)
+            feats, ends = [], []
             for stage in body.blocks[stages[0] : stages[-1] + 1]:
                 for block in stage:
-                    x = block(x)
-                    feats.append(x)
-            return feats
+                    tap, x = read_block(self.block_taps, block, x)
+                    feats.append(tap)
+                ends.append(x)
+            return low, feats, [ends[s - stages[0]] for s in stages]
         names = list(body.return_layers)
-        feats: list[torch.Tensor] = []
+        low: Any = None  # the last map before F_2's stage
+        feats: list[Any] = []
+        ends: list[Any] = []
         for name, module in body.items():
-            if name in names and isinstance(module, nn.Sequential):  # a stage: block by block
-                for block in module:
-                    x = block(x)
-                    feats.append(x)
-            elif name in names:  # a return layer that is one module: one map (the block plan's)
+            parts = _stage_parts(module)
+            if parts is None:  # one module, one map
                 x = module(x)
-                feats.append(x)
+                taps = [x]
             else:
-                x = module(x)
+                before, blocks = parts
+                x = before(x) if before is not None else x
+                taps = []
+                for block in blocks:
+                    tap, x = read_block(self.block_taps, block, x)
+                    taps.append(tap)
+                taps = taps or [x]
+            if name not in names:
+                low = taps[-1] if not feats else low
+                continue
+            feats += taps
+            ends.append(x)
             if name == names[-1]:
                 break
-        return feats
+        return low, feats, ends
 
     @property
     def stride(self) -> int:
@@ -744,5 +820,7 @@ class Backbone(nn.Module):
             sy, sx = (stride, stride) if stride else (fh / f.shape[-2], fw / f.shape[-1])
             grid = (max(1, math.ceil(h / sy)), max(1, math.ceil(w / sx)))
             same = tuple(f.shape[-2:]) == grid
-            out.append(f if same else F.interpolate(f, size=grid, mode="bilinear", align_corners=False))
+            out.append(
+                f if same else F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            )
         return out

@@ -101,6 +101,8 @@ class SegmentationModel(nn.Module, ABC):
         requires_support: The model needs a support set (few-shot).
         accepts_support: The model can use a support set.
         requires_class_ids: The model needs the episodes' class ids (SPNet, ZSVM).
+        align_corners: ``align_corners`` of the final bilinear upsampling to the input size
+            (``True`` for the ports of HSNet and DCAMA, whose code resamples so).
     """
 
     encoder: nn.Module
@@ -108,6 +110,7 @@ class SegmentationModel(nn.Module, ABC):
     requires_support: bool = False
     accepts_support: bool = False
     requires_class_ids: bool = False
+    align_corners: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -214,9 +217,10 @@ class SegmentationModel(nn.Module, ABC):
                 f"{'support set shows' if self.accepts_support else 'query shows'}), got "
                 f"{torch.as_tensor(class_ids).tolist()}; a class id is for SPNet/ZSVM"
             )
-        elif torch.as_tensor(class_ids).is_floating_point() or torch.as_tensor(
-            class_ids
-        ).dtype == torch.bool:
+        elif (
+            torch.as_tensor(class_ids).is_floating_point()
+            or torch.as_tensor(class_ids).dtype == torch.bool
+        ):
             raise ValueError(
                 f"class_ids must be integer class ids (1-based), got "
                 f"{torch.as_tensor(class_ids).dtype} values {torch.as_tensor(class_ids).tolist()}; "
@@ -311,7 +315,9 @@ class SegmentationModel(nn.Module, ABC):
         if not is_exporting():
             self.check_inputs(images, support_images, support_masks, class_ids)
         logits, losses = self.forward_features(images, support_images, support_masks, class_ids)
-        logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(
+            logits, size=images.shape[-2:], mode="bilinear", align_corners=self.align_corners
+        )
         return (logits, losses) if return_losses else logits
 
     @torch.no_grad()

@@ -1,29 +1,41 @@
 """DCAMA (Shi et al., ECCV 2022): dense cross-query-and-support attention weighted mask aggregation.
 
-For every block from ``F_2``'s stage to ``F_4``'s
-([forward_blocks][fewzero.models.Backbone.forward_blocks]), a
-[MaskAttention][fewzero.layers.MaskAttention] gives each query position the support mask
-averaged over all support positions (of all K shots: one key sequence), weighted by feature
-similarity. The per-block maps of one level are stacked, mixed by convolutions, merged coarse
-to fine, concatenated with the query's and the support's ``F_2``/``F_3`` features (DCAMA's
-skips; the support's as their maximum over the K shots, as DCAMA) and decoded into two logits.
+The network of DCAMA's code, layer for layer, so that its released checkpoints load and give its
+numbers ([load_trained_model][fewzero.models.load_trained_model] reads them as they are):
 
-Where the paper (and its code) leave room, fewzero chooses:
+1. **Encode.** The frozen backbone's every block, read before the block's last ReLU
+   (``block_taps="pre_activation"``): the blocks from ``F_2``'s stage to ``F_4``'s for the
+   attention, and the last block before them for a skip
+   ([forward_low_and_blocks][fewzero.models.Backbone.forward_low_and_blocks]); ResNet's
+   bottlenecks, Swin's blocks.
+2. **Attend.** One [MaskAttention][fewzero.layers.MaskAttention] per level, shared by its blocks:
+   8 heads, sine positional encodings added to the flattened query and support maps, learnt
+   query and key projections, the support mask resized bilinearly (``align_corners=True``) as
+   the value, the heads averaged. K shots are one key sequence (each shot's positions numbered
+   from 0): DCAMA's K-shot rule, ``shot_merge="prototype"``.
+3. **Mix.** The attended masks of a level are the channels of a map; three convolutions
+   (GroupNorm(4), ReLU; kernels 5, 5, 3 / 5, 3, 3 / 3, 3, 3 from fine to coarse), then coarse to
+   fine: bilinear upsampling (``align_corners=True``), addition, three more convolutions.
+4. **Decode.** Concatenated with the query's and the support's last ``F_2``-stage maps (the
+   support's maximum over the shots), upsampled 2x, concatenated with the two low maps, then
+   three pairs of convolutions with 2x upsamplings between them; the logits upsampled to the
+   input size (``align_corners=True``).
 
-* **Backbone stride.** An undilated backbone, ``output_stride=32`` (DCAMA's ResNet).
-* **Heads.** 8 where the block width allows, else the largest divisor of it up to 8.
-* **Positional encodings.** DCAMA adds sine encodings to queries and keys; they are left out
-  (a query and a support image share no positions), see ``MaskAttention``.
-* **K shots.** ``shot_merge="prototype"`` (the default) is DCAMA's K-shot version: one softmax
-  over the concatenated keys of all shots, the support set pooled in the comparison.
-  ``"mean"`` and ``"vote"`` run one-shot episodes instead
-  ([fewzero.heads.shot_merge][fewzero.heads.shot_merge]).
+Departures, at sizes DCAMA never runs (it resizes every image to 384 x 384):
+
+* DCAMA upsamples to squares (``2w x 2w``); here the concatenation with the low maps happens on
+  their grid and the other upsamplings are ``2h x 2w``.
+* DCAMA's positional table stops at 10000 positions; here encodings are computed for any length.
+* Over a body with no map before ``F_2``'s stage (ViTs), the last ``F_2``-stage maps serve as
+  the low maps; over a body whose blocks of one level differ in width (EfficientNet), each
+  block has its own attention.
+* ``shot_merge="mean"`` and ``"vote"`` run one-shot episodes instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,18 +49,34 @@ from .backbone import Backbone
 from .base import FewShotModel
 from .episode import encode_pair
 
-__all__ = ["DCAMA", "dcama_efficientnet_lite0", "dcama_resnet50"]
+__all__ = [
+    "DCAMA",
+    "dcama_efficientnet_lite0",
+    "dcama_resnet50",
+    "dcama_resnet101",
+    "dcama_swin_base_384",
+]
 
 
-def _mixer(cin: int, width: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, width, 3, padding=1),
-        nn.GroupNorm(4, width),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, padding=1),
-        nn.GroupNorm(4, width),
-        nn.ReLU(inplace=True),
-    )
+def _conv_block(cin: int, widths: list[int], kernels: list[int]) -> nn.Sequential:
+    """Convolutions, each followed by GroupNorm(4) and ReLU (DCAMA's ``build_conv_block``)."""
+    layers: list[nn.Module] = []
+    for cout, k in zip(widths, kernels):
+        layers += [nn.Conv2d(cin, cout, k, padding=k // 2), nn.GroupNorm(4, cout), nn.ReLU()]
+        cin = cout
+    return nn.Sequential(*layers)
+
+
+def _conv_pair(cin: int, mid: int, cout: int, last_act: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, mid, 3, padding=1), nn.ReLU()]
+    layers.append(nn.Conv2d(mid, cout, 3, padding=1))
+    return nn.Sequential(*layers, nn.ReLU()) if last_act else nn.Sequential(*layers)
+
+
+def _up(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 class DCAMA(FewShotModel):
@@ -62,9 +90,12 @@ class DCAMA(FewShotModel):
         backbone: timm model name or feature module (frozen).
         pretrained: ImageNet weights for the backbone.
         pretrained_file: Local backbone weights (path or state dict).
-        width: Channels of the mixing convolutions (DCAMA: 128).
-        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
-            ``output_stride=32``).
+        channels: Widths of the mixing convolutions (DCAMA: 16, 64, 128); the decoder narrows
+            from the third to the first.
+        heads: Attention heads (DCAMA: 8; the largest divisor of a level's width up to it).
+        dropout: DCAMA's dropout on the encoded maps and on the attention weights, in training.
+        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (defaults
+            ``output_stride=32`` and ``block_taps="pre_activation"``, DCAMA's ResNet reading).
         shot_merge: How K > 1 shots combine: ``"prototype"`` (the shots' keys in one attention,
             DCAMA's), ``"mean"`` or ``"vote"`` (one-shot episodes).
 
@@ -77,35 +108,76 @@ class DCAMA(FewShotModel):
         torch.Size([1, 2, 64, 64])
     """
 
+    align_corners = True  # DCAMA's code upsamples its logits so
+
     def __init__(
         self,
         backbone: str | nn.Module = "resnet50",
         *,
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
-        width: int = 128,
+        channels: tuple[int, int, int] | list[int] = (16, 64, 128),
+        heads: int = 8,
+        dropout: float = 0.5,
         backbone_kwargs: Mapping[str, Any] | None = None,
         shot_merge: str = "prototype",
     ) -> None:
         super().__init__()
         self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "DCAMA")
-        kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        kwargs = {
+            "output_stride": 32,
+            "block_taps": "pre_activation",
+            **dict(backbone_kwargs or {}),
+        }
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
         )
         groups = self.encoder.block_groups
-        self.attention = nn.ModuleList([MaskAttention(c) for c in self.encoder.block_channels])
-        self.mixers = nn.ModuleList([_mixer(groups.count(g), width) for g in range(3)])
-        self.merge = nn.ModuleList([_mixer(width, width) for _ in range(2)])
-        c2, c3 = self.encoder.channels[:2]  # the skips: the last maps of F_2's and F_3's stages
-        self.decoder = nn.Sequential(
-            nn.Conv2d(width + 2 * (c2 + c3), width, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(width, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(64, 2, 3, padding=1),
+        widths = self.encoder.block_channels
+        per_level = [sorted({w for w, g in zip(widths, groups) if g == lvl}) for lvl in range(3)]
+        shared = all(len(w) == 1 for w in per_level)  # one attention per level (DCAMA's)
+        attended = [w[0] for w in per_level] if shared else widths
+        self.attention_index = list(groups) if shared else list(range(len(widths)))
+        self.attention = nn.ModuleList(
+            [
+                MaskAttention(
+                    c,
+                    heads=max(h for h in range(1, heads + 1) if c % h == 0),
+                    mask_resize="bilinear",
+                    positional=True,
+                    dropout=dropout,
+                )
+                for c in attended
+            ]
+        )
+        c1, c2, c3 = (int(c) for c in channels)
+        counts = [groups.count(g) for g in range(3)]
+        self.squeeze = nn.ModuleList(
+            [
+                _conv_block(counts[0], [c1, c2, c3], [5, 5, 3]),
+                _conv_block(counts[1], [c1, c2, c3], [5, 3, 3]),
+                _conv_block(counts[2], [c1, c2, c3], [3, 3, 3]),
+            ]
+        )
+        self.mix = nn.ModuleList([_conv_block(c3, [c3, c3, c3], [3, 3, 3]) for _ in range(2)])
+        self.skip_index = len(groups) - 1 - groups[::-1].index(0)  # F_2's stage's last block
+        skip = widths[self.skip_index]
+        low = self.encoder.low_channels or skip
+        self.decoder = nn.ModuleList(
+            [
+                _conv_pair(c3 + 2 * skip + 2 * low, c3, c2, last_act=True),
+                _conv_pair(c2, c2, c1, last_act=True),
+                _conv_pair(c1, c1, 2, last_act=False),
+            ]
         )
         self.num_classes = 2
+
+    def _encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The low map (or the ``F_2`` skip where the body has none), then every block's."""
+        low, blocks = self.encoder.forward_low_and_blocks(images)
+        return [blocks[self.skip_index] if low is None else low, *blocks]
 
     def forward_features(
         self,
@@ -114,43 +186,36 @@ class DCAMA(FewShotModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return logits ``(B, 2, h, w)`` on the grid of ``F_2``'s stage.
+        """Return logits ``(B, 2, h, w)``, four times the low map's grid.
 
         Encode (every block of query and supports), attend per block, mix coarse to fine,
         decode with the skips, merge the shots.
         """
         assert support_images is not None and support_masks is not None
         n_shots = support_images.shape[1]
-        query, support = encode_pair(
-            self.encoder.forward_blocks, images, support_images.flatten(0, 1)
-        )
+        query, support = encode_pair(self._encode, images, support_images.flatten(0, 1))
         assert support is not None
         if self.shot_merge != "prototype":  # one-shot episodes: the query's maps repeated
             query, support_masks = one_shot_episodes(query, support_masks)
         b, k = support_masks.shape[:2]
-        groups = self.encoder.block_groups
+        support = [s.view(b, k, *s.shape[1:]) for s in support]
         per_level: list[list[torch.Tensor]] = [[], [], []]
-        for att, g, q, s in zip(self.attention, groups, query, support):
-            per_level[g].append(att(q, s.view(b, k, *s.shape[1:]), support_masks))
+        for i, g in enumerate(self.encoder.block_groups):
+            att = self.attention[self.attention_index[i]]
+            per_level[g].append(att(query[i + 1], support[i + 1], support_masks))
         fine, mid, coarse = (
-            mixer(torch.cat(maps, dim=1)) for mixer, maps in zip(self.mixers, per_level)
+            block(torch.cat(maps, dim=1)) for block, maps in zip(self.squeeze, per_level)
         )
-        x = self.merge[0](_up(coarse, mid) + mid)
-        x = self.merge[1](_up(x, fine) + fine)
-        last = [len(groups) - 1 - groups[::-1].index(g) for g in (0, 1)]  # F_2's, F_3's stage ends
-        skips = []
-        for i in last:  # the query's features and the support's, max over the shots
-            shots = support[i].view(b, k, *support[i].shape[1:]).amax(dim=1)
-            skips += [_up(query[i], fine), _up(shots, fine)]
-        logits = self.decoder(torch.cat([x, *skips], dim=1))
+        x = self.mix[0](_up(coarse, mid.shape[-2:]) + mid)
+        x = self.mix[1](_up(x, fine.shape[-2:]) + fine)
+        i = self.skip_index + 1  # the skips: the query's maps and the support's, max over shots
+        x = torch.cat([x, query[i], support[i].amax(dim=1)], dim=1)
+        x = _up(x, query[0].shape[-2:])
+        x = torch.cat([x, query[0], support[0].amax(dim=1)], dim=1)
+        for j, block in enumerate(self.decoder):
+            x = block(x if j == 0 else _up(x, (2 * x.shape[-2], 2 * x.shape[-1])))
         merged = 1 if self.shot_merge == "prototype" else n_shots
-        return merge_shots(logits, merged, self.shot_merge, self.training, images.shape[-2:]), {}
-
-
-def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    if x.shape[-2:] == like.shape[-2:]:
-        return x
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+        return merge_shots(x, merged, self.shot_merge, self.training, images.shape[-2:], True), {}
 
 
 register_architecture("dcama", DCAMA)
@@ -158,8 +223,34 @@ register_architecture("dcama", DCAMA)
 
 @register_model
 def dcama_resnet50(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over a frozen, undilated ResNet-50 (mask attention at its 13 bottlenecks)."""
+    """DCAMA over a frozen, undilated ResNet-50 (mask attention at its 13 bottlenecks of layers 2-4).
+
+    The network of DCAMA's ResNet-50 checkpoints; load one with
+    [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
+    [DCAMA][fewzero.models.DCAMA]'s.
+    """
     return DCAMA(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def dcama_resnet101(pretrained: bool = False, **kwargs: Any) -> DCAMA:
+    """DCAMA over a frozen, undilated ResNet-101 (mask attention at its 30 bottlenecks of layers 2-4).
+
+    The network of DCAMA's ResNet-101 checkpoints; ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
+    """
+    return DCAMA(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def dcama_swin_base_384(pretrained: bool = False, **kwargs: Any) -> DCAMA:
+    """DCAMA over a frozen Swin-B (window 12, 384 px; mask attention at the blocks of stages 2-4).
+
+    The network of DCAMA's Swin-B checkpoints (timm's ``swin_base_patch4_window12_384``, whose
+    blocks are the official Swin's); ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
+    """
+    return DCAMA(
+        kwargs.pop("backbone", "swin_base_patch4_window12_384"), pretrained=pretrained, **kwargs
+    )
 
 
 @register_model

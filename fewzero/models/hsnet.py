@@ -1,26 +1,36 @@
 """HSNet (Min et al., ICCV 2021): dense multi-layer correlation squeezed by center-pivot 4D convs.
 
-The frozen backbone gives every block from ``F_2``'s stage to ``F_4``'s
-([forward_blocks][fewzero.models.Backbone.forward_blocks]; the 13 bottlenecks of ResNet-50's
-layers 2-4, as HSNet). For each block, the clamped cosine of every query position with every
-masked support position ([multilayer_correlation][fewzero.layers.multilayer_correlation]); the
-blocks of one level are the channels of one 4D tensor. Each level's tensor goes through three
-[CenterPivotConv4d][fewzero.layers.CenterPivotConv4d] blocks (GroupNorm, ReLU) that shrink the
-support dimensions; coarse levels are resampled onto finer ones and added, mixed by two more
-4D blocks; the support dimensions are averaged away and a 2D decoder gives two logits.
+The network of HSNet's code, layer for layer, so that its released checkpoints load and give its
+numbers ([load_trained_model][fewzero.models.load_trained_model] reads them as they are):
 
-Where the paper (and its code) leave room, fewzero chooses:
+1. **Encode.** The frozen backbone's every block from ``F_2``'s stage to ``F_4``'s, read before
+   the block's last ReLU ([forward_blocks][fewzero.models.Backbone.forward_blocks] with
+   ``block_taps="pre_activation"``: the 13 bottlenecks of ResNet-50's layers 2-4, 30 of
+   ResNet-101's), query and supports in one pass.
+2. **Correlate.** The clamped cosine (``eps=1e-5``) of every query position with every support
+   position, the support's features multiplied by its mask resized bilinearly
+   (``align_corners=True``) ([multilayer_correlation][fewzero.layers.multilayer_correlation]);
+   the blocks of one level are the channels of one 4D tensor.
+3. **Squeeze and mix.** Three [CenterPivotConv4d][fewzero.layers.CenterPivotConv4d] blocks
+   (GroupNorm(4), ReLU) per level, strides 4, 4, 2 / 4, 2, 2 / 2, 2, 2 on the support pair;
+   the coarser level is resampled onto the finer one's query grid (bilinear,
+   ``align_corners=True``), added, and mixed by three more 4D blocks, twice.
+4. **Decode.** The support dimensions averaged away; two convolutions, a bilinear 2x upsampling
+   (``align_corners=True``), two more convolutions; the logits upsampled to the input size
+   (``align_corners=True``).
+5. **K shots.** ``shot_merge="vote"`` (the default) is HSNet's ``predict_mask_nshot``
+   ([vote_shots][fewzero.heads.shot_merge.vote_shots]): each shot a one-shot episode, each
+   episode's mask at the input size a vote, a share of at least one half of the image's largest
+   vote is foreground. The vote holds at evaluation; in training (and with
+   ``shot_merge="mean"``) the episodes' logits are averaged. The query is encoded once.
 
-* **Backbone stride.** HSNet reads an undilated ResNet (strides 8, 16, 32): the factories build
-  the backbone at ``output_stride=32``.
-* **Support strides.** HSNet's strides (4, 2, 2 / 4, 4, 2) make 400 px inputs meet at one support
-  size; here each coarse level is resampled (trilinear in pairs of dimensions) onto the finer
-  level's query and support grid, so any input size works.
-* **K shots.** ``shot_merge="vote"`` (the default) is HSNet's K-shot rule
-  ([vote_shots][fewzero.heads.shot_merge.vote_shots]): each shot is a one-shot episode, each
-  episode's mask at the input size is a vote. The vote is not differentiable, so it holds at
-  evaluation; in training (and with ``shot_merge="mean"``) the episodes' logits are averaged.
-  The query's features are computed once for its K episodes.
+Departures, at sizes HSNet never runs (it resizes every image to 400 x 400):
+
+* HSNet upsamples its decoder to a square ``2w x 2w``; here ``2h x 2w``.
+* HSNet's strides make the support grids of its three levels meet at 400 px; where they do not,
+  the coarser level is also resampled on the support pair (bilinear, ``align_corners=True``).
+* Any timm backbone works (its blocks read at their output where they end without an
+  activation); ``efficientnet_lite0`` has offline ImageNet weights.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from .backbone import Backbone
 from .base import FewShotModel
 from .episode import encode_pair
 
-__all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50"]
+__all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50", "hsnet_resnet101"]
 
 
 class _Block4d(nn.Sequential):
@@ -84,9 +94,11 @@ class HSNet(FewShotModel):
         backbone: timm model name or feature module (frozen).
         pretrained: ImageNet weights for the backbone.
         pretrained_file: Local backbone weights (path or state dict).
-        channels: Widths of the three 4D blocks of each level (HSNet: 16, 64, 128).
-        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (default
-            ``output_stride=32``: HSNet's undilated backbone).
+        channels: Widths of the three 4D blocks of each level (HSNet: 16, 64, 128); the decoder
+            narrows from the third to the second.
+        backbone_kwargs: Extra [Backbone][fewzero.models.Backbone] arguments (defaults
+            ``output_stride=32``, HSNet's undilated backbone, and
+            ``block_taps="pre_activation"``, its reading of each block).
         shot_merge: How K > 1 shots combine at evaluation
             ([fewzero.heads.shot_merge][fewzero.heads.shot_merge]): ``"vote"`` (HSNet's vote of
             the shots' masks) or ``"mean"`` (the shots' logits averaged, as in training).
@@ -102,6 +114,7 @@ class HSNet(FewShotModel):
     """
 
     shot_merges = ("vote", "mean")  # HSNet's correlations keep every support position
+    align_corners = True  # HSNet's code upsamples its logits so
 
     def __init__(
         self,
@@ -115,7 +128,11 @@ class HSNet(FewShotModel):
     ) -> None:
         super().__init__()
         self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "HSNet")
-        kwargs = {"output_stride": 32, **dict(backbone_kwargs or {})}
+        kwargs = {
+            "output_stride": 32,
+            "block_taps": "pre_activation",
+            **dict(backbone_kwargs or {}),
+        }
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
         )
@@ -135,12 +152,14 @@ class HSNet(FewShotModel):
         )
         self.decoder = nn.Sequential(
             nn.Conv2d(c3, c3, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c3, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(64, 2, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c3, c2, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(c2, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c2, 2, 3, padding=1),
         )
         self.num_classes = 2
 
@@ -151,7 +170,7 @@ class HSNet(FewShotModel):
         support_masks: torch.Tensor | None,
         class_ids: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return the one-shot episodes' merged logits ``(B, 2, h, w)`` on ``F_2``'s grid.
+        """Return the one-shot episodes' merged logits ``(B, 2, h, w)``, twice ``F_2``'s grid.
 
         Encode (every block of query and supports), correlate and squeeze each one-shot
         episode, decode, merge the shots (the vote, at evaluation with ``K > 1``, at the input's
@@ -168,8 +187,12 @@ class HSNet(FewShotModel):
         fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
         mixed = self.mix[0](_resample(coarse, mid) + mid)
         mixed = self.mix[1](_resample(mixed, fine) + fine)
-        logits = self.decoder(mixed.mean(dim=(-2, -1)))  # the support dimensions averaged away
-        return merge_shots(logits, k, self.shot_merge, self.training, images.shape[-2:]), {}
+        x = self.decoder(mixed.mean(dim=(-2, -1)))  # the support dimensions averaged away
+        x = F.interpolate(
+            x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="bilinear", align_corners=True
+        )
+        logits = self.head(x)
+        return merge_shots(logits, k, self.shot_merge, self.training, images.shape[-2:], True), {}
 
 
 register_architecture("hsnet", HSNet)
@@ -177,8 +200,23 @@ register_architecture("hsnet", HSNet)
 
 @register_model
 def hsnet_resnet50(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over a frozen, undilated ResNet-50 (its 13 bottlenecks of layers 2-4)."""
+    """HSNet over a frozen, undilated ResNet-50 (its 13 bottlenecks of layers 2-4).
+
+    The network of HSNet's ResNet-50 checkpoints (PASCAL-5i and COCO-20i, per fold); load one
+    with [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
+    [HSNet][fewzero.models.HSNet]'s.
+    """
     return HSNet(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+
+
+@register_model
+def hsnet_resnet101(pretrained: bool = False, **kwargs: Any) -> HSNet:
+    """HSNet over a frozen, undilated ResNet-101 (its 30 bottlenecks of layers 2-4).
+
+    The network of HSNet's ResNet-101 checkpoints; ``kwargs`` are
+    [HSNet][fewzero.models.HSNet]'s.
+    """
+    return HSNet(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
 
 
 @register_model

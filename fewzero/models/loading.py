@@ -19,6 +19,7 @@ from torch import nn
 
 from ..checks import check_file
 from ._registry import architecture_class, create_model
+from .peer_checkpoints import model_from_peer_state
 from .weights import check_finite_state, key_mismatches
 
 __all__ = [
@@ -148,22 +149,34 @@ def load_trained_model(
     """Rebuild a model from a training checkpoint alone (architecture from its saved config).
 
     Also reads files written by [`save_model`][fewzero.engine.save_model] (their config holds what
-    was passed as ``meta``).
+    was passed as ``meta``), and the checkpoints HSNet and DCAMA released, as they are (with or
+    without ``nn.DataParallel``'s ``module.`` prefix): the architecture and backbone are told
+    from the keys ([fewzero.models.peer_checkpoints][fewzero.models.peer_checkpoints]), and
+    the config records the peer's preprocessing (``crop_size``, ``mean``, ``std``).
 
     Returns:
         The model in ``eval()`` mode on ``device`` and the run's config as a dict.
 
     Raises:
         FileNotFoundError, ValueError: naming the file (missing, truncated, empty, not a
-            fewzero checkpoint, non-finite weights, a config this version cannot build, or
-            weights that do not fit).
+            fewzero or peer checkpoint, non-finite weights, a config this version cannot build,
+            or weights that do not fit).
+
+    Examples:
+        >>> import os, tempfile, torch
+        >>> from fewzero.models import create_model, load_trained_model
+        >>> from fewzero.engine import save_model
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+        >>> _ = save_model(create_model("hsnet_resnet50", backbone="resnet18"), path)
+        >>> model, config = load_trained_model(path)
+        >>> type(model).__name__, model.training
+        ('HSNet', False)
     """
     state = load_checkpoint(checkpoint, map_location="cpu")
     if "model" not in state or "model_config" not in state:
-        raise ValueError(
-            f"checkpoint {str(checkpoint)!r} is not a fewzero training checkpoint (keys: "
-            f"{sorted(state)[:8]})"
-        )
+        label = f"checkpoint {str(checkpoint)!r}"
+        model, config = model_from_peer_state(state, label)
+        return model.to(device), {**config, "checkpoint": os.fspath(checkpoint)}
     check_finite_state(state["model"], f"checkpoint {str(checkpoint)!r}")
     try:
         model = model_from_state(state["model_config"], state["model"])

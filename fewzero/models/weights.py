@@ -100,7 +100,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = check_file(path, "pretrained_file")
     size = path.stat().st_size
     if size == 0:
-        raise ValueError(f"pretrained_file {str(path)!r} is empty (0 bytes): the copy did not finish")
+        raise ValueError(
+            f"pretrained_file {str(path)!r} is empty (0 bytes): the copy did not finish"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
