@@ -178,10 +178,7 @@ def docs_table(payload: dict) -> str:
         "and get every input resized to it (their maps resampled to the input's grid).",
         "",
         markdown(
-            [
-                {**r, "time (s)": r.get("seconds", ""), "input": _input_rule(r)}
-                for r in rows
-            ],
+            [{**r, "time (s)": r.get("seconds", ""), "input": _input_rule(r)} for r in rows],
             ["family", "model", "works", "reason", "input", "time (s)"],
         ),
     ]

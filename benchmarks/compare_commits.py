@@ -67,21 +67,25 @@ t = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=int(sys.argv[2]))
 print(t.blocked_autorange(min_run_time=float(sys.argv[4])).median)
 """
 
-CASES = [
-    {"kind": "nonlocal", "attention": a, "mode": m, "side": s}
-    for a in ("spatial", "channel")
-    for m in ("fwd", "fwd+bwd")
-    for s in (41, 60)
-] + [
-    {"kind": "step", "model": m, "size": s}
-    for m in ("sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0")
-    for s in (128, 321)
-] + [  # zero-shot inference over CNN backbones at sizes that already fit (issue 23: no slower)
-    {"kind": k, "model": m, "size": s}
-    for k in ("features", "infer")
-    for m in ("sm_vcenet_resnet50", "sm_vcenet_efficientnet_lite0")
-    for s in (224, 321)
-]
+CASES = (
+    [
+        {"kind": "nonlocal", "attention": a, "mode": m, "side": s}
+        for a in ("spatial", "channel")
+        for m in ("fwd", "fwd+bwd")
+        for s in (41, 60)
+    ]
+    + [
+        {"kind": "step", "model": m, "size": s}
+        for m in ("sm_vcenet_efficientnet_lite0", "deeplab_efficientnet_lite0")
+        for s in (128, 321)
+    ]
+    + [  # zero-shot inference over CNN backbones at sizes that already fit (issue 23: no slower)
+        {"kind": k, "model": m, "size": s}
+        for k in ("features", "infer")
+        for m in ("sm_vcenet_resnet50", "sm_vcenet_efficientnet_lite0")
+        for s in (224, 321)
+    ]
+)
 
 
 def measure(tree: Path, threads: int, case: dict, min_time: float) -> float:

@@ -78,7 +78,11 @@ def main(argv=None):
         f"{calls} x per-call key + one exact digest at the block entry.\n\n" + table
     )
     out = write_results(
-        "feature_cache_key", "cpu", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": [row]}, text, args.out
+        "feature_cache_key",
+        "cpu",
+        {"args": {k: str(v) for k, v in vars(args).items()}, "rows": [row]},
+        text,
+        args.out,
     )
     print(f"written to {out}")
 

@@ -141,8 +141,12 @@ def main(argv=None):
     p.add_argument("--episodes", type=int, default=None, help="test episodes (default: preset)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: preset's)")
     p.add_argument("--no-pretrained", action="store_true", help="random backbone (tests only)")
-    p.add_argument("--independent-seed", type=int, default=7,
-                   help="seed of a second toy tree to score the trained rows on (-1: none)")
+    p.add_argument(
+        "--independent-seed",
+        type=int,
+        default=7,
+        help="seed of a second toy tree to score the trained rows on (-1: none)",
+    )
     p.add_argument("--independent-episodes", type=int, default=200,
                    help="support-swap episodes on the second tree")  # fmt: skip
     args = p.parse_args(argv)

@@ -179,15 +179,19 @@ def main(argv=None):
     global MIN_TIME
     MIN_TIME = args.min_time
     cuda = args.device.startswith("cuda")
-    patterns = args.models if args.models is not None else (
-        ["*"]
-        if cuda
-        else [
-            "*vcenet_efficientnet_lite0",
-            "deeplab_efficientnet_lite0",
-            "sm_vcenet_resnet50",
-            "deeplab_resnet50",
-        ]
+    patterns = (
+        args.models
+        if args.models is not None
+        else (
+            ["*"]
+            if cuda
+            else [
+                "*vcenet_efficientnet_lite0",
+                "deeplab_efficientnet_lite0",
+                "sm_vcenet_resnet50",
+                "deeplab_resnet50",
+            ]
+        )
     )
     names = [n for n in list_models() if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
     rows = []

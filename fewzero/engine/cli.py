@@ -87,12 +87,20 @@ def add_run_arguments(
     add(
         "--optimizer",
         "optimizer",
-        "sgd (the paper's) or adamw (HSNet's and DCAMA's)",
+        "sgd (the paper's, DCAMA's) or adamw (HSNet's Adam); HSNet and DCAMA default to their "
+        "own optimizer and learning rate",
         choices=OPTIMIZERS,
         default=cfg.optimizer,
     )
     add("--lr", "lr", "learning rate", type=nonnegative_float, default=cfg.lr)
     add("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=cfg.momentum)
+    add(
+        "--nesterov",
+        "nesterov",
+        "Nesterov momentum for SGD (DCAMA's)",
+        action=argparse.BooleanOptionalAction,
+        default=cfg.nesterov,
+    )
     add(
         "--weight-decay",
         "weight_decay",

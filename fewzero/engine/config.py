@@ -19,6 +19,7 @@ from ..checks import default_device
 
 __all__ = [
     "OPTIMIZERS",
+    "apply_model_defaults",
     "SAFE_RESUME_CHANGES",
     "RunConfigError",
     "TrainConfig",
@@ -63,6 +64,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.0025
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     crop_size: int = 321
@@ -123,6 +125,32 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dictionary (JSON- and ``weights_only``-safe)."""
         return dataclasses.asdict(self)
+
+
+def apply_model_defaults(config: TrainConfig, explicit: Collection[str] = ()) -> TrainConfig:
+    """``config`` with its model's own training settings where no flag set them.
+
+    A model class may carry ``train_defaults`` (HSNet: Adam at 1e-3; DCAMA: SGD with Nesterov
+    momentum at 1e-3, weight decay 1e-4: each peer's training). Fields named in ``explicit``
+    (the flags given) keep their values. The settings taken are recorded in
+    ``extra["model_defaults"]``, so the run's ``config.json`` says where they came from.
+
+    Examples:
+        >>> cfg = apply_model_defaults(TrainConfig(model="hsnet_resnet50"))
+        >>> cfg.optimizer, cfg.lr, cfg.extra["model_defaults"]["from"]
+        ('adamw', 0.001, 'HSNet')
+        >>> apply_model_defaults(TrainConfig(model="hsnet_resnet50", lr=0.01), {"lr"}).lr
+        0.01
+    """
+    from ..models import model_class
+
+    cls = model_class(config.model)
+    defaults = dict(getattr(cls, "train_defaults", {}))
+    taken = {k: v for k, v in defaults.items() if k not in explicit}
+    if not taken:
+        return config
+    extra = {**config.extra, "model_defaults": {"from": cls.__name__, **taken}}
+    return dataclasses.replace(config, **taken, extra=extra)
 
 
 def resume_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:

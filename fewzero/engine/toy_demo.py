@@ -19,7 +19,7 @@ import torch
 from ..data import Pascal5i, build_toy, eval_transform
 from ..models import FeatureCache, cached_features
 from .checkpoint import write_json_atomic, write_text_atomic
-from .config import TrainConfig, resumed_config
+from .config import TrainConfig, apply_model_defaults, resumed_config
 from .episode_sets import EpisodeSet
 from .figures import short_name, support_swap_figure
 from .pascal2coco import ShotsError, eval_settings, evaluate_pascal2coco, format_table
@@ -141,6 +141,7 @@ def toy_demo(
             out_dir=str(out_dir / name),
             **extra,
         )
+        cfg = apply_model_defaults(cfg, explicit or ())  # HSNet's and DCAMA's own optimisers
         if trainable(model):
             if resume and explicit is not None:
                 cfg = resumed_config(cfg, explicit)

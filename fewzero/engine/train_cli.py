@@ -33,7 +33,7 @@ from .cli import (
     local_device,
     nonnegative_int,
 )
-from .config import RunConfigError, resumed_config
+from .config import RunConfigError, apply_model_defaults, resumed_config
 from .distributed import cleanup, is_main_process, setup
 from .episode_sets import EpisodeSet
 from .pascal2coco import (
@@ -143,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.coco_root is not None:
             check_dir(args.coco_root, "--coco-root")
-        cfg = config_from_args(args, model=args.model, shots=args.shots)
+        cfg = apply_model_defaults(
+            config_from_args(args, model=args.model, shots=args.shots), explicit
+        )
         if args.resume:  # every setting not given again comes from the run's config.json
             cfg = resumed_config(cfg, explicit)
         check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite, config=cfg)
@@ -164,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--shots: {err}")
     if is_main_process():
         print(f"device: {cfg.device}; train shots {cfg.shots}, evaluated at {cfg.eval_shots}")
+        if "model_defaults" in cfg.extra:
+            print(f"training settings of the model's own recipe: {cfg.extra['model_defaults']}")
     model, trainer = train_pascal5i(
         cfg,
         args.data_root,

@@ -110,7 +110,11 @@ class Trainer:
             )
         else:
             self.optimizer = torch.optim.SGD(
-                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+                params,
+                lr=config.lr,
+                momentum=config.momentum,
+                nesterov=config.nesterov and config.momentum > 0,
+                weight_decay=config.weight_decay,
             )
         self.steps_per_epoch = self._steps_per_epoch()
         # A closure, not a bound method: the scheduler must not hold the trainer (a reference

@@ -12,16 +12,23 @@ from ._registry import (
     is_model,
     list_architectures,
     list_models,
+    model_class,
     model_parameters,
     register_architecture,
     register_model,
 )
 from .backbone import Backbone
 from .base import FewShotModel, SegmentationModel
-from .dcama import DCAMA, dcama_efficientnet_lite0, dcama_resnet50
+from .dcama import (
+    DCAMA,
+    dcama_efficientnet_lite0,
+    dcama_resnet50,
+    dcama_resnet101,
+    dcama_swin_base_384,
+)
 from .episode import encode_pair
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
-from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50
+from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, hsnet_resnet101
 from .loading import (
     check_finite_state,
     load_checkpoint,
@@ -38,6 +45,7 @@ from .lzsss import (
     zsvm_resnet50,
 )
 from .nway import nway_scores
+from .peer_checkpoints import PeerCheckpoint, model_from_peer_state, recognise_peer_state
 from .prototype_matcher import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
 from .sm_vcenet import (
     FEWSHOT_DEFAULTS,
@@ -66,6 +74,7 @@ __all__ = [
     "SHOT_MERGES",
     "VARIANTS",
     "Backbone",
+    "PeerCheckpoint",
     "DCAMA",
     "FeatureCache",
     "FewShotModel",
@@ -79,8 +88,11 @@ __all__ = [
     "create_model",
     "dcama_efficientnet_lite0",
     "dcama_resnet50",
+    "dcama_resnet101",
+    "dcama_swin_base_384",
     "hsnet_efficientnet_lite0",
     "hsnet_resnet50",
+    "hsnet_resnet101",
     "deeplab_efficientnet_lite0",
     "deeplab_resnet101",
     "deeplab_resnet50",
@@ -89,10 +101,13 @@ __all__ = [
     "is_model",
     "list_architectures",
     "list_models",
+    "model_class",
     "check_finite_state",
     "load_checkpoint",
     "load_model_state",
     "load_trained_model",
+    "model_from_peer_state",
+    "recognise_peer_state",
     "model_from_state",
     "model_parameters",
     "nway_scores",

@@ -14,6 +14,7 @@ A name registered twice, as either, is an error.
 from __future__ import annotations
 
 import fnmatch
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -94,6 +95,26 @@ def architecture(name: str) -> Architecture:
 def architecture_class(name: str) -> type[nn.Module]:
     """The model class that architecture ``name`` builds (see ``architecture``)."""
     return architecture(name).cls
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The class a registered factory or architecture ``name`` builds (from its return annotation).
+
+    Raises:
+        ValueError: for an unknown name, or a factory without a class return annotation.
+
+    Examples:
+        >>> model_class("hsnet_resnet50").__name__
+        'HSNet'
+    """
+    if name in _ARCHITECTURES:
+        return _ARCHITECTURES[name].cls
+    if name not in _ENTRYPOINTS:
+        raise ValueError(f"unknown model {name!r}; one of {list_models()}")
+    cls = typing.get_type_hints(_ENTRYPOINTS[name]).get("return")
+    if not isinstance(cls, type):
+        raise ValueError(f"model factory {name!r} has no class return annotation")
+    return cls
 
 
 def architecture_of(cls: type[nn.Module], arguments: Mapping[str, Any]) -> str | None:

@@ -313,7 +313,10 @@ class Backbone(nn.Module):
             # level (EfficientNet's stages, MobileOne's blocks): ask the blocks themselves
             side = -(-self.min_input_size // self.size_multiple) * self.size_multiple
             side = self.fixed_size[0] if self.fixed_size is not None else side
-            low, maps, ends = self._dry_run(side, self._walk)
+            try:
+                low, maps, ends = self._dry_run(side, self._walk)
+            except Exception:  # a stage whose blocks cannot run on their own (layout changes)
+                low, maps, ends = None, [None], []
             nhwc = self.output_fmt == "NHWC"
             if self._blocks_fit(maps, nhwc) and self._ends_match(side, ends):
                 self.block_channels = [int(m.shape[-1 if nhwc else 1]) for m in maps]

@@ -109,6 +109,14 @@ class DCAMA(FewShotModel):
     """
 
     align_corners = True  # DCAMA's code upsamples its logits so
+    # DCAMA's training: SGD, Nesterov momentum 0.9, lr 1e-3, weight decay lr / 10
+    train_defaults = {
+        "optimizer": "sgd",
+        "lr": 1e-3,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 1e-4,
+    }
 
     def __init__(
         self,

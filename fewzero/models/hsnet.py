@@ -115,6 +115,7 @@ class HSNet(FewShotModel):
 
     shot_merges = ("vote", "mean")  # HSNet's correlations keep every support position
     align_corners = True  # HSNet's code upsamples its logits so
+    train_defaults = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}  # HSNet's Adam
 
     def __init__(
         self,

@@ -40,7 +40,12 @@ from .weights import check_finite_state, key_mismatches
 __all__ = ["PeerCheckpoint", "model_from_peer_state", "recognise_peer_state"]
 
 _RESNETS = {(3, 4, 6, 3): "resnet50", (3, 4, 23, 3): "resnet101"}
-_SWIN_B = {"embed_dim": 128, "depths": (2, 2, 18, 2), "num_heads": (4, 8, 16, 32), "window_size": 12}
+_SWIN_B = {
+    "embed_dim": 128,
+    "depths": (2, 2, 18, 2),
+    "num_heads": (4, 8, 16, 32),
+    "window_size": 12,
+}
 _SWIN_NAME = "swin_base_patch4_window12_384"
 
 # other few-shot networks' files, told apart by a key only they have
@@ -52,26 +57,27 @@ _OTHER_PEERS = {
     "transformer.": "a transformer-based network (CyCTR, ...)",
 }
 
+# fewzero's key -> the peer's (applied in order); the files are read through their inverse
 _HSNET_KEYS = [
-    (r"^encoder_layer4to3\.", "mix.0."),
-    (r"^encoder_layer3to2\.", "mix.1."),
-    (r"^encoder_layer2\.", "squeeze.0."),
-    (r"^encoder_layer3\.", "squeeze.1."),
-    (r"^encoder_layer4\.", "squeeze.2."),
-    (r"^decoder1\.", "decoder."),
-    (r"^decoder2\.", "head."),
-    (r"\.conv1\.", ".query_conv."),
-    (r"\.conv2\.", ".support_conv."),
+    (r"^mix\.0\.", "encoder_layer4to3."),
+    (r"^mix\.1\.", "encoder_layer3to2."),
+    (r"^squeeze\.0\.", "encoder_layer2."),
+    (r"^squeeze\.1\.", "encoder_layer3."),
+    (r"^squeeze\.2\.", "encoder_layer4."),
+    (r"^decoder\.", "decoder1."),
+    (r"^head\.", "decoder2."),
+    (r"\.query_conv\.", ".conv1."),
+    (r"\.support_conv\.", ".conv2."),
 ]
 _DCAMA_KEYS = [
-    (r"^DCAMA_blocks\.(\d+)\.linears\.0\.", r"attention.\1.query_proj."),
-    (r"^DCAMA_blocks\.(\d+)\.linears\.1\.", r"attention.\1.key_proj."),
-    (r"^conv3\.", "squeeze.0."),
-    (r"^conv2\.", "squeeze.1."),
-    (r"^conv1\.", "squeeze.2."),
-    (r"^conv4\.", "mix.0."),
-    (r"^conv5\.", "mix.1."),
-    (r"^mixer(\d)\.", lambda m: f"decoder.{int(m.group(1)) - 1}."),
+    (r"^attention\.(\d+)\.query_proj\.", r"DCAMA_blocks.\1.linears.0."),
+    (r"^attention\.(\d+)\.key_proj\.", r"DCAMA_blocks.\1.linears.1."),
+    (r"^squeeze\.0\.", "conv3."),
+    (r"^squeeze\.1\.", "conv2."),
+    (r"^squeeze\.2\.", "conv1."),
+    (r"^mix\.0\.", "conv4."),
+    (r"^mix\.1\.", "conv5."),
+    (r"^decoder\.(\d)\.", lambda m: f"mixer{int(m.group(1)) + 1}."),
 ]
 
 
@@ -218,7 +224,9 @@ def _check_tables(tables: Mapping[str, torch.Tensor], label: str) -> None:
     """DCAMA's stored sine tables must be the formula's (fewzero computes them instead)."""
     for key, table in tables.items():
         if table.dim() != 3 or table.shape[0] != 1:
-            raise ValueError(f"{label}: {key} must be a (1, length, channels) table, got {tuple(table.shape)}")
+            raise ValueError(
+                f"{label}: {key} must be a (1, length, channels) table, got {tuple(table.shape)}"
+            )
         expected = sine_positional_encoding(table.shape[1], table.shape[2])
         if not torch.allclose(table.float(), expected, atol=1e-5):
             raise ValueError(
@@ -262,7 +270,7 @@ def model_from_peer_state(
     tables = {k: v for k, v in head.items() if re.fullmatch(r"pe\.\d+\.pe", k)}
     _check_tables(tables, label)
     rules = _HSNET_KEYS if peer.peer == "hsnet" else _DCAMA_KEYS
-    head = {_rename(k, rules): v for k, v in head.items() if k not in tables}
+    head = {k: v for k, v in head.items() if k not in tables}
     kwargs: dict[str, Any] = {}
     if peer.backbone_kwargs:
         kwargs["backbone_kwargs"] = {
@@ -275,8 +283,11 @@ def model_from_peer_state(
     except ValueError as err:
         raise ValueError(f"{label} ({peer.model}): {err}") from err
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
-    problems = key_mismatches(own, head, limit=6)
+    theirs = {head_prefix + _rename(k, rules): k for k in own}  # the file's name of each tensor
+    expected = {name: own[k] for name, k in theirs.items()}
+    problems = key_mismatches(expected, {head_prefix + k: v for k, v in head.items()}, limit=6)
     if problems:
         raise ValueError(f"{label} does not match {peer.model}: " + "; ".join(problems))
-    model.load_state_dict({**model.state_dict(), **head}, strict=True)
+    loaded = {k: head[name[len(head_prefix) :]] for name, k in theirs.items()}
+    model.load_state_dict({**model.state_dict(), **loaded}, strict=True)
     return model.eval(), peer.config()
