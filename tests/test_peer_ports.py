@@ -323,7 +323,7 @@ def test_dcama_checkpoint_loads_as_it_is_and_gives_the_same_logits(tmp_path, res
     }
     with pytest.raises(ValueError, match="VGG-16, which fewzero does not port"):
         _load(tmp_path, vgg)
-    with pytest.raises(ValueError, match="neither a fewzero checkpoint"):
+    with pytest.raises(ValueError, match="not a fewzero training checkpoint .*nor an HSNet or DCAMA"):
         _load(tmp_path, {"weights": torch.zeros(2)})
 
 

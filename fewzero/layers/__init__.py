@@ -10,6 +10,7 @@ from .conv_norm_act import ConvNormAct, make_act
 from .correlation import dense_correlation, multilayer_correlation
 from .mask_attention import MaskAttention
 from .non_local import NonLocalBlock, dot_product_attention
+from .positional import sine_positional_encoding
 from .pyramid_pooling import PyramidPoolingAttention, adaptive_avg_pool2d_matmul
 from .residual import ResidualBlock, ResidualStack
 
@@ -27,4 +28,5 @@ __all__ = [
     "dot_product_attention",
     "make_act",
     "multilayer_correlation",
+    "sine_positional_encoding",
 ]

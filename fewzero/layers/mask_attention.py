@@ -34,7 +34,7 @@ class MaskAttention(nn.Module):
             features themselves (training-free).
         mask_resize: How the mask reaches the support grid: ``"area"`` (the fraction of each
             cell that is foreground) or ``"bilinear"`` (``align_corners=True``, DCAMA's).
-        positional: Add [sine encodings][fewzero.layers.positional.sine_positional_encoding]
+        positional: Add [sine encodings][fewzero.layers.sine_positional_encoding]
             of the flattened positions to queries and keys before the projections (DCAMA's;
             each shot's keys numbered from 0). Off by default: the positions of a query and of
             a support image are unrelated.

@@ -253,9 +253,9 @@ def model_from_peer_state(
     if peer is None:
         keys = sorted(str(k) for k in state_dict)[:6]
         raise ValueError(
-            f"{label} is neither a fewzero checkpoint (model and model_config entries) nor an "
-            f"HSNet or DCAMA checkpoint (backbone./hpn_learner. or feature_extractor./model. "
-            f"keys); its keys begin {keys}"
+            f"{label} is not a fewzero training checkpoint (no model and model_config entries), "
+            f"nor an HSNet or DCAMA checkpoint (backbone./hpn_learner. or "
+            f"feature_extractor./model. keys); its keys begin {keys}"
         )
     check_finite_state(state_dict, label)
     state = {k[len(peer.prefix) :]: v for k, v in state_dict.items()}
