@@ -323,7 +323,9 @@ def test_dcama_checkpoint_loads_as_it_is_and_gives_the_same_logits(tmp_path, res
     }
     with pytest.raises(ValueError, match="VGG-16, which fewzero does not port"):
         _load(tmp_path, vgg)
-    with pytest.raises(ValueError, match="not a fewzero training checkpoint .*nor an HSNet or DCAMA"):
+    with pytest.raises(
+        ValueError, match="not a fewzero training checkpoint .*nor an HSNet or DCAMA"
+    ):
         _load(tmp_path, {"weights": torch.zeros(2)})
 
 
@@ -377,3 +379,42 @@ def test_the_peers_models_train_with_their_own_optimisers_unless_a_flag_says_oth
     assert given.lr == 0.05 and "lr" not in given.extra["model_defaults"]
     plain = apply_model_defaults(TrainConfig(model="sm_vcenet_resnet50"))
     assert plain.optimizer == "sgd" and "model_defaults" not in plain.extra
+
+
+def test_correlation_leaves_out_untouched_support_positions_exactly():
+    from fewzero.layers import dense_correlation, multilayer_correlation
+
+    torch.manual_seed(0)
+    q, s = torch.randn(2, 8, 6, 7), torch.randn(2, 8, 5, 9)
+    masks = torch.zeros(2, 20, 36, dtype=torch.long)
+    masks[0, :5, :10] = 1
+    masks[1, 10:, 20:] = 1
+
+    def reference(q, s, m):  # HSNet's: mask the support's features, cosine, clamp
+        fg = F.interpolate((m == 1).float()[:, None], size=s.shape[-2:], mode="bilinear",
+                           align_corners=True)  # fmt: skip
+        qn, sn = q.flatten(2), (s * fg).flatten(2)
+        qn = qn / (qn.norm(dim=1, keepdim=True) + 1e-5)
+        sn = sn / (sn.norm(dim=1, keepdim=True) + 1e-5)
+        return torch.bmm(qn.transpose(1, 2), sn).clamp(min=0).view(2, 6, 7, 5, 9)
+
+    for m in (masks, torch.ones_like(masks)):  # few positions touched (skipped), all (not)
+        torch.testing.assert_close(dense_correlation(q, s, m), reference(q, s, m))
+        stacked = multilayer_correlation([q, q, s], [s, s, s], m, [0, 0, 1])
+        torch.testing.assert_close(stacked[0][:, 1], reference(q, s, m))
+    assert (dense_correlation(q, s, masks)[0, ..., 4:, :] == 0).all()  # untouched: exactly 0
+
+
+def test_one_channel_attention_equals_softmax_in_any_number_of_blocks():
+    from fewzero.layers.mask_attention import attend_one_channel
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 50, 8), torch.randn(3, 40, 8), torch.rand(3, 40, 1)
+    want = torch.softmax(q @ k.transpose(1, 2) * 0.3, dim=-1) @ v
+    for block in (1, 7 * 120, 1 << 22):  # one query per block, several, all at once
+        torch.testing.assert_close(attend_one_channel(q, k, v, 0.3, block=block), want)
+    q.requires_grad_(True)
+    attend_one_channel(q, k, v, 0.3, block=500).sum().backward()
+    ref_q = q.detach().clone().requires_grad_(True)
+    (torch.softmax(ref_q @ k.transpose(1, 2) * 0.3, dim=-1) @ v).sum().backward()
+    torch.testing.assert_close(q.grad, ref_q.grad)

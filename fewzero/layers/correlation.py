@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..checks import is_exporting
+
 __all__ = ["dense_correlation", "multilayer_correlation"]
 
 
@@ -48,19 +50,51 @@ def dense_correlation(
         raise ValueError(
             f"support_mask must be ({support.shape[0]}, H, W), got {tuple(support_mask.shape)}"
         )
-    dtype = torch.promote_types(query.dtype, torch.float32)
-    fg = (support_mask == 1).to(dtype)[:, None]
-    fg = F.interpolate(fg, size=support.shape[-2:], mode="bilinear", align_corners=True)
-    s = support.to(dtype) * fg
-    q = query.to(dtype)
-    b, c, hq, wq = q.shape
-    hs, ws = s.shape[-2:]
-    q = q.flatten(2)
-    s = s.flatten(2)
+    fg = _resized_mask(support_mask, support.shape[-2:], query.dtype)
+    b, _, hq, wq = query.shape
+    hs, ws = support.shape[-2:]
+    out = torch.empty(b, hq * wq, hs * ws, dtype=fg.dtype, device=query.device)
+    _correlate_into(out, query, support, fg, eps)
+    return out.view(b, hq, wq, hs, ws)
+
+
+def _resized_mask(mask: torch.Tensor, size: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """The foreground (1) of ``mask (B, H, W)`` resized bilinearly (``align_corners=True``)."""
+    fg = (mask == 1).to(torch.promote_types(dtype, torch.float32))[:, None]
+    return F.interpolate(fg, size=tuple(size), mode="bilinear", align_corners=True)
+
+
+def _kept_columns(fg: torch.Tensor) -> torch.Tensor | None:
+    """Support positions some episode's mask touches, when skipping the others pays (else None).
+
+    Every other position's masked feature is 0, so its cosine is exactly 0 (``0 / (0 + eps)``):
+    leaving it out of the product changes nothing. Not under compile or export (the count is
+    data-dependent).
+    """
+    if torch.compiler.is_compiling() or is_exporting():
+        return None
+    keep = fg.flatten(1).amax(dim=0) > 0
+    count = int(keep.sum())
+    return keep.nonzero().squeeze(1) if count < 0.75 * keep.numel() else None
+
+
+def _correlate_into(
+    out: torch.Tensor, query: torch.Tensor, support: torch.Tensor, fg: torch.Tensor, eps: float
+) -> None:
+    """``out (B, Nq, Ns)`` = the clamped cosines of the query and the masked support positions."""
+    dtype = out.dtype
+    q = query.to(dtype).flatten(2)
+    s = (support.to(dtype) * fg).flatten(2)
     q = q / (q.norm(dim=1, keepdim=True) + eps)
     s = s / (s.norm(dim=1, keepdim=True) + eps)
-    corr = torch.bmm(q.transpose(1, 2), s).clamp(min=0)  # (B, Nq, Ns)
-    return corr.view(b, hq, wq, hs, ws)
+    cols = _kept_columns(fg)
+    if cols is not None:
+        kept = torch.bmm(q.transpose(1, 2), s.index_select(2, cols)).clamp_(min=0)
+        out.zero_().index_copy_(2, cols, kept.to(dtype))
+    elif torch.is_autocast_enabled(out.device.type):  # the product in the autocast dtype
+        out.copy_(torch.bmm(q.transpose(1, 2), s)).clamp_(min=0)
+    else:
+        torch.bmm(q.transpose(1, 2), s, out=out).clamp_(min=0)
 
 
 def multilayer_correlation(
@@ -85,7 +119,17 @@ def multilayer_correlation(
             f"query_feats, support_feats and groups must have one entry per layer, got "
             f"{len(query_feats)}, {len(support_feats)} and {len(groups)}"
         )
-    out: dict[int, list[torch.Tensor]] = {}
-    for q, s, g in zip(query_feats, support_feats, groups):
-        out.setdefault(int(g), []).append(dense_correlation(q, s, support_mask))
-    return [torch.stack(out[g], dim=1) for g in sorted(out)]
+    fg = _resized_mask(support_mask, support_feats[0].shape[-2:], query_feats[0].dtype)
+    out = []
+    for g in sorted(set(int(g) for g in groups)):
+        layers = [i for i, gi in enumerate(groups) if int(gi) == g]
+        q, s = query_feats[layers[0]], support_feats[layers[0]]
+        b, _, hq, wq = q.shape
+        hs, ws = s.shape[-2:]
+        if tuple(fg.shape[-2:]) != (hs, ws):
+            fg = _resized_mask(support_mask, (hs, ws), q.dtype)
+        stack = torch.empty(b, len(layers), hq * wq, hs * ws, dtype=fg.dtype, device=q.device)
+        for j, i in enumerate(layers):  # written in place: no stacking copy
+            _correlate_into(stack[:, j], query_feats[i], support_feats[i], fg, 1e-5)
+        out.append(stack.view(b, len(layers), hq, wq, hs, ws))
+    return out

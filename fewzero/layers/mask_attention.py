@@ -13,10 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_positive_int
-from .non_local import dot_product_attention
 from .positional import sine_positional_encoding
 
-__all__ = ["MaskAttention"]
+__all__ = ["MaskAttention", "attend_one_channel"]
 
 
 class MaskAttention(nn.Module):
@@ -114,7 +113,7 @@ class MaskAttention(nn.Module):
         q = q.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
         keys = keys.view(b, -1, heads, d).transpose(1, 2).reshape(b * heads, -1, d)
         value = value.repeat_interleave(heads, dim=0)
-        out = dot_product_attention(q, keys, value.to(q.dtype), d**-0.5, dropout=p)  # SDPA
+        out = attend_one_channel(q, keys, value.to(q.dtype), d**-0.5, p)
         return out.view(b, heads, hq, wq).mean(dim=1, keepdim=True)
 
     def extra_repr(self) -> str:
@@ -123,6 +122,47 @@ class MaskAttention(nn.Module):
             f"channels={self.channels}, heads={self.heads}, mask_resize={self.mask_resize!r}, "
             f"positional={self.positional}"
         )
+
+
+def attend_one_channel(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    dropout: float = 0.0,
+    block: int = 1 << 22,
+) -> torch.Tensor:
+    """``softmax(q k^T scale) v`` for a value of one channel, a block of queries at a time.
+
+    Shapes:
+        ``q (B, L, D)``, ``k (B, S, D)``, ``v (B, S, 1)`` -> ``(B, L, 1)``.
+
+    The softmax is normalised after the product: ``(e @ [v, 1])`` gives the weighted sum and
+    the normaliser in one product (``e = exp(q k^T scale - max)``), one pass over the weights
+    fewer than a softmax; queries are taken in blocks of about ``block`` weights, so memory
+    stays bounded at any size. ``dropout`` (training) drops normalised weights, as attention
+    dropout does.
+
+    Examples:
+        >>> import torch
+        >>> q, k, v = torch.randn(2, 5, 4), torch.randn(2, 7, 4), torch.rand(2, 7, 1)
+        >>> ref = torch.softmax(q @ k.transpose(1, 2) / 2, dim=-1) @ v
+        >>> torch.allclose(attend_one_channel(q, k, v, 0.5), ref, atol=1e-6)
+        True
+    """
+    rows = max(1, block // max(1, q.shape[0] * k.shape[1]))
+    both = torch.cat([v, torch.ones_like(v)], dim=-1)
+    keys = k.transpose(1, 2)
+    outs = []
+    for i in range(0, q.shape[1], rows):
+        e = torch.bmm(q[:, i : i + rows] * scale, keys)
+        e = e.sub_(e.detach().amax(dim=-1, keepdim=True)).exp_()
+        if dropout:
+            outs.append(torch.bmm(F.dropout(e, dropout), v) / e.sum(dim=-1, keepdim=True))
+        else:
+            sums = torch.bmm(e, both)
+            outs.append(sums[..., :1] / sums[..., 1:])
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
 
 def _bilinear(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
