@@ -95,6 +95,15 @@ def test_readme_code_blocks_run_once_their_stated_needs_exist(tmp_path, monkeypa
 
     save_model(create_model("sm_vcenet_efficientnet_lite0"), run / "checkpoint_last.pt")
     Image.fromarray(np.full((40, 56, 3), 128, np.uint8)).save("photo.jpg")
+    from test_peer_ports import hsnet_file  # a file in HSNet's layout (random weights)
+
+    backbone = timm.create_model("resnet50").state_dict()
+    hsnet = create_model("hsnet_resnet50", pretrained_file=backbone)
+    torch.save(hsnet_file(backbone, hsnet), "hsnet_pascal_fold0_resnet50.pt")
+    Image.fromarray(np.full((40, 56, 3), 90, np.uint8)).save("cat.jpg")
+    cat = np.zeros((40, 56), np.uint8)
+    cat[10:30, 12:40] = 255
+    Image.fromarray(cat).save("cat.png")
     ran = 0
     for block in blocks:
         needs = [ln for ln in block.splitlines() if ln.startswith("# needs:")]

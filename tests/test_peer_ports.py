@@ -418,3 +418,43 @@ def test_one_channel_attention_equals_softmax_in_any_number_of_blocks():
     ref_q = q.detach().clone().requires_grad_(True)
     (torch.softmax(ref_q @ k.transpose(1, 2) * 0.3, dim=-1) @ v).sum().backward()
     torch.testing.assert_close(q.grad, ref_q.grad)
+
+
+def test_a_peer_file_serves_the_predictor_the_segment_and_the_eval_commands(
+    tmp_path, resnet50_weights, monkeypatch
+):
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from test_protocols import make_layout
+
+    from fewzero.engine.evaluation_cli import main as eval_main
+    from fewzero.predict import Predictor
+    from fewzero.predict import main as segment_main
+
+    source = create_model("hsnet_resnet50", pretrained_file=resnet50_weights)
+    seeded(source.squeeze, 2), seeded(source.mix, 3), seeded(source.decoder, 4)
+    path = tmp_path / "hsnet_fold0.pt"
+    torch.save(hsnet_file(resnet50_weights, source.eval()), path)
+    predictor = Predictor(path, device="cpu")
+    assert predictor.size == 400  # HSNet's input side, from the file's recognised layout
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    support = np.zeros((50, 70), dtype=bool)
+    support[10:40, 20:50] = True
+    assert predictor(photo, support=[(photo, support)]).shape == (50, 70)
+    Image.fromarray(photo).save(tmp_path / "q.jpg")
+    Image.fromarray(support.astype(np.uint8) * 255).save(tmp_path / "s.png")
+    argv = ["--checkpoint", str(path), "--query", str(tmp_path / "q.jpg"), "--support",
+            str(tmp_path / "q.jpg"), str(tmp_path / "s.png"), "--out", str(tmp_path / "seg")]  # fmt: skip
+    assert segment_main(argv) == 0 and (tmp_path / "seg" / "mask.png").exists()
+    make_layout(tmp_path / "pascal", "JPEGImages", "SegmentationClassAug", "lists/val.txt",
+                list(range(1, 21)), n=40)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    argv = ["--checkpoint", str(path), "--pascal-root", "pascal", "--fold", "0", "--protocol",
+            "hsnet", "--episodes", "3", "--shots", "1", "--size", "64", "--min-pixels", "9",
+            "--quiet", "--out", "ev"]  # fmt: skip
+    assert eval_main(argv) == 0
+    row = json.loads((tmp_path / "ev" / "pascal5i.json").read_text())["rows"][0]
+    assert row["protocol"] == "hsnet" and row["episodes"] == 3 and 0 <= row["miou"] <= 1
