@@ -457,4 +457,4 @@ def test_a_peer_file_serves_the_predictor_the_segment_and_the_eval_commands(
             "--quiet", "--out", "ev"]  # fmt: skip
     assert eval_main(argv) == 0
     row = json.loads((tmp_path / "ev" / "pascal5i.json").read_text())["rows"][0]
-    assert row["protocol"] == "hsnet" and row["episodes"] == 3 and 0 <= row["miou"] <= 1
+    assert row["protocol"] == "hsnet" and row["episodes"] == 3 and 0 <= row["pascal_miou"] <= 1

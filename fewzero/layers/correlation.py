@@ -52,10 +52,7 @@ def dense_correlation(
         )
     fg = _resized_mask(support_mask, support.shape[-2:], query.dtype)
     b, _, hq, wq = query.shape
-    hs, ws = support.shape[-2:]
-    out = torch.empty(b, hq * wq, hs * ws, dtype=fg.dtype, device=query.device)
-    _correlate_into(out, query, support, fg, eps)
-    return out.view(b, hq, wq, hs, ws)
+    return _correlate(query, support, fg, eps).view(b, hq, wq, *support.shape[-2:])
 
 
 def _resized_mask(mask: torch.Tensor, size: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
@@ -78,23 +75,21 @@ def _kept_columns(fg: torch.Tensor) -> torch.Tensor | None:
     return keep.nonzero().squeeze(1) if count < 0.75 * keep.numel() else None
 
 
-def _correlate_into(
-    out: torch.Tensor, query: torch.Tensor, support: torch.Tensor, fg: torch.Tensor, eps: float
-) -> None:
-    """``out (B, Nq, Ns)`` = the clamped cosines of the query and the masked support positions."""
-    dtype = out.dtype
+def _correlate(
+    query: torch.Tensor, support: torch.Tensor, fg: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``(B, Nq, Ns)``: the clamped cosines of the query and the masked support positions."""
+    dtype = fg.dtype
     q = query.to(dtype).flatten(2)
     s = (support.to(dtype) * fg).flatten(2)
     q = q / (q.norm(dim=1, keepdim=True) + eps)
     s = s / (s.norm(dim=1, keepdim=True) + eps)
     cols = _kept_columns(fg)
-    if cols is not None:
-        kept = torch.bmm(q.transpose(1, 2), s.index_select(2, cols)).clamp_(min=0)
-        out.zero_().index_copy_(2, cols, kept.to(dtype))
-    elif torch.is_autocast_enabled(out.device.type):  # the product in the autocast dtype
-        out.copy_(torch.bmm(q.transpose(1, 2), s)).clamp_(min=0)
-    else:
-        torch.bmm(q.transpose(1, 2), s, out=out).clamp_(min=0)
+    if cols is None:
+        return torch.bmm(q.transpose(1, 2), s).clamp(min=0).to(dtype)
+    kept = torch.bmm(q.transpose(1, 2), s.index_select(2, cols)).clamp(min=0).to(dtype)
+    out = kept.new_zeros(s.shape[0], q.shape[2], s.shape[2])
+    return out.index_copy(2, cols, kept)
 
 
 def multilayer_correlation(
@@ -124,12 +119,10 @@ def multilayer_correlation(
     for g in sorted(set(int(g) for g in groups)):
         layers = [i for i, gi in enumerate(groups) if int(gi) == g]
         q, s = query_feats[layers[0]], support_feats[layers[0]]
-        b, _, hq, wq = q.shape
-        hs, ws = s.shape[-2:]
-        if tuple(fg.shape[-2:]) != (hs, ws):
-            fg = _resized_mask(support_mask, (hs, ws), q.dtype)
-        stack = torch.empty(b, len(layers), hq * wq, hs * ws, dtype=fg.dtype, device=q.device)
-        for j, i in enumerate(layers):  # written in place: no stacking copy
-            _correlate_into(stack[:, j], query_feats[i], support_feats[i], fg, 1e-5)
-        out.append(stack.view(b, len(layers), hq, wq, hs, ws))
+        if tuple(fg.shape[-2:]) != tuple(s.shape[-2:]):
+            fg = _resized_mask(support_mask, s.shape[-2:], q.dtype)
+        maps = [_correlate(query_feats[i], support_feats[i], fg, 1e-5) for i in layers]
+        out.append(
+            torch.stack(maps, dim=1).view(q.shape[0], len(layers), *q.shape[-2:], *s.shape[-2:])
+        )
     return out
