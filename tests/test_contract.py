@@ -189,3 +189,80 @@ def test_export_and_compile_capture_the_fewshot_defaults():
     model = tiny_model("sm_vcenet", **FEWSHOT_DEFAULTS).eval()
     assert [c.name for c in model.comparisons] == ["prototype", "cosine", "low_level"]
     assert_export_and_compile_match(model)
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_from_pretrained_of_save_pretrained_gives_identical_logits(arch, tmp_path):
+    """A model saved as the ecosystem saves (config.json, model.safetensors) comes back equal."""
+    from fewzero.models import from_pretrained
+
+    model = tiny_model(arch).eval()
+    with torch.no_grad():  # other weights than a fresh build: the file must carry them
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    folder = model.save_pretrained(tmp_path / arch)
+    assert sorted(f.name for f in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    again = from_pretrained(folder)
+    images, kw = inputs(model)
+    with torch.no_grad():
+        assert torch.equal(again(images, **kw), model(images, **kw))
+    assert again.config == model.config and not again.training
+
+
+def test_from_pretrained_checks_as_strictly_as_a_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from fewzero.models import from_pretrained, model_card, push_to_hub, save_pretrained
+
+    model = tiny_model("hsnet")
+    folder = save_pretrained(model, tmp_path / "m")
+    weights = load_file(str(folder / "model.safetensors"))
+    key = sorted(k for k in weights if k.startswith("head."))[0]
+    for what, edit, match in [
+        ("missing", lambda w: w.pop(key), rf"missing.*{key}"),
+        ("extra", lambda w: w.update(extra=torch.zeros(1)), "unexpected.*extra"),
+        ("shape", lambda w: w.update({key: torch.zeros(3)}), rf"{key}: model .* vs file \(3,\)"),
+        ("nan", lambda w: w[key].fill_(float("nan")), "NaN"),
+    ]:
+        bad = {k: v.clone() for k, v in weights.items()}
+        edit(bad)
+        save_file(bad, str(folder / "model.safetensors"))
+        with pytest.raises(ValueError, match=match):  # each edit refused, naming the tensor
+            from_pretrained(folder)
+        assert what
+    save_file(weights, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["arch"] = "dcama"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="another architecture"):
+        from_pretrained(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json' is missing"):
+        from_pretrained(folder)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        from_pretrained(tmp_path / "nowhere" / "deeper")
+    card = model_card(model, "toy PASCAL-5i folds 1-3", "fewzero-eval, fold 0", {"miou": 0.31})
+    assert "toy PASCAL-5i folds 1-3" in card and "| miou | 0.31 |" in card
+
+    uploads = {}
+
+    class FakeApi:  # the Hub is never reached: what would be uploaded is checked
+        def create_repo(self, repo_id, private, exist_ok):
+            uploads["repo"] = (repo_id, private)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            uploads["files"] = sorted(
+                p.name for p in __import__("pathlib").Path(folder_path).iterdir()
+            )
+            return "https://hub.example/commit/1"
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    assert push_to_hub(model, "me/hsnet-toy", card=card) == "https://hub.example/commit/1"
+    assert uploads == {"repo": ("me/hsnet-toy", True),
+                       "files": ["README.md", "config.json", "model.safetensors"]}  # fmt: skip

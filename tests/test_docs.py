@@ -134,3 +134,18 @@ def test_mkdocs_strict_build(tmp_path):
     assert (tmp_path / "site" / "api" / "layers" / "index.html").is_file()
     predict = (tmp_path / "site" / "api" / "predict" / "index.html").read_text()
     assert 'id="fewzero.predict.Predictor.__call__"' in predict  # the main entry point is shown
+
+
+def test_release_files_agree_with_the_package():
+    """The version the docs show, the changelog's and the citation's are the package's; the
+    license file is pyproject's, and no link is half set."""
+    import fewzero
+
+    version = fewzero.__version__
+    mkdocs = (ROOT / "mkdocs.yml").read_text()
+    assert f"fewzero {version}" in mkdocs
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
+    assert f"version: {version}" in (ROOT / "CITATION.cff").read_text()
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    assert ("repo_name:" in mkdocs) == ("repo_url:" in mkdocs)

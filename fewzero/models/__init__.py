@@ -29,6 +29,7 @@ from .dcama import (
 from .episode import encode_pair
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
 from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, hsnet_resnet101
+from .hub import from_pretrained, model_card, push_to_hub, save_pretrained
 from .loading import (
     check_finite_state,
     load_checkpoint,
@@ -106,6 +107,10 @@ __all__ = [
     "load_checkpoint",
     "load_model_state",
     "load_trained_model",
+    "from_pretrained",
+    "model_card",
+    "push_to_hub",
+    "save_pretrained",
     "model_from_peer_state",
     "recognise_peer_state",
     "model_from_state",

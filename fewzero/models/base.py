@@ -27,8 +27,10 @@ rebuilds the model from it alone.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -338,6 +340,18 @@ class SegmentationModel(nn.Module, ABC):
         if support_images is not None:
             check_finite(support_images, "support_images")
         return self(images, support_images, support_masks, class_ids).argmax(dim=1)
+
+    def save_pretrained(self, directory: str | os.PathLike[str], card: str | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` to ``directory`` ([fewzero.models.save_pretrained][fewzero.models.hub.save_pretrained])."""
+        from .hub import save_pretrained
+
+        return save_pretrained(self, directory, card=card)
+
+    def push_to_hub(self, repo_id: str, card: str | None = None, private: bool = True) -> str:
+        """Upload the model to the Hugging Face Hub ([fewzero.models.push_to_hub][fewzero.models.hub.push_to_hub])."""
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, card=card, private=private)
 
     @classmethod
     def state_kwargs(cls, state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -164,6 +164,19 @@ class HSNet(FewShotModel):
         )
         self.num_classes = 2
 
+    @classmethod
+    def upgrade_state(
+        cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Refuse a checkpoint of fewzero's HSNet before it became HSNet's own network, by name."""
+        if "decoder.6.weight" in state_dict:
+            raise ValueError(
+                "this HSNet checkpoint was written by fewzero 0.1 before HSNet became HSNet's "
+                "own network layer for layer (its block reading, mixing and decoder changed): "
+                "its weights cannot give their logits any more; train it again (see CHANGELOG)"
+            )
+        return dict(config), dict(state_dict)
+
     def forward_features(
         self,
         images: torch.Tensor,
