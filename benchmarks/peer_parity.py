@@ -20,7 +20,9 @@ Usage (a checkout of juhongm999/hsnet or pawn-sxy/DCAMA in PATH)::
 from __future__ import annotations
 
 import argparse
+import datetime
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,6 +189,9 @@ def main() -> None:
         "fewzero_s": statistics.median(t_ours),
     }
     row["ratio"] = row["fewzero_s"] / row["peer_s"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    row = {"date": datetime.date.today().isoformat(), "commit": commit, **row}
     cols = list(row)
     table = markdown([row], cols)
     print(table)
