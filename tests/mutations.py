@@ -151,8 +151,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "one-shot episodes not repeated for the query": (
         "fewzero/heads/shot_merge.py",
-        "    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == \"mean\" or training:\n        return per_query.mean(dim=1)",
-        "    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == \"mean\" or training:\n        return per_query[:, 0]",
+        '    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == "mean" or training:\n        return per_query.mean(dim=1)',
+        '    per_query = logits.view(-1, shots, *logits.shape[1:])\n    if shot_merge == "mean" or training:\n        return per_query[:, 0]',
         ["tests/test_fewshot.py"],
     ),
     "legacy checkpoint keys not renamed": (
@@ -253,7 +253,9 @@ def main() -> int:
             )  # fmt: skip
             path.write_text(original)
             caught = run.returncode != 0
-            print(f"{'caught  ' if caught else 'SURVIVED'} {name} ({time.perf_counter() - start:.0f} s)")
+            print(
+                f"{'caught  ' if caught else 'SURVIVED'} {name} ({time.perf_counter() - start:.0f} s)"
+            )
             if not caught:
                 survived.append(name)
     print(f"\n{len(chosen) - len(survived)} of {len(chosen)} breakages caught")

@@ -331,7 +331,8 @@ def test_what_the_docs_say_is_padded_is_what_is_padded():
 
 
 @pytest.mark.parametrize(
-    "name", ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny", "mobileone_s1", "rdnet_tiny", "selecsls42"]
+    "name",
+    ["repvgg_a0", "mobilevit_xxs", "mvitv2_tiny", "mobileone_s1", "rdnet_tiny", "selecsls42"],
 )
 def test_families_that_broke_the_adapter_at_an_odd_size(name):
     """Stages that are one module (RepVGG, MobileViT), relative-position tables sized to 224

@@ -22,7 +22,11 @@ def episode(b=1, k=2, size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     masks = torch.zeros(b, k, size, size, dtype=torch.long)
     masks[..., 16:48, 8:40] = 1
-    return torch.randn(b, 3, size, size, generator=g), torch.randn(b, k, 3, size, size, generator=g), masks
+    return (
+        torch.randn(b, 3, size, size, generator=g),
+        torch.randn(b, k, 3, size, size, generator=g),
+        masks,
+    )
 
 
 @register_comparison("test_darkness")

@@ -278,13 +278,23 @@ def test_prepare_isic_names_a_csv_without_patnets_columns(tmp_path, capsys):
     make_isic(tmp_path / "flat", per_class=(2,))
     csv = tmp_path / "class_id.csv"
     csv.write_text("image,label\nISIC_0000000,nevus\n")  # another export's header
-    argv = ["isic", "--root", str(tmp_path / "flat"), "--class-csv", str(csv), "--out", str(tmp_path / "o")]
+    argv = [
+        "isic",
+        "--root",
+        str(tmp_path / "flat"),
+        "--class-csv",
+        str(csv),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert prepare_main(argv) == 2
     err = capsys.readouterr().err
     assert "must have the columns ID and Class" in err and "['image', 'label']" in err
 
 
-def test_prepare_deepglobe_refuses_masks_off_the_code_and_a_run_that_keeps_no_tile(tmp_path, capsys):
+def test_prepare_deepglobe_refuses_masks_off_the_code_and_a_run_that_keeps_no_tile(
+    tmp_path, capsys
+):
     raw = tmp_path / "raw"
     raw.mkdir()
     rng = np.random.default_rng(5)
@@ -307,8 +317,12 @@ def test_prepare_check_opens_every_pair_and_the_eval_command_refuses_before_work
     make_isic(tmp_path / "isic")
     gt = tmp_path / "isic" / "ISIC2018_Task1_Training_GroundTruth"
     assert prepare_main(["check", "isic", "--root", str(tmp_path / "isic")]) == 0
-    Image.fromarray(np.full((5, 5), 255, np.uint8)).save(gt / "ISIC_0000000_segmentation.png")  # size
-    Image.fromarray(np.zeros((20, 24), np.uint8)).save(gt / "ISIC_0000001_segmentation.png")  # empty
+    Image.fromarray(np.full((5, 5), 255, np.uint8)).save(
+        gt / "ISIC_0000000_segmentation.png"
+    )  # size
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(
+        gt / "ISIC_0000001_segmentation.png"
+    )  # empty
     capsys.readouterr()
     assert prepare_main(["check", "isic", "--root", str(tmp_path / "isic")]) == 1
     out = capsys.readouterr().out

@@ -380,9 +380,7 @@ def test_prepare_module_runs_without_runpy_warning():
     assert proc.returncode == 0 and "RuntimeWarning" not in proc.stderr
 
 
-def test_exclude_unseen_drops_exactly_the_training_images_that_show_an_unseen_class(
-    toy, tmp_path
-):
+def test_exclude_unseen_drops_exactly_the_training_images_that_show_an_unseen_class(toy, tmp_path):
     """Training images showing a seen and an unseen class: the filter must have work to do."""
     import shutil
 

@@ -277,7 +277,9 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
             capture_output=True,
             text=True,
         )
-        assert run.returncode == 0, f"torchrun with {n} process(es) failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
+        assert run.returncode == 0, (
+            f"torchrun with {n} process(es) failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
+        )
     a = torch.load(tmp_path / "two" / "final.pt", weights_only=True)
     b = torch.load(tmp_path / "one" / "final.pt", weights_only=True)
     for k in a:
@@ -331,7 +333,9 @@ def test_text_is_written_atomically_the_old_file_survives_a_failed_write(tmp_pat
 
 
 def test_adamw_is_a_choice_of_the_run_and_is_kept_on_resume(toy, tmp_path):
-    with pytest.raises(ValueError, match=r"optimizer must be one of \('sgd', 'adamw'\), got 'adam'"):
+    with pytest.raises(
+        ValueError, match=r"optimizer must be one of \('sgd', 'adamw'\), got 'adam'"
+    ):
         TrainConfig(optimizer="adam")
     trainer = make(toy, tmp_path / "run", epochs=1, optimizer="adamw", lr=1e-3)
     assert isinstance(trainer.optimizer, torch.optim.AdamW)

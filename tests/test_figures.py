@@ -33,7 +33,9 @@ def test_prediction_colour_is_no_toy_objects_colour():
     mask[1:5, 1:5] = 1
     out = prediction_overlay(rgb, mask)
     assert (out[0, 0] == rgb[0, 0]).all()  # outside: unchanged
-    assert (out[1, 1] == 0).all() and out[2, 2].min() > rgb[2, 2].min()  # black edge, white-ish inside
+    assert (out[1, 1] == 0).all() and out[2, 2].min() > rgb[
+        2, 2
+    ].min()  # black edge, white-ish inside
 
 
 def test_support_overlay_keeps_only_the_named_object_in_colour():

@@ -320,7 +320,9 @@ def _non_local_reference(block, x):
     """The non-local block from its equations, written out in fp64 (no fewzero helper)."""
     c = block.inter_channels
     w = block.qkv.weight.double().flatten(1)
-    qkv = torch.einsum("oc,bchw->bohw", w, x.double()) + block.qkv.bias.double()[None, :, None, None]
+    qkv = (
+        torch.einsum("oc,bchw->bohw", w, x.double()) + block.qkv.bias.double()[None, :, None, None]
+    )
     q, k, v = (t.flatten(2) for t in qkv.split(c, dim=1))  # (B, C', N)
     if block.attention == "spatial":
         attn = torch.softmax(q.transpose(1, 2) @ k / c**0.5, dim=-1)  # (B, N, N)

@@ -206,7 +206,9 @@ def test_default_table_is_minilm_of_pascal_classes():
     from fewzero.text import class_embedding_table
 
     # the model takes a table and knows no language model: the recipe builds the default
-    with pytest.raises(ValueError, match="class_embeddings must be .* got None.*class_embedding_table"):
+    with pytest.raises(
+        ValueError, match="class_embeddings must be .* got None.*class_embedding_table"
+    ):
         SPNet("resnet18", **SMALL)
     model = build_model(TrainConfig(model="spnet", backbone="resnet18", model_kwargs=SMALL))
     expected = class_embedding_table("minilm", list(PASCAL_CLASSES))

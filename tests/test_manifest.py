@@ -91,10 +91,14 @@ def test_a_truncated_manifest_names_its_last_line(toy, tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == 7
     (tmp_path / "cut.jsonl").write_text("\n".join(lines[:6]) + "\n" + lines[6][:20])
-    with pytest.raises(ValueError, match=r"cut\.jsonl' line 7 is not JSON \(the file ends there: truncated\)"):
+    with pytest.raises(
+        ValueError, match=r"cut\.jsonl' line 7 is not JSON \(the file ends there: truncated\)"
+    ):
         read_manifest(tmp_path / "cut.jsonl")
     (tmp_path / "short.jsonl").write_text("\n".join(lines[:5]) + "\n")
-    with pytest.raises(ValueError, match=r"header says 6 episodes, the file holds 4 \(lines 2 to 5\)"):
+    with pytest.raises(
+        ValueError, match=r"header says 6 episodes, the file holds 4 \(lines 2 to 5\)"
+    ):
         read_manifest(tmp_path / "short.jsonl")
     (tmp_path / "blank.jsonl").write_text("\n".join([lines[0], "", lines[1], "{}", *lines[3:]]))
     with pytest.raises(ValueError, match=r"blank\.jsonl' line 4: episode lacks"):

@@ -28,7 +28,9 @@ def test_registry_lists_every_factory():
     for arch in ("sm_vcenet", "m_vcenet", "vcenet", "deeplab"):
         for bb in ("resnet50", "resnet101", "efficientnet_lite0"):
             assert f"{arch}_{bb}" in names
-    assert list_architectures() == sorted([*VARIANTS, "dcama", "hsnet", "prototype", "spnet", "zsvm"])
+    assert list_architectures() == sorted(
+        [*VARIANTS, "dcama", "hsnet", "prototype", "spnet", "zsvm"]
+    )
     assert list_models("deeplab_*") == [n for n in names if n.startswith("deeplab_")]
     with pytest.raises(ValueError, match=r"name must be a registered model .*got 'segformer'"):
         create_model("segformer")
@@ -222,7 +224,10 @@ def test_pooled_projection_model_equivalence():
     [
         ((1, 1, 64, 64), r"images must be RGB with 3 channels \(dim 1\), got 1"),
         ((3, 64, 64), r"images must be a 4-D tensor \(B, 3, H, W\), got 3-D"),
-        ((1, 3, 4, 64), r"images must be at least 8x8 \(backbone .resnet18. needs sides >= 8.*\), got 4x64"),
+        (
+            (1, 3, 4, 64),
+            r"images must be at least 8x8 \(backbone .resnet18. needs sides >= 8.*\), got 4x64",
+        ),
     ],
 )
 def test_bad_input(shape, match):

@@ -394,9 +394,10 @@ def test_similarity_residual_equals_cosines_computed_by_hand():
         fg = torch.zeros(8, 8, dtype=torch.bool)
         fg[1:5, 2:6] = True
         protos = [support[:, ~fg].mean(dim=1), support[:, fg].mean(dim=1)]  # background, fg
-        want = torch.stack(
-            [F.cosine_similarity(query, p[:, None, None], dim=0) for p in protos]
-        ) * model.comparisons[1].scale
+        want = (
+            torch.stack([F.cosine_similarity(query, p[:, None, None], dim=0) for p in protos])
+            * model.comparisons[1].scale
+        )
     torch.testing.assert_close(got[0].double(), want, rtol=1e-4, atol=1e-4)
     assert want.abs().max() > 0.1  # a map that zeroing would change
 

@@ -113,7 +113,11 @@ def test_a_missing_cuda_device_is_named_not_called_a_corrupt_checkpoint(files, c
     "model, shots, message",
     [
         ("sm_vcenet_efficientnet_lite0", ["0", "1"], "--shots: eval_shots must all be 0"),
-        ("sm_vcenet_fewshot_efficientnet_lite0", ["1", "0"], "--shots: eval_shots must all be >= 1"),
+        (
+            "sm_vcenet_fewshot_efficientnet_lite0",
+            ["1", "0"],
+            "--shots: eval_shots must all be >= 1",
+        ),
         ("sm_vcenet_efficientnet_lite0", ["1"], "--shots: shots must be 0 for the zero-shot model"),
     ],
 )
@@ -179,7 +183,9 @@ def test_toy_demo_checks_shots_before_building_the_data(capsys, tmp_path, monkey
     assert not (tmp_path / "cache").exists()  # the toy data was never built
 
 
-def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(files, capsys, tmp_path):
+def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(
+    files, capsys, tmp_path
+):
     def err(argv):
         return refused(lambda a: run_eval("", coco=False, argv=a), argv, capsys)
 
@@ -240,7 +246,9 @@ def test_inputs_torch_would_fail_on_deep_inside_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"images must hold at least one image \(B >= 1\)"):
         model(torch.randn(0, 3, 32, 32))
     for dtype in (torch.float64, torch.float16, torch.bfloat16):
-        with pytest.raises(ValueError, match=f"images must have the model's dtype torch.float32, got {dtype}"):
+        with pytest.raises(
+            ValueError, match=f"images must have the model's dtype torch.float32, got {dtype}"
+        ):
             model(torch.randn(1, 3, 32, 32, dtype=dtype))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts for us
         assert model(torch.randn(1, 3, 32, 32).bfloat16()).shape == (1, 2, 32, 32)
@@ -268,8 +276,12 @@ def test_non_finite_weights_are_refused_from_every_source(tmp_path):
     weights = timm.create_model("resnet18").state_dict()
     weights["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
     torch.save(weights, tmp_path / "nan.pth")
-    with pytest.raises(ValueError, match=r"pretrained_file .*nan\.pth.* non-finite .*layer2\.0\.conv1\.weight"):
-        create_model("sm_vcenet", backbone="resnet18", pretrained_file=tmp_path / "nan.pth", **SMALL)
+    with pytest.raises(
+        ValueError, match=r"pretrained_file .*nan\.pth.* non-finite .*layer2\.0\.conv1\.weight"
+    ):
+        create_model(
+            "sm_vcenet", backbone="resnet18", pretrained_file=tmp_path / "nan.pth", **SMALL
+        )
     with pytest.raises(ValueError, match="non-finite"):
         create_model("sm_vcenet", backbone="resnet18", pretrained_file=weights, **SMALL)
     model = SMVCENet("resnet18", comparisons=["prototype"], **SMALL)
@@ -332,14 +344,18 @@ def test_the_predictors_support_masks_are_resized_nearest_keeping_the_ignore_rin
 def test_backbone_arguments_that_would_be_replaced_or_wrapped_are_refused():
     from fewzero.models import create_model
 
-    with pytest.raises(ValueError, match=r"out_indices must index the 5 feature levels .*got \[5, 6, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"out_indices must index the 5 feature levels .*got \[5, 6, 7\]"
+    ):
         create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (5, 6, 7)})
     with pytest.raises(ValueError, match="output_stride must be 8, 16 or 32 .*got 7"):
         create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"output_stride": 7})
     with pytest.raises(ValueError, match="in_chans must be 3: .*RGB"):
         create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"in_chans": 1})
     # from the end, as Python indexes: the last three levels
-    model = create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (-3, -2, -1)}, **SMALL)
+    model = create_model(
+        "sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (-3, -2, -1)}, **SMALL
+    )
     assert model.encoder.channels == [128, 256, 512]
 
 
@@ -368,7 +384,9 @@ def test_a_support_mask_marking_every_pixel_is_refused_unless_asked_for(tmp_path
     full = np.ones((32, 32), dtype=np.uint8)
     with pytest.raises(ValueError, match="marks every pixel as the object.*allow_full_masks=True"):
         Predictor(model, size=32)(image, support=[(image, full)])
-    assert Predictor(model, size=32, allow_full_masks=True)(image, support=[(image, full)]).shape == (32, 32)
+    assert Predictor(model, size=32, allow_full_masks=True)(
+        image, support=[(image, full)]
+    ).shape == (32, 32)
     Image.fromarray(image).save(tmp_path / "q.png")
     Image.fromarray(full * 255).save(tmp_path / "m.png")
     argv = ["--model", "prototype_efficientnet_lite0", "--query", str(tmp_path / "q.png"),
@@ -393,10 +411,19 @@ def test_fewshot_factories_over_a_plain_vit_fall_back_to_what_it_gives_and_say_s
     masks = torch.zeros(1, 1, 32, 32, dtype=torch.long)
     masks[..., 8:24, 8:24] = 1
     with torch.no_grad():
-        assert model.eval()(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32), masks).shape == (1, 2, 32, 32)
+        assert model.eval()(
+            torch.randn(1, 3, 32, 32), torch.randn(1, 1, 3, 32, 32), masks
+        ).shape == (1, 2, 32, 32)
     # asked for explicitly, it is refused with the fix named
-    with pytest.raises(ValueError, match=r"has no map before F_2's stage.*leave 'low_level' out of comparisons"):
-        create_model("sm_vcenet", backbone="vit_tiny_patch16_224", comparisons=["prototype", "low_level"], **small)
+    with pytest.raises(
+        ValueError, match=r"has no map before F_2's stage.*leave 'low_level' out of comparisons"
+    ):
+        create_model(
+            "sm_vcenet",
+            backbone="vit_tiny_patch16_224",
+            comparisons=["prototype", "low_level"],
+            **small,
+        )
 
 
 def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(tmp_path, capsys):
@@ -408,11 +435,20 @@ def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(
     (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 truncated zip")
     with pytest.raises(ValueError, match=r"empty\.pth.* is empty \(0 bytes\)"):
         read_state_dict(tmp_path / "empty.pth")
-    with pytest.raises(ValueError, match=r"broken\.safetensors.*truncated, corrupt or not a weights file"):
+    with pytest.raises(
+        ValueError, match=r"broken\.safetensors.*truncated, corrupt or not a weights file"
+    ):
         read_state_dict(tmp_path / "broken.safetensors")
     with pytest.raises(ValueError, match=r"broken\.pth.*truncated, corrupt or not a weights file"):
         read_state_dict(tmp_path / "broken.pth")
-    base = ["--model", "deeplab_efficientnet_lite0", "--epochs", "1", "--out", str(tmp_path / "run")]
+    base = [
+        "--model",
+        "deeplab_efficientnet_lite0",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    ]
 
     capsys.readouterr()
     err = refused(main, [*base, "--backbone", "resnet1B", "--no-pretrained"], capsys)
@@ -427,11 +463,17 @@ def test_train_command_names_a_bad_backbone_or_weights_file_without_a_traceback(
     "checkpoint, extra, words",
     [
         ("fewshot.pt", [], "give --support IMAGE MASK"),
-        ("zeroshot.pt", ["--support", "photo.jpg", "mask.png"], "--support and --support-class do not apply"),
+        (
+            "zeroshot.pt",
+            ["--support", "photo.jpg", "mask.png"],
+            "--support and --support-class do not apply",
+        ),
         ("zeroshot.pt", ["--class-id", "3"], "--class-id does not apply"),
     ],
 )
-def test_segment_speaks_in_flags_not_tensor_shapes(files, checkpoint, extra, words, capsys, monkeypatch):
+def test_segment_speaks_in_flags_not_tensor_shapes(
+    files, checkpoint, extra, words, capsys, monkeypatch
+):
     monkeypatch.chdir(files)
     err = refused(segment, ["--checkpoint", checkpoint, "--query", "photo.jpg", *extra,
                             "--out", "o_flags"], capsys)  # fmt: skip

@@ -297,6 +297,13 @@ class EpisodeDataset(Dataset):
             the split appears this many times (``1``: every pair once), so that more training
             queries can only be solved by reading the support.
         prepare_hint: Command to mention when files are missing.
+        absent: Test only: *class-absent* episodes, each query an image that shows no pixel of
+            the episode's class, with a support set of that class (its target all background;
+            [AbsentMeter][fewzero.metrics.AbsentMeter] scores what a model marks there). Needs
+            ``shots >= 1``, ``ways=1`` and ``multi_class=False``.
+        absent_fraction: Few-shot training only: the share of pairs whose query is replaced by
+            a random image of the split that does not show the class (target all background),
+            so that the model learns to mark nothing where the support's class is absent.
         protocol: Test only: ``"hsnet"`` or ``"pfenet"``, the peer's own episode sequence
             ([`fewzero.data.protocols`][fewzero.data.protocols]); ``None`` (default): fewzero's
             sampler. Needs ``ways=1`` and ``multi_class=False``.
@@ -340,6 +347,8 @@ class EpisodeDataset(Dataset):
         protocol: str | None = None,
         query_list: str | os.PathLike[str] | None = None,
         episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
+        absent: bool = False,
+        absent_fraction: float = 0.0,
     ) -> None:
         if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(
@@ -348,6 +357,20 @@ class EpisodeDataset(Dataset):
         spec = PROTOCOLS.get(protocol or "", {"n_episodes": 1000, "seed": 0})
         n_episodes = spec["n_episodes"] if n_episodes == "protocol" else n_episodes
         seed = spec["seed"] if seed is None else seed
+        if absent and (train or not shots or ways > 1 or multi_class or protocol is not None):
+            raise ValueError(
+                f"absent=True draws 1-way few-shot test episodes whose query does not show the "
+                f"class: it needs train=False, shots >= 1, ways=1, multi_class=False and no "
+                f"protocol, got train={train}, shots={shots}, ways={ways}, "
+                f"multi_class={multi_class}, protocol={protocol!r}"
+            )
+        if isinstance(absent_fraction, bool) or not 0.0 <= float(absent_fraction) < 1.0:
+            raise ValueError(f"absent_fraction must be in [0, 1), got {absent_fraction!r}")
+        if absent_fraction and not (train and shots):
+            raise ValueError(
+                f"absent_fraction applies to few-shot training pairs (train=True, shots >= 1), "
+                f"got train={train}, shots={shots}; test class-absent episodes with absent=True"
+            )
         if protocol is not None and (train or ways > 1 or multi_class or episodes is not None):
             raise ValueError(
                 f"protocol={protocol!r} draws the peer's 1-way test episodes: it needs "
@@ -400,6 +423,7 @@ class EpisodeDataset(Dataset):
                 f"ways must be at most the {len(wanted)} classes of the split, got {ways}"
             )
         self.wanted, self.ways, self.multi_class = list(wanted), ways, bool(multi_class)
+        self.absent, self.absent_fraction = bool(absent), float(absent_fraction)
         pairs: list[tuple[str, int]] = []
         kept: list[tuple[str, dict[int, int]]] = []
         for name, counts in entries:
@@ -407,6 +431,9 @@ class EpisodeDataset(Dataset):
                 continue
             kept.append((name, counts))
             present = [c for c in wanted if counts.get(c, 0) >= min_pixels]
+            if absent:  # the classes of the split the image does not show at all
+                pairs += [(name, c) for c in wanted if counts.get(c, 0) == 0]
+                continue
             if multi_class and len(present) < 2:
                 continue
             repeat = multi_class_weight if len(present) >= 2 else 1
@@ -421,13 +448,20 @@ class EpisodeDataset(Dataset):
                     if n >= min_pixels:
                         self.candidates.setdefault(c, []).append(name)
             # a pair whose class has no other image cannot have a support set
-            pairs = [(n, c) for n, c in pairs if len(self.candidates[c]) >= 2]
+            need = 1 if absent else 2  # an absent class's supports are all other images
+            pairs = [(n, c) for n, c in pairs if len(self.candidates.get(c, [])) >= need]
             if ways > 1:
                 usable = [c for c in wanted if len(self.candidates.get(c, [])) >= 1]
                 if len(usable) < ways:
                     raise ValueError(
                         f"ways={ways} needs {ways} classes with a support image, got {usable}"
                     )
+        # training: the images that do not show each class, queries of class-absent pairs
+        self.absent_queries = (
+            {c: [n for n, counts in kept if counts.get(c, 0) == 0] for c in wanted}
+            if absent_fraction
+            else {}
+        )
         self.pairs = pairs
         self.way_classes: list[list[int]] | None = None
         self.supports: list[list[str]] | None = None  # the episode's class (way 1)
@@ -445,6 +479,7 @@ class EpisodeDataset(Dataset):
                 f"min_pixels={min_pixels}"
                 + (" and another image of the class" if shots else "")
                 + (" in an image that shows another class of the split" if multi_class else "")
+                + (" in an image that does not show it" if absent else "")
             )
         self._draw(None if train else n_episodes, seed, min_pixels)
 
@@ -542,10 +577,15 @@ class EpisodeDataset(Dataset):
             named = [(name, c)] + (
                 [(x, w) for s, w in zip(sets, ways) for x in s] if self.shots else []
             )
-            for n, w in named:
+            for j, (n, w) in enumerate(named):
                 if n not in self.classes_of:
                     raise ValueError(f"{where} episode {i}: image {n!r} is not in the list file")
-                if self.classes_of[n].get(w, 0) == 0:
+                if self.absent and j == 0 and self.classes_of[n].get(w, 0) > 0:
+                    raise ValueError(
+                        f"{where} episode {i}: query {n!r} shows class {w}, but the episodes "
+                        "are class-absent ones (absent=True)"
+                    )
+                if not (self.absent and j == 0) and self.classes_of[n].get(w, 0) == 0:
                     raise ValueError(
                         f"{where} episode {i}: image {n!r} shows no pixel of class {w} "
                         f"(its classes: {sorted(self.classes_of[n])})"
@@ -570,7 +610,7 @@ class EpisodeDataset(Dataset):
 
         Keys: ``list_file`` (its name), ``list_sha256``, ``train``, ``classes`` (the split's),
         ``min_pixels``, ``seed``, ``protocol`` (``"manifest"`` when replayed from one), ``shots``,
-        ``ways``, ``multi_class``.
+        ``ways``, ``multi_class``, ``absent``.
         """
         return {
             "list_file": self.list_file.name,
@@ -583,6 +623,7 @@ class EpisodeDataset(Dataset):
             "shots": self.shots,
             "ways": self.ways,
             "multi_class": self.multi_class,
+            "absent": self.absent,
         }
 
     def manifest(self) -> list[dict[str, Any]]:
@@ -668,6 +709,9 @@ class EpisodeDataset(Dataset):
         name, class_id = self.pairs[index]
         if self.ways > 1:
             return self._nway(index)
+        if self.absent_fraction and np.random.random() < self.absent_fraction:
+            others = self.absent_queries.get(class_id) or [name]  # a query without the class:
+            name = others[np.random.randint(len(others))]  # its target is all background
         fg = self.seen if (self.train and self.target == "union") else [class_id]
         image, mask = self._read(name)
         label = torch.from_numpy(binary_target(mask, fg)).long()

@@ -146,6 +146,14 @@ def add_run_arguments(
         default=cfg.multi_class_weight,
     )
     add(
+        "--absent-fraction",
+        "absent_fraction",
+        "few-shot training: share of episodes whose query does not show the support's class "
+        "(target all background), so the model learns to mark nothing there",
+        type=nonnegative_float,
+        default=cfg.absent_fraction,
+    )
+    add(
         "--amp",
         "amp",
         "autocast dtype (none: fp32); bf16 by default on CUDA",

@@ -72,6 +72,7 @@ class TrainConfig:
     target: str = "class"
     exclude_unseen: bool = False
     multi_class_weight: int = 1
+    absent_fraction: float = 0.0
     amp: str | None = field(default_factory=lambda: "bf16" if default_device() == "cuda" else None)
     channels_last: bool = field(default_factory=lambda: default_device() == "cuda")
     compile: bool = False
@@ -98,6 +99,7 @@ class TrainConfig:
             ("shots", self.shots >= 0, ">= 0"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
             ("multi_class_weight", self.multi_class_weight >= 1, ">= 1"),
+            ("absent_fraction", 0.0 <= self.absent_fraction < 1.0, "in [0, 1)"),
             ("max_steps_per_epoch", (self.max_steps_per_epoch or 1) >= 1, ">= 1 or None"),
             ("episodes", self.episodes >= 1, ">= 1"),
         ]

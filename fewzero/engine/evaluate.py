@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..checks import amp_dtype
 from ..data.episodes import collate_episodes
-from ..metrics import IoUMeter, LeakMeter, NWayIoUMeter
+from ..metrics import AbsentMeter, IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
 from ..models.nway import nway_scores
 from . import distributed
@@ -65,7 +65,9 @@ def evaluate(
 
     Returns:
         [`fewzero.metrics.IoUMeter.compute`][fewzero.metrics.IoUMeter.compute]'s dictionary with ``leak`` (a fraction, nan
-        where no episode shows another class) and ``other_pixels``; for N-way episodes
+        where no episode shows another class) and ``other_pixels``, and
+        [AbsentMeter][fewzero.metrics.AbsentMeter]'s numbers over the episodes whose label shows
+        no pixel of their class (``absent_episodes`` 0 and nan rates where there are none); for N-way episodes
         [`fewzero.metrics.NWayIoUMeter.compute`][fewzero.metrics.NWayIoUMeter.compute]'s. Equal on every rank.
 
     Raises:
@@ -77,6 +79,7 @@ def evaluate(
     is_nway = getattr(dataset, "ways", 1) > 1
     meter = IoUMeter(max_class_id=max_class_id)
     leak = LeakMeter(max_class_id=max_class_id)
+    absent = AbsentMeter()
     nway = NWayIoUMeter(max_class_id=max_class_id)
     world, rank = distributed.world_size(), distributed.rank()
     shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
@@ -113,6 +116,7 @@ def evaluate(
                 nway.update(pred, label[None], batch["class_ids"][i : i + 1])
                 continue
             meter.update(pred, label[None], batch["class_id"][i : i + 1])
+            absent.update(pred, label[None])
             if "other" in batch:
                 other = batch["other"][i]
                 if tuple(other.shape) != tuple(label.shape):  # resized labels: the same grid
@@ -126,4 +130,5 @@ def evaluate(
         return nway.compute()
     meter.all_reduce()
     leak.all_reduce()
-    return {**meter.compute(), **leak.compute()}
+    absent.all_reduce()
+    return {**meter.compute(), **leak.compute(), **absent.compute()}

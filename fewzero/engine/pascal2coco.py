@@ -98,6 +98,7 @@ def evaluate_pascal2coco(
     progress: bool = False,
     amp: str | None = None,
     support_swap: bool = True,
+    absent: bool = True,
     ways: int = 1,
     protocol: str | None = None,
     query_list: str | os.PathLike[str] | None = None,
@@ -117,7 +118,11 @@ def evaluate_pascal2coco(
     zero-shot model gets the same numbers as its baseline: it cannot know which class is meant,
     so it leaks about half. ``ways = N > 1`` (few-shot models) also scores N-way episodes over
     the same queries (``pascal_nway_miou``: each class once per episode,
-    [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]).
+    [`NWayIoUMeter`][fewzero.metrics.NWayIoUMeter]). ``absent`` (few-shot models) adds
+    class-absent episodes: queries that do not show the support's class
+    (``pascal_absent_fpr``: the share of them with any pixel predicted as the class;
+    ``pascal_absent_fg``: the mean share of a query predicted as the class;
+    [AbsentMeter][fewzero.metrics.AbsentMeter]).
 
     ``protocol`` (``"hsnet"``/``"pfenet"``, with ``query_list`` for HSNet's list file) draws the
     PASCAL-5i and COCO-20i episodes by the peer's sampler (see
@@ -199,6 +204,23 @@ def evaluate_pascal2coco(
             row["pascal_leak"] = None if res is None else res["leak"]
             row["pascal_leak_per_class"] = None if res is None else res["leak_per_class"]
             row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
+        if shots >= 1 and absent:
+            try:
+                res = _score(
+                    model,
+                    lambda m: pascal(m, absent=True),
+                    f"{base}-absent",
+                    episodes,
+                    pascal_settings,
+                    row,
+                    desc=f"PASCAL-5^{fold} class absent",
+                    **ev,
+                )
+            except ValueError as err:  # no image lacks a test class (a one-class split)
+                warnings.warn(f"class-absent numbers left out: {err}", stacklevel=2)
+                res = None
+            row["pascal_absent_fpr"] = None if res is None else res["absent_fpr"]
+            row["pascal_absent_fg"] = None if res is None else res["absent_fg_fraction"]
         if ways > 1:
             row["ways"], row["pascal_nway_miou"] = ways, None
             try:
@@ -352,7 +374,9 @@ def format_table(
     ``coco=False`` leaves out the COCO-20i columns (PASCAL-5i only, Table 2's layout). Rows with
     the support-swap numbers add "2-class IoU" (IoU with the episode's class on queries that show
     another unseen class) and "leak" (share of that other class predicted as the episode's);
-    rows with N-way numbers add "2-way mIoU".
+    rows with N-way numbers add "2-way mIoU"; few-shot rows with class-absent numbers add
+    "absent FP / fg" (the share of class-absent queries with any predicted pixel, and the mean
+    share of such a query predicted as the class).
     """
 
     def pct(v: Any) -> str:
@@ -361,10 +385,13 @@ def format_table(
     head = ["model", "trained", "PASCAL-5i mIoU", "FB-IoU"]
     swap = any("pascal_swap_iou" in r for r in rows)
     nway = any("pascal_nway_miou" in r for r in rows)
+    absent = any(r.get("pascal_absent_fpr") is not None for r in rows)
     if swap:
         head += ["2-class IoU", "leak"]
     if nway:
         head += ["2-way mIoU"]
+    if absent:
+        head += ["absent FP / fg"]
     if coco:
         head += [f"COCO-20^{j}" for j in coco_folds] + ["COCO mIoU"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -379,6 +406,9 @@ def format_table(
             cells += [pct(r.get("pascal_swap_iou")), pct(r.get("pascal_leak"))]
         if nway:
             cells += [pct(r.get("pascal_nway_miou"))]
+        if absent:
+            fpr, fg = r.get("pascal_absent_fpr"), r.get("pascal_absent_fg")
+            cells += ["-" if fpr is None else f"{pct(fpr)} / {pct(fg)}"]
         if coco:
             folds = r.get("coco", {})
             cells += [pct(folds.get(j)) for j in coco_folds] + [pct(r.get("coco_miou"))]

@@ -131,6 +131,7 @@ def train_pascal5i(
         exclude_unseen=config.exclude_unseen,
         shots=config.shots,
         multi_class_weight=config.multi_class_weight,
+        absent_fraction=config.absent_fraction if config.shots else 0.0,
     )
     trainer = Trainer(model, train_set, config, overwrite=overwrite)
     if resume:

@@ -154,11 +154,15 @@ class FeatureCache:
 
 
 @contextlib.contextmanager
-def cached_features(model: nn.Module, cache: FeatureCache | None) -> Iterator[nn.Module]:
+def cached_features(
+    model: nn.Module, cache: FeatureCache | None, exact: bool = True
+) -> Iterator[nn.Module]:
     """Within the block, ``model``'s frozen backbones (``.encoder``) read from ``cache``.
 
     Entering the block re-reads every backbone's weights (an exact content digest), so a change
-    made before it, through ``.data`` included, gives new cache keys. ``cache=None`` leaves the
+    made before it, through ``.data`` included, gives new cache keys; ``exact=False`` uses the
+    memoised digest instead (recomputed when a tensor was replaced or changed in place through
+    a versioned op: what a block entered once per query affords). ``cache=None`` leaves the
     model as it is. The previous cache is restored on exit.
     """
     backbones = [m for m in model.modules() if hasattr(m, "cache") and hasattr(m, "frozen")]
@@ -166,7 +170,7 @@ def cached_features(model: nn.Module, cache: FeatureCache | None) -> Iterator[nn
     if cache is not None:
         for b in backbones:
             b.cache = cache
-            weights_fingerprint(b.body, exact=True)
+            weights_fingerprint(b.body, exact=exact)
     try:
         yield model
     finally:

@@ -1,0 +1,82 @@
+"""What a few-shot model marks when the support's class is not in the query at all.
+
+A query that does not show the episode's class should come back empty. Over such *class-absent*
+episodes (every label pixel background or ignored) two numbers say how far a model is from that:
+
+* the **false-positive rate**: the share of those episodes with any pixel predicted as the class;
+* the **foreground fraction**: the mean, over those episodes, of the share of each query's
+  scored pixels (not ignored) predicted as the class.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["AbsentMeter"]
+
+
+class AbsentMeter:
+    """Accumulate the false-positive rate and foreground fraction of class-absent episodes.
+
+    Episodes whose label shows the class (any pixel 1) are left out: they are scored by
+    [IoUMeter][fewzero.metrics.IoUMeter].
+
+    Args:
+        ignore_index: Label value excluded from the foreground fraction.
+
+    Examples:
+        >>> import torch
+        >>> meter = AbsentMeter()
+        >>> pred = torch.tensor([[[1, 0, 0, 0]], [[0, 0, 0, 0]], [[1, 1, 0, 0]]])
+        >>> label = torch.tensor([[[0, 0, 0, 255]], [[0, 0, 0, 0]], [[1, 1, 0, 0]]])
+        >>> meter.update(pred, label)  # the third episode shows the class: not counted
+        >>> meter.compute()
+        {'absent_episodes': 2, 'absent_fpr': 0.5, 'absent_fg_fraction': 0.16666666666666666}
+    """
+
+    def __init__(self, ignore_index: int = 255) -> None:
+        self.ignore_index = ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear the sums."""
+        self.sums = torch.zeros(3, dtype=torch.float64)  # episodes, with any fg, fg fractions
+
+    def update(self, pred: torch.Tensor, label: torch.Tensor) -> None:
+        """Add a batch: ``pred`` and ``label`` ``(B, H, W)``, 1 = the episode's class.
+
+        Raises:
+            ValueError: on mismatched shapes.
+        """
+        if pred.shape != label.shape or pred.dim() != 3:
+            raise ValueError(
+                f"pred and label must both be (B, H, W), got {tuple(pred.shape)} and "
+                f"{tuple(label.shape)}"
+            )
+        absent = ~(label == 1).flatten(1).any(dim=1)
+        if not bool(absent.any()):
+            return
+        valid = (label != self.ignore_index).flatten(1)[absent]
+        fg = (pred == 1).flatten(1)[absent] & valid
+        fraction = fg.sum(1).double() / valid.sum(1).clamp(min=1).double()
+        self.sums += torch.stack(
+            [absent.sum().double(), fg.any(dim=1).sum().double(), fraction.sum()]
+        ).cpu()
+
+    def all_reduce(self) -> None:
+        """Sum over all processes (no-op outside ``torch.distributed``)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        moved = self.sums.cuda() if dist.get_backend() == "nccl" else self.sums
+        dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+        self.sums.copy_(moved.cpu())
+
+    def compute(self) -> dict[str, float | int]:
+        """``{"absent_episodes", "absent_fpr", "absent_fg_fraction"}`` (nan without such episodes)."""
+        n, positive, fraction = self.sums.tolist()
+        return {
+            "absent_episodes": int(n),
+            "absent_fpr": positive / n if n else float("nan"),
+            "absent_fg_fraction": fraction / n if n else float("nan"),
+        }
