@@ -44,6 +44,14 @@ OPTIMIZERS = ("sgd", "adamw")
 """Optimisers a run can use: SGD with momentum (the paper's) or AdamW (HSNet's and DCAMA's Adam, with decoupled weight decay); both under the poly schedule."""
 
 
+def _default_amp() -> str | None:
+    return "bf16" if default_device() == "cuda" else None
+
+
+def _on_cuda() -> bool:
+    return default_device() == "cuda"
+
+
 @dataclass
 class TrainConfig:
     """Settings of a training run (defaults: the paper's, and the peers' where it is silent).
@@ -52,6 +60,42 @@ class TrainConfig:
     per dataset; the shot counts evaluated, default ``[shots]``), recorded so that an evaluation
     of its checkpoint later uses the same protocol. ``device`` defaults to ``"cuda"`` when
     available, and so do bf16 autocast and channels_last.
+
+    Attributes:
+        model: Registered model name (``fewzero.models.list_models()``).
+        backbone: timm backbone name overriding the model's (``None``: the model's own).
+        model_kwargs: Extra constructor arguments of the model.
+        fold: PASCAL-5i fold (0-3): its five classes are unseen in training.
+        shots: Support images per training episode (0: zero-shot).
+        epochs: Training epochs (one pass over the training pairs each).
+        batch_size: Global batch size (split over processes under ``torchrun``).
+        optimizer: ``"sgd"`` (momentum) or ``"adamw"`` ([OPTIMIZERS][fewzero.engine.config.OPTIMIZERS]).
+        lr: Initial learning rate (decayed by the poly schedule).
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD (DCAMA's training).
+        weight_decay: SGD's L2 penalty, AdamW's decoupled decay.
+        poly_power: Power of the poly decay ``(1 - step / steps) ** power``.
+        crop_size: Side of the training crops and of the test inputs.
+        min_pixels: Fewest pixels of a class for an (image, class) pair, in training and test.
+        target: ``"class"`` (the episode's class is the foreground, the paper's) or
+            ``"union"`` (every seen class in the image).
+        exclude_unseen: Drop training images that show any unseen class.
+        multi_class_weight: Training pairs whose image shows another class of the split appear
+            this many times.
+        absent_fraction: Few-shot training: the share of queries replaced by an image without
+            the support's class (target all background).
+        amp: ``"bf16"`` or ``"fp16"`` autocast, or ``None`` (default: bf16 on CUDA).
+        channels_last: Train in channels_last memory format (default: on CUDA).
+        compile: ``torch.compile`` the model for training.
+        seed: Seed of the initialisation, the data order and the test episodes.
+        num_workers: DataLoader worker processes.
+        max_steps_per_epoch: Cap on the optimiser steps of an epoch (``None``: every pair once).
+        episodes: Test episodes per dataset for the run's evaluation.
+        eval_shots: Shot counts the run is scored at (default ``[shots]``).
+        out_dir: Run folder: checkpoints, ``config.json``, logs.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (default: CUDA when available).
+        progress: Show progress bars.
+        extra: Free-form settings recorded with the run (e.g. ``model_defaults``).
     """
 
     model: str = "sm_vcenet_resnet50"
@@ -73,8 +117,8 @@ class TrainConfig:
     exclude_unseen: bool = False
     multi_class_weight: int = 1
     absent_fraction: float = 0.0
-    amp: str | None = field(default_factory=lambda: "bf16" if default_device() == "cuda" else None)
-    channels_last: bool = field(default_factory=lambda: default_device() == "cuda")
+    amp: str | None = field(default_factory=_default_amp)
+    channels_last: bool = field(default_factory=_on_cuda)
     compile: bool = False
     seed: int = 0
     num_workers: int = 0
