@@ -283,7 +283,7 @@ class Predictor:
             (40, 50)
         """
         if isinstance(support, Mapping):
-            sets = {str(k): self._support(_pairs(k, v)) for k, v in support.items()}
+            sets = {str(k): self._named_support(k, v) for k, v in support.items()}
             if not sets:
                 raise ValueError("support must name at least one class, got an empty dictionary")
             fitted = FittedSupport(
@@ -293,6 +293,13 @@ class Predictor:
             images, masks = self._support(support)
             fitted = FittedSupport({"foreground": (images[0], masks[0])}, self.size, False)
         return fitted
+
+    def _named_support(self, name: Any, pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """One class's support set of a dictionary; its errors name the class."""
+        try:
+            return self._support(_pairs(name, pairs))
+        except ValueError as err:
+            raise ValueError(f"support[{name!r}]: {err}") from err
 
     def load_support(self, path: str | os.PathLike[str]) -> FittedSupport:
         """Read a support set saved by ``FittedSupport.save``, for this predictor's size.
@@ -335,8 +342,7 @@ class Predictor:
         if isinstance(support, Mapping):
             if not support:
                 raise ValueError("support must name at least one class, got an empty dictionary")
-            pairs = [self._support(_pairs(k, v)) for k, v in support.items()]
-            return self._nway(x, size, pairs)
+            return self._nway(x, size, [self._named_support(k, v) for k, v in support.items()])
         return self._one(x, size, self._support(support) if support else None, class_id)
 
     def _one(
@@ -421,7 +427,7 @@ def _pairs(name: Any, pairs: Any) -> SupportSet:
     if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple):
         pairs = [pairs]
     if not pairs:
-        raise ValueError(f"support[{name!r}] must hold at least one (image, mask) pair")
+        raise ValueError("it must hold at least one (image, mask) pair")
     return pairs
 
 

@@ -62,7 +62,12 @@ def test_every_documented_constant_shows_its_value_and_meaning():
     assert not empty, empty
 
 
-PAGES = [DOCS / "index.md", DOCS / "install.md", DOCS / "backbones.md", *sorted((DOCS / "guides").glob("*.md"))]
+PAGES = [
+    DOCS / "index.md",
+    DOCS / "install.md",
+    DOCS / "backbones.md",
+    *sorted((DOCS / "guides").glob("*.md")),
+]
 
 
 # each block alone: a fresh namespace and an empty working folder, in an interpreter of its page
@@ -173,3 +178,13 @@ def test_release_files_agree_with_the_package():
     assert "Apache License" in (ROOT / "LICENSE").read_text()
     assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
     assert ("repo_name:" in mkdocs) == ("repo_url:" in mkdocs)
+
+
+def test_the_cli_reference_page_is_the_parsers_own_help():
+    """docs/cli.md is generated from the parsers: a flag added or changed must regenerate it."""
+    out = subprocess.run(
+        [sys.executable, str(DOCS / "scripts" / "cli_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -66,7 +66,8 @@ def test_manifests_provenance_replay_and_rerun(setup, capsys, monkeypatch):
     assert env["torch"] == torch.__version__ and env["fewzero"] and env["timm"]
     assert env["device"] == "cpu"
     keys = sorted(row["manifests"])
-    assert keys == ["pascal5i-fold0-1shot", "pascal5i-fold0-1shot-swap"]
+    assert keys == ["pascal5i-fold0-1shot", "pascal5i-fold0-1shot-absent",
+                    "pascal5i-fold0-1shot-swap"]  # fmt: skip
     header, episodes = read_manifest(setup / "first" / "manifests" / f"{keys[0]}.jsonl")
     assert header["key"] == keys[0] and header["episodes_sha256"] == row["manifests"][keys[0]]
     assert len(episodes) == 5 and header["min_pixels"] == 9 and header["label_size"] == "original"
@@ -92,6 +93,7 @@ def test_manifests_provenance_replay_and_rerun(setup, capsys, monkeypatch):
     evaluate(setup, *common, "--episodes", f"first/manifests/{keys[0]}.jsonl", "--out", "one")
     out = capsys.readouterr().out
     assert "left out (no manifest of theirs in --episodes): pascal5i-fold0-1shot-swap" in out
+    assert "pascal5i-fold0-1shot-absent" in out
     one = json.loads((setup / "one" / "pascal5i.json").read_text())["rows"][0]
     assert one["pascal_miou"] == row["pascal_miou"] and one["pascal_swap_iou"] is None
     # manifests of another fold: nothing this evaluation scores, refused before any work
@@ -100,7 +102,10 @@ def test_manifests_provenance_replay_and_rerun(setup, capsys, monkeypatch):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "holds none of the datasets this evaluation scores (pascal5i-fold1-1shot" in err
-    assert "it holds pascal5i-fold0-1shot, pascal5i-fold0-1shot-swap" in err
+    assert (
+        "it holds pascal5i-fold0-1shot, pascal5i-fold0-1shot-absent, pascal5i-fold0-1shot-swap"
+        in err
+    )
 
 
 def test_a_manifest_naming_a_missing_image_is_refused_before_any_work(setup, capsys, monkeypatch):
@@ -284,7 +289,8 @@ def test_overwrite_replaces_only_its_own_manifests_and_an_interrupt_loses_none(
     manifests = setup / "both" / "manifests"
     before = {p.name: p.read_bytes() for p in manifests.glob("*.jsonl")}
     assert sorted(before) == [
-        "isic-1shot.jsonl", "pascal5i-fold0-1shot-swap.jsonl", "pascal5i-fold0-1shot.jsonl"
+        "isic-1shot.jsonl", "pascal5i-fold0-1shot-absent.jsonl", "pascal5i-fold0-1shot-swap.jsonl",
+        "pascal5i-fold0-1shot.jsonl",
     ]  # fmt: skip
 
     # 1. --overwrite of the ISIC result (other episodes): the PASCAL manifests are kept

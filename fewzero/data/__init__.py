@@ -18,6 +18,7 @@ from .crossdomain import (
     ISIC_CLASSES,
     ChestXray,
     Deepglobe,
+    PatnetDataset,
     layout_problems,
 )
 from .episodes import (
@@ -60,6 +61,7 @@ __all__ = [
     "DEEPGLOBE_CLASSES",
     "DEEPGLOBE_PALETTE",
     "ISIC_CLASSES",
+    "PatnetDataset",
     "ChestXray",
     "Deepglobe",
     "FolderEpisodes",

@@ -25,7 +25,7 @@ class Coco20i(EpisodeDataset):
     """COCO-20i episodes of fold ``fold``.
 
     Args:
-        root: Prepared folder (see the module docstring).
+        root: Prepared folder (layout in [fewzero.data.coco][fewzero.data.coco]).
         fold: 0..3.
         split: ``"train"`` or ``"val"``.
         class_split: ``"fwb"`` (interleaved, default) or ``"panet"`` (consecutive).

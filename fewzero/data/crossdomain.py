@@ -55,6 +55,7 @@ __all__ = [
     "ChestXray",
     "Deepglobe",
     "ISIC2018",
+    "PatnetDataset",
     "layout_problems",
 ]
 
@@ -79,8 +80,12 @@ PATNET_EPISODES = int(PEER_PROTOCOLS["patnet"].n_episodes or 0)
 """Episodes of PATNet's cross-domain test (per dataset and shot count)."""
 
 
-class _PatnetDataset(FolderEpisodes):
-    """A PATNet cross-domain dataset: subclasses give ``find`` (``{class_id: {stem: paths}}``)."""
+class PatnetDataset(FolderEpisodes):
+    """A PATNet cross-domain dataset (the base of Deepglobe, ISIC2018 and ChestXray).
+
+    Subclasses give ``find`` (``{class_id: {stem: paths}}``); the arguments are theirs (see
+    [Deepglobe][fewzero.data.Deepglobe]).
+    """
 
     PROTOCOL_NAMES = ("patnet",)
     CLASSES: tuple[str, ...] = ()
@@ -136,8 +141,8 @@ def _pairs(images: Path, suffix: str, mask_of: Callable[[str], list[Path]]) -> d
     return out
 
 
-class Deepglobe(_PatnetDataset):
-    """Deepglobe land cover in PATNet's layout (6 classes; see the module docstring).
+class Deepglobe(PatnetDataset):
+    """Deepglobe land cover in PATNet's layout (6 classes; layout in [fewzero.data.crossdomain][fewzero.data.crossdomain]).
 
     Args:
         root: The ``Deepglobe`` folder.
@@ -170,8 +175,8 @@ class Deepglobe(_PatnetDataset):
         return read_rgb_class_mask(path, DEEPGLOBE_PALETTE, class_id)
 
 
-class ISIC2018(_PatnetDataset):
-    """ISIC2018 task 1 lesions in PATNet's layout (3 classes; see the module docstring).
+class ISIC2018(PatnetDataset):
+    """ISIC2018 task 1 lesions in PATNet's layout (3 classes; layout in [fewzero.data.crossdomain][fewzero.data.crossdomain]).
 
     Arguments as [`Deepglobe`][fewzero.data.Deepglobe]; ``root`` is the ``ISIC`` folder.
     """
@@ -193,7 +198,7 @@ class ISIC2018(_PatnetDataset):
         }
 
 
-class ChestXray(_PatnetDataset):
+class ChestXray(PatnetDataset):
     """Chest X-ray lungs (Shenzhen and Montgomery) in PATNet's layout (one class).
 
     Arguments as [`Deepglobe`][fewzero.data.Deepglobe]; ``root`` is the ``LungSegmentation``

@@ -55,7 +55,7 @@ class FSS1000(FolderEpisodes):
     """Few-shot episodes over the FSS-1000 folder layout.
 
     Args:
-        root: Dataset folder (see the module docstring).
+        root: Dataset folder (layout in [fewzero.data.fss][fewzero.data.fss]).
         split: ``"train"``, ``"val"``, ``"test"`` (class list from ``root/splits/<split>.txt``) or
             ``"all"`` (every class folder).
         shots: Support images per episode (``K >= 1``).

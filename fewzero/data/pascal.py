@@ -25,7 +25,7 @@ class Pascal5i(EpisodeDataset):
     """PASCAL-5i episodes of fold ``fold``.
 
     Args:
-        root: Prepared folder (see the module docstring).
+        root: Prepared folder (layout in [fewzero.data.pascal][fewzero.data.pascal]).
         fold: 0..3; fold ``i`` tests classes ``{5i+1, ..., 5i+5}``.
         split: ``"train"`` (pairs of seen classes) or ``"val"`` (fixed unseen-class episodes).
         **kwargs: See [`EpisodeDataset`][fewzero.data.EpisodeDataset] (``transform``, ``min_pixels``,
@@ -34,6 +34,17 @@ class Pascal5i(EpisodeDataset):
     Raises:
         FileNotFoundError: naming the missing path, the layout and the prepare command.
         ValueError: for an invalid fold or split.
+
+    Examples:
+        >>> import tempfile
+        >>> from fewzero.data import Pascal5i, ToyConfig, build_toy, eval_transform
+        >>> small = ToyConfig(voc_train=4, sbd_train=4, voc_val=30, coco_train=2, coco_val=4)
+        >>> roots = build_toy(tempfile.mkdtemp(), config=small)  # the embedded toy tree
+        >>> test = Pascal5i(roots["pascal"], 0, "val", shots=1, min_pixels=64, n_episodes=5,
+        ...                 transform=eval_transform(64))
+        >>> episode = test[0]
+        >>> episode["image"].shape, episode["support_images"].shape, episode["class_id"] in range(1, 6)
+        (torch.Size([3, 64, 64]), torch.Size([1, 3, 64, 64]), True)
     """
 
     def __init__(

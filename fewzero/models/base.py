@@ -121,7 +121,7 @@ class SegmentationModel(nn.Module, ABC):
             cls.__init__ = capture_init(init, _store_config)  # type: ignore[method-assign]
 
     def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """``config`` from the constructor's bound ``arguments`` (see the module docstring)."""
+        """``config`` from the constructor's bound ``arguments`` (what a checkpoint rebuilds from)."""
         arch = architecture_of(type(self), arguments)
         fixed = architecture(arch).fixed if arch is not None else {}
         config: dict[str, Any] = {"arch": arch if arch is not None else type(self).__name__}

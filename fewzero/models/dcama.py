@@ -249,6 +249,16 @@ def dcama_resnet50(pretrained: bool = False, **kwargs: Any) -> DCAMA:
     The network of DCAMA's ResNet-50 checkpoints; load one with
     [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
     [DCAMA][fewzero.models.DCAMA]'s.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return DCAMA(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
 
@@ -258,6 +268,16 @@ def dcama_resnet101(pretrained: bool = False, **kwargs: Any) -> DCAMA:
     """DCAMA over a frozen, undilated ResNet-101 (mask attention at its 30 bottlenecks of layers 2-4).
 
     The network of DCAMA's ResNet-101 checkpoints; ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return DCAMA(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
 
@@ -268,6 +288,16 @@ def dcama_swin_base_384(pretrained: bool = False, **kwargs: Any) -> DCAMA:
 
     The network of DCAMA's Swin-B checkpoints (timm's ``swin_base_patch4_window12_384``, whose
     blocks are the official Swin's); ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return DCAMA(
         kwargs.pop("backbone", "swin_base_patch4_window12_384"), pretrained=pretrained, **kwargs
@@ -276,5 +306,16 @@ def dcama_swin_base_384(pretrained: bool = False, **kwargs: Any) -> DCAMA:
 
 @register_model
 def dcama_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; mask attention at its 13 blocks)."""
+    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; mask attention at its 13 blocks).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return DCAMA(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)

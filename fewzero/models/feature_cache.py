@@ -56,7 +56,7 @@ def weights_fingerprint(module: nn.Module, exact: bool = False) -> str:
     Equal weights give equal fingerprints across modules. The digest is memoised per module and
     recomputed when a tensor was replaced or modified in place through a versioned op; with
     ``exact=True`` it is recomputed from the content in any case (what catches writes through
-    ``.data``, which bump no version; see the module docstring).
+    ``.data``, which bump no version; see [fewzero.models.feature_cache][fewzero.models.feature_cache]).
     """
     tensors = list(module.named_parameters()) + list(module.named_buffers())
     signature = tuple((t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for _, t in tensors)
@@ -74,7 +74,7 @@ def weights_fingerprint(module: nn.Module, exact: bool = False) -> str:
 
 
 class FeatureCache:
-    """Per-image memo of frozen-backbone features (see the module docstring).
+    """Per-image memo of frozen-backbone features ([fewzero.models.feature_cache][fewzero.models.feature_cache]).
 
     Args:
         max_bytes: Bytes of features kept (least recently used entries dropped first).

@@ -219,6 +219,16 @@ def hsnet_resnet50(pretrained: bool = False, **kwargs: Any) -> HSNet:
     The network of HSNet's ResNet-50 checkpoints (PASCAL-5i and COCO-20i, per fold); load one
     with [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
     [HSNet][fewzero.models.HSNet]'s.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return HSNet(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
 
@@ -229,11 +239,32 @@ def hsnet_resnet101(pretrained: bool = False, **kwargs: Any) -> HSNet:
 
     The network of HSNet's ResNet-101 checkpoints; ``kwargs`` are
     [HSNet][fewzero.models.HSNet]'s.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return HSNet(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
 
 
 @register_model
 def hsnet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; correlations at its 13 blocks)."""
+    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; correlations at its 13 blocks).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return HSNet(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)

@@ -296,23 +296,71 @@ register_architecture("zsvm", ZSVM)
 
 @register_model
 def spnet_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
-    """SPNet over a frozen ResNet50 (the paper's re-implementation)."""
+    """SPNet over a frozen ResNet50 (the paper's re-implementation).
+
+    Args:
+        class_embeddings: ``(num_classes, d)`` class table, e.g.
+            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
+            the training recipes pass MiniLM embeddings of PASCAL's classes).
+        **kwargs: [SPNet][fewzero.models.SPNet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return SPNet(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
 
 
 @register_model
 def zsvm_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
-    """ZSVM over a frozen ResNet50 (the paper's re-implementation)."""
+    """ZSVM over a frozen ResNet50 (the paper's re-implementation).
+
+    Args:
+        class_embeddings: ``(num_classes, d)`` class table, e.g.
+            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
+            the training recipes pass MiniLM embeddings of PASCAL's classes).
+        **kwargs: [ZSVM][fewzero.models.ZSVM]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return ZSVM(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
 
 
 @register_model
 def spnet_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
-    """SPNet over EfficientNet-Lite0 (the CPU demo's backbone)."""
+    """SPNet over EfficientNet-Lite0 (the CPU demo's backbone).
+
+    Args:
+        class_embeddings: ``(num_classes, d)`` class table, e.g.
+            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
+            the training recipes pass MiniLM embeddings of PASCAL's classes).
+        **kwargs: [SPNet][fewzero.models.SPNet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return SPNet(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)
 
 
 @register_model
 def zsvm_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
-    """ZSVM over EfficientNet-Lite0 (the CPU demo's backbone)."""
+    """ZSVM over EfficientNet-Lite0 (the CPU demo's backbone).
+
+    Args:
+        class_embeddings: ``(num_classes, d)`` class table, e.g.
+            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
+            the training recipes pass MiniLM embeddings of PASCAL's classes).
+        **kwargs: [ZSVM][fewzero.models.ZSVM]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return ZSVM(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)

@@ -120,13 +120,35 @@ register_architecture("prototype", PrototypeMatcher)
 
 @register_model
 def prototype_resnet50(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
-    """Training-free prototype matching over a frozen ResNet50 (``pretrained_file=`` its weights)."""
+    """Training-free prototype matching over a frozen ResNet50 (``pretrained_file=`` its weights).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [PrototypeMatcher][fewzero.models.PrototypeMatcher]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return PrototypeMatcher(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
 
 
 @register_model
 def prototype_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
-    """Training-free prototype matching over EfficientNet-Lite0 (offline ImageNet weights)."""
+    """Training-free prototype matching over EfficientNet-Lite0 (offline ImageNet weights).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [PrototypeMatcher][fewzero.models.PrototypeMatcher]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return PrototypeMatcher(
         kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
     )

@@ -368,55 +368,154 @@ the K shots as one-shot episodes whose logits are averaged."""
 
 @register_model
 def sm_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over a frozen ResNet50 (the paper's model)."""
+    """SM-VCENet over a frozen ResNet50 (the paper's model).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("sm_vcenet_resnet50", "sm_vcenet", "resnet50", pretrained, kwargs)
 
 
 @register_model
 def m_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over ResNet50."""
+    """M-VCENet (MAM only, Table 3) over ResNet50.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("m_vcenet_resnet50", "m_vcenet", "resnet50", pretrained, kwargs)
 
 
 @register_model
 def vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet50."""
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet50.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("vcenet_resnet50", "vcenet", "resnet50", pretrained, kwargs)
 
 
 @register_model
 def deeplab_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over ResNet50."""
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet50.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("deeplab_resnet50", "deeplab", "resnet50", pretrained, kwargs)
 
 
 @register_model
 def sm_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet101."""
+    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet101.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("sm_vcenet_resnet101", "sm_vcenet", "resnet101", pretrained, kwargs)
 
 
 @register_model
 def m_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over ResNet101."""
+    """M-VCENet (MAM only, Table 3) over ResNet101.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("m_vcenet_resnet101", "m_vcenet", "resnet101", pretrained, kwargs)
 
 
 @register_model
 def vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet101."""
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet101.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("vcenet_resnet101", "vcenet", "resnet101", pretrained, kwargs)
 
 
 @register_model
 def deeplab_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over ResNet101."""
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet101.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("deeplab_resnet101", "deeplab", "resnet101", pretrained, kwargs)
 
 
 @register_model
 def sm_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over a frozen EfficientNet-Lite0 (offline ImageNet weights: fewzero[weights])."""
+    """SM-VCENet over a frozen EfficientNet-Lite0 (offline ImageNet weights: fewzero[weights]).
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory(
         "sm_vcenet_efficientnet_lite0", "sm_vcenet", "efficientnet_lite0", pretrained, kwargs
     )
@@ -424,7 +523,18 @@ def sm_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMV
 
 @register_model
 def m_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over EfficientNet-Lite0."""
+    """M-VCENet (MAM only, Table 3) over EfficientNet-Lite0.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory(
         "m_vcenet_efficientnet_lite0", "m_vcenet", "efficientnet_lite0", pretrained, kwargs
     )
@@ -432,13 +542,35 @@ def m_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVC
 
 @register_model
 def vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over EfficientNet-Lite0."""
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over EfficientNet-Lite0.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory("vcenet_efficientnet_lite0", "vcenet", "efficientnet_lite0", pretrained, kwargs)
 
 
 @register_model
 def deeplab_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over EfficientNet-Lite0."""
+    """DeepLab baseline (no class branch, Tables 1-3) over EfficientNet-Lite0.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory(
         "deeplab_efficientnet_lite0", "deeplab", "efficientnet_lite0", pretrained, kwargs
     )
@@ -453,6 +585,16 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
     class-branch prototype, PANet's cosine maps added to the logits and trained with the
     alignment loss, the low-level (``layer1``, stride 4) comparison, and the shots as one-shot
     episodes whose logits are averaged.
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
     """
     return _factory(
         "sm_vcenet_fewshot_resnet50", "sm_vcenet", "resnet50", pretrained, kwargs, FEWSHOT_DEFAULTS
@@ -461,7 +603,18 @@ def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCE
 
 @register_model
 def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over ResNet101, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50]."""
+    """Few-shot SM-VCENet over ResNet101, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50].
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory(
         "sm_vcenet_fewshot_resnet101",
         "sm_vcenet",
@@ -474,7 +627,18 @@ def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVC
 
 @register_model
 def sm_vcenet_fewshot_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over EfficientNet-Lite0, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50]."""
+    """Few-shot SM-VCENet over EfficientNet-Lite0, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50].
+
+    Args:
+        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
+            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
+        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
+            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
+            the model.
+
+    Returns:
+        The model, in training mode (``.eval()`` for inference).
+    """
     return _factory(
         "sm_vcenet_fewshot_efficientnet_lite0",
         "sm_vcenet",

@@ -209,7 +209,7 @@ def plan_features(
     out_indices: Sequence[int] | None = None,
     timm_kwargs: Mapping[str, Any] | None = None,
 ) -> FeaturePlan:
-    """Settle levels, arguments and input multiple for timm model ``name`` (see module docstring).
+    """Settle levels, arguments and input multiple for timm model ``name`` ([fewzero.models.timm_features][fewzero.models.timm_features]).
 
     Args:
         name: A timm model name.

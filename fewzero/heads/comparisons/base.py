@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 SOURCES = ("query", "class", "f4", "low_level")
-"""The feature sources a comparison may read (see the module docstring)."""
+"""The feature sources a comparison may read (listed in [fewzero.heads.comparisons.base][fewzero.heads.comparisons.base])."""
 
 ComparisonOutput = tuple[torch.Tensor | None, torch.Tensor | None]
 """``(maps, residual)``: decoder inputs and logit terms, each ``None`` where the comparison gives none."""
