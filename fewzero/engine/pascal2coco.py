@@ -183,61 +183,33 @@ def evaluate_pascal2coco(
         row["pascal_fbiou"] = None if res is None else res["fbiou"]
         if res is not None:  # what was scored (a replayed manifest's count, not n_episodes)
             row["episodes"] = res["episodes"]
-        if support_swap:
+
+        def optional(suffix: str, what: str, needs: str, **extra: Any) -> dict[str, Any] | None:
+            """An extra episode set of the fold, or ``None`` (warned) where the split has none."""
             try:
-                res = _score(
-                    model,
-                    lambda m: pascal(m, multi_class=True),
-                    f"{base}-swap",
-                    episodes,
-                    pascal_settings,
-                    row,
-                    desc=f"PASCAL-5^{fold} support swap",
-                    **ev,
-                )
-            except ValueError as err:  # no query shows two unseen classes with min_pixels
-                if "min_pixels" not in str(err):
+                return _score(model, lambda m: pascal(m, **extra), f"{base}-{suffix}",
+                              episodes, pascal_settings, row, desc=f"PASCAL-5^{fold} {what}",
+                              **ev)  # fmt: skip
+            except ValueError as err:  # e.g. no query shows two unseen classes with min_pixels
+                if needs not in str(err):
                     raise
-                warnings.warn(f"support-swap numbers left out: {err}", stacklevel=2)
-                res = None
+                warnings.warn(f"{what} numbers left out: {err}", stacklevel=3)
+                return None
+
+        if support_swap:
+            res = optional("swap", "support swap", "min_pixels", multi_class=True)
             row["pascal_swap_iou"] = None if res is None else res["miou"]
             row["pascal_leak"] = None if res is None else res["leak"]
             row["pascal_leak_per_class"] = None if res is None else res["leak_per_class"]
             row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
         if shots >= 1 and absent:
-            try:
-                res = _score(
-                    model,
-                    lambda m: pascal(m, absent=True),
-                    f"{base}-absent",
-                    episodes,
-                    pascal_settings,
-                    row,
-                    desc=f"PASCAL-5^{fold} class absent",
-                    **ev,
-                )
-            except ValueError as err:  # no image lacks a test class (a one-class split)
-                warnings.warn(f"class-absent numbers left out: {err}", stacklevel=2)
-                res = None
+            res = optional("absent", "class-absent", "min_pixels", absent=True)
             row["pascal_absent_fpr"] = None if res is None else res["absent_fpr"]
             row["pascal_absent_fg"] = None if res is None else res["absent_fg_fraction"]
         if ways > 1:
-            row["ways"], row["pascal_nway_miou"] = ways, None
-            try:
-                res = _score(
-                    model,
-                    lambda m: pascal(m, multi_class=True, ways=ways),
-                    f"{base}-{ways}way",
-                    episodes,
-                    pascal_settings,
-                    row,
-                    desc=f"PASCAL-5^{fold} {ways}-way",
-                    **ev,
-                )
-            except ValueError as err:
-                warnings.warn(f"{ways}-way numbers left out: {err}", stacklevel=2)
-            else:
-                row["pascal_nway_miou"] = None if res is None else res["miou"]
+            res = optional(f"{ways}way", f"{ways}-way", "", multi_class=True, ways=ways)
+            row["ways"] = ways
+            row["pascal_nway_miou"] = None if res is None else res["miou"]
     if coco_root is not None:
         row["coco"] = {}
         coco_model = model
