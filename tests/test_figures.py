@@ -32,10 +32,18 @@ def test_prediction_colour_is_no_toy_objects_colour():
     mask = np.zeros((6, 6), np.int64)
     mask[1:5, 1:5] = 1
     out = prediction_overlay(rgb, mask)
-    assert (out[0, 0] == rgb[0, 0]).all()  # outside: unchanged
-    assert (out[1, 1] == 0).all() and out[2, 2].min() > rgb[
-        2, 2
-    ].min()  # black edge, white-ish inside
+    assert out[0, 0, 0] == out[0, 0, 1] == out[0, 0, 2] < 128  # outside: dimmed grey
+    assert (out[1, 1] == 0).all() and (out[2, 2] == 255).all()  # black edge, opaque white
+
+
+def test_ground_truth_is_outlined_on_the_query_in_its_colours():
+    from fewzero.engine.figures import truth_overlay
+
+    rgb = np.full((8, 8, 3), 40, np.uint8)
+    mask = np.zeros((8, 8), np.int64)
+    mask[2:6, 2:6] = 1
+    out = truth_overlay(rgb, mask)
+    assert (out[2, 2:6] == 255).all() and (out[0, 0] == 40).all() and (out[4, 4] == 40).all()
 
 
 def test_support_overlay_keeps_only_the_named_object_in_colour():

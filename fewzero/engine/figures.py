@@ -25,11 +25,12 @@ __all__ = [
     "support_overlay",
     "support_swap_figure",
     "tint",
+    "truth_overlay",
 ]
 
 PREDICTION_COLOR = (255, 255, 255)
-"""Colour of a prediction in the figures: white, which no toy object has (the toy classes are
-saturated hues), over a black outline; the image outside the prediction keeps its colours."""
+"""Colour of a prediction in the figures: opaque white inside a black outline, over the image
+in dimmed grey, so no object's colour can hide it (the toy classes are saturated hues)."""
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -40,10 +41,27 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return fg & ~inner
 
 
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` in dimmed grey (float32)."""
+    return rgb.astype(np.float32).mean(-1, keepdims=True).repeat(3, -1) * 0.45
+
+
 def prediction_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``rgb`` with the predicted pixels tinted [`PREDICTION_COLOR`][fewzero.engine.figures.PREDICTION_COLOR] inside a black outline."""
-    out = tint(rgb, mask, PREDICTION_COLOR, alpha=0.65)
+    """The image in dimmed grey, the predicted pixels opaque [`PREDICTION_COLOR`][fewzero.engine.figures.PREDICTION_COLOR] inside a black outline."""
+    fg = np.asarray(mask) == 1
+    out = np.where(fg[..., None], np.asarray(PREDICTION_COLOR, np.float32), _grey(rgb))
+    out = out.round().astype(np.uint8)
     out[outline(mask)] = 0
+    return out
+
+
+def truth_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image in its colours with the ground truth's boundary drawn in white, two pixels wide."""
+    edge = outline(mask)
+    edge[1:] |= edge[:-1]
+    edge[:, 1:] |= edge[:, :-1]
+    out = rgb.copy()
+    out[edge] = 255
     return out
 
 
@@ -54,8 +72,7 @@ def support_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     dimmed, so the named object stands out whatever its colour.
     """
     fg = np.asarray(mask) == 1
-    grey = rgb.astype(np.float32).mean(-1, keepdims=True).repeat(3, -1) * 0.45
-    out = np.where(fg[..., None], rgb.astype(np.float32), grey).round().astype(np.uint8)
+    out = np.where(fg[..., None], rgb.astype(np.float32), _grey(rgb)).round().astype(np.uint8)
     out[outline(mask)] = 255
     return out
 
@@ -160,28 +177,31 @@ def support_swap_figure(
     dataset: EpisodeDataset,
     models: Sequence[tuple[str, nn.Module]],
     path: str | os.PathLike[str],
-    n: int = 3,
+    n: int = 2,
     device: str | torch.device = "cpu",
 ) -> Path:
     """Draw ``n`` two-class queries, each segmented with a support of either class, into ``path``.
 
-    Each row is one query image that shows two unseen classes A and B: the image, then for
-    A and for B the support (its first shot: the named object in colour inside a white outline,
-    the rest grey) and each few-shot model's prediction with that support (white inside a black
-    outline, [`prediction_overlay`][fewzero.engine.figures.prediction_overlay]), then each
-    zero-shot model's prediction (which cannot depend on the support). A model that follows its
-    support segments A in the first half and B in the second. Columns are titled in the first
-    row and each row is labelled with its query and classes.
+    Each query image shows two unseen classes A and B and takes two rows, one per class. Four
+    columns: the query with that class's ground truth outlined in white; the support (the
+    named object in colour inside a white outline, the rest grey,
+    [`support_overlay`][fewzero.engine.figures.support_overlay]); the prediction of the first
+    few-shot model given that support; and one comparison, the first zero-shot model (which
+    cannot follow the support) or else the second few-shot model. Predictions are opaque white
+    inside a black outline over the image in grey
+    ([`prediction_overlay`][fewzero.engine.figures.prediction_overlay]). A model that follows
+    its support marks A in the first row of a query and B in the second.
 
     Args:
         dataset: Support-swap test episodes (``multi_class=True``, ``shots >= 1``).
-        models: ``(column title, model)`` pairs, few-shot and zero-shot.
+        models: ``(column title, model)`` pairs; at least one few-shot model.
         path: PNG to write.
         n: Number of query images.
         device: Where the models run.
 
     Raises:
-        ValueError: if the dataset holds fewer than ``n`` two-class queries with supports.
+        ValueError: if the dataset holds fewer than ``n`` two-class queries with supports, or
+            no model takes a support.
     """
     import matplotlib
 
@@ -196,35 +216,31 @@ def support_swap_figure(
     device = torch.device(device)
     fewshot = [(t, m) for t, m in models if getattr(m, "accepts_support", False)]
     zeroshot = [(t, m) for t, m in models if not getattr(m, "accepts_support", False)]
-    cols = 1 + 2 * (1 + len(fewshot)) + len(zeroshot)
-    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.0 * n), squeeze=False)
-
-    heads = ["query"]
-    for way in ("A", "B"):
-        heads += [f"support {way}"] + [f"{t}\ngiven support {way}" for t, _ in fewshot]
-    heads += [f"{t}\n(zero-shot: no support)" for t, _ in zeroshot]
-    for r, pair in enumerate(rows):
+    if not fewshot:
+        raise ValueError("models must hold a few-shot model (one that takes a support)")
+    shown = [fewshot[0], *(zeroshot[:1] or fewshot[1:2])]
+    heads = ["query, ground truth", "support", *(t for t, _ in shown)]
+    fig, axes = plt.subplots(2 * n, len(heads), figsize=(2.9 * len(heads), 2.7 * 2 * n),
+                             squeeze=False)  # fmt: skip
+    for q, pair in enumerate(rows):
         episodes = [dataset[i] for i in pair]
         name = episodes[0]["name"]
         rgb = np.asarray(read_image(dataset.image_dir / f"{name}.jpg"))
         size = episodes[0]["label"].shape
-        panels = [(rgb, "")]
-        for ep in episodes:
+        for w, ep in enumerate(episodes):
+            r = 2 * q + w
             s_name = ep["support_names"][0]
             s_rgb = np.asarray(read_image(dataset.image_dir / f"{s_name}.jpg"))
             s_mask = dataset.load_target(s_name, ep["class_id"]).numpy()
-            panels.append((support_overlay(s_rgb, s_mask), f"class {ep['class_id']}"))
-            for _, model in fewshot:
-                panels.append((prediction_overlay(rgb, _predict(model, ep, size, device)), ""))
-        for _, model in zeroshot:
-            pred = _predict(model, episodes[0], size, device)
-            panels.append((prediction_overlay(rgb, pred), ""))
-        for c, (ax, (img, note)) in enumerate(zip(axes[r], panels)):
-            ax.imshow(img)
-            title = heads[c] if r == 0 else ""
-            ax.set_title("\n".join(x for x in (title, note) if x), fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        a, b = (ep["class_id"] for ep in episodes)
-        axes[r][0].set_ylabel(f"{name}\nA = class {a}, B = class {b}", fontsize=7)
+            panels = [truth_overlay(rgb, ep["label"].numpy()), support_overlay(s_rgb, s_mask)]
+            panels += [prediction_overlay(rgb, _predict(m, ep, size, device)) for _, m in shown]
+            for c, (ax, img) in enumerate(zip(axes[r], panels)):
+                ax.imshow(img)
+                if r == 0:
+                    ax.set_title(heads[c], fontsize=12)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            way = "AB"[w]
+            axes[r][0].set_ylabel(f"{way} = class {ep['class_id']}", fontsize=12)
+    fig.tight_layout()
     return _save(fig, path)
