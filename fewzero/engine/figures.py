@@ -187,7 +187,8 @@ def support_swap_figure(
     named object in colour inside a white outline, the rest grey,
     [`support_overlay`][fewzero.engine.figures.support_overlay]); the prediction of the first
     few-shot model given that support; and one comparison, the first zero-shot model (which
-    cannot follow the support) or else the second few-shot model. Predictions are opaque white
+    cannot follow the support) or else the second few-shot model (without a few-shot model:
+    the first two zero-shot models). Predictions are opaque white
     inside a black outline over the image in grey
     ([`prediction_overlay`][fewzero.engine.figures.prediction_overlay]). A model that follows
     its support marks A in the first row of a query and B in the second.
@@ -201,7 +202,7 @@ def support_swap_figure(
 
     Raises:
         ValueError: if the dataset holds fewer than ``n`` two-class queries with supports, or
-            no model takes a support.
+            ``models`` is empty.
     """
     import matplotlib
 
@@ -216,9 +217,11 @@ def support_swap_figure(
     device = torch.device(device)
     fewshot = [(t, m) for t, m in models if getattr(m, "accepts_support", False)]
     zeroshot = [(t, m) for t, m in models if not getattr(m, "accepts_support", False)]
-    if not fewshot:
-        raise ValueError("models must hold a few-shot model (one that takes a support)")
-    shown = [fewshot[0], *(zeroshot[:1] or fewshot[1:2])]
+    # the first few-shot model and one comparison (a zero-shot one, else the next few-shot);
+    # without a few-shot model, the first two zero-shot ones
+    shown = [fewshot[0], *(zeroshot[:1] or fewshot[1:2])] if fewshot else zeroshot[:2]
+    if not shown:
+        raise ValueError("models must hold at least one (title, model) pair")
     heads = ["query, ground truth", "support", *(t for t, _ in shown)]
     fig, axes = plt.subplots(2 * n, len(heads), figsize=(2.9 * len(heads), 2.7 * 2 * n),
                              squeeze=False)  # fmt: skip
