@@ -212,6 +212,22 @@ def test_pre_activation_taps_equal_the_block_by_block_reference(name):
         Backbone(name, block_taps="pre_relu")
 
 
+def test_sine_encodings_of_odd_widths_end_on_a_sine():
+    from fewzero.layers import sine_positional_encoding
+
+    got = sine_positional_encoding(7, 5)
+    want = torch.zeros(7, 5)
+    for pos in range(7):
+        for i in range(0, 5, 2):
+            want[pos, i] = math.sin(pos / 10000 ** (i / 5))
+            if i + 1 < 5:
+                want[pos, i + 1] = math.cos(pos / 10000 ** (i / 5))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        sine_positional_encoding(7, 6), sine_table(7, 6), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_dcama_attention_equals_the_reference_with_encodings_and_concatenated_shots():
     torch.manual_seed(0)
     att = MaskAttention(16, heads=8, mask_resize="bilinear", positional=True).double().eval()

@@ -21,20 +21,18 @@ def sine_positional_encoding(
     """The encodings of positions ``0 .. length - 1``: ``(length, channels)`` in fp32.
 
     Computed in the same order of operations as the transformer's reference code (so a table
-    stored with a checkpoint equals it to the bit). ``channels`` must be even.
+    stored with a checkpoint equals it to the bit). An odd ``channels`` ends on a sine.
 
     Examples:
         >>> pe = sine_positional_encoding(3, 4)
         >>> pe[0].tolist(), round(float(pe[1, 0]), 4)
         ([0.0, 1.0, 0.0, 1.0], 0.8415)
     """
-    if channels % 2:
-        raise ValueError(f"channels must be even (sine and cosine pairs), got {channels}")
     position = torch.arange(0, length, device=device).unsqueeze(1)
     div_term = torch.exp(
         torch.arange(0, channels, 2, device=device) * -(math.log(10000.0) / channels)
     )
     pe = torch.zeros(length, channels, device=device)
     pe[:, 0::2] = torch.sin(position * div_term)
-    pe[:, 1::2] = torch.cos(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term[: channels // 2])
     return pe
