@@ -474,3 +474,13 @@ def test_a_peer_file_serves_the_predictor_the_segment_and_the_eval_commands(
     assert eval_main(argv) == 0
     row = json.loads((tmp_path / "ev" / "pascal5i.json").read_text())["rows"][0]
     assert row["protocol"] == "hsnet" and row["episodes"] == 3 and 0 <= row["pascal_miou"] <= 1
+
+
+def test_checkpoints_of_the_earlier_mechanisms_are_refused_by_name():
+    from fewzero.models import model_from_state
+
+    for arch, key in (("hsnet", "decoder.6.weight"), ("dcama", "merge.0.0.weight")):
+        model = create_model(arch, backbone="resnet18")
+        old = {**model.state_dict(), key: torch.zeros(1)}
+        with pytest.raises(ValueError, match=rf"written by fewzero 0.1 .*{key}.*train it again"):
+            model_from_state(model.config, old)

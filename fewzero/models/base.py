@@ -362,7 +362,20 @@ class SegmentationModel(nn.Module, ABC):
     def upgrade_state(
         cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """A config and state dict written by an earlier fewzero, in today's terms (unchanged here)."""
+        """A config and state dict written by an earlier fewzero, in today's terms (unchanged here).
+
+        Raises:
+            ValueError: for a state dict holding the class's ``retired_key``: a layout of an
+                earlier fewzero whose weights cannot give today's network's logits.
+        """
+        retired = getattr(cls, "retired_key", None)
+        if retired is not None and retired in state_dict:
+            raise ValueError(
+                f"this {cls.__name__} checkpoint was written by fewzero 0.1 before "
+                f"{cls.__name__} became {cls.__name__}'s own network layer for layer (it holds "
+                f"{retired!r}): its weights cannot give their logits any more; train it again "
+                "(see CHANGELOG)"
+            )
         return dict(config), dict(state_dict)
 
 

@@ -108,6 +108,7 @@ class DCAMA(FewShotModel):
         torch.Size([1, 2, 64, 64])
     """
 
+    retired_key = "merge.0.0.weight"  # only fewzero 0.1's mechanism had it
     align_corners = True  # DCAMA's code upsamples its logits so
     # DCAMA's training: SGD, Nesterov momentum 0.9, lr 1e-3, weight decay lr / 10
     train_defaults = {
@@ -186,19 +187,6 @@ class DCAMA(FewShotModel):
         """The low map (or the ``F_2`` skip where the body has none), then every block's."""
         low, blocks = self.encoder.forward_low_and_blocks(images)
         return [blocks[self.skip_index] if low is None else low, *blocks]
-
-    @classmethod
-    def upgrade_state(
-        cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
-    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """Refuse a checkpoint of fewzero's DCAMA before it became DCAMA's own network, by name."""
-        if "merge.0.0.weight" in state_dict:
-            raise ValueError(
-                "this DCAMA checkpoint was written by fewzero 0.1 before DCAMA became DCAMA's "
-                "own network layer for layer (its block reading, mixing and decoder changed): "
-                "its weights cannot give their logits any more; train it again (see CHANGELOG)"
-            )
-        return dict(config), dict(state_dict)
 
     def forward_features(
         self,

@@ -114,6 +114,7 @@ class HSNet(FewShotModel):
     """
 
     shot_merges = ("vote", "mean")  # HSNet's correlations keep every support position
+    retired_key = "decoder.6.weight"  # only fewzero 0.1's mechanism had it
     align_corners = True  # HSNet's code upsamples its logits so
     train_defaults = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}  # HSNet's Adam
 
@@ -163,19 +164,6 @@ class HSNet(FewShotModel):
             nn.Conv2d(c2, 2, 3, padding=1),
         )
         self.num_classes = 2
-
-    @classmethod
-    def upgrade_state(
-        cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
-    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """Refuse a checkpoint of fewzero's HSNet before it became HSNet's own network, by name."""
-        if "decoder.6.weight" in state_dict:
-            raise ValueError(
-                "this HSNet checkpoint was written by fewzero 0.1 before HSNet became HSNet's "
-                "own network layer for layer (its block reading, mixing and decoder changed): "
-                "its weights cannot give their logits any more; train it again (see CHANGELOG)"
-            )
-        return dict(config), dict(state_dict)
 
     def forward_features(
         self,
