@@ -53,6 +53,13 @@ def tiny_model(arch, **overrides):
 
 
 @pytest.fixture(scope="session")
-def toy_cache(tmp_path_factory):
-    """A ``FEWZERO_CACHE`` folder shared by the tests that run the toy scripts (one toy build)."""
-    return tmp_path_factory.mktemp("fewzero_cache")
+def toy_cache(tmp_path_factory, worker_id):
+    """A ``FEWZERO_CACHE`` folder shared by the tests that run the toy scripts (one toy build).
+
+    Under pytest-xdist every worker gets the same folder (its base's parent is the run's):
+    ``build_toy``'s lock lets one worker build each tree while the others wait for it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "fewzero_cache"
+    shared.mkdir(exist_ok=True)
+    return shared

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -52,21 +53,65 @@ def test_fold_classes_are_the_standard_ones():
         coco_fold_classes(0, "hsnet")
 
 
-def test_toy_generation_is_deterministic(tmp_path):
-    def digest(root):
-        h = hashlib.sha256()
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and not p.is_symlink() and p.name != ".complete":
-                h.update(p.relative_to(root).as_posix().encode())
-                h.update(p.read_bytes())
-        return h.hexdigest()
+def _digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.name != ".complete":
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
 
+
+def test_toy_generation_is_deterministic(tmp_path):
+    digest = _digest
     cfg = ToyConfig(voc_train=4, sbd_train=4, voc_val=4, coco_train=2, coco_val=4, size=(48, 56))
     build_toy(tmp_path / "a", seed=7, config=cfg)
     build_toy(tmp_path / "b", seed=7, config=cfg)
     build_toy(tmp_path / "c", seed=8, config=cfg)
     assert digest(tmp_path / "a" / "raw") == digest(tmp_path / "b" / "raw")
     assert digest(tmp_path / "a" / "raw") != digest(tmp_path / "c" / "raw")
+
+
+def _build_in_child(root, cfg, queue, log):
+    import time
+
+    from fewzero.data import toy as toy_module
+
+    write = toy_module._write_pascal_raw
+
+    def logged_write(*args):  # who builds, slowly enough that the builds would overlap
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.5)
+        write(*args)
+
+    toy_module._write_pascal_raw = logged_write
+    try:
+        build_toy(root, seed=7, config=cfg)
+        queue.put("ok")
+    except BaseException as err:  # reported to the parent
+        queue.put(repr(err))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_toy_builds_of_one_root_at_once_take_turns(tmp_path):
+    """Three processes building one root at once (torchrun's ranks): one builds, two reuse."""
+    import multiprocessing
+
+    cfg = ToyConfig(voc_train=4, sbd_train=4, voc_val=4, coco_train=2, coco_val=4, size=(48, 56))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_build_in_child, args=(tmp_path / "shared", cfg, queue, tmp_path / "log"))
+             for _ in range(3)]  # fmt: skip
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert sorted(queue.get(timeout=5) for _ in procs) == ["ok"] * 3
+    assert len((tmp_path / "log").read_text().split()) == 1  # the others waited, then reused
+    build_toy(tmp_path / "alone", seed=7, config=cfg)
+    for sub in ("raw", "pascal", "coco"):
+        assert _digest(tmp_path / "shared" / sub) == _digest(tmp_path / "alone" / sub), sub
 
 
 def test_toy_layouts_and_counts(toy):

@@ -106,7 +106,8 @@ def test_docs_code_blocks_run_each_alone(tmp_path):
         runnable = [b for b in found if not b.startswith("# not run")]
         blocks += [(page.name, i + 1, b) for i, b in enumerate(runnable)]
     assert len(blocks) >= 30
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # TMPDIR: the blocks' tempfile.mkdtemp() folders go with the test's, and nothing is left in /tmp
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", RUNNER],
         input=json.dumps(blocks),

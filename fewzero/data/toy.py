@@ -19,10 +19,12 @@ a different background style, so that PASCAL2COCO is a domain shift here too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +112,25 @@ def shape_polygon(
     return radial([1.0, 0.25] * 4)  # 19: thin 4-point star
 
 
-def _texture(kind: int, color: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
+def _texture(
+    kind: int,
+    color: np.ndarray,
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    window: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The texture's RGB over the image's rows ``y0:y1`` and columns ``x0:x1`` (``window``).
+
+    The pattern is a function of the image's coordinates, so a window is exactly that part of
+    the whole image's texture (and the same random draws are taken).
+    """
+    y0, y1, x0, x1 = window if window is not None else (0, h, 0, w)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
     period = rng.integers(4, 9)
     kind %= 5
     if kind == 0:
-        pattern = np.ones((h, w))
+        pattern = np.ones((y1 - y0, x1 - x0))
     elif kind == 1:
         pattern = 0.55 + 0.45 * (((xx + yy) // period) % 2)
     elif kind == 2:
@@ -190,7 +205,10 @@ def draw_scene(
             if region.sum() < 16:
                 continue
             tint = np.clip(color * rng.uniform(0.8, 1.15), 0, 255)
-            img[region] = _texture(tex, tint, h, w, rng)[region]
+            rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            inside = region[y0:y1, x0:x1]  # the texture is drawn over the object's box only
+            img[y0:y1, x0:x1][inside] = _texture(tex, tint, h, w, rng, (y0, y1, x0, x1))[inside]
             mask[region] = c
             instances.append({"class": c, "polygon": [v for xy in poly for v in xy]})
     return img.clip(0, 255).astype(np.uint8), mask, instances
@@ -314,24 +332,46 @@ def build_toy(
     """Write and prepare the toy trees under ``root``; returns ``{"pascal": ..., "coco": ...}``.
 
     Idempotent: a finished tree (marked by ``ROOT/.complete`` with the same seed, sizes and
-    generator version) is reused as it is; any other tree there is rebuilt.
+    generator version) is reused as it is; any other tree there is rebuilt. Processes that build
+    the same ``root`` at once (the ranks of a ``torchrun``, two runs sharing a cache) take turns
+    on a lock file, ``ROOT/.lock``: one builds, the others then reuse its tree (POSIX; on
+    Windows, give concurrent runs their own roots).
     """
     root = Path(root)
     cfg = config or ToyConfig()
     out = {"pascal": root / "pascal", "coco": root / "coco"}
     stamp = json.dumps({"version": TOY_VERSION, "seed": seed, **vars(cfg)}, default=list)
-    if (root / ".complete").is_file() and (root / ".complete").read_text() == stamp:
-        return out
-    for sub in ("raw", "pascal", "coco"):
-        if (root / sub).exists():
-            shutil.rmtree(root / sub)
-    rng = np.random.default_rng(seed)
-    raw = root / "raw"
-    _write_pascal_raw(raw, cfg, rng)
-    _write_coco_raw(raw / "coco", cfg, rng)
-    from .prepare import prepare_coco, prepare_pascal  # lazily: `python -m ...prepare` stays clean
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root / ".lock"):
+        if (root / ".complete").is_file() and (root / ".complete").read_text() == stamp:
+            return out
+        (root / ".complete").unlink(missing_ok=True)
+        for sub in ("raw", "pascal", "coco"):
+            if (root / sub).exists():
+                shutil.rmtree(root / sub)
+        rng = np.random.default_rng(seed)
+        raw = root / "raw"
+        _write_pascal_raw(raw, cfg, rng)
+        _write_coco_raw(raw / "coco", cfg, rng)
+        from .prepare import prepare_coco, prepare_pascal  # lazily: `python -m ...prepare` clean
 
-    prepare_pascal(raw / "VOC2012", raw / "benchmark_RELEASE", out["pascal"], progress=progress)
-    prepare_coco(raw / "coco", out["coco"], progress=progress)
-    (root / ".complete").write_text(stamp)
+        prepare_pascal(raw / "VOC2012", raw / "benchmark_RELEASE", out["pascal"], progress=progress)
+        prepare_coco(raw / "coco", out["coco"], progress=progress)
+        (root / ".complete").write_text(stamp)
     return out
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs (POSIX)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
