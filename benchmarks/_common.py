@@ -30,7 +30,9 @@ def write_results(
 
 
 def markdown(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    """A Markdown table of ``rows``; headers are the JSON keys with spaces (so a page can wrap them)."""
+    header = [c.replace("_", " ") for c in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         cells = []
         for c in columns:

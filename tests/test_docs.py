@@ -47,6 +47,22 @@ def test_no_sphinx_role_is_left_to_show_as_literal_text():
     assert not found, "\n".join(found)
 
 
+def test_code_blocks_fit_the_text_column():
+    """Code lines of at most 100 characters show whole in the docs' column at 1400 px.
+
+    (Measured in headless Chromium: ``docs/scripts/check_widths.py``; 103 characters scroll.)
+    """
+    long = []
+    for path in [*DOCS.rglob("*.md"), ROOT / "README.md"]:
+        inside = False
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                inside = not inside
+            elif inside and len(line) > 100:
+                long.append(f"{path.relative_to(ROOT)}:{i}: {len(line)} characters")
+    assert not long, "\n".join(long)
+
+
 def test_every_documented_constant_shows_its_value_and_meaning():
     griffe = pytest.importorskip("griffe")
     package = griffe.load("fewzero", search_paths=[str(ROOT)])

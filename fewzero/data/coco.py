@@ -34,6 +34,19 @@ class Coco20i(EpisodeDataset):
     Raises:
         FileNotFoundError: naming the missing path, the layout and the prepare command.
         ValueError: for an invalid fold, split or class split.
+
+    Examples:
+        >>> import tempfile
+        >>> from fewzero.data import Coco20i, ToyConfig, build_toy, eval_transform
+        >>> small = ToyConfig(voc_train=4, sbd_train=4, voc_val=4, coco_train=2, coco_val=40)
+        >>> roots = build_toy(tempfile.mkdtemp(), config=small)  # the embedded toy tree
+        >>> test = Coco20i(roots["coco"], 0, "val", shots=2, min_pixels=64, n_episodes=4,
+        ...                transform=eval_transform(64))
+        >>> episode = test[0]
+        >>> episode["image"].shape, episode["support_images"].shape
+        (torch.Size([3, 64, 64]), torch.Size([2, 3, 64, 64]))
+        >>> episode["class_id"] in test.unseen  # a test episode's class is unseen in training
+        True
     """
 
     HSNET_SAMPLING = "per_class"

@@ -152,6 +152,28 @@ class Deepglobe(PatnetDataset):
         n_episodes: Episodes (PATNet: 600).
         seed: Seed (PATNet: 0).
         episodes: A manifest to replay.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from fewzero.data import Deepglobe, eval_transform
+        >>> root = Path(tempfile.mkdtemp())
+        >>> truth = np.zeros((24, 24), np.uint8)
+        >>> truth[4:20, 4:20] = 255  # binary ground truth: white = the folder's class
+        >>> for c in range(1, 7):  # ROOT/<c>/test/origin/<id>.jpg and groundtruth/<id>.png
+        ...     test_dir = root / str(c) / "test"
+        ...     for sub in ("origin", "groundtruth"):
+        ...         (test_dir / sub).mkdir(parents=True)
+        ...     for i in range(3):
+        ...         image = np.full((24, 24, 3), 40 * c, np.uint8)
+        ...         Image.fromarray(image).save(test_dir / "origin" / f"{c}{i}.jpg")
+        ...         Image.fromarray(truth).save(test_dir / "groundtruth" / f"{c}{i}.png")
+        >>> test = Deepglobe(root, shots=1, transform=eval_transform(32))  # PATNet's 600 episodes
+        >>> episode = test[7]
+        >>> len(test), test.classes[episode["class_id"] - 1], episode["support_images"].shape
+        (600, 'agriculture', torch.Size([1, 3, 32, 32]))
     """
 
     BENCHMARK = "deepglobe"
@@ -179,6 +201,29 @@ class ISIC2018(PatnetDataset):
     """ISIC2018 task 1 lesions in PATNet's layout (3 classes; layout in [fewzero.data.crossdomain][fewzero.data.crossdomain]).
 
     Arguments as [`Deepglobe`][fewzero.data.Deepglobe]; ``root`` is the ``ISIC`` folder.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from fewzero.data import ISIC2018
+        >>> root = Path(tempfile.mkdtemp())
+        >>> truth = root / "ISIC2018_Task1_Training_GroundTruth"
+        >>> truth.mkdir()
+        >>> lesion = np.zeros((24, 24), np.uint8)
+        >>> lesion[6:18, 6:18] = 255
+        >>> for c in range(1, 4):  # Input/<c>/<id>.jpg, GroundTruth/<id>_segmentation.png
+        ...     images = root / "ISIC2018_Task1-2_Training_Input" / str(c)
+        ...     images.mkdir(parents=True)
+        ...     for i in range(2):
+        ...         name = f"ISIC_{c}{i}"
+        ...         image = np.full((24, 24, 3), 50 * c, np.uint8)
+        ...         Image.fromarray(image).save(images / f"{name}.jpg")
+        ...         Image.fromarray(lesion).save(truth / f"{name}_segmentation.png")
+        >>> test = ISIC2018(root, shots=1, n_episodes=6)  # PATNet's draw, 6 episodes
+        >>> [test.classes[e["class_id"] - 1] for e in test.manifest()][:3]
+        ['nevus', 'melanoma', 'seborrheic_keratosis']
     """
 
     BENCHMARK = "isic"
@@ -205,6 +250,25 @@ class ChestXray(PatnetDataset):
     folder. PATNet lists the masks and derives each image's name by cutting ``_mask.png``; an
     image without a mask is not used (800 X-rays, 704 masks). Montgomery's masks, named as
     their image, are matched too (PATNet's name cut does not find their images).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from fewzero.data import ChestXray
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "CXR_png").mkdir()
+        >>> (root / "masks").mkdir()
+        >>> lungs = np.zeros((24, 24), np.uint8)
+        >>> lungs[4:20, 3:10] = lungs[4:20, 14:21] = 255
+        >>> for i in range(3):  # CXR_png/<id>.png with masks/<id>_mask.png
+        ...     xray = np.full((24, 24), 90 + i, np.uint8)
+        ...     Image.fromarray(xray).save(root / "CXR_png" / f"x{i}.png")
+        ...     Image.fromarray(lungs).save(root / "masks" / f"x{i}_mask.png")
+        >>> episode = ChestXray(root, shots=1)[0]  # grey X-rays are read as RGB
+        >>> episode["image"].shape, int(episode["label"].sum())
+        (torch.Size([3, 24, 24]), 224)
     """
 
     BENCHMARK = "lung"

@@ -3,10 +3,11 @@
 Layout::
 
     ROOT/<class>/<n>.jpg        an image of <class> (.jpg or .jpeg, any case)
-    ROOT/<class>/<n>.png        its mask, read by [`fewzero.data.read_binary_mask`][fewzero.data.readers.read_binary_mask]'s rules
-                                (white or 1 = the class, black = background, 255 in a 0/1 mask
-                                = ignore)
+    ROOT/<class>/<n>.png        its mask: white or 1 = the class, black = background,
+                                255 in a 0/1 mask = ignore
     ROOT/splits/<split>.txt     optional: the class names of a split, one per line
+
+Masks are read by [`read_binary_mask`][fewzero.data.readers.read_binary_mask]'s rules.
 
 FSS-1000's official class split (520 train / 240 val / 240 test classes, the lists that HSNet
 and the later few-shot work use) goes in ``ROOT/splits/{train,val,test}.txt``; ``classes=``
@@ -74,6 +75,28 @@ class FSS1000(FolderEpisodes):
             its mask (named, never dropped).
         ValueError: for an unknown split, a class with fewer than ``shots + 1`` images (no
             support is ever repeated), or bad arguments.
+
+    Examples:
+        A folder of your own classes, a few annotated images each:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from fewzero.data import FSS1000
+        >>> root = Path(tempfile.mkdtemp())
+        >>> mask = np.zeros((32, 40), np.uint8)
+        >>> mask[8:24, 10:30] = 255  # white: the class
+        >>> for name in ("cat", "dog"):  # ROOT/<class>/<n>.jpg with its <n>.png mask
+        ...     (root / name).mkdir()
+        ...     for n in range(1, 4):
+        ...         image = np.full((32, 40, 3), 60 * n, np.uint8)
+        ...         Image.fromarray(image).save(root / name / f"{n}.jpg")
+        ...         Image.fromarray(mask).save(root / name / f"{n}.png")
+        >>> test = FSS1000(root, split="all", shots=2, n_episodes=4)
+        >>> episode = test[0]  # no transform: the supports keep their sizes, as a list
+        >>> test.classes, episode["image"].shape, len(episode["support_images"])
+        (['cat', 'dog'], torch.Size([3, 32, 40]), 2)
     """
 
     BENCHMARK = "fss1000"
