@@ -317,6 +317,31 @@ class EpisodeDataset(Dataset):
             or its episode records, scored exactly instead of the seeded draw. Every query and
             support must be in ``list_file`` with its file present, every class in ``unseen``
             and every support set ``shots`` long (a zero-shot dataset ignores the supports).
+
+    Examples:
+        Your own data set: images, class-index masks and a list file.
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> from fewzero.data import EpisodeDataset, class_pixel_counts, write_list, write_mask
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "images").mkdir()
+        >>> entries = []
+        >>> for i in range(6):  # classes 1, 2, 3 on two images each
+        ...     mask = np.zeros((32, 32), np.uint8)
+        ...     mask[8:24, 8:24] = 1 + i % 3
+        ...     image = np.full((32, 32, 3), 40 * i, np.uint8)
+        ...     Image.fromarray(image).save(root / "images" / f"im{i}.jpg")
+        ...     write_mask(root / "masks" / f"im{i}.png", mask)
+        ...     entries.append((f"im{i}", class_pixel_counts(mask)))
+        >>> write_list(root / "val.txt", entries)  # one line an image: name and class pixel counts
+        >>> test = EpisodeDataset(root / "images", root / "masks", root / "val.txt", num_classes=3,
+        ...                       seen=[1], unseen=[2, 3], train=False, shots=1, min_pixels=16,
+        ...                       n_episodes=None)
+        >>> len(test), sorted({episode["class_id"] for episode in test})  # every test pair once
+        (4, [2, 3])
     """
 
     HSNET_SAMPLING: str = "query_list"
