@@ -168,7 +168,9 @@ def docs_table(payload: dict) -> str:
     rows = [r for r in payload["rows"] if r["model"]]
     passed = sum(r["works"] == "yes" for r in rows)
     lines = [
-        f"Made at commit `{payload['commit']}` with timm {payload['timm']} and torch "
+        f"Made at commit `{payload['commit']}`"
+        + (f" on {payload['date']}" if payload.get("date") else "")
+        + f" with timm {payload['timm']} and torch "
         f"{payload['torch']} on {payload['device_name']} (`python benchmarks/backbone_conformance.py "
         "--docs`): random weights, sizes " + ", ".join(f"{h}x{w}" for h, w in SIZES) + ".",
         "",
@@ -248,6 +250,7 @@ def main() -> None:
         row.setdefault("works", "n/a")
     payload = {
         "commit": commit(),
+        "date": time.strftime("%Y-%m-%d"),
         "timm": timm.__version__,
         "torch": torch.__version__,
         "device_name": device_name("cpu"),
