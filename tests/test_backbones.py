@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SMALL, SMALL_CLASS
+from helpers import SMALL, SMALL_CLASS
 from hypothesis import given
 from hypothesis import strategies as st
 

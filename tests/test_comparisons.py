@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 
 from fewzero.heads.comparisons import (
     Comparison,
@@ -153,7 +153,7 @@ def test_one_shot_merge_module_for_every_model():
 @pytest.mark.parametrize("arch", ["sm_vcenet", "prototype", "dcama", "hsnet"])
 def test_mean_and_vote_are_the_one_shot_episodes_merged(arch):
     """Every few-shot model's "mean" and "vote": its own one-shot predictions, merged by hand."""
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     extra = {"comparisons": ["prototype", "cosine"]} if arch == "sm_vcenet" else {}
     model = tiny_model(arch, shot_merge="mean", **extra).eval()

@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 import torch
-from conftest import tiny_model
+from helpers import tiny_model
 
 from fewzero.heads.comparisons import list_comparisons
 from fewzero.models import SegmentationModel, list_architectures, model_from_state

@@ -345,7 +345,7 @@ def test_prepare_check_opens_every_pair_and_the_eval_command_refuses_before_work
     assert "lists no class (an empty split)" in capsys.readouterr().out
     # the eval command: refused before any checkpoint is run, with an error line
     import torch
-    from conftest import SMALL
+    from helpers import SMALL
 
     from fewzero.engine.checkpoint import save_checkpoint
     from fewzero.engine.evaluation_cli import main

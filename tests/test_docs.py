@@ -220,3 +220,34 @@ def test_the_cli_reference_page_is_the_parsers_own_help():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_width_check_reports_what_a_page_cuts_off(tmp_path):
+    """docs/scripts/check_widths.py finds a too-wide table and code line, and passes what fits.
+
+    Needs Chromium and Playwright (not fewzero's dependencies): skipped where either is missing.
+    """
+    pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    sys.path.insert(0, str(DOCS / "scripts"))
+    try:
+        from check_widths import check
+    finally:
+        sys.path.pop(0)
+    style = "<style>.md-content__inner{width:600px} .wrap{overflow-x:auto}</style>"
+    wide = "<tr>" + "".join(f"<td>column{i:02d}</td>" for i in range(40)) + "</tr>"
+    pages = {
+        "index.html": "<p>a page that fits</p><pre><code>short line</code></pre>",
+        "wide/index.html": f"<div class='wrap'><table>{wide}</table></div>",
+        "code/index.html": "<pre style='overflow-x:auto'><code>" + "x" * 300 + "</code></pre>",
+    }
+    for name, body in pages.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        html = f"<html><head>{style}</head><body><div class='md-content__inner'>{body}</div>"
+        (tmp_path / name).write_text(html + "</body></html>")
+    found = check(tmp_path, 1400, 900, chromium)
+    assert found["index.html"] == []
+    assert any("px hidden" in line for line in found["wide/index.html"])
+    assert any("px hidden" in line for line in found["code/index.html"])

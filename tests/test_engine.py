@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 
 from fewzero.data import Pascal5i, ToyConfig, build_toy, eval_transform, train_transform
 from fewzero.engine import (

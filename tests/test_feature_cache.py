@@ -1,7 +1,7 @@
 """The frozen-backbone feature cache: same numbers, each image computed once, never stale."""
 
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 
 from fewzero.models import FeatureCache, SMVCENet, create_model, weights_fingerprint
 

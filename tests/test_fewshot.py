@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import (

@@ -148,7 +148,7 @@ def test_mask_attention_compiles_and_checks_its_inputs():
 
 
 def test_alignment_loss_equals_panets_formula_and_trains_the_model():
-    from conftest import SMALL
+    from helpers import SMALL
 
     from fewzero.heads.prototype import alignment_loss
     from fewzero.models import SMVCENet

@@ -160,7 +160,7 @@ def test_factories_and_refusals():
 
 
 def test_sm_vcenet_takes_mask_attention_as_a_comparison():
-    from conftest import SMALL
+    from helpers import SMALL
 
     from fewzero.models import SMVCENet
 

@@ -1,7 +1,7 @@
 """No state that one mode can poison for the next: inference mode, then training, then compile."""
 
 import torch
-from conftest import SMALL_CLASS
+from helpers import SMALL_CLASS
 
 from fewzero.layers import PyramidPoolingAttention
 from fewzero.models import create_model

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL
+from helpers import SMALL
 
 from fewzero.analysis import affinity_shift, class_affinity, cosine_affinity
 from fewzero.data import PASCAL_CLASSES, PASCAL_TO_COCO, ToyConfig, build_toy

@@ -5,7 +5,7 @@ import time
 
 import pytest
 import torch
-from conftest import SMALL
+from helpers import SMALL
 
 from fewzero.models import (
     VARIANTS,

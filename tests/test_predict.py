@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.engine import TrainConfig, Trainer

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_CLASS
+from helpers import SMALL_CLASS
 from PIL import Image
 
 from fewzero.data import (

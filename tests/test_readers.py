@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import FSS1000, read_binary_mask, read_image, to_binary_mask

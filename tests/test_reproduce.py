@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SMALL
 from test_crossdomain import make_isic
 from test_protocols import make_layout
 
-from conftest import SMALL
 from fewzero.data import read_manifest
 from fewzero.engine.checkpoint import save_checkpoint
 from fewzero.engine.evaluation_cli import compare_results, main

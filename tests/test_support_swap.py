@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import Pascal5i, ToyConfig, build_toy, collate_episodes, eval_transform

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_CLASS as SMALL
+from helpers import SMALL_CLASS as SMALL
 from PIL import Image
 
 from fewzero.data import Pascal5i
