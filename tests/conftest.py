@@ -25,13 +25,15 @@ def _seed():
 
 
 @pytest.fixture(scope="session")
-def toy_cache(tmp_path_factory, worker_id):
+def toy_cache(tmp_path_factory):
     """A ``FEWZERO_CACHE`` folder shared by the tests that run the toy scripts (one toy build).
 
     Under pytest-xdist every worker gets the same folder (its base's parent is the run's):
-    ``build_toy``'s lock lets one worker build each tree while the others wait for it.
+    ``build_toy``'s lock lets one worker build each tree while the others wait for it. Without
+    xdist (``-p no:xdist``) the folder is the run's own.
     """
     base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if worker_id != "master" else base) / "fewzero_cache"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = (base.parent if worker else base) / "fewzero_cache"
     shared.mkdir(exist_ok=True)
     return shared
