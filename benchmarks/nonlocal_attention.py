@@ -204,10 +204,10 @@ def matmul_peak(device, dtype, threads, n=2048):
 
 def rows_markdown(rows: list[dict]) -> str:
     """The raw rows as one table per dtype and mode (eight columns, so a docs page shows them)."""
+    columns = ["impl", "C", "N", "batch", "time_s", "peak_mb", "tflops", "frac_matmul_peak"]
     parts = []
     for dtype, mode in dict.fromkeys((r["dtype"], r["mode"]) for r in rows):
         group = [r for r in rows if r["dtype"] == dtype and r["mode"] == mode]
-        columns = ["impl", "C", "N", "batch", "time_s", "peak_mb", "tflops", "frac_matmul_peak"]
         parts.append(f"{dtype}, {mode}:\n\n" + markdown(group, columns))
     return "\n\n".join(parts)
 

@@ -115,17 +115,16 @@ def shape_polygon(
 def _texture(
     kind: int,
     color: np.ndarray,
-    h: int,
-    w: int,
+    width: int,
     rng: np.random.Generator,
-    window: tuple[int, int, int, int] | None = None,
+    window: tuple[int, int, int, int],
 ) -> np.ndarray:
     """The texture's RGB over the image's rows ``y0:y1`` and columns ``x0:x1`` (``window``).
 
-    The pattern is a function of the image's coordinates, so a window is exactly that part of
-    the whole image's texture (and the same random draws are taken).
+    The pattern is a function of the image's coordinates (``width`` wide), so a window is
+    exactly that part of the whole image's texture, and the same random draws are taken.
     """
-    y0, y1, x0, x1 = window if window is not None else (0, h, 0, w)
+    y0, y1, x0, x1 = window
     yy, xx = np.mgrid[y0:y1, x0:x1]
     period = rng.integers(4, 9)
     kind %= 5
@@ -140,7 +139,7 @@ def _texture(
             (((xx % period) - period / 2) ** 2 + ((yy % period) - period / 2) ** 2) < period
         )
     else:
-        pattern = 0.5 + 0.5 * (xx / max(w - 1, 1))
+        pattern = 0.5 + 0.5 * (xx / max(width - 1, 1))
     return np.clip(pattern[..., None] * color[None, None, :], 0, 255)
 
 
@@ -208,7 +207,7 @@ def draw_scene(
             rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
             y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             inside = region[y0:y1, x0:x1]  # the texture is drawn over the object's box only
-            img[y0:y1, x0:x1][inside] = _texture(tex, tint, h, w, rng, (y0, y1, x0, x1))[inside]
+            img[y0:y1, x0:x1][inside] = _texture(tex, tint, w, rng, (y0, y1, x0, x1))[inside]
             mask[region] = c
             instances.append({"class": c, "polygon": [v for xy in poly for v in xy]})
     return img.clip(0, 255).astype(np.uint8), mask, instances
