@@ -117,9 +117,9 @@ def test_each_comparison_declares_its_reads_channels_and_residual():
     assert model.decoder.class_channels == 2 * width + 2 + 1 + 2 + 1
     # the encoder computes what is read, and only that
     q, s, m = episode()
-    ep = SMVCENet("resnet18", comparisons=["prototype"], **SMALL).encode(q, s, m)
+    ep = SMVCENet("resnet18", comparisons=["prototype"], **SMALL).encode_episode(q, s, m)
     assert set(ep.query) == {"query"} and set(ep.support) == {"class"}
-    ep = model.encode(q, s, m)
+    ep = model.encode_episode(q, s, m)
     assert set(ep.query) == {"query", "class", "f4", "low_level"} == set(ep.support) | {"class"}
 
 

@@ -22,10 +22,10 @@ from .crossdomain import (
     layout_problems,
 )
 from .episodes import (
-    Episode,
     EpisodeDataset,
-    FewShotEpisode,
-    NWayEpisode,
+    EpisodeSample,
+    FewShotSample,
+    NWaySample,
     binary_target,
     collate_episodes,
 )
@@ -82,10 +82,10 @@ __all__ = [
     "PeerProtocol",
     "TOY_VERSION",
     "Coco20i",
-    "Episode",
+    "EpisodeSample",
     "EpisodeDataset",
-    "FewShotEpisode",
-    "NWayEpisode",
+    "FewShotSample",
+    "NWaySample",
     "Pascal5i",
     "ToyConfig",
     "binary_target",

@@ -52,10 +52,10 @@ from .protocols import (
 )
 
 __all__ = [
-    "Episode",
+    "EpisodeSample",
     "EpisodeDataset",
-    "FewShotEpisode",
-    "NWayEpisode",
+    "FewShotSample",
+    "NWaySample",
     "binary_target",
     "check_episode_args",
     "collate_episodes",
@@ -65,8 +65,10 @@ __all__ = [
 ]
 
 
-class Episode(TypedDict):
-    """One zero-shot episode.
+class EpisodeSample(TypedDict):
+    """A dataset's item: one query with its target (zero-shot).
+
+    Not to be confused with the encoded [Episode][fewzero.heads.Episode] a model runs on.
 
     Keys:
         image: Query image ``(3, H, W)`` float, normalised.
@@ -85,10 +87,10 @@ class Episode(TypedDict):
     other: torch.Tensor
 
 
-class FewShotEpisode(Episode):
+class FewShotSample(EpisodeSample):
     """An episode with its K-shot support set (``shots=K``).
 
-    Keys (besides [`Episode`][fewzero.data.Episode]'s):
+    Keys (besides [`EpisodeSample`][fewzero.data.EpisodeSample]'s):
         support_images: ``(K, 3, H, W)`` float, normalised, same transform as the query. Without
             a resizing transform the supports keep their own sizes: a list of K ``(3, H_k, W_k)``
             when those differ.
@@ -102,7 +104,7 @@ class FewShotEpisode(Episode):
     support_names: list[str]
 
 
-class NWayEpisode(TypedDict):
+class NWaySample(TypedDict):
     """An N-way K-shot episode (``ways=N``).
 
     Keys:
@@ -236,7 +238,7 @@ def stack_if_same_size(items: Sequence[Any]) -> torch.Tensor | list[Any]:
     return list(items)
 
 
-def collate_episodes(batch: Sequence[Episode]) -> dict[str, Any]:
+def collate_episodes(batch: Sequence[EpisodeSample]) -> dict[str, Any]:
     """Stack images, masks, class ids (and supports); keep original-size labels and names as lists.
 
     Few-shot episodes add ``support_images (B, K, 3, H, W)``, ``support_masks (B, K, H, W)`` and
@@ -730,7 +732,7 @@ class EpisodeDataset(Dataset):
         images = stack_if_same_size([im for im, _ in loaded])
         return images, stack_if_same_size([m for _, m in loaded]), names
 
-    def __getitem__(self, index: int) -> Episode | NWayEpisode:
+    def __getitem__(self, index: int) -> EpisodeSample | NWaySample:
         name, class_id = self.pairs[index]
         if self.ways > 1:
             return self._nway(index)
@@ -743,17 +745,17 @@ class EpisodeDataset(Dataset):
         others = [c for c in self.wanted if c not in fg]
         other = torch.from_numpy(binary_target(mask, others)).long()
         image, target = transform_pair(image, label, self.transform)
-        episode = Episode(
+        episode = EpisodeSample(
             image=image, mask=target, label=label, class_id=class_id, name=name, other=other
         )
         if not self.shots:
             return episode
         s_images, s_masks, names = self._support_set(index, name, class_id)
-        return FewShotEpisode(
+        return FewShotSample(
             **episode, support_images=s_images, support_masks=s_masks, support_names=names
         )
 
-    def _nway(self, index: int) -> NWayEpisode:
+    def _nway(self, index: int) -> NWaySample:
         name, _ = self.pairs[index]
         ways = self._ways(index)
         image, mask = self._read(name)
@@ -773,7 +775,7 @@ class EpisodeDataset(Dataset):
             loaded = [self._load(n, c, transform=self.support_transform)[:2] for n in names]
             images = stack_if_same_size([im for im, _ in loaded])
             sets.append((images, stack_if_same_size([m for _, m in loaded]), names))
-        return NWayEpisode(
+        return NWaySample(
             image=image_t,
             mask=target,
             label=label_t,

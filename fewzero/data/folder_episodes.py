@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .episodes import (
-    Episode,
-    FewShotEpisode,
+    EpisodeSample,
+    FewShotSample,
     check_episode_args,
     draw_supports,
     stack_if_same_size,
@@ -223,7 +223,7 @@ class FolderEpisodes(Dataset):
         target = torch.from_numpy(mask).long()
         return (*transform_pair(image, target, self.transform), target)
 
-    def __getitem__(self, index: int) -> FewShotEpisode:
+    def __getitem__(self, index: int) -> FewShotSample:
         stem, cid = self.pairs[index]
         image, mask, label = self._load(cid, stem)
         names = (
@@ -233,8 +233,8 @@ class FolderEpisodes(Dataset):
         )
         loaded = [self._load(cid, n)[:2] for n in names]
         cls = self.classes[cid - 1]
-        return FewShotEpisode(
-            **Episode(
+        return FewShotSample(
+            **EpisodeSample(
                 image=image,
                 mask=mask,
                 label=label,

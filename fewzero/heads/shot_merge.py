@@ -7,7 +7,7 @@ Three rules, each a few-shot model's ``shot_merge`` argument:
   ([support_prototypes][fewzero.heads.prototype.support_prototypes]); DCAMA's attention reads
   the keys of all shots as one sequence. One decoder pass per query.
 * ``"mean"``: each shot is a one-shot episode of the same query
-  ([one_shot_masks][fewzero.heads.shot_merge.one_shot_masks]; the query's features are computed
+  ([Episode.one_shot][fewzero.heads.Episode.one_shot]; the query's features are computed
   once and repeated), and the K episodes' logits are averaged
   ([merge_shots][fewzero.heads.shot_merge.merge_shots]). A shot that looks unlike the query
   votes alone instead of blurring a prototype.
@@ -37,8 +37,6 @@ __all__ = [
     "SHOT_MERGES",
     "check_shot_merge",
     "merge_shots",
-    "one_shot_episodes",
-    "one_shot_masks",
     "vote_shots",
 ]
 
@@ -64,39 +62,6 @@ def check_shot_merge(shot_merge: str, accepted: Sequence[str], model: str) -> st
             f"{tuple(accepted)}; pass one of those"
         )
     return shot_merge
-
-
-def one_shot_masks(support_masks: torch.Tensor) -> torch.Tensor:
-    """The support masks of the one-shot episodes: ``(B, K, H, W)`` -> ``(B * K, 1, H, W)``.
-
-    Episode ``i * K + j`` is query ``i`` with its shot ``j`` alone (episode-major: the query's
-    features repeat with ``repeat_interleave(K, dim=0)``, the supports' keep their
-    ``flatten(0, 1)`` order).
-    """
-    return support_masks.flatten(0, 1)[:, None]
-
-
-def one_shot_episodes(
-    query: Sequence[torch.Tensor], support_masks: torch.Tensor
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The ``B * K`` one-shot episodes of ``B`` K-shot ones: the query's maps repeated, not recomputed.
-
-    Args:
-        query: The query's maps, each ``(B, ...)``.
-        support_masks: ``(B, K, H, W)``.
-
-    Returns:
-        Each map repeated to ``(B * K, ...)`` (``repeat_interleave``) and the masks
-        ``(B * K, 1, H, W)`` ([one_shot_masks][fewzero.heads.shot_merge.one_shot_masks]).
-
-    Examples:
-        >>> import torch
-        >>> maps, masks = one_shot_episodes([torch.arange(2.0)], torch.ones(2, 3, 4, 4))
-        >>> maps[0].tolist(), tuple(masks.shape)
-        ([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], (6, 1, 4, 4))
-    """
-    k = support_masks.shape[1]
-    return [x.repeat_interleave(k, dim=0) for x in query], one_shot_masks(support_masks)
 
 
 def vote_shots(logits: torch.Tensor) -> torch.Tensor:
@@ -138,7 +103,7 @@ def merge_shots(
 
     Args:
         logits: ``(B * shots, C, h, w)``, episode-major (see
-            [one_shot_masks][fewzero.heads.shot_merge.one_shot_masks]); with ``"prototype"``
+            [Episode.one_shot][fewzero.heads.Episode.one_shot]); with ``"prototype"``
             ``(B, C, h, w)``, returned as it is.
         shots: ``K`` one-shot episodes per query (0 or 1: nothing to merge).
         shot_merge: One of [SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES].

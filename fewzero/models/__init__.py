@@ -18,7 +18,7 @@ from ._registry import (
     register_model,
 )
 from .backbone import Backbone
-from .base import FewShotModel, SegmentationModel
+from .base import SegmentationModel
 from .dcama import (
     DCAMA,
     dcama_efficientnet_lite0,
@@ -26,8 +26,8 @@ from .dcama import (
     dcama_resnet101,
     dcama_swin_base_384,
 )
-from .episode import encode_pair
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
+from .fewshot import FewShotModel, encode_pair
 from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, hsnet_resnet101
 from .hub import from_pretrained, model_card, push_to_hub, save_pretrained
 from .loading import (

@@ -39,15 +39,15 @@ from torch import nn
 
 from ..checks import is_exporting
 from ..configs import capture_init, json_safe
-from ..heads.shot_merge import SHOT_MERGES
 from ._registry import architecture, architecture_of
 
-__all__ = ["NOT_CONFIG", "FewShotModel", "SegmentationModel", "check_finite", "check_images"]
+__all__ = ["NOT_CONFIG", "Losses", "SegmentationModel", "check_finite", "check_images"]
 
 NOT_CONFIG = ("pretrained", "pretrained_file")
 """Constructor arguments that are not part of ``config``: where the weights come from (a checkpoint's state dict holds them)."""
 
 Losses = dict[str, torch.Tensor]
+"""Auxiliary training losses by name (scalars the trainer adds to the segmentation loss)."""
 
 
 def check_images(
@@ -317,9 +317,10 @@ class SegmentationModel(nn.Module, ABC):
         if not is_exporting():
             self.check_inputs(images, support_images, support_masks, class_ids)
         logits, losses = self.forward_features(images, support_images, support_masks, class_ids)
-        logits = F.interpolate(
-            logits, size=images.shape[-2:], mode="bilinear", align_corners=self.align_corners
-        )
+        if logits.shape[-2:] != images.shape[-2:]:  # the one resize (a vote is taken full-size)
+            logits = F.interpolate(
+                logits, size=images.shape[-2:], mode="bilinear", align_corners=self.align_corners
+            )
         return (logits, losses) if return_losses else logits
 
     @torch.no_grad()
@@ -377,20 +378,6 @@ class SegmentationModel(nn.Module, ABC):
                 "(see CHANGELOG)"
             )
         return dict(config), dict(state_dict)
-
-
-class FewShotModel(SegmentationModel):
-    """Base class of the models that need a support set (HSNet, DCAMA, the prototype baseline).
-
-    Attributes:
-        shot_merges: The K-shot rules the model accepts, of
-            [SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES] (its ``shot_merge`` argument is
-            checked against them).
-    """
-
-    requires_support = True
-    accepts_support = True
-    shot_merges: tuple[str, ...] = SHOT_MERGES
 
 
 def _comparisons_note(config: Mapping[str, Any]) -> str:

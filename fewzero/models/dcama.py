@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
+from ..heads.episode import Episode
+from ..heads.shot_merge import check_shot_merge
 from ..layers import MaskAttention
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import FewShotModel
-from .episode import encode_pair
+from .fewshot import FewShotModel
 
 __all__ = [
     "DCAMA",
@@ -183,48 +183,38 @@ class DCAMA(FewShotModel):
         )
         self.num_classes = 2
 
-    def _encode(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The low map (or the ``F_2`` skip where the body has none), then every block's."""
+    def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """The low map (or the ``F_2`` skip where the body has none) and every block's map."""
         low, blocks = self.encoder.forward_low_and_blocks(images)
-        return [blocks[self.skip_index] if low is None else low, *blocks]
+        return {"low": blocks[self.skip_index] if low is None else low, "blocks": blocks}
 
-    def forward_features(
-        self,
-        images: torch.Tensor,
-        support_images: torch.Tensor | None,
-        support_masks: torch.Tensor | None,
-        class_ids: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return logits ``(B, 2, h, w)``, four times the low map's grid.
+    def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits ``(N, 2, h, w)``, four times the low map's grid.
 
-        Encode (every block of query and supports), attend per block, mix coarse to fine,
-        decode with the skips, merge the shots.
+        Attend per block (the shots of an episode as one key sequence), mix coarse to fine,
+        decode with the skips (the query's maps and the supports', max over the shots).
         """
-        assert support_images is not None and support_masks is not None
-        n_shots = support_images.shape[1]
-        query, support = encode_pair(self._encode, images, support_images.flatten(0, 1))
-        assert support is not None
-        if self.shot_merge != "prototype":  # one-shot episodes: the query's maps repeated
-            query, support_masks = one_shot_episodes(query, support_masks)
-        b, k = support_masks.shape[:2]
-        support = [s.view(b, k, *s.shape[1:]) for s in support]
+        assert episode.support_masks is not None
+        query, low = episode.query["blocks"], episode.query["low"]
+        assert isinstance(query, list) and isinstance(low, torch.Tensor)
+        support = episode.support_by_shot("blocks")
+        (support_low,) = episode.support_by_shot("low")
         per_level: list[list[torch.Tensor]] = [[], [], []]
         for i, g in enumerate(self.encoder.block_groups):
             att = self.attention[self.attention_index[i]]
-            per_level[g].append(att(query[i + 1], support[i + 1], support_masks))
+            per_level[g].append(att(query[i], support[i], episode.support_masks))
         fine, mid, coarse = (
             block(torch.cat(maps, dim=1)) for block, maps in zip(self.squeeze, per_level)
         )
         x = self.mix[0](_up(coarse, mid.shape[-2:]) + mid)
         x = self.mix[1](_up(x, fine.shape[-2:]) + fine)
-        i = self.skip_index + 1  # the skips: the query's maps and the support's, max over shots
+        i = self.skip_index  # the skips: the query's maps and the support's, max over shots
         x = torch.cat([x, query[i], support[i].amax(dim=1)], dim=1)
-        x = _up(x, query[0].shape[-2:])
-        x = torch.cat([x, query[0], support[0].amax(dim=1)], dim=1)
+        x = _up(x, low.shape[-2:])
+        x = torch.cat([x, low, support_low.amax(dim=1)], dim=1)
         for j, block in enumerate(self.decoder):
             x = block(x if j == 0 else _up(x, (2 * x.shape[-2], 2 * x.shape[-1])))
-        merged = 1 if self.shot_merge == "prototype" else n_shots
-        return merge_shots(x, merged, self.shot_merge, self.training, images.shape[-2:], True), {}
+        return x, {}
 
 
 register_architecture("dcama", DCAMA)

@@ -43,12 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
+from ..heads.episode import Episode
+from ..heads.shot_merge import check_shot_merge
 from ..layers import CenterPivotConv4d, multilayer_correlation
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import FewShotModel
-from .episode import encode_pair
+from .fewshot import FewShotModel
 
 __all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50", "hsnet_resnet101"]
 
@@ -165,27 +165,21 @@ class HSNet(FewShotModel):
         )
         self.num_classes = 2
 
-    def forward_features(
-        self,
-        images: torch.Tensor,
-        support_images: torch.Tensor | None,
-        support_masks: torch.Tensor | None,
-        class_ids: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return the one-shot episodes' merged logits ``(B, 2, h, w)``, twice ``F_2``'s grid.
+    def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """Every block's map from ``F_2``'s stage to ``F_4``'s, before its last ReLU."""
+        return {"blocks": self.encoder.forward_blocks(images)}
 
-        Encode (every block of query and supports), correlate and squeeze each one-shot
-        episode, decode, merge the shots (the vote, at evaluation with ``K > 1``, at the input's
-        size).
+    def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits ``(N, 2, h, w)`` of one-shot episodes, twice ``F_2``'s grid.
+
+        Correlate and squeeze each level, mix coarse to fine, average the support dimensions
+        away, decode.
         """
-        assert support_images is not None and support_masks is not None
-        k = support_images.shape[1]
-        query, support = encode_pair(
-            self.encoder.forward_blocks, images, support_images.flatten(0, 1)
-        )
-        assert support is not None
-        query, masks = one_shot_episodes(query, support_masks)
-        corr = multilayer_correlation(query, support, masks[:, 0], self.encoder.block_groups)
+        assert episode.support_masks is not None
+        query, support = episode.query["blocks"], episode.support["blocks"]
+        assert isinstance(query, list) and isinstance(support, list)
+        masks = episode.support_masks[:, 0]
+        corr = multilayer_correlation(query, support, masks, self.encoder.block_groups)
         fine, mid, coarse = (block(c) for block, c in zip(self.squeeze, corr))
         mixed = self.mix[0](_resample(coarse, mid) + mid)
         mixed = self.mix[1](_resample(mixed, fine) + fine)
@@ -193,8 +187,7 @@ class HSNet(FewShotModel):
         x = F.interpolate(
             x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="bilinear", align_corners=True
         )
-        logits = self.head(x)
-        return merge_shots(logits, k, self.shot_merge, self.training, images.shape[-2:], True), {}
+        return self.head(x), {}
 
 
 register_architecture("hsnet", HSNet)

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..heads.episode import Episode
 from ..heads.prototype import cosine_maps, support_prototypes
-from ..heads.shot_merge import check_shot_merge, merge_shots, one_shot_episodes
+from ..heads.shot_merge import check_shot_merge
 from ._registry import register_architecture, register_model
 from .backbone import Backbone
-from .base import FewShotModel
-from .episode import encode_pair
+from .fewshot import FewShotModel
 
 __all__ = ["PrototypeMatcher", "prototype_efficientnet_lite0", "prototype_resnet50"]
 
@@ -93,26 +93,17 @@ class PrototypeMatcher(FewShotModel):
         feats = self.encoder(images)
         return torch.cat([F.normalize(feats[i].float(), dim=1) for i in self.levels], dim=1)
 
-    def forward_features(
-        self,
-        images: torch.Tensor,
-        support_images: torch.Tensor | None,
-        support_masks: torch.Tensor | None,
-        class_ids: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return ``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(B, 2, h, w)``."""
-        assert support_images is not None and support_masks is not None
-        shots = support_masks.shape[1] if self.shot_merge != "prototype" else 1
-        query, support = encode_pair(
-            lambda x: [self.embed(x)], images, support_images.flatten(0, 1)
-        )
-        assert support is not None
-        masks = support_masks
-        if shots > 1:  # one-shot episodes: the query's features repeated
-            query, masks = one_shot_episodes(query, support_masks)
-        protos = support_prototypes(support[0], masks, (0, 1), self.encoder.stride)  # bg, fg
-        logits = self.scale * cosine_maps(query[0], protos)
-        return merge_shots(logits, shots, self.shot_merge, self.training, images.shape[-2:]), {}
+    def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The matching features ([embed][fewzero.models.PrototypeMatcher.embed])."""
+        return {"embedding": self.embed(images)}
+
+    def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(N, 2, h, w)``."""
+        assert episode.support_masks is not None
+        query, support = episode.query["embedding"], episode.support["embedding"]
+        assert isinstance(query, torch.Tensor) and isinstance(support, torch.Tensor)
+        protos = support_prototypes(support, episode.support_masks, (0, 1), self.encoder.stride)
+        return self.scale * cosine_maps(query, protos), {}
 
 
 register_architecture("prototype", PrototypeMatcher)

@@ -37,16 +37,15 @@ from ..heads import ClassComparisonModule, QueryBranch, VisualClassEmbedding
 from ..heads.comparisons import (
     Comparisons,
     ComparisonSpec,
-    Episode,
     FeatureSources,
     MissingSourceError,
     add_residuals,
 )
-from ..heads.shot_merge import SHOT_MERGES, check_shot_merge, merge_shots
+from ..heads.episode import Episode, Features
+from ..heads.shot_merge import SHOT_MERGES, check_shot_merge
 from ._registry import check_not_fixed, register_architecture, register_model
 from .backbone import Backbone
-from .base import SegmentationModel
-from .episode import encode_pair
+from .fewshot import FewShotModel, encode_pair
 from .legacy import upgrade_sm_vcenet
 
 __all__ = [
@@ -80,7 +79,7 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
 """Variant name -> (class branch, MAM, SAM): the rows of the paper's Table 3 (``deeplab`` has no class branch)."""
 
 
-class SMVCENet(SegmentationModel):
+class SMVCENet(FewShotModel):
     """SM-VCENet family: frozen backbone, query branch, class branch, comparisons, CCM.
 
     Zero-shot (``comparisons=["self"]``, the paper, the default with a class branch): the class
@@ -259,7 +258,11 @@ class SMVCENet(SegmentationModel):
             return [f2, f3, self.encoder.last_stage(self.adapter(torch.cat([f2, f3], dim=1)))]
         return self.encoder(images)[: 2 + (self.class_branch is not None)]
 
-    def encode(
+    def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """The backbone's levels ([backbone_features][fewzero.models.SMVCENet.backbone_features])."""
+        return {"levels": self.backbone_features(images)}
+
+    def encode_episode(
         self,
         images: torch.Tensor,
         support_images: torch.Tensor | None = None,
@@ -268,58 +271,56 @@ class SMVCENet(SegmentationModel):
         """Encode an episode: the sources the comparisons read, of the query and the supports.
 
         One backbone pass over query and supports when their sizes match
-        ([encode_pair][fewzero.models.episode.encode_pair]); the query branch always runs on
-        the query (the decoder reads it), every other source only where a comparison reads it.
+        ([encode_pair][fewzero.models.encode_pair]); the query branch always runs on the query
+        (the decoder reads it), every other source only where a comparison reads it.
         """
         need_q, need_s = self.comparisons.reads("query"), self.comparisons.reads("support")
         flat = None if support_images is None or not need_s else support_images.flatten(0, 1)
         levels = flat if need_s - {"low_level"} else None  # the supports' levels, if read
-        q_maps, s_maps = encode_pair(self.backbone_features, images, levels)
+        q_enc, s_enc = encode_pair(self.encode, images, levels)
+        q_maps = q_enc["levels"]
+        s_maps = None if s_enc is None else s_enc["levels"]
+        assert isinstance(q_maps, list) and (s_maps is None or isinstance(s_maps, list))
         query, support = encode_pair(
-            lambda x: [self.query(x)],
+            lambda x: {"query": self.query(x)},
             torch.cat(q_maps[:2], 1),
             None if s_maps is None or "query" not in need_s else torch.cat(s_maps[:2], 1),
         )
-        q: dict[str, torch.Tensor] = {"query": query[0]}
-        s: dict[str, torch.Tensor] = {} if support is None else {"query": support[0]}
-        size = q["query"].shape[-2:]
+        q: dict[str, Features] = dict(query)
+        s: dict[str, Features] = {} if support is None else dict(support)
+        q_query = q["query"]
+        assert isinstance(q_query, torch.Tensor)
+        size = q_query.shape[-2:]
         if "f4" in need_q | need_s:
             q["f4"] = q_maps[2]
             if s_maps is not None:
                 s["f4"] = s_maps[2]
         if "class" in need_q:
             assert self.class_branch is not None
-            q["class"] = self.encoder.align([q["query"], self.class_branch(q_maps[2])])[1]
+            q["class"] = self.encoder.align([q_query, self.class_branch(q_maps[2])])[1]
         if "class" in need_s and s_maps is not None:
             assert self.class_branch is not None
             s["class"] = self.class_branch(s_maps[2])
         if "low_level" in need_q | need_s:
-            low_q, low_s = encode_pair(lambda x: [self.encoder.forward_low_level(x)], images, flat)
-            q["low_level"] = low_q[0]
+            low_q, low_s = encode_pair(
+                lambda x: {"low_level": self.encoder.forward_low_level(x)}, images, flat
+            )
+            q.update(low_q)
             if low_s is not None:
-                s["low_level"] = low_s[0]
+                s.update(low_s)
         return Episode(q, s, support_masks, self.strides, (int(size[0]), int(size[1])))
 
-    def forward_features(
-        self,
-        images: torch.Tensor,
-        support_images: torch.Tensor | None,
-        support_masks: torch.Tensor | None,
-        class_ids: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return low-resolution logits ``(B, num_classes, h, w)`` and the auxiliary losses.
+    def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Compare, decode (CCM) and add the comparisons' residuals: ``(N, num_classes, h, w)``.
 
-        Encode, compare, decode, add the comparisons' residuals, merge the shots. Auxiliary
-        losses (the comparisons', e.g. ``"alignment"``) come back in training only.
+        Auxiliary losses (the comparisons', e.g. ``"alignment"``) come back in training only.
         """
-        episode = self.encode(images, support_images, support_masks)
-        shots = episode.shots if self.shot_merge != "prototype" else 1
-        if shots > 1:
-            episode = episode.one_shot()
         maps, residuals = self.comparisons(episode)
-        logits = add_residuals(self.decoder(episode.query["query"], maps), residuals)
+        query = episode.query["query"]
+        assert isinstance(query, torch.Tensor)
+        logits = add_residuals(self.decoder(query, maps), residuals)
         losses = self.comparisons.losses(episode, logits) if self.training else {}
-        return merge_shots(logits, shots, self.shot_merge, self.training, images.shape[-2:]), losses
+        return logits, losses
 
 
 for _variant in VARIANTS:

@@ -1,7 +1,7 @@
 """What a comparison is: the episode it reads, the maps it gives, the residual and losses it adds.
 
-A few-shot model (DESIGN: encode, compare, decode, merge) encodes an
-[Episode][fewzero.heads.comparisons.Episode]: for each feature *source* it needs, the query's map
+A few-shot model (encode, compare, decode, merge) encodes an
+[Episode][fewzero.heads.Episode]: for each feature *source* it needs, the query's map
 and the supports'. A [Comparison][fewzero.heads.comparisons.Comparison] reads the sources it
 declares and returns
 
@@ -28,15 +28,13 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...configs import capture_init, json_safe
-from ..shot_merge import one_shot_episodes
+from ..episode import Episode
 
 __all__ = [
     "SOURCES",
@@ -52,51 +50,6 @@ SOURCES = ("query", "class", "f4", "low_level")
 
 ComparisonOutput = tuple[torch.Tensor | None, torch.Tensor | None]
 """``(maps, residual)``: decoder inputs and logit terms, each ``None`` where the comparison gives none."""
-
-
-@dataclass(frozen=True)
-class Episode:
-    """The encoded features of a batch of episodes, by source.
-
-    Attributes:
-        query: Source -> the query's map ``(B, C, h, w)`` (``"query"`` and ``"class"`` on the
-            decoder's grid ``size``).
-        support: Source -> the supports' maps ``(B * K, C, h', w')``, episode-major
-            (``support_images.flatten(0, 1)``).
-        support_masks: ``(B, K, H', W')`` in ``{0, 1, 255}``; ``None`` for a zero-shot call.
-        strides: Source -> pixels per cell of its grid (for
-            [grid_masks][fewzero.heads.prototype.grid_masks]).
-        size: The decoder's grid ``(h, w)``.
-    """
-
-    query: Mapping[str, torch.Tensor]
-    support: Mapping[str, torch.Tensor] = field(default_factory=dict)
-    support_masks: torch.Tensor | None = None
-    strides: Mapping[str, int | None] = field(default_factory=dict)
-    size: tuple[int, int] = (0, 0)
-
-    @property
-    def shots(self) -> int:
-        """``K`` (0 for a zero-shot call)."""
-        return 0 if self.support_masks is None else int(self.support_masks.shape[1])
-
-    def align(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` resampled onto the decoder's grid (bilinear); a map already there passes."""
-        if tuple(x.shape[-2:]) == tuple(self.size):
-            return x
-        return F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-
-    def one_shot(self) -> Episode:
-        """The ``B * K`` one-shot episodes of this one (``shot_merge`` ``"mean"`` and ``"vote"``).
-
-        Episode ``i * K + j`` is query ``i`` (its maps repeated, not recomputed) with shot ``j``.
-        """
-        k = self.shots
-        if k <= 1:
-            return self
-        assert self.support_masks is not None
-        maps, masks = one_shot_episodes(list(self.query.values()), self.support_masks)
-        return replace(self, query=dict(zip(self.query, maps)), support_masks=masks)
 
 
 class MissingSourceError(ValueError):
