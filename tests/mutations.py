@@ -30,7 +30,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_user_errors.py", "-k", "missing_one_tensor"],
     ),
     "predictor support masks resized bilinearly": (
-        "fewzero/predict.py",
+        "fewzero/predict/predictor.py",
         'm = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="nearest")',
         'm = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="bilinear")',
         ["tests/test_user_errors.py", "-k", "resized_nearest"],
@@ -54,7 +54,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_reproduce.py", "-k", "overwrite"],
     ),
     "N-way pads a class with repeats of its own shots": (
-        "fewzero/predict.py",
+        "fewzero/predict/predictor.py",
         "            [s[0].to(self.device) for s in sets],\n            [s[1].to(self.device) for s in sets],",
         "            [s[0][:, torch.arange(3) % s[0].shape[1]].to(self.device) for s in sets],\n            [s[1][:, torch.arange(3) % s[1].shape[1]].to(self.device) for s in sets],",
         ["tests/test_support_swap.py", "-k", "whatever_the_others"],

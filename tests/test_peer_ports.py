@@ -436,6 +436,28 @@ def test_one_channel_attention_equals_softmax_in_any_number_of_blocks():
     torch.testing.assert_close(q.grad, ref_q.grad)
 
 
+def test_peaked_one_channel_attention_equals_softmax_without_subnormal_weights():
+    """Trained weights on photos give peaked attention: weights far below the maximum.
+
+    Their float32 exp would be subnormal (many times slower on x86); they are held at exp(-87),
+    which changes no output against the softmax, values and gradients alike.
+    """
+    from fewzero.layers.mask_attention import attend_one_channel
+
+    torch.manual_seed(1)
+    q, k, v = 30 * torch.randn(2, 40, 8), 30 * torch.randn(2, 30, 8), torch.rand(2, 30, 1)
+    logits = q @ k.transpose(1, 2)
+    span = logits.amax(-1, keepdim=True) - logits
+    assert (span > 104).any()  # exp of these is 0 or subnormal in float32
+    want = torch.softmax(logits, dim=-1) @ v
+    torch.testing.assert_close(attend_one_channel(q, k, v, 1.0), want, rtol=1e-5, atol=1e-6)
+    q.requires_grad_(True)
+    attend_one_channel(q, k, v, 1.0).sum().backward()
+    ref_q = q.detach().clone().requires_grad_(True)
+    (torch.softmax(ref_q @ k.transpose(1, 2), dim=-1) @ v).sum().backward()
+    torch.testing.assert_close(q.grad, ref_q.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_a_peer_file_serves_the_predictor_the_segment_and_the_eval_commands(
     tmp_path, resnet50_weights, monkeypatch
 ):

@@ -21,7 +21,7 @@ PAGE = Path(__file__).resolve().parents[1] / "cli.md"
 COMMANDS = [
     ("fewzero-train", "fewzero.engine.train_cli", []),
     ("fewzero-eval", "fewzero.engine.evaluation_cli", []),
-    ("fewzero-segment", "fewzero.predict", []),
+    ("fewzero-segment", "fewzero.predict.segment_cli", []),
     ("fewzero-prepare", "fewzero.data.prepare", []),
     ("fewzero-prepare pascal", "fewzero.data.prepare", ["pascal"]),
     ("fewzero-prepare coco", "fewzero.data.prepare", ["coco"]),

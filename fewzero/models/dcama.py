@@ -45,8 +45,9 @@ from torch import nn
 from ..heads.episode import Episode
 from ..heads.shot_merge import check_shot_merge
 from ..layers import MaskAttention
-from ._registry import register_architecture, register_model
+from ._registry import register_architecture
 from .backbone import Backbone
+from .families import Family, Variant
 from .fewshot import FewShotModel
 
 __all__ = [
@@ -220,80 +221,33 @@ class DCAMA(FewShotModel):
 register_architecture("dcama", DCAMA)
 
 
-@register_model
+DCAMA_FAMILY = Family(
+    "dcama",
+    {
+        "dcama_resnet50": Variant("dcama", "resnet50"),
+        "dcama_resnet101": Variant("dcama", "resnet101"),
+        "dcama_swin_base_384": Variant("dcama", "swin_base_patch4_window12_384"),
+        "dcama_efficientnet_lite0": Variant("dcama", "efficientnet_lite0"),
+    },
+)
+"""The DCAMA factories: architecture and backbone."""
+
+
+@DCAMA_FAMILY.factory
 def dcama_resnet50(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over a frozen, undilated ResNet-50 (mask attention at its 13 bottlenecks of layers 2-4).
-
-    The network of DCAMA's ResNet-50 checkpoints; load one with
-    [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
-    [DCAMA][fewzero.models.DCAMA]'s.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return DCAMA(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+    """DCAMA over a frozen, undilated ResNet-50 (mask attention at its 13 bottlenecks of layers 2-4)."""
 
 
-@register_model
+@DCAMA_FAMILY.factory
 def dcama_resnet101(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over a frozen, undilated ResNet-101 (mask attention at its 30 bottlenecks of layers 2-4).
-
-    The network of DCAMA's ResNet-101 checkpoints; ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return DCAMA(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
+    """DCAMA over a frozen, undilated ResNet-101 (mask attention at its 30 bottlenecks of layers 2-4)."""
 
 
-@register_model
+@DCAMA_FAMILY.factory
 def dcama_swin_base_384(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over a frozen Swin-B (window 12, 384 px; mask attention at the blocks of stages 2-4).
-
-    The network of DCAMA's Swin-B checkpoints (timm's ``swin_base_patch4_window12_384``, whose
-    blocks are the official Swin's); ``kwargs`` are [DCAMA][fewzero.models.DCAMA]'s.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return DCAMA(
-        kwargs.pop("backbone", "swin_base_patch4_window12_384"), pretrained=pretrained, **kwargs
-    )
+    """DCAMA over a frozen Swin-B (window 12, 384 px; mask attention at the blocks of stages 2-4)."""
 
 
-@register_model
+@DCAMA_FAMILY.factory
 def dcama_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DCAMA:
-    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; mask attention at its 13 blocks).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [DCAMA][fewzero.models.DCAMA]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return DCAMA(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)
+    """DCAMA over EfficientNet-Lite0 (offline ImageNet weights; mask attention at its 13 blocks)."""

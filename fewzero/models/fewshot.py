@@ -153,5 +153,7 @@ class FewShotModel(SegmentationModel):
             episode = episode.one_shot()
         logits, losses = self.decode(episode)
         size = images.shape[-2:]
-        merged = merge_shots(logits, shots, self.shot_merge, self.training, size, self.align_corners)
+        merged = merge_shots(
+            logits, shots, self.shot_merge, self.training, size, self.align_corners
+        )
         return merged, losses

@@ -46,8 +46,9 @@ from torch import nn
 from ..heads.episode import Episode
 from ..heads.shot_merge import check_shot_merge
 from ..layers import CenterPivotConv4d, multilayer_correlation
-from ._registry import register_architecture, register_model
+from ._registry import register_architecture
 from .backbone import Backbone
+from .families import Family, Variant
 from .fewshot import FewShotModel
 
 __all__ = ["HSNet", "hsnet_efficientnet_lite0", "hsnet_resnet50", "hsnet_resnet101"]
@@ -193,59 +194,27 @@ class HSNet(FewShotModel):
 register_architecture("hsnet", HSNet)
 
 
-@register_model
+HSNET_FAMILY = Family(
+    "hsnet",
+    {
+        "hsnet_resnet50": Variant("hsnet", "resnet50"),
+        "hsnet_resnet101": Variant("hsnet", "resnet101"),
+        "hsnet_efficientnet_lite0": Variant("hsnet", "efficientnet_lite0"),
+    },
+)
+"""The HSNet factories: architecture and backbone."""
+
+
+@HSNET_FAMILY.factory
 def hsnet_resnet50(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over a frozen, undilated ResNet-50 (its 13 bottlenecks of layers 2-4).
-
-    The network of HSNet's ResNet-50 checkpoints (PASCAL-5i and COCO-20i, per fold); load one
-    with [load_trained_model][fewzero.models.load_trained_model]. ``kwargs`` are
-    [HSNet][fewzero.models.HSNet]'s.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return HSNet(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+    """HSNet over a frozen, undilated ResNet-50 (its 13 bottlenecks of layers 2-4)."""
 
 
-@register_model
+@HSNET_FAMILY.factory
 def hsnet_resnet101(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over a frozen, undilated ResNet-101 (its 30 bottlenecks of layers 2-4).
-
-    The network of HSNet's ResNet-101 checkpoints; ``kwargs`` are
-    [HSNet][fewzero.models.HSNet]'s.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return HSNet(kwargs.pop("backbone", "resnet101"), pretrained=pretrained, **kwargs)
+    """HSNet over a frozen, undilated ResNet-101 (its 30 bottlenecks of layers 2-4)."""
 
 
-@register_model
+@HSNET_FAMILY.factory
 def hsnet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> HSNet:
-    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; correlations at its 13 blocks).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [HSNet][fewzero.models.HSNet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return HSNet(kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs)
+    """HSNet over EfficientNet-Lite0 (offline ImageNet weights; correlations at its 13 blocks)."""

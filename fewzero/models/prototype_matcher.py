@@ -23,8 +23,9 @@ from torch import nn
 from ..heads.episode import Episode
 from ..heads.prototype import cosine_maps, support_prototypes
 from ..heads.shot_merge import check_shot_merge
-from ._registry import register_architecture, register_model
+from ._registry import register_architecture
 from .backbone import Backbone
+from .families import Family, Variant
 from .fewshot import FewShotModel
 
 __all__ = ["PrototypeMatcher", "prototype_efficientnet_lite0", "prototype_resnet50"]
@@ -109,37 +110,21 @@ class PrototypeMatcher(FewShotModel):
 register_architecture("prototype", PrototypeMatcher)
 
 
-@register_model
+PROTOTYPE_FAMILY = Family(
+    "prototype",
+    {
+        "prototype_resnet50": Variant("prototype", "resnet50"),
+        "prototype_efficientnet_lite0": Variant("prototype", "efficientnet_lite0"),
+    },
+)
+"""The PrototypeMatcher factories: architecture and backbone."""
+
+
+@PROTOTYPE_FAMILY.factory
 def prototype_resnet50(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
-    """Training-free prototype matching over a frozen ResNet50 (``pretrained_file=`` its weights).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [PrototypeMatcher][fewzero.models.PrototypeMatcher]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return PrototypeMatcher(kwargs.pop("backbone", "resnet50"), pretrained=pretrained, **kwargs)
+    """Training-free prototype matching over a frozen ResNet50 (``pretrained_file=`` its weights)."""
 
 
-@register_model
+@PROTOTYPE_FAMILY.factory
 def prototype_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> PrototypeMatcher:
-    """Training-free prototype matching over EfficientNet-Lite0 (offline ImageNet weights).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [PrototypeMatcher][fewzero.models.PrototypeMatcher]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return PrototypeMatcher(
-        kwargs.pop("backbone", "efficientnet_lite0"), pretrained=pretrained, **kwargs
-    )
+    """Training-free prototype matching over EfficientNet-Lite0 (offline ImageNet weights)."""

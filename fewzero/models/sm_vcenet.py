@@ -43,8 +43,9 @@ from ..heads.comparisons import (
 )
 from ..heads.episode import Episode, Features
 from ..heads.shot_merge import SHOT_MERGES, check_shot_merge
-from ._registry import check_not_fixed, register_architecture, register_model
+from ._registry import register_architecture
 from .backbone import Backbone
+from .families import Family, Variant, build_variant
 from .fewshot import FewShotModel, encode_pair
 from .legacy import upgrade_sm_vcenet
 
@@ -327,34 +328,24 @@ for _variant in VARIANTS:
     register_architecture(_variant, SMVCENet, variant=_variant)
 
 
-def _factory(
-    name: str,
-    variant: str,
-    backbone: str,
-    pretrained: bool,
-    kwargs: dict[str, Any],
-    defaults: Mapping[str, Any] | None = None,
-    **fixed: Any,
-) -> SMVCENet:
-    """What every factory below does: ``variant`` (and ``fixed``) set, ``defaults`` overridable."""
-    fixed = {"variant": variant, **fixed}
-    check_not_fixed(name, kwargs, fixed)
-    chosen = "comparisons" in kwargs
-    kwargs = {**dict(defaults or {}), **kwargs}
-    backbone = kwargs.pop("backbone", backbone)
+def _build(name: str, variant: Variant, pretrained: bool, kwargs: dict[str, Any]) -> nn.Module:
+    """A row of the table; a default ``low_level`` comparison is left out where a body has none."""
     try:
-        return SMVCENet(backbone, pretrained=pretrained, **fixed, **kwargs)
+        return build_variant(name, variant, pretrained, kwargs)
     except MissingSourceError as err:
-        if chosen or err.source != "low_level":
+        if "comparisons" in kwargs or "comparisons" not in variant.defaults:
+            raise
+        if err.source != "low_level":
             raise
     # a default comparison the backbone cannot feed (no map before F_2's stage: plain ViTs)
-    fewer = [c for c in kwargs["comparisons"] if c != "low_level"]
+    fewer = [c for c in variant.defaults["comparisons"] if c != "low_level"]
+    backbone = kwargs.get("backbone", variant.backbone)
     warnings.warn(
         f"{name}: backbone {backbone!r} has no low-level map; built without the 'low_level' "
         f"comparison (comparisons={fewer})",
         stacklevel=3,
     )
-    return SMVCENet(backbone, pretrained=pretrained, **fixed, **{**kwargs, "comparisons": fewer})
+    return build_variant(name, variant, pretrained, {**kwargs, "comparisons": fewer})
 
 
 FEWSHOT_DEFAULTS: dict[str, Any] = {
@@ -367,284 +358,102 @@ the docs' results page): the class branch's support prototype, PANet's cosine ma
 the K shots as one-shot episodes whose logits are averaged."""
 
 
-@register_model
+SM_VCENET_FAMILY = Family(
+    "sm_vcenet",
+    {
+        "sm_vcenet_resnet50": Variant("sm_vcenet", "resnet50"),
+        "m_vcenet_resnet50": Variant("m_vcenet", "resnet50"),
+        "vcenet_resnet50": Variant("vcenet", "resnet50"),
+        "deeplab_resnet50": Variant("deeplab", "resnet50"),
+        "sm_vcenet_resnet101": Variant("sm_vcenet", "resnet101"),
+        "m_vcenet_resnet101": Variant("m_vcenet", "resnet101"),
+        "vcenet_resnet101": Variant("vcenet", "resnet101"),
+        "deeplab_resnet101": Variant("deeplab", "resnet101"),
+        "sm_vcenet_efficientnet_lite0": Variant("sm_vcenet", "efficientnet_lite0"),
+        "m_vcenet_efficientnet_lite0": Variant("m_vcenet", "efficientnet_lite0"),
+        "vcenet_efficientnet_lite0": Variant("vcenet", "efficientnet_lite0"),
+        "deeplab_efficientnet_lite0": Variant("deeplab", "efficientnet_lite0"),
+        "sm_vcenet_fewshot_resnet50": Variant("sm_vcenet", "resnet50", FEWSHOT_DEFAULTS),
+        "sm_vcenet_fewshot_resnet101": Variant("sm_vcenet", "resnet101", FEWSHOT_DEFAULTS),
+        "sm_vcenet_fewshot_efficientnet_lite0": Variant(
+            "sm_vcenet", "efficientnet_lite0", FEWSHOT_DEFAULTS
+        ),
+    },
+    _build,
+)
+"""The SM-VCENet family's factories: architecture (the variant), backbone and defaults."""
+
+
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over a frozen ResNet50 (the paper's model).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("sm_vcenet_resnet50", "sm_vcenet", "resnet50", pretrained, kwargs)
+    """SM-VCENet over a frozen ResNet50 (the paper's model)."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def m_vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over ResNet50.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("m_vcenet_resnet50", "m_vcenet", "resnet50", pretrained, kwargs)
+    """M-VCENet (MAM only, Table 3) over ResNet50."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def vcenet_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet50.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("vcenet_resnet50", "vcenet", "resnet50", pretrained, kwargs)
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet50."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def deeplab_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over ResNet50.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("deeplab_resnet50", "deeplab", "resnet50", pretrained, kwargs)
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet50."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet101.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("sm_vcenet_resnet101", "sm_vcenet", "resnet101", pretrained, kwargs)
+    """SM-VCENet (MAM + SAM) over a frozen, dilated ResNet101."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def m_vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over ResNet101.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("m_vcenet_resnet101", "m_vcenet", "resnet101", pretrained, kwargs)
+    """M-VCENet (MAM only, Table 3) over ResNet101."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def vcenet_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet101.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("vcenet_resnet101", "vcenet", "resnet101", pretrained, kwargs)
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over ResNet101."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def deeplab_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over ResNet101.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("deeplab_resnet101", "deeplab", "resnet101", pretrained, kwargs)
+    """DeepLab baseline (no class branch, Tables 1-3) over ResNet101."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """SM-VCENet over a frozen EfficientNet-Lite0 (offline ImageNet weights: fewzero[weights]).
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "sm_vcenet_efficientnet_lite0", "sm_vcenet", "efficientnet_lite0", pretrained, kwargs
-    )
+    """SM-VCENet over a frozen EfficientNet-Lite0 (offline ImageNet weights: fewzero[weights])."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def m_vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """M-VCENet (MAM only, Table 3) over EfficientNet-Lite0.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "m_vcenet_efficientnet_lite0", "m_vcenet", "efficientnet_lite0", pretrained, kwargs
-    )
+    """M-VCENet (MAM only, Table 3) over EfficientNet-Lite0."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def vcenet_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """VCENet (visual class embedding without MAM/SAM, Table 3) over EfficientNet-Lite0.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory("vcenet_efficientnet_lite0", "vcenet", "efficientnet_lite0", pretrained, kwargs)
+    """VCENet (visual class embedding without MAM/SAM, Table 3) over EfficientNet-Lite0."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def deeplab_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """DeepLab baseline (no class branch, Tables 1-3) over EfficientNet-Lite0.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "deeplab_efficientnet_lite0", "deeplab", "efficientnet_lite0", pretrained, kwargs
-    )
+    """DeepLab baseline (no class branch, Tables 1-3) over EfficientNet-Lite0."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_fewshot_resnet50(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over ResNet50.
-
-    The comparisons and shot merge of [`FEWSHOT_DEFAULTS`][fewzero.models.FEWSHOT_DEFAULTS]
-    (overridable, as every [SMVCENet][fewzero.models.SMVCENet] argument): the support's
-    class-branch prototype, PANet's cosine maps added to the logits and trained with the
-    alignment loss, the low-level (``layer1``, stride 4) comparison, and the shots as one-shot
-    episodes whose logits are averaged.
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "sm_vcenet_fewshot_resnet50", "sm_vcenet", "resnet50", pretrained, kwargs, FEWSHOT_DEFAULTS
-    )
+    """Few-shot SM-VCENet over ResNet50 ([FEWSHOT_DEFAULTS][fewzero.models.FEWSHOT_DEFAULTS]: prototype, cosine and low-level comparisons, shots averaged)."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_fewshot_resnet101(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over ResNet101, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50].
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "sm_vcenet_fewshot_resnet101",
-        "sm_vcenet",
-        "resnet101",
-        pretrained,
-        kwargs,
-        FEWSHOT_DEFAULTS,
-    )
+    """Few-shot SM-VCENet over ResNet101 ([FEWSHOT_DEFAULTS][fewzero.models.FEWSHOT_DEFAULTS])."""
 
 
-@register_model
+@SM_VCENET_FAMILY.factory
 def sm_vcenet_fewshot_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> SMVCENet:
-    """Few-shot SM-VCENet over EfficientNet-Lite0, as [`sm_vcenet_fewshot_resnet50`][fewzero.models.sm_vcenet_fewshot_resnet50].
-
-    Args:
-        pretrained: Load the backbone's ImageNet weights (``efficientnet_lite0``: offline, from
-            ``fewzero[weights]``; other backbones: through timm, which needs the hub).
-        **kwargs: [SMVCENet][fewzero.models.SMVCENet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return _factory(
-        "sm_vcenet_fewshot_efficientnet_lite0",
-        "sm_vcenet",
-        "efficientnet_lite0",
-        pretrained,
-        kwargs,
-        FEWSHOT_DEFAULTS,
-    )
+    """Few-shot SM-VCENet over EfficientNet-Lite0 ([FEWSHOT_DEFAULTS][fewzero.models.FEWSHOT_DEFAULTS])."""

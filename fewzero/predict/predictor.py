@@ -1,0 +1,329 @@
+"""The Predictor: a model or a checkpoint, your images and supports, masks at their own size."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checks import resolve_device
+from ..data.readers import ImageLike, MaskLike
+from ..fitted_support import FittedSupport
+from ..models import load_trained_model
+from ..models.base import SegmentationModel
+from ..models.feature_cache import cached_features
+from ..models.nway import nway_scores
+from .inputs import check_has_background, to_image_tensor, to_mask_tensor
+
+__all__ = ["FittedSupport", "Predictor", "SupportSet"]
+
+SupportSet = Sequence[tuple[ImageLike, MaskLike]]
+
+
+class Predictor:
+    """Predict masks of new images with a trained model.
+
+    Args:
+        model: A [`SegmentationModel`][fewzero.models.SegmentationModel] or a training checkpoint path.
+        device: Where the model runs (default: ``"cuda"`` when available, else ``"cpu"``).
+        size: Side the images are resized to (default: the checkpoint's training crop, else 321).
+        allow_full_masks: Accept a support mask that marks every pixel as the object. Refused by
+            default, as an empty one is: the few-shot models compare the query with the
+            support's background too, and such a mask gives none.
+        presence_threshold: A class whose presence score
+            ([presence][fewzero.predict.Predictor.presence]: the share of the image it wins,
+            weighted by its probability there) is below this is absent: its mask comes back
+            empty. The default, 0.001, empties masks of less than about a thousandth of the
+            image (scattered false positives); 0 keeps every predicted pixel.
+
+    Raises:
+        FileNotFoundError, ValueError: for a checkpoint that is missing, not fewzero's or holds
+            non-finite weights (the message names the file), or a device this machine lacks.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fewzero.models import create_model
+        >>> model = create_model("sm_vcenet", backbone="resnet18")
+        >>> predictor = Predictor(model, device="cpu", size=65)
+        >>> predictor(np.zeros((40, 50, 3), dtype=np.uint8)).shape
+        (40, 50)
+    """
+
+    def __init__(
+        self,
+        model: SegmentationModel | str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        size: int | None = None,
+        allow_full_masks: bool = False,
+        presence_threshold: float = 0.001,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.allow_full_masks = bool(allow_full_masks)
+        if isinstance(presence_threshold, bool) or not 0.0 <= float(presence_threshold) < 1.0:
+            raise ValueError(
+                f"presence_threshold must be in [0, 1) (a share of the image), got "
+                f"{presence_threshold!r}"
+            )
+        self.presence_threshold = float(presence_threshold)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"size must be a positive int (the test side), got {size!r}")
+        train_size = None
+        if isinstance(model, (str, os.PathLike)):
+            model, cfg = load_trained_model(model, device=self.device)
+            train_size = cfg.get("crop_size")
+        if not isinstance(model, SegmentationModel):
+            raise ValueError(
+                f"model must be a fewzero SegmentationModel or a checkpoint path, got "
+                f"{type(model).__name__}"
+            )
+        self.model = model.to(self.device).eval()
+        self.size = int(size if size is not None else (train_size or 321))
+        if self.size < self.model.min_input_size:
+            raise ValueError(
+                f"size must be >= {self.model.min_input_size} for this backbone, got {self.size}"
+            )
+        self.mean = torch.tensor(model.encoder.mean).view(3, 1, 1)
+        self.std = torch.tensor(model.encoder.std).view(3, 1, 1)
+
+    def preprocess(
+        self, image: ImageLike, name: str = "image"
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Return the normalised, resized ``(3, size, size)`` image and the original ``(H, W)``."""
+        x = to_image_tensor(image, name)
+        h, w = x.shape[-2:]
+        x = F.interpolate(
+            x[None],
+            size=(self.size, self.size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )[0]
+        return (x - self.mean) / self.std, (int(h), int(w))
+
+    def _support(
+        self, support: Sequence[tuple[ImageLike, MaskLike]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images, masks = [], []
+        for i, pair in enumerate(support):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(
+                    f"support[{i}] must be an (image, mask) pair, got {type(pair).__name__}"
+                )
+            image, mask = pair
+            x, (h, w) = self.preprocess(image, _label(image, f"support[{i}] image"))
+            label = _label(mask, f"support[{i}] mask")
+            m = to_mask_tensor(mask, name=label)
+            count = int((m == 1).sum())
+            if not self.allow_full_masks:
+                check_has_background(m, label, "allow_full_masks=True")
+            if tuple(m.shape) != (h, w):
+                raise ValueError(
+                    f"support[{i}]: mask must have the image's size {(h, w)}, got "
+                    f"{tuple(m.shape)} ({label})"
+                )
+            m = F.interpolate(m[None, None].float(), size=(self.size, self.size), mode="nearest")
+            m = m[0, 0].long()
+            if not (m == 1).any():
+                raise ValueError(
+                    f"{label}: its {count} object "
+                    f"pixel(s) vanish when resized from {(h, w)} to the model's "
+                    f"{self.size}x{self.size}: crop the support closer around the object or "
+                    "pass a larger size"
+                )
+            images.append(x)
+            masks.append(m)
+        return torch.stack(images)[None], torch.stack(masks)[None]
+
+    def fit(self, support: SupportSet | Mapping[str, SupportSet]) -> FittedSupport:
+        """Read, check and resize a support set once, for many queries.
+
+        Args:
+            support: ``(image, mask)`` pairs of one class, or ``{class name: pairs}``.
+
+        Returns:
+            A [FittedSupport][fewzero.fitted_support.FittedSupport] to pass as ``support=``; the
+            backbone's features of its images are computed by the first query and reused by
+            every later one. ``fitted.save(path)`` keeps it; ``load_support(path)`` reads it.
+
+        Examples:
+            >>> import numpy as np
+            >>> from fewzero.models import create_model
+            >>> predictor = Predictor(create_model("prototype", backbone="resnet18"), size=64)
+            >>> mask = np.zeros((40, 50), dtype=bool)
+            >>> mask[10:30, 10:40] = True
+            >>> photo = np.zeros((40, 50, 3), dtype=np.uint8)
+            >>> fitted = predictor.fit([(photo, mask)])
+            >>> predictor(photo, support=fitted).shape
+            (40, 50)
+        """
+        if isinstance(support, Mapping):
+            sets = {str(k): self._named_support(k, v) for k, v in support.items()}
+            if not sets:
+                raise ValueError("support must name at least one class, got an empty dictionary")
+            fitted = FittedSupport(
+                {k: (v[0][0], v[1][0]) for k, v in sets.items()}, self.size, True
+            )
+        else:
+            images, masks = self._support(support)
+            fitted = FittedSupport({"foreground": (images[0], masks[0])}, self.size, False)
+        return fitted
+
+    def _named_support(self, name: Any, pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """One class's support set of a dictionary; its errors name the class."""
+        try:
+            return self._support(_pairs(name, pairs))
+        except ValueError as err:
+            raise ValueError(f"support[{name!r}]: {err}") from err
+
+    def load_support(self, path: str | os.PathLike[str]) -> FittedSupport:
+        """Read a support set saved by ``FittedSupport.save``, for this predictor's size.
+
+        Raises:
+            ValueError: for a file of another format or a support fitted at another size.
+        """
+        fitted = FittedSupport.read(path)
+        self._check_fitted(fitted)
+        return fitted
+
+    def _check_fitted(self, fitted: FittedSupport) -> None:
+        if fitted.size != self.size:
+            raise ValueError(
+                f"support was fitted at size {fitted.size}, this predictor resizes to "
+                f"{self.size}: fit it again with this predictor (or pass size={fitted.size})"
+            )
+
+    @torch.no_grad()
+    def probabilities(
+        self,
+        image: ImageLike,
+        support: SupportSet | Mapping[str, SupportSet] | FittedSupport | None = None,
+        class_id: int | None = None,
+    ) -> torch.Tensor:
+        """Class probabilities ``(num_classes, H, W)`` at the image's original size.
+
+        With a dictionary of N support sets (or a support fitted from one): ``(N + 1, H, W)``
+        scores, channel 0 background and channel ``i`` the i-th class's foreground probability
+        ([`nway_scores`][fewzero.models.nway_scores]).
+        """
+        x, size = self.preprocess(image)
+        if isinstance(support, FittedSupport):
+            self._check_fitted(support)
+            sets = list(support.sets.values())
+            with cached_features(self.model, support.cache, exact=False):
+                if support.named:
+                    return self._nway(x, size, [(i[None], m[None]) for i, m in sets])
+                return self._one(x, size, (sets[0][0][None], sets[0][1][None]), class_id)
+        if isinstance(support, Mapping):
+            if not support:
+                raise ValueError("support must name at least one class, got an empty dictionary")
+            return self._nway(x, size, [self._named_support(k, v) for k, v in support.items()])
+        return self._one(x, size, self._support(support) if support else None, class_id)
+
+    def _one(
+        self,
+        x: torch.Tensor,
+        size: tuple[int, int],
+        support: tuple[torch.Tensor, torch.Tensor] | None,
+        class_id: int | None,
+    ) -> torch.Tensor:
+        kwargs: dict[str, Any] = {}
+        if support is not None:
+            kwargs.update(
+                support_images=support[0].to(self.device), support_masks=support[1].to(self.device)
+            )
+        if class_id is not None:
+            kwargs["class_ids"] = torch.tensor([class_id], device=self.device)
+        logits = self.model(x[None].to(self.device), **kwargs).float()
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits.softmax(dim=1)[0].cpu()
+
+    def _nway(
+        self,
+        x: torch.Tensor,
+        size: tuple[int, int],
+        sets: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
+        # each class with its own shots, merged by the model's rule (never padded)
+        scores = nway_scores(
+            self.model,
+            x[None].to(self.device),
+            [s[0].to(self.device) for s in sets],
+            [s[1].to(self.device) for s in sets],
+        )
+        return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)[0].cpu()
+
+    def presence(
+        self,
+        image: ImageLike,
+        support: SupportSet | Mapping[str, SupportSet] | FittedSupport | None = None,
+        class_id: int | None = None,
+    ) -> dict[str, float]:
+        """Presence score of each class in ``image``.
+
+        The share of the image the class wins, weighted by its probability there (0: nowhere;
+        a class that wins half the image at probability 0.9: 0.45).
+
+        Returns:
+            ``{class name: score}`` (``"foreground"`` for one support set or a zero-shot model).
+            Below ``presence_threshold`` the class counts as absent and ``__call__`` gives it
+            no pixel.
+        """
+        probs = self.probabilities(image, support, class_id)
+        return dict(zip(_class_names(support), _presence(probs).tolist()))
+
+    def __call__(
+        self,
+        image: ImageLike,
+        support: SupportSet | Mapping[str, SupportSet] | FittedSupport | None = None,
+        class_id: int | None = None,
+    ) -> np.ndarray:
+        """Predicted mask ``(H, W)`` uint8 (1 = the class) at the image's original size.
+
+        Args:
+            image: The image to segment.
+            support: ``(image, mask)`` pairs of the class, for few-shot models; or a dictionary
+                ``{class name: pairs}`` of several classes, which gives a label map (0
+                background, ``i`` the i-th class in the dictionary's order); or a support
+                fitted once with [fit][fewzero.predict.Predictor.fit]. A class whose presence
+                score is below ``presence_threshold`` gets no pixel.
+            class_id: The class id, for word-conditioned models (SPNet, ZSVM).
+        """
+        probs = self.probabilities(image, support, class_id)
+        labels = probs.argmax(0)
+        for c, score in enumerate(_presence(probs).tolist(), start=1):
+            if score < self.presence_threshold:  # absent: no pixel of it
+                labels[labels == c] = 0
+        return labels.numpy().astype(np.uint8)
+
+
+def _pairs(name: Any, pairs: Any) -> SupportSet:
+    """A class's pairs (one ``(image, mask)`` pair given without a list is one shot)."""
+    if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple):
+        pairs = [pairs]
+    if not pairs:
+        raise ValueError("it must hold at least one (image, mask) pair")
+    return pairs
+
+
+def _presence(probs: torch.Tensor) -> torch.Tensor:
+    """Each class's presence score from ``(C + 1, H, W)`` probabilities (channel 0 background)."""
+    winner = probs.argmax(0)
+    classes = torch.arange(1, probs.shape[0])[:, None, None]
+    return (probs[1:] * (winner[None] == classes)).flatten(1).mean(1)
+
+
+def _class_names(support: Any) -> list[str]:
+    if isinstance(support, FittedSupport):
+        return support.classes
+    if isinstance(support, Mapping):
+        return [str(k) for k in support]
+    return ["foreground"]
+
+
+def _label(value: Any, fallback: str) -> str:
+    """How an error names an input: its path, or its place in the call."""
+    return repr(str(value)) if isinstance(value, (str, os.PathLike)) else fallback
