@@ -66,7 +66,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_crossdomain.py", "-k", "opens_every_pair"],
     ),
     "a replay scores at the checkpoint's size": (
-        "fewzero/engine/evaluation_cli.py",
+        "fewzero/engine/evaluation_settings.py",
         '    size = from_manifests.get("size", args.size)',
         "    size = args.size",
         ["tests/test_reproduce.py", "-k", "manifests_settings"],

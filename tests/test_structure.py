@@ -15,19 +15,16 @@ MAX_FILE_LINES = 500
 
 # what is over a limit today, at most this size: bring each one down, then delete its line
 FUNCTIONS_OVER = {
-    "engine/evaluation_cli.py:run": 209,
     "engine/cli.py:add_run_arguments": 136,
     "models/backbone.py:__init__": 131,
     "data/episodes.py:__init__": 130,
     "engine/toy_demo.py:toy_demo": 105,
     "engine/pascal2coco.py:evaluate_pascal2coco": 100,
-    "engine/evaluation_cli.py:_rerun": 75,
     "data/fss.py:__init__": 69,
     "engine/train_cli.py:main": 67,
     "models/base.py:check_inputs": 66,
     "data/prepare.py:prepare_pascal": 65,
     "models/timm_features.py:_plan": 61,
-    "engine/evaluation_cli.py:_evaluate_plans": 61,
 }
 SIGNATURES_OVER = {
     "data/episodes.py:__init__": 24,
@@ -38,7 +35,6 @@ SIGNATURES_OVER = {
 FILES_OVER = {
     "models/backbone.py": 829,
     "data/episodes.py": 787,
-    "engine/evaluation_cli.py": 671,
 }
 
 
