@@ -177,7 +177,7 @@ def test_a_local_classifier_file_loads_strictly(tmp_path, name):
     path = tmp_path / "classifier.safetensors"
     save_file(sd, str(path))
     bb = Backbone(name, pretrained_file=path, fold_bn=False)
-    from fewzero.models.backbone import classifier_key
+    from fewzero.models.weights import classifier_key
 
     own = bb.body.state_dict()
     assert len(own) > 10
@@ -314,7 +314,7 @@ def test_hsnet_and_dcama_over_fixed_size_backbones_at_any_size(name):
                 b = model(torch.randn(1, 3, *hw), torch.randn(1, 2, 3, *hw), other)
             assert a.shape == (1, 2, *hw) and torch.isfinite(a).all()
             assert (a - b).abs().max() > 0
-    blocks = model.encoder.forward_blocks(torch.randn(1, 3, 250, 190))
+    blocks = model.encoder.features(torch.randn(1, 3, 250, 190), ("blocks",))["blocks"]
     assert len(blocks) == len(model.encoder.block_groups)
 
 

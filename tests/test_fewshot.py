@@ -318,7 +318,7 @@ def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
     body = plain.body
     with torch.no_grad():  # ResNet: the stem, the max pool and layer1, by hand
         want = body.layer1(body.maxpool(body.act1(body.bn1(body.conv1(x)))))
-    torch.testing.assert_close(plain.forward_low_level(x), want, rtol=0, atol=0)
+    torch.testing.assert_close(plain.features(x, ("low",))["low"], want, rtol=0, atol=0)
     folded = Backbone("resnet18")  # BatchNorm folded: the same map to float error
     folded.load_state_dict(plain.state_dict(), strict=False)
     assert folded.low_level_shape() == (64, 4)
@@ -327,9 +327,9 @@ def test_low_level_map_is_what_f2s_stage_reads_and_is_cached():
     with torch.no_grad():
         e = eff.body
         want = e.blocks[1](e.blocks[0](e.bn1(e.conv_stem(x))))
-    torch.testing.assert_close(eff.forward_low_level(x), want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eff.features(x, ("low",))["low"], want, rtol=1e-5, atol=1e-5)
     eff.cache = FeatureCache()
-    first, again = eff.forward_low_level(x), eff.forward_low_level(x)
+    first, again = eff.features(x, ("low",))["low"], eff.features(x, ("low",))["low"]
     assert eff.cache.hits == 2 and eff.cache.misses == 2
     torch.testing.assert_close(first, again, rtol=0, atol=0)
     with pytest.raises(ValueError, match="has no map before F_2's stage"):
@@ -361,8 +361,8 @@ def test_low_level_similarity_adds_the_low_level_foreground_map_to_the_logits():
     ref = fewshot(*comparisons).eval()
     enc, proj = ref.encoder, ref.comparisons[2].project
     with torch.no_grad():
-        q = proj(enc.forward_low_level(query)).double()[0]  # (6, 16, 16)
-        s = proj(enc.forward_low_level(s_img[0])).double()  # (2, 6, 16, 16)
+        q = proj(enc.features(query, ("low",))["low"]).double()[0]  # (6, 16, 16)
+        s = proj(enc.features(s_img[0], ("low",))["low"]).double()  # (2, 6, 16, 16)
     cells = F.avg_pool2d((s_mask[0] == 1).double()[:, None], 4)[:, 0]  # fg share of each cell
     fg = (s * cells[:, None]).sum((2, 3)) / cells.sum((1, 2))[:, None]
     cos = F.cosine_similarity(q, fg.mean(0)[:, None, None], dim=0)

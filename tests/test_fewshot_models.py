@@ -24,15 +24,15 @@ def episode(b=1, k=2, size=64, box=(16, 48)):
 def test_many_layer_features_are_every_block_grouped_by_level():
     r50 = Backbone("resnet50", output_stride=32)
     assert r50.block_groups == [0] * 4 + [1] * 6 + [2] * 3  # HSNet's 13 bottlenecks
-    feats = r50.forward_blocks(torch.randn(1, 3, 64, 64))
+    feats = r50.features(torch.randn(1, 3, 64, 64), ("blocks",))["blocks"]
     assert [feats[i].shape[1:] for i in (0, 4, 10)] == [(512, 8, 8), (1024, 4, 4), (2048, 2, 2)]
     vit = Backbone("vit_tiny_patch16_224")
     assert vit.block_groups == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # blocks 4-12 of 12
-    maps = vit.forward_blocks(torch.randn(1, 3, 50, 70))  # padded to 64 x 80, cropped back
+    maps = vit.features(torch.randn(1, 3, 50, 70), ("blocks",))["blocks"]  # padded to 64 x 80, cropped back
     assert all(m.shape == (1, 192, 4, 5) for m in maps)
     # the last block of each level is that level's map
     x = torch.randn(1, 3, 48, 48)
-    blocks, levels = vit.forward_blocks(x), vit(x)
+    blocks, levels = vit.features(x, ("blocks",))["blocks"], vit(x)
     for g, level in enumerate(levels):
         last = len(vit.block_groups) - 1 - vit.block_groups[::-1].index(g)
         torch.testing.assert_close(blocks[last], level, rtol=0, atol=0)
@@ -41,7 +41,7 @@ def test_many_layer_features_are_every_block_grouped_by_level():
     assert eff.block_groups == [0] * 2 + [1] * 6 + [2] * 5
     assert eff.block_channels == [40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320]
     xe = torch.randn(1, 3, 70, 90)
-    eblocks, elevels = eff.forward_blocks(xe), eff._compute(xe, align=False)
+    eblocks, elevels = eff.features(xe, ("blocks",))["blocks"], eff._compute(xe, align=False)
     shapes = [tuple(eblocks[i].shape[1:]) for i in (1, 7, 8)]
     assert shapes == [(40, 9, 12), (112, 5, 6), (192, 3, 3)]
     for g, level in enumerate(elevels):
@@ -49,7 +49,7 @@ def test_many_layer_features_are_every_block_grouped_by_level():
         torch.testing.assert_close(eblocks[last], level, rtol=0, atol=0)
     # cached like the levels: the same maps, computed once
     vit.cache = FeatureCache()
-    first, again = vit.forward_blocks(x), vit.forward_blocks(x)
+    first, again = vit.features(x, ("blocks",))["blocks"], vit.features(x, ("blocks",))["blocks"]
     assert vit.cache.hits == 1 and vit.cache.misses == 1
     for a, b, c in zip(blocks, first, again):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

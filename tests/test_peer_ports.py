@@ -199,7 +199,8 @@ def test_pre_activation_taps_equal_the_block_by_block_reference(name):
             name, output_stride=32, block_taps="pre_activation", fold_bn=fold,
             pretrained_file=net.state_dict(),
         )  # fmt: skip
-        low, blocks = backbone.forward_low_and_blocks(x)
+        f = backbone.features(x, ("skip", "blocks"))
+        low, blocks = f["skip"], f["blocks"]
         tol = 1e-5 if fold else 0
         torch.testing.assert_close(low, ref[first - 1], rtol=tol, atol=tol)
         assert len(blocks) == len(ref) - first
@@ -207,7 +208,7 @@ def test_pre_activation_taps_equal_the_block_by_block_reference(name):
             torch.testing.assert_close(got, want, rtol=tol, atol=tol)
     assert any((b < 0).any() for b in blocks)  # the residual sums, negatives kept
     plain = Backbone(name, output_stride=32, pretrained_file=net.state_dict(), fold_bn=False)
-    assert all((b >= 0).all() for b in plain.forward_blocks(x))  # the outputs: after ReLU
+    assert all((b >= 0).all() for b in plain.features(x, ("blocks",))["blocks"])  # the outputs: after ReLU
     with pytest.raises(ValueError, match="block_taps must be one of"):
         Backbone(name, block_taps="pre_relu")
 

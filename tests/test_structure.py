@@ -16,7 +16,6 @@ MAX_FILE_LINES = 500
 # what is over a limit today, at most this size: bring each one down, then delete its line
 FUNCTIONS_OVER = {
     "engine/cli.py:add_run_arguments": 136,
-    "models/backbone.py:__init__": 131,
     "data/episodes.py:__init__": 130,
     "engine/toy_demo.py:toy_demo": 105,
     "engine/pascal2coco.py:evaluate_pascal2coco": 100,
@@ -33,7 +32,6 @@ SIGNATURES_OVER = {
     "engine/pascal2coco.py:evaluate_crossdomain": 14,
 }
 FILES_OVER = {
-    "models/backbone.py": 829,
     "data/episodes.py": 787,
 }
 

@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["fold_batchnorm", "fold_or_keep", "has_batchnorm"]
 
 
 def _replacement(bn: nn.Module) -> nn.Module:
@@ -101,3 +101,19 @@ def _close(a: object, b: object, atol: float) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_close(a[k], b[k], atol) for k in a)
     return a == b
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    """Whether ``module`` holds a ``BatchNorm2d``."""
+    return any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
+
+
+def fold_or_keep(body: nn.Module, size: tuple[int, int]) -> nn.Module:
+    """``body`` with its BatchNorm folded (checked on a random ``size`` input), or as it was.
+
+    A body that cannot run on its own at that size keeps its BatchNorm.
+    """
+    try:
+        return fold_batchnorm(body, torch.randn(1, 3, *size))
+    except Exception:
+        return body

@@ -6,7 +6,7 @@ numbers ([load_trained_model][fewzero.models.load_trained_model] reads them as t
 1. **Encode.** The frozen backbone's every block, read before the block's last ReLU
    (``block_taps="pre_activation"``): the blocks from ``F_2``'s stage to ``F_4``'s for the
    attention, and the last block before them for a skip
-   ([forward_low_and_blocks][fewzero.models.Backbone.forward_low_and_blocks]); ResNet's
+   ([features][fewzero.models.Backbone.features], its ``"skip"`` and ``"blocks"``); ResNet's
    bottlenecks, Swin's blocks.
 2. **Attend.** One [MaskAttention][fewzero.layers.MaskAttention] per level, shared by its blocks:
    8 heads, sine positional encodings added to the flattened query and support maps, learnt
@@ -174,7 +174,7 @@ class DCAMA(FewShotModel):
         self.mix = nn.ModuleList([_conv_block(c3, [c3, c3, c3], [3, 3, 3]) for _ in range(2)])
         self.skip_index = len(groups) - 1 - groups[::-1].index(0)  # F_2's stage's last block
         skip = widths[self.skip_index]
-        low = self.encoder.low_channels or skip
+        low = self.encoder.skip_channels or skip
         self.decoder = nn.ModuleList(
             [
                 _conv_pair(c3 + 2 * skip + 2 * low, c3, c2, last_act=True),
@@ -186,8 +186,9 @@ class DCAMA(FewShotModel):
 
     def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """The low map (or the ``F_2`` skip where the body has none) and every block's map."""
-        low, blocks = self.encoder.forward_low_and_blocks(images)
-        return {"low": blocks[self.skip_index] if low is None else low, "blocks": blocks}
+        f = self.encoder.features(images, ("skip", "blocks"))
+        skip, blocks = f["skip"], f["blocks"]
+        return {"low": blocks[self.skip_index] if skip is None else skip, "blocks": blocks}
 
     def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits ``(N, 2, h, w)``, four times the low map's grid.

@@ -41,7 +41,18 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["FeatureCache", "cached_features", "weights_fingerprint"]
+from ..checks import is_exporting
+
+__all__ = [
+    "Compute",
+    "FeatureCache",
+    "cached_features",
+    "through_cache",
+    "weights_fingerprint",
+]
+
+Compute = Callable[[torch.Tensor], list[torch.Tensor]]
+"""Maps a batch of images to its feature maps (what a cache entry holds)."""
 
 # (storage, version) signature of a module's tensors -> content digest: the digest is recomputed
 # only when a tensor is replaced or changed in place (``load_state_dict`` bumps ``_version``).
@@ -176,3 +187,17 @@ def cached_features(
     finally:
         for b, old in zip(backbones, saved):
             b.cache = old
+
+
+def through_cache(
+    cache: FeatureCache | None, key: Callable[[], str], images: torch.Tensor, compute: Compute
+) -> list[torch.Tensor]:
+    """``compute(images)``, through ``cache`` under the owner ``key()`` where one may be used.
+
+    Not under ``torch.compile`` or export (the cache is host-side bookkeeping); ``key`` is
+    called only when the cache is used. The key tells the maps of one image apart (a
+    backbone's owner key, then the kind: levels, blocks, low level).
+    """
+    if cache is None or is_exporting() or torch.compiler.is_compiling():
+        return compute(images)
+    return cache.features(key(), images, compute)

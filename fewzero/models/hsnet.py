@@ -4,7 +4,7 @@ The network of HSNet's code, layer for layer, so that its released checkpoints l
 numbers ([load_trained_model][fewzero.models.load_trained_model] reads them as they are):
 
 1. **Encode.** The frozen backbone's every block from ``F_2``'s stage to ``F_4``'s, read before
-   the block's last ReLU ([forward_blocks][fewzero.models.Backbone.forward_blocks] with
+   the block's last ReLU ([features][fewzero.models.Backbone.features]' ``"blocks"`` with
    ``block_taps="pre_activation"``: the 13 bottlenecks of ResNet-50's layers 2-4, 30 of
    ResNet-101's), query and supports in one pass.
 2. **Correlate.** The clamped cosine (``eps=1e-5``) of every query position with every support
@@ -168,7 +168,7 @@ class HSNet(FewShotModel):
 
     def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         """Every block's map from ``F_2``'s stage to ``F_4``'s, before its last ReLU."""
-        return {"blocks": self.encoder.forward_blocks(images)}
+        return {"blocks": self.encoder.features(images, ("blocks",))["blocks"]}
 
     def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits ``(N, 2, h, w)`` of one-shot episodes, twice ``F_2``'s grid.

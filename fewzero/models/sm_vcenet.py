@@ -48,6 +48,7 @@ from .backbone import Backbone
 from .families import Family, Variant, build_variant
 from .fewshot import FewShotModel, encode_pair
 from .legacy import upgrade_sm_vcenet
+from .stage_split import mid_levels, run_last_stage, split_last_stage
 
 __all__ = [
     "FEWSHOT_DEFAULTS",
@@ -194,7 +195,7 @@ class SMVCENet(FewShotModel):
         self.requires_support = self.accepts_support = self.comparisons.needs_support
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
-            self.encoder.stage_split()  # fail early for backbones whose last stage cannot run alone
+            split_last_stage(self.encoder)  # fail early: a last stage that cannot run alone
             self.adapter = nn.Conv2d(c2 + c3, c3, 1)
             with torch.no_grad():
                 self.adapter.weight.zero_()
@@ -255,8 +256,8 @@ class SMVCENet(FewShotModel):
     def backbone_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3]`` (on one grid), and ``I_class`` with a class branch."""
         if self.adapter is not None:
-            f2, f3 = self.encoder.forward_mid(images)
-            return [f2, f3, self.encoder.last_stage(self.adapter(torch.cat([f2, f3], dim=1)))]
+            f2, f3 = mid_levels(self.encoder, images)
+            return [f2, f3, run_last_stage(self.encoder, self.adapter(torch.cat([f2, f3], 1)))]
         return self.encoder(images)[: 2 + (self.class_branch is not None)]
 
     def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
@@ -304,7 +305,7 @@ class SMVCENet(FewShotModel):
             s["class"] = self.class_branch(s_maps[2])
         if "low_level" in need_q | need_s:
             low_q, low_s = encode_pair(
-                lambda x: {"low_level": self.encoder.forward_low_level(x)}, images, flat
+                lambda x: {"low_level": self.encoder.features(x, ("low",))["low"]}, images, flat
             )
             q.update(low_q)
             if low_s is not None:

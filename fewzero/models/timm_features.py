@@ -30,6 +30,7 @@ never guessed from a shape.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -41,7 +42,16 @@ import timm
 import torch
 from torch import nn
 
-__all__ = ["FeaturePlan", "LEVEL_REDUCTIONS", "choose_levels", "plan_features", "size_multiple"]
+from .weights import hub_reachable, offline_hub
+
+__all__ = [
+    "FeaturePlan",
+    "LEVEL_REDUCTIONS",
+    "choose_levels",
+    "create_body",
+    "plan_features",
+    "size_multiple",
+]
 
 LEVEL_REDUCTIONS = (8, 16, 32)
 """Nominal reductions of ``F_2``, ``F_3`` and ``F_4`` (ResNet's ``layer2``-``layer4``)."""
@@ -307,3 +317,25 @@ def _fixed_size(body: nn.Module, strides: Sequence[int], fmt: str) -> tuple[int,
     hw = (int(size[-2]), int(size[-1]))
     device = next((p.device.type for p in body.parameters()), "meta")
     return hw if _runs(body, hw, strides, fmt, device) else None
+
+
+def create_body(name: str, pretrained: bool, local: bool, **kwargs: Any) -> nn.Module:
+    """The feature model of timm's ``name``; ImageNet weights through the hub only where it answers.
+
+    Raises:
+        RuntimeError: for ``pretrained`` weights (not ``local``) with no reachable hub.
+    """
+    use_hub = pretrained and not local
+    offline = use_hub and not hub_reachable()
+    try:
+        with offline_hub() if offline else contextlib.nullcontext():
+            return timm.create_model(name, features_only=True, pretrained=use_hub, **kwargs)
+    except Exception as err:
+        if not offline:
+            raise
+        raise RuntimeError(
+            f"pretrained=True for backbone {name!r} needs the Hugging Face hub, which "
+            "is not reachable (or HF_HUB_OFFLINE=1), and the weights are not in the local "
+            "cache. Pass pretrained_file=PATH (a local .pth/.safetensors of timm's "
+            "classifier) or a state dict instead."
+        ) from err

@@ -17,10 +17,13 @@ from ..checks import check_file
 
 __all__ = [
     "check_finite_state",
+    "classifier_key",
+    "classifier_keys",
     "efficientnet_lite0_imagenet_state_dict",
     "key_mismatches",
     "hub_reachable",
     "load_backbone_state_dict",
+    "load_classifier_weights",
     "offline_hub",
     "read_state_dict",
 ]
@@ -176,6 +179,75 @@ def load_backbone_state_dict(
     loaded = {k: state_dict[k] for k in own}
     check_finite_state(loaded, source)
     module.load_state_dict(loaded, strict=True)
+
+
+def classifier_keys(name: str) -> set[str] | None:
+    """State-dict keys of timm's full classifier ``name`` (built on the meta device), if known.
+
+    A classifier checkpoint holds these keys; the feature extractor holds a subset. Keys outside
+    this set in a weights file mean the file is for another architecture.
+    """
+    import timm
+
+    try:
+        with torch.device("meta"):
+            return set(timm.create_model(name, pretrained=False).state_dict())
+    except Exception:  # not a timm name (a custom module): fall back to head prefixes
+        return None
+
+
+def classifier_key(body_key: str, classifier_keys: set[str]) -> str:
+    """The classifier's name of a feature model's state-dict key (``body_key`` if none fits).
+
+    timm's feature wrappers rename: ``FeatureGetterNet`` (ViTs) holds the classifier under
+    ``model.``, and ``flatten_sequential`` (Swin) turns ``layers.0`` into ``layers_0``.
+
+    Examples:
+        >>> classifier_key("layers_0.blocks.0.norm1.weight", {"layers.0.blocks.0.norm1.weight"})
+        'layers.0.blocks.0.norm1.weight'
+        >>> classifier_key("model.pos_embed", {"pos_embed"})
+        'pos_embed'
+    """
+    if body_key in classifier_keys:
+        return body_key
+    inner = body_key.removeprefix("model.")
+    if inner in classifier_keys:
+        return inner
+    top, _, rest = body_key.partition(".")
+    parts = top.split("_")
+    for i in range(1, len(parts)):
+        candidate = "_".join(parts[:i]) + "." + "_".join(parts[i:]) + (f".{rest}" if rest else "")
+        if candidate in classifier_keys:
+            return candidate
+    return body_key
+
+
+def load_classifier_weights(
+    body: torch.nn.Module,
+    name: str,
+    source: str | os.PathLike[str] | Mapping[str, torch.Tensor],
+    label: str | None = None,
+) -> None:
+    """Load a classifier's weights (a file or a state dict) into the feature model of ``name``.
+
+    Keys in timm's classifier names are mapped to the feature model's own
+    ([classifier_key][fewzero.models.weights.classifier_key]); then
+    ``load_backbone_state_dict`` loads them
+    strictly.
+
+    Raises:
+        ValueError: naming the file (or ``label``) and the missing, unexpected, mismatched or
+            non-finite tensors.
+    """
+    if isinstance(source, Mapping):
+        sd, label = dict(source), label or "state dict"
+    else:
+        sd, label = read_state_dict(source), label or f"pretrained_file {os.fspath(source)!r}"
+    allowed = classifier_keys(name)
+    if allowed is not None:  # classifier key names -> the feature model's own
+        own = {classifier_key(k, allowed): k for k in body.state_dict()}
+        sd = {own.get(k, k): v for k, v in sd.items()}
+    load_backbone_state_dict(body, sd, source=label, allowed_extra=allowed)
 
 
 def efficientnet_lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
