@@ -161,6 +161,14 @@ class Predictor:
             (40, 50)
         """
         if isinstance(support, Mapping):
+            names = [str(k) for k in support]
+            clash = sorted({n for n in names if names.count(n) > 1})
+            if clash:
+                keys = [k for k in support if str(k) in clash]
+                raise ValueError(
+                    f"support must name each class once, got keys {keys!r} that all read as "
+                    f"{clash}: a class name is its text; merge their pairs under one key"
+                )
             sets = {str(k): self._named_support(k, v) for k, v in support.items()}
             if not sets:
                 raise ValueError("support must name at least one class, got an empty dictionary")
@@ -168,6 +176,11 @@ class Predictor:
                 {k: (v[0][0], v[1][0]) for k, v in sets.items()}, self.size, True
             )
         else:
+            if isinstance(support, (str, os.PathLike)) or not support:
+                raise ValueError(
+                    "support must hold at least one (image, mask) pair, got "
+                    f"{support!r}: pass [(image, mask), ...] or {{class name: pairs}}"
+                )
             images, masks = self._support(support)
             fitted = FittedSupport({"foreground": (images[0], masks[0])}, self.size, False)
         return fitted
@@ -210,18 +223,15 @@ class Predictor:
         ([`nway_scores`][fewzero.models.nway_scores]).
         """
         x, size = self.preprocess(image)
-        if isinstance(support, FittedSupport):
-            self._check_fitted(support)
-            sets = list(support.sets.values())
-            with cached_features(self.model, support.cache, exact=False):
-                if support.named:
-                    return self._nway(x, size, [(i[None], m[None]) for i, m in sets])
-                return self._one(x, size, (sets[0][0][None], sets[0][1][None]), class_id)
-        if isinstance(support, Mapping):
-            if not support:
-                raise ValueError("support must name at least one class, got an empty dictionary")
-            return self._nway(x, size, [self._named_support(k, v) for k, v in support.items()])
-        return self._one(x, size, self._support(support) if support else None, class_id)
+        if support is None or (not isinstance(support, (Mapping, FittedSupport)) and not support):
+            return self._one(x, size, None, class_id)
+        fitted = support if isinstance(support, FittedSupport) else self.fit(support)
+        self._check_fitted(fitted)
+        sets = list(fitted.sets.values())
+        with cached_features(self.model, fitted.cache, exact=False):
+            if fitted.named:
+                return self._nway(x, size, [(i[None], m[None]) for i, m in sets])
+            return self._one(x, size, (sets[0][0][None], sets[0][1][None]), class_id)
 
     def _one(
         self,
