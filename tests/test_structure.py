@@ -16,7 +16,6 @@ MAX_FILE_LINES = 500
 # what is over a limit today, at most this size: bring each one down, then delete its line
 FUNCTIONS_OVER = {
     "engine/cli.py:add_run_arguments": 136,
-    "data/episodes.py:__init__": 130,
     "engine/toy_demo.py:toy_demo": 105,
     "engine/pascal2coco.py:evaluate_pascal2coco": 100,
     "data/fss.py:__init__": 69,
@@ -26,13 +25,11 @@ FUNCTIONS_OVER = {
     "models/timm_features.py:_plan": 61,
 }
 SIGNATURES_OVER = {
-    "data/episodes.py:__init__": 24,
     "engine/pascal2coco.py:evaluate_pascal2coco": 22,
     "models/sm_vcenet.py:__init__": 17,
     "engine/pascal2coco.py:evaluate_crossdomain": 14,
 }
 FILES_OVER = {
-    "data/episodes.py": 787,
 }
 
 

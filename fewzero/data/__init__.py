@@ -22,6 +22,7 @@ from .crossdomain import (
     layout_problems,
 )
 from .episodes import (
+    ClassSplit,
     EpisodeDataset,
     EpisodeSample,
     FewShotSample,
@@ -34,6 +35,7 @@ from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
+from .plans import EpisodePlan
 from .protocols import (
     PEER_PROTOCOLS,
     PROTOCOLS,
@@ -82,8 +84,10 @@ __all__ = [
     "PeerProtocol",
     "TOY_VERSION",
     "Coco20i",
+    "ClassSplit",
     "EpisodeSample",
     "EpisodeDataset",
+    "EpisodePlan",
     "FewShotSample",
     "NWaySample",
     "Pascal5i",

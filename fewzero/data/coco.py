@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from .classes import coco_fold_classes
-from .episodes import EpisodeDataset, check_prepared_root
+from .episodes import ClassSplit, EpisodeDataset, check_prepared_root, dataset_options
 
 __all__ = ["Coco20i"]
 
@@ -62,14 +62,13 @@ class Coco20i(EpisodeDataset):
         seen, unseen = coco_fold_classes(fold, class_split)
         root = check_prepared_root(root, split, "COCO-20i", COCO_PREPARE)
         self.fold, self.split, self.class_split = fold, split, class_split
+        plan, reading = dataset_options(split == "train", kwargs)
         super().__init__(
             root / f"{split}2017",
             root / "masks" / f"{split}2017",
             root / "lists" / f"{split}.txt",
-            num_classes=80,
-            seen=seen,
-            unseen=unseen,
-            train=split == "train",
+            ClassSplit(80, seen, unseen),
+            plan,
             prepare_hint=COCO_PREPARE,
-            **kwargs,
+            **reading,
         )

@@ -19,15 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .episodes import (
-    EpisodeSample,
-    FewShotSample,
-    check_episode_args,
-    draw_supports,
-    stack_if_same_size,
-    transform_pair,
-)
-from .manifest import read_manifest
+from .episodes import EpisodeSample, FewShotSample, stack_if_same_size, transform_pair
+from .plans import Drawn, check_episode_args, draw_supports, manifest_records, read_records
 from .readers import read_binary_mask, read_image
 
 __all__ = ["FolderEpisodes"]
@@ -138,14 +131,9 @@ class FolderEpisodes(Dataset):
         raise ValueError(f"{self.BENCHMARK} has no peer protocol, got {protocol!r}")
 
     def _replay(self, episodes: str | os.PathLike[str] | Sequence[dict[str, Any]]) -> None:
-        where = "episodes"
-        if isinstance(episodes, (str, os.PathLike)):
-            where = repr(str(episodes))
-            episodes = read_manifest(episodes)[1]
-        if not episodes:
-            raise ValueError(f"{where} holds no episode")
+        where, records = read_records(episodes)
         pairs, supports = [], []
-        for i, ep in enumerate(episodes):
+        for i, ep in enumerate(records):
             name, c = str(ep["query"]), int(ep["class_id"])
             sets = ep.get("supports") or [[]]
             if not 1 <= c <= len(self.classes):
@@ -198,10 +186,7 @@ class FolderEpisodes(Dataset):
             raise ValueError(
                 "manifest() lists test episodes; training supports are drawn at each access"
             )
-        return [
-            {"index": i, "query": s, "class_id": c, "supports": [list(self.supports[i])]}
-            for i, (s, c) in enumerate(self.pairs)
-        ]
+        return manifest_records(Drawn(self.pairs, supports=self.supports), ways=1)
 
     @classmethod
     def read_mask(cls, path: Path, class_id: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from .classes import pascal_fold_classes
-from .episodes import EpisodeDataset, check_prepared_root
+from .episodes import ClassSplit, EpisodeDataset, check_prepared_root, dataset_options
 
 __all__ = ["Pascal5i"]
 
@@ -28,7 +28,7 @@ class Pascal5i(EpisodeDataset):
         root: Prepared folder (layout in [fewzero.data.pascal][fewzero.data.pascal]).
         fold: 0..3; fold ``i`` tests classes ``{5i+1, ..., 5i+5}``.
         split: ``"train"`` (pairs of seen classes) or ``"val"`` (fixed unseen-class episodes).
-        **kwargs: See [`EpisodeDataset`][fewzero.data.EpisodeDataset] (``transform``, ``min_pixels``,
+        **kwargs: ``transform``, ``support_transform`` and the [EpisodePlan][fewzero.data.plans.EpisodePlan]'s options (``min_pixels``,
             ``exclude_unseen``, ``target``, ``n_episodes``, ``seed``).
 
     Raises:
@@ -53,14 +53,13 @@ class Pascal5i(EpisodeDataset):
         seen, unseen = pascal_fold_classes(fold)
         root = check_prepared_root(root, split, "PASCAL-5i", PASCAL_PREPARE)
         self.fold, self.split = fold, split
+        plan, reading = dataset_options(split == "train", kwargs)
         super().__init__(
             root / "JPEGImages",
             root / "SegmentationClassAug",
             root / "lists" / f"{split}.txt",
-            num_classes=20,
-            seen=seen,
-            unseen=unseen,
-            train=split == "train",
+            ClassSplit(20, seen, unseen),
+            plan,
             prepare_hint=PASCAL_PREPARE,
-            **kwargs,
+            **reading,
         )
