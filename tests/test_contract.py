@@ -32,6 +32,9 @@ def composed_variants():
     for arch in list_architectures():
         cls = architecture_class(arch)
         default = inspect.signature(cls.__init__).parameters.get("shot_merge")
+        zero_shot = "comparisons" in inspect.signature(cls.__init__).parameters
+        if zero_shot and arch != "sm_vcenet":  # zero-shot by default: no shot to merge
+            continue
         for merge in getattr(cls, "shot_merges", ()):
             if merge != default.default or arch == "sm_vcenet":
                 extra = {"comparisons": ["prototype", "cosine"]} if arch == "sm_vcenet" else {}
@@ -266,3 +269,13 @@ def test_from_pretrained_checks_as_strictly_as_a_checkpoint(tmp_path, monkeypatc
     assert push_to_hub(model, "me/hsnet-toy", card=card) == "https://hub.example/commit/1"
     assert uploads == {"repo": ("me/hsnet-toy", True),
                        "files": ["README.md", "config.json", "model.safetensors"]}  # fmt: skip
+
+
+def test_a_zero_shot_model_refuses_a_shot_merge_it_would_ignore():
+    from fewzero.models import SMVCENet
+
+    with pytest.raises(ValueError, match="shot_merge='vote' merges the shots of a support set"):
+        SMVCENet("resnet18", variant="deeplab", shot_merge="vote")
+    with pytest.raises(ValueError, match=r"comparisons \['self'\] read none"):
+        SMVCENet("resnet18", shot_merge="mean")
+    assert SMVCENet("resnet18", comparisons=["prototype"], shot_merge="mean").accepts_support

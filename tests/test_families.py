@@ -12,17 +12,15 @@ from fewzero.models.families import FAMILIES, Family, Variant
 
 def test_every_row_is_a_registered_factory_of_its_module_and_back():
     rows = {name: family for family in FAMILIES.values() for name in family.variants}
-    assert {"sm_vcenet", "hsnet", "dcama", "prototype"} <= set(FAMILIES)
+    assert {"sm_vcenet", "hsnet", "dcama", "prototype", "lzsss"} <= set(FAMILIES)
     for name, family in rows.items():
         fn = getattr(models, name)
         assert fn.__name__ == name and fn.__doc__, name
         assert models.is_model(name)
         row = family.variants[name]
         assert issubclass(models.model_class(name), architecture(row.arch).cls)
-    # every factory with the family signature has a row (SPNet/ZSVM take class tables first)
-    for name in models.list_models():
-        if not name.startswith(("spnet_", "zsvm_")):
-            assert name in rows, f"{name} is registered outside a family table"
+    for name in models.list_models():  # every factory has a row
+        assert name in rows, f"{name} is registered outside a family table"
 
 
 @pytest.mark.parametrize(
@@ -38,6 +36,16 @@ def test_a_factory_builds_its_row_with_overrides(name):
     if row.arch == "sm_vcenet":
         with pytest.raises(ValueError, match="fixes variant='sm_vcenet'"):
             getattr(models, name)(backbone="resnet18", variant="deeplab")
+
+
+def test_arguments_before_kwargs_reach_the_build_by_position_or_name():
+    import torch
+
+    table = torch.randn(20, 8)
+    a = models.spnet_resnet50(table, backbone="resnet18")
+    b = models.spnet_resnet50(class_embeddings=table, backbone="resnet18", pretrained=False)
+    assert torch.equal(a.class_embeddings, table) and torch.equal(b.class_embeddings, table)
+    assert a.config == b.config and a.config["arch"] == "spnet"
 
 
 def test_fewshot_defaults_are_overridable_and_applied():

@@ -21,15 +21,7 @@ from .crossdomain import (
     PatnetDataset,
     layout_problems,
 )
-from .episodes import (
-    ClassSplit,
-    EpisodeDataset,
-    EpisodeSample,
-    FewShotSample,
-    NWaySample,
-    binary_target,
-    collate_episodes,
-)
+from .episodes import ClassSplit, EpisodeDataset
 from .folder_episodes import FolderEpisodes
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
@@ -53,6 +45,13 @@ from .readers import (
     read_rgb_class_mask,
     to_binary_mask,
     to_rgb_array,
+)
+from .samples import (
+    EpisodeSample,
+    FewShotSample,
+    NWaySample,
+    binary_target,
+    collate_episodes,
 )
 from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, stack_supports, train_transform

@@ -56,23 +56,11 @@ from .samples import (
     FewShotSample,
     NWaySample,
     binary_target,
-    collate_episodes,
     stack_if_same_size,
     transform_pair,
 )
 
-__all__ = [
-    "ClassSplit",
-    "dataset_options",
-    "EpisodeSample",
-    "EpisodeDataset",
-    "FewShotSample",
-    "NWaySample",
-    "binary_target",
-    "collate_episodes",
-    "stack_if_same_size",
-    "transform_pair",
-]
+__all__ = ["ClassSplit", "EpisodeDataset", "check_prepared_root", "dataset_options"]
 
 
 class ClassSplit(NamedTuple):

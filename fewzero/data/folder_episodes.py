@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .episodes import EpisodeSample, FewShotSample, stack_if_same_size, transform_pair
 from .plans import Drawn, check_episode_args, draw_supports, manifest_records, read_records
 from .readers import read_binary_mask, read_image
+from .samples import EpisodeSample, FewShotSample, stack_if_same_size, transform_pair
 
 __all__ = ["FolderEpisodes"]
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..checks import amp_dtype
-from ..data.episodes import collate_episodes
+from ..data.samples import collate_episodes
 from ..metrics import AbsentMeter, IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
 from ..models.nway import nway_scores

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.episodes import EpisodeDataset, collate_episodes
+from ..data.episodes import EpisodeDataset
 from ..data.io import read_image
+from ..data.samples import collate_episodes
 from ..predict import tint
 from .inputs import episode_inputs, uses_class_ids
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..checks import amp_dtype
 from ..data.classes import IGNORE_INDEX
-from ..data.episodes import collate_episodes
+from ..data.samples import collate_episodes
 from ..models import load_model_state
 from . import distributed
 from .checkpoint import load_checkpoint

@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -83,7 +84,9 @@ class Family:
     def factory(self, fn: M) -> M:
         """Decorator: the factory named as ``fn``, built from its row and registered.
 
-        ``fn`` gives the name, the signature and the docstring; its body is not run.
+        ``fn`` gives the name, the signature and the docstring; its body is not run. Its
+        arguments (``pretrained``, and any before ``**kwargs``, such as SPNet's
+        ``class_embeddings``) reach the build by name.
 
         Raises:
             ValueError: for a name without a row in the table.
@@ -95,10 +98,20 @@ class Family:
                 f"{name!r}: Variant(arch, backbone) to it"
             )
         variant = self.variants[name]
+        signature = inspect.signature(fn)
+        rest = next(
+            (p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
+        )
 
         @functools.wraps(fn)
-        def factory(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-            return self._build(name, variant, pretrained, kwargs)
+        def factory(*args: Any, **kwargs: Any) -> nn.Module:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            given = dict(bound.arguments)
+            extra = given.pop(rest, {}) if rest is not None else {}
+            merged = {**given, **extra}
+            pretrained = bool(merged.pop("pretrained", False))
+            return self._build(name, variant, pretrained, merged)
 
         return register_model(factory)  # type: ignore[return-value]
 

@@ -35,9 +35,10 @@ from ..heads import (
     SemanticProjection,
     VariationalClassEmbedding,
 )
-from ._registry import register_architecture, register_model
+from ._registry import register_architecture
 from .backbone import Backbone
 from .base import SegmentationModel
+from .families import Family, Variant
 
 __all__ = [
     "SPNet",
@@ -294,73 +295,36 @@ register_architecture("spnet", SPNet)
 register_architecture("zsvm", ZSVM)
 
 
-@register_model
+LZSSS_FAMILY = Family(
+    "lzsss",
+    {
+        "spnet_resnet50": Variant("spnet", "resnet50"),
+        "zsvm_resnet50": Variant("zsvm", "resnet50"),
+        "spnet_efficientnet_lite0": Variant("spnet", "efficientnet_lite0"),
+        "zsvm_efficientnet_lite0": Variant("zsvm", "efficientnet_lite0"),
+    },
+)
+"""SPNet's and ZSVM's factories: architecture and backbone. Their first argument is
+``class_embeddings``, the ``(num_classes, d)`` class table (required; e.g.
+``fewzero.text.class_embedding_table(embedding_source, class_names)``: the training recipes
+pass MiniLM embeddings of PASCAL's classes)."""
+
+
+@LZSSS_FAMILY.factory
 def spnet_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
-    """SPNet over a frozen ResNet50 (the paper's re-implementation).
-
-    Args:
-        class_embeddings: ``(num_classes, d)`` class table, e.g.
-            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
-            the training recipes pass MiniLM embeddings of PASCAL's classes).
-        **kwargs: [SPNet][fewzero.models.SPNet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return SPNet(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
+    """SPNet over a frozen ResNet50 (the paper's re-implementation)."""
 
 
-@register_model
+@LZSSS_FAMILY.factory
 def zsvm_resnet50(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
-    """ZSVM over a frozen ResNet50 (the paper's re-implementation).
-
-    Args:
-        class_embeddings: ``(num_classes, d)`` class table, e.g.
-            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
-            the training recipes pass MiniLM embeddings of PASCAL's classes).
-        **kwargs: [ZSVM][fewzero.models.ZSVM]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return ZSVM(kwargs.pop("backbone", "resnet50"), class_embeddings, **kwargs)
+    """ZSVM over a frozen ResNet50 (the paper's re-implementation)."""
 
 
-@register_model
+@LZSSS_FAMILY.factory
 def spnet_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> SPNet:
-    """SPNet over EfficientNet-Lite0 (the CPU demo's backbone).
-
-    Args:
-        class_embeddings: ``(num_classes, d)`` class table, e.g.
-            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
-            the training recipes pass MiniLM embeddings of PASCAL's classes).
-        **kwargs: [SPNet][fewzero.models.SPNet]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return SPNet(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)
+    """SPNet over EfficientNet-Lite0 (the CPU demo's backbone)."""
 
 
-@register_model
+@LZSSS_FAMILY.factory
 def zsvm_efficientnet_lite0(class_embeddings: torch.Tensor | None = None, **kwargs: Any) -> ZSVM:
-    """ZSVM over EfficientNet-Lite0 (the CPU demo's backbone).
-
-    Args:
-        class_embeddings: ``(num_classes, d)`` class table, e.g.
-            ``fewzero.text.class_embedding_table(embedding_source, class_names)`` (required;
-            the training recipes pass MiniLM embeddings of PASCAL's classes).
-        **kwargs: [ZSVM][fewzero.models.ZSVM]'s arguments: ``backbone`` replaces this
-            factory's, ``pretrained_file`` loads local backbone weights, and the rest configure
-            the model.
-
-    Returns:
-        The model, in training mode (``.eval()`` for inference).
-    """
-    return ZSVM(kwargs.pop("backbone", "efficientnet_lite0"), class_embeddings, **kwargs)
+    """ZSVM over EfficientNet-Lite0 (the CPU demo's backbone)."""

@@ -193,6 +193,7 @@ class SMVCENet(FewShotModel):
         if "low_level" in reads:
             self.strides["low_level"] = self.encoder.low_level_shape()[1]
         self.requires_support = self.accepts_support = self.comparisons.needs_support
+        _check_merge_reads_support(shot_merge, self.comparisons)
         self.adapter: nn.Module | None = None
         if has_class and class_input == "concat":
             split_last_stage(self.encoder)  # fail early: a last stage that cannot run alone
@@ -323,6 +324,17 @@ class SMVCENet(FewShotModel):
         logits = add_residuals(self.decoder(query, maps), residuals)
         losses = self.comparisons.losses(episode, logits) if self.training else {}
         return logits, losses
+
+
+def _check_merge_reads_support(shot_merge: str, comparisons: Comparisons) -> None:
+    """A shot merge other than the default needs a comparison that reads the support."""
+    if shot_merge != "prototype" and not comparisons.needs_support:
+        raise ValueError(
+            f"shot_merge={shot_merge!r} merges the shots of a support set, but comparisons "
+            f"{[c.get('name') for c in comparisons.configs]} read none (a zero-shot "
+            "model): drop shot_merge, or add a comparison that reads the support, e.g. "
+            "comparisons=['prototype', 'cosine']"
+        )
 
 
 for _variant in VARIANTS:
