@@ -37,3 +37,19 @@ def toy_cache(tmp_path_factory):
     shared = (base.parent if worker else base) / "fewzero_cache"
     shared.mkdir(exist_ok=True)
     return shared
+
+
+def pytest_generate_tests(metafunc):
+    """A model family's contract checks run over the variants its class names (``over``)."""
+    cls = metafunc.cls
+    if cls is not None and "variant" in metafunc.fixturenames and hasattr(cls, "variant_list"):
+        kind = getattr(metafunc.function, "variants", "all")
+        values = cls.variant_list(kind)
+        metafunc.parametrize("variant", values, ids=[_variant_id(v) for v in values])
+
+
+def _variant_id(variant):
+    if isinstance(variant, str):
+        return variant
+    arch, extra = variant
+    return f"{arch}-{extra}" if extra else arch

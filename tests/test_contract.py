@@ -1,131 +1,22 @@
-"""One call contract over every registered architecture (smp's BaseModelTester pattern)."""
+"""Registry-wide contract checks; each family's checks run from its ``tests/test_model_*.py``."""
 
-import inspect
+import importlib
+from pathlib import Path
 
 import pytest
 import torch
 from helpers import tiny_model
+from model_contract import ModelContract, assert_export_and_compile_match
 
-from fewzero.heads.comparisons import list_comparisons
-from fewzero.models import SegmentationModel, list_architectures, model_from_state
-from fewzero.models._registry import architecture_class
-
-
-def variants():
-    """Every architecture as registered, plus its few-shot form where the class has one."""
-    out = []
-    for arch in list_architectures():
-        out.append((arch, {}))
-        params = inspect.signature(architecture_class(arch).__init__).parameters
-        if "comparisons" in params and arch != "deeplab":
-            out.append((arch, {"comparisons": ["prototype"]}))
-    return out
+from fewzero.models import list_architectures
 
 
-def composed_variants():
-    """SM-VCENet with every registered comparison, and every few-shot model with every merge."""
-    out = [
-        ("sm_vcenet", {"comparisons": ["prototype", name]})
-        for name in list_comparisons()
-        if name != "prototype"
-    ]
-    for arch in list_architectures():
-        cls = architecture_class(arch)
-        default = inspect.signature(cls.__init__).parameters.get("shot_merge")
-        zero_shot = "comparisons" in inspect.signature(cls.__init__).parameters
-        if zero_shot and arch != "sm_vcenet":  # zero-shot by default: no shot to merge
-            continue
-        for merge in getattr(cls, "shot_merges", ()):
-            if merge != default.default or arch == "sm_vcenet":
-                extra = {"comparisons": ["prototype", "cosine"]} if arch == "sm_vcenet" else {}
-                out.append((arch, {**extra, "shot_merge": merge}))
-    return out
-
-
-ALL = variants() + composed_variants()
-
-
-def inputs(model, b=2, k=2, size=64):
-    torch.manual_seed(1)
-    kw = {}
-    if model.accepts_support:
-        masks = torch.zeros(b, k, size, size, dtype=torch.long)
-        masks[..., 8:40, 8:40] = 1
-        kw.update(support_images=torch.randn(b, k, 3, size, size), support_masks=masks)
-    if model.requires_class_ids:
-        kw["class_ids"] = torch.tensor([1, 3][:b])
-    return torch.randn(b, 3, size, size), kw
-
-
-@pytest.mark.parametrize("backbone", ["resnet18", "vit_tiny_patch16_224"])
-@pytest.mark.parametrize("arch, extra", ALL, ids=lambda v: str(v) if v else "default")
-def test_call_contract(arch, extra, backbone):
-    if backbone.startswith("vit") and "low_level" in str(extra):
-        with pytest.raises(ValueError, match="has no map before F_2's stage"):
-            tiny_model(arch, backbone=backbone, **extra)
-        return
-    model = tiny_model(arch, backbone=backbone, **extra)
-    assert isinstance(model, SegmentationModel) and model.config["arch"] == arch
-    images, kw = inputs(model)
-    # forward: (B, num_classes, H, W) logits at the input's size
-    model.train()
-    logits, losses = model(images, **kw, return_losses=True)
-    assert logits.shape == (2, 2, 64, 64) and logits.dtype == torch.float32
-    loss = logits.logsumexp(1).mean() + sum(losses.values(), torch.zeros(()))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    frozen = [p for p in model.encoder.parameters()]
-    if trainable:
-        loss.backward()
-        # gradients reach exactly the trainable parameters, never the frozen backbone
-        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-        assert not missing, missing
-    assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)
-    # checkpoint round trip: the config alone rebuilds the model, the numbers are the same
-    model.eval()
-    with torch.no_grad():
-        out = model(images, **kw)
-        copy = model_from_state(model.config, model.state_dict()).eval()
-        torch.testing.assert_close(copy(images, **kw), out, rtol=0, atol=0)
-    assert copy.config == model.config
-
-
-@pytest.mark.parametrize("arch, extra", variants(), ids=lambda v: str(v) if v else "default")
-def test_inputs_the_model_cannot_use_are_refused(arch, extra):
-    model = tiny_model(arch, **extra).eval()
-    images, kw = inputs(model)
-    if model.requires_support:
-        with pytest.raises(ValueError, match="support_images must be given"):
-            model(images, **{k: v for k, v in kw.items() if not k.startswith("support")})
-    if not model.accepts_support:
-        masks = torch.ones(2, 1, 64, 64, dtype=torch.long)
-        with pytest.raises(ValueError, match="support_images must be None"):
-            model(images, torch.randn(2, 1, 3, 64, 64), masks, kw.get("class_ids"))
-    if model.requires_class_ids:
-        with pytest.raises(ValueError, match="class_ids must be given"):
-            model(images, **{k: v for k, v in kw.items() if k != "class_ids"})
-    else:  # a class id the model would ignore is refused, not silently dropped
-        with pytest.raises(ValueError, match="class_ids must be None for"):
-            model(images, **kw, class_ids=torch.tensor([1, 3]))
-
-
-@pytest.mark.parametrize("arch, extra", ALL, ids=lambda v: str(v) if v else "default")
-def test_few_shot_output_follows_the_support(arch, extra):
-    """What a user would see if the support were ignored: the same mask for another support."""
-    model = tiny_model(arch, **extra).eval()
-    if not model.accepts_support:
-        pytest.skip("a zero-shot model takes no support")
-    images, kw = inputs(model)
-    other = kw["support_masks"].clone()
-    other.zero_()
-    other[..., 40:60, 30:60] = 1  # another object of the support images
-    if getattr(model, "shot_merge", None) == "vote":  # a vote of an untrained model's masks
-        model.train()  # may be constant: the logits it averages in training must follow
-    with torch.no_grad():
-        torch.manual_seed(0)  # the same dropout in both calls
-        a = model(images, **kw)
-        torch.manual_seed(0)
-        b = model(images, kw["support_images"], other)
-    assert (a - b).abs().max() > 1e-6  # an ignored support gives exactly the same logits
+def test_every_architecture_has_a_family_test_file():
+    """A new architecture cannot ship without the contract: its family's file must name it."""
+    for path in sorted(Path(__file__).parent.glob("test_model_*.py")):
+        importlib.import_module(path.stem)
+    covered = [a for cls in ModelContract.__subclasses__() for a in cls.archs]
+    assert sorted(covered) == sorted(list_architectures()), "add a tests/test_model_<family>.py"
 
 
 def test_a_name_registered_twice_is_an_error():
@@ -141,50 +32,6 @@ def test_a_name_registered_twice_is_an_error():
         register_architecture("sm_vcenet", SMVCENet, variant="sm_vcenet")
 
 
-@pytest.mark.parametrize("arch", list_architectures())
-def test_config_holds_every_constructor_argument(arch):
-    """config is captured from the constructor: no argument can be left out of a checkpoint."""
-    from fewzero.models._registry import architecture
-    from fewzero.models.base import NOT_CONFIG
-
-    model = tiny_model(arch)
-    cls, fixed = architecture(arch)
-    params = [
-        n
-        for n, p in inspect.signature(cls.__init__).parameters.items()
-        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    expected = set(params) - set(NOT_CONFIG) - set(fixed) - {"class_embeddings"}
-    assert set(model.config) == expected | {"arch"}
-    # a non-default argument is recorded and rebuilt
-    if "backbone_kwargs" in expected:
-        odd = tiny_model(arch, backbone_kwargs={"fold_bn": False})
-        assert odd.config["backbone_kwargs"] == {"fold_bn": False}
-        copy = model_from_state(odd.config, odd.state_dict())
-        assert copy.config == odd.config
-
-
-def assert_export_and_compile_match(model):
-    """torch.export and a full-graph torch.compile of ``model`` give its eager numbers."""
-    images, kw = inputs(model)
-    with torch.no_grad():
-        ref = model(images, **kw)
-        exported = torch.export.export(model, (images,), kw).module()
-        torch.testing.assert_close(exported(images, **kw), ref, rtol=1e-5, atol=1e-5)
-        torch.compiler.reset()
-        compiled = torch.compile(model, backend="eager", fullgraph=True)
-        torch.testing.assert_close(compiled(images, **kw), ref, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "arch, extra", variants() + composed_variants()[:6], ids=lambda v: str(v) if v else "default"
-)
-def test_export_and_compile_capture_the_whole_model(arch, extra):
-    """torch.export and a full-graph torch.compile capture every architecture, same numbers."""
-    model = tiny_model(arch, **extra).eval()
-    assert_export_and_compile_match(model)
-
-
 def test_export_and_compile_capture_the_fewshot_defaults():
     """The sm_vcenet_fewshot_* defaults (low-level comparison included) export and compile."""
     from fewzero.models import FEWSHOT_DEFAULTS
@@ -192,28 +39,6 @@ def test_export_and_compile_capture_the_fewshot_defaults():
     model = tiny_model("sm_vcenet", **FEWSHOT_DEFAULTS).eval()
     assert [c.name for c in model.comparisons] == ["prototype", "cosine", "low_level"]
     assert_export_and_compile_match(model)
-
-
-@pytest.mark.parametrize("arch", list_architectures())
-def test_from_pretrained_of_save_pretrained_gives_identical_logits(arch, tmp_path):
-    """A model saved as the ecosystem saves (config.json, model.safetensors) comes back equal."""
-    from fewzero.models import from_pretrained
-
-    model = tiny_model(arch).eval()
-    with torch.no_grad():  # other weights than a fresh build: the file must carry them
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    folder = model.save_pretrained(tmp_path / arch)
-    assert sorted(f.name for f in folder.iterdir()) == [
-        "README.md",
-        "config.json",
-        "model.safetensors",
-    ]
-    again = from_pretrained(folder)
-    images, kw = inputs(model)
-    with torch.no_grad():
-        assert torch.equal(again(images, **kw), model(images, **kw))
-    assert again.config == model.config and not again.training
 
 
 def test_from_pretrained_checks_as_strictly_as_a_checkpoint(tmp_path, monkeypatch):
