@@ -43,7 +43,7 @@ from fewzero.checks import default_device, resolve_device
 from fewzero.data import Pascal5i, build_toy, collate_episodes, eval_transform
 from fewzero.engine import TrainConfig
 from fewzero.engine.inputs import episode_inputs, uses_class_ids
-from fewzero.engine.pascal2coco import evaluate_pascal2coco
+from fewzero.engine.pascal2coco import EvalOptions, PascalCoco, evaluate_pascal2coco
 from fewzero.engine.recipes import build_model, train_pascal5i, trainable
 from fewzero.engine.toy_demo import TOY_FEWSHOT_PRESET, TOY_PRESET, default_toy_root
 
@@ -192,13 +192,12 @@ def main(argv=None):
         model = model.to(args.device).eval()
         row = {"name": name, "what": what, "optimizer": cfg.optimizer if trainable(model) else "-",
                "params": params, "train_seconds": round(seconds, 1)}  # fmt: skip
-        settings = dict(size=cfg.crop_size, n_episodes=cfg.episodes, min_pixels=cfg.min_pixels,
-                        device=args.device)  # fmt: skip
+        settings = EvalOptions(size=cfg.crop_size, n_episodes=cfg.episodes,
+                               min_pixels=cfg.min_pixels, device=args.device)  # fmt: skip
         for k in (1, 5) if fewshot else (1,):
-            res = evaluate_pascal2coco(
-                model, roots["pascal"], None, 0, shots=k if fewshot else 0,
-                ways=2 if (fewshot and k == 1) else 1, **settings,
-            )  # fmt: skip
+            options = dataclasses.replace(settings, shots=k if fewshot else 0,
+                              ways=2 if (fewshot and k == 1) else 1)  # fmt: skip
+            res = evaluate_pascal2coco(model, PascalCoco(roots["pascal"]), options)
             row[f"miou_{k}"], row[f"fbiou_{k}"] = res["pascal_miou"], res["pascal_fbiou"]
             row[f"swap_iou_{k}"], row[f"leak_{k}"] = res["pascal_swap_iou"], res["pascal_leak"]
             row[f"leak_per_class_{k}"] = res["pascal_leak_per_class"]
@@ -209,10 +208,9 @@ def main(argv=None):
                              cfg.min_pixels, args.device), 1,
             )  # fmt: skip
         if independent is not None:
-            res = evaluate_pascal2coco(
-                model, independent, None, 0, shots=1 if fewshot else 0, ways=1,
-                **{**settings, "n_episodes": args.independent_episodes},
-            )  # fmt: skip
+            options = dataclasses.replace(settings, shots=1 if fewshot else 0,
+                              n_episodes=args.independent_episodes)  # fmt: skip
+            res = evaluate_pascal2coco(model, PascalCoco(independent), options)
             row["indep_swap_iou"], row["indep_leak"] = res["pascal_swap_iou"], res["pascal_leak"]
         if not fewshot:  # no support: the 5-shot numbers are the same
             same = ("miou", "fbiou", "swap_iou", "leak", "leak_per_class", "ms")

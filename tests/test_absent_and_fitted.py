@@ -8,7 +8,12 @@ import torch
 from test_protocols import make_layout
 
 from fewzero.data import Pascal5i, eval_transform, read_manifest
-from fewzero.engine.pascal2coco import evaluate_pascal2coco, format_table
+from fewzero.engine.pascal2coco import (
+    EvalOptions,
+    PascalCoco,
+    evaluate_pascal2coco,
+    format_table,
+)
 from fewzero.metrics import AbsentMeter
 from fewzero.models import create_model
 from fewzero.predict import Predictor
@@ -81,8 +86,8 @@ def test_training_mixes_in_class_absent_queries_at_the_asked_share(root):
 
 def test_evaluation_reports_the_class_absent_numbers(root):
     model = create_model("prototype", backbone="resnet18")
-    row = evaluate_pascal2coco(model, root, None, 0, size=48, n_episodes=6, min_pixels=9,
-                               shots=1, support_swap=False)  # fmt: skip
+    options = EvalOptions(size=48, n_episodes=6, min_pixels=9, shots=1, support_swap=False)
+    row = evaluate_pascal2coco(model, PascalCoco(root), options)
     assert 0 <= row["pascal_absent_fpr"] <= 1 and 0 <= row["pascal_absent_fg"] <= 1
     assert "pascal5i-fold0-1shot-absent" in row["manifests"]
     assert "absent FP / fg" in format_table([{**row, "name": "p"}], coco=False)

@@ -22,7 +22,12 @@ from fewzero.engine import (
     load_checkpoint,
     save_checkpoint,
 )
-from fewzero.engine.pascal2coco import evaluate_pascal2coco, format_table
+from fewzero.engine.pascal2coco import (
+    EvalOptions,
+    PascalCoco,
+    evaluate_pascal2coco,
+    format_table,
+)
 from fewzero.models import create_model, load_trained_model
 
 TINY = ToyConfig(voc_train=24, sbd_train=24, voc_val=30, coco_train=8, coco_val=60, size=(64, 80))
@@ -232,9 +237,8 @@ def test_loss_decreases_and_evaluation_runs(toy, tmp_path):
     res = evaluate(tr.model, ds, batch_size=4)
     assert 0.0 <= res["miou"] <= 1.0 and res["episodes"] == 12
     assert set(res["per_class"]) <= set(ds.unseen)
-    row = evaluate_pascal2coco(
-        tr.model, toy["pascal"], toy["coco"], 0, size=48, n_episodes=8, min_pixels=30
-    )
+    options = EvalOptions(size=48, n_episodes=8, min_pixels=30)
+    row = evaluate_pascal2coco(tr.model, PascalCoco(toy["pascal"], toy["coco"], 0), options)
     assert set(row["coco"]) == {0, 1, 2, 3}
     table = format_table([{"name": "sm_vcenet", "trained": "toy", **row}])
     assert "| sm_vcenet | toy |" in table and "COCO-20^3" in table

@@ -16,8 +16,7 @@ MAX_FILE_LINES = 500
 # what is over a limit today, at most this size: bring each one down, then delete its line
 FUNCTIONS_OVER = {
     "engine/cli.py:add_run_arguments": 136,
-    "engine/toy_demo.py:toy_demo": 105,
-    "engine/pascal2coco.py:evaluate_pascal2coco": 100,
+    "engine/toy_demo.py:toy_demo": 104,
     "data/fss.py:__init__": 69,
     "engine/train_cli.py:main": 67,
     "models/base.py:check_inputs": 66,
@@ -25,9 +24,7 @@ FUNCTIONS_OVER = {
     "models/timm_features.py:_plan": 61,
 }
 SIGNATURES_OVER = {
-    "engine/pascal2coco.py:evaluate_pascal2coco": 22,
     "models/sm_vcenet.py:__init__": 17,
-    "engine/pascal2coco.py:evaluate_crossdomain": 14,
 }
 FILES_OVER = {
 }

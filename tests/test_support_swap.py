@@ -13,7 +13,12 @@ from fewzero.data import Pascal5i, ToyConfig, build_toy, collate_episodes, eval_
 from fewzero.data.classes import coco_fold_classes, pascal_fold_classes
 from fewzero.data.io import read_list, read_mask
 from fewzero.engine.evaluate import evaluate
-from fewzero.engine.pascal2coco import evaluate_pascal2coco, format_table
+from fewzero.engine.pascal2coco import (
+    EvalOptions,
+    PascalCoco,
+    evaluate_pascal2coco,
+    format_table,
+)
 from fewzero.metrics import LeakMeter, NWayIoUMeter
 from fewzero.models import (
     PrototypeMatcher,
@@ -356,8 +361,8 @@ def test_support_swap_evaluation_separates_a_model_that_follows_the_support(toy)
 
 def test_pascal2coco_rows_carry_the_swap_numbers_and_nway(toy):
     model = create_model("prototype", backbone="resnet18")
-    row = evaluate_pascal2coco(model, toy["pascal"], None, 0, size=48, n_episodes=8, min_pixels=20,
-                               shots=1, ways=2)  # fmt: skip
+    data = PascalCoco(toy["pascal"])
+    row = evaluate_pascal2coco(model, data, EvalOptions(48, 8, min_pixels=20, shots=1, ways=2))
     for key in ("pascal_miou", "pascal_swap_iou", "pascal_leak", "pascal_nway_miou"):
         assert 0 <= row[key] <= 1, key
     assert row["ways"] == 2 and row["pascal_swap_episodes"] == 8
@@ -367,11 +372,11 @@ def test_pascal2coco_rows_carry_the_swap_numbers_and_nway(toy):
     table = format_table([{"name": "prototype", "trained": "-", **row}], coco=False)
     assert "2-class IoU | leak | 2-way mIoU" in table
     zero = create_model("sm_vcenet", backbone="resnet18", **SMALL)
-    row0 = evaluate_pascal2coco(zero, toy["pascal"], None, 0, size=48, n_episodes=8, min_pixels=20)
+    row0 = evaluate_pascal2coco(zero, data, EvalOptions(size=48, n_episodes=8, min_pixels=20))
     assert "pascal_leak" in row0 and "pascal_nway_miou" not in row0
     json.dumps(row0)
     with pytest.raises(ValueError, match="ways=2 needs a few-shot evaluation"):
-        evaluate_pascal2coco(zero, toy["pascal"], None, 0, size=48, n_episodes=8, ways=2)
+        evaluate_pascal2coco(zero, data, EvalOptions(size=48, n_episodes=8, ways=2))
 
 
 def test_similarity_residual_equals_cosines_computed_by_hand():

@@ -42,7 +42,7 @@ from .evaluation_settings import (
     resolve_settings,
     shot_counts,
 )
-from .pascal2coco import evaluate_crossdomain, evaluate_pascal2coco
+from .pascal2coco import EvalOptions, PascalCoco, evaluate_crossdomain, evaluate_pascal2coco
 
 __all__ = [
     "DATASETS",
@@ -428,25 +428,11 @@ def _score(
 ) -> dict[str, Any]:
     """One row: the plan's model at ``shots`` on the cross-domain benchmark or PASCAL-5i/COCO."""
     if settings.cross:
-        return evaluate_crossdomain(
-            plan.model,
-            args.dataset,
-            args.data_root,
-            shots=shots,
-            size=proto["size"],
-            n_episodes=proto["n_episodes"],
-            seed=proto["seed"],
-            **common,
-        )
+        options = EvalOptions(shots=shots, size=proto["size"], n_episodes=proto["n_episodes"],
+                              seed=proto["seed"], **common)  # fmt: skip
+        return evaluate_crossdomain(plan.model, args.dataset, args.data_root, options)
     coco = settings.with_coco
-    return evaluate_pascal2coco(
-        plan.model,
-        args.pascal_root,
-        args.coco_root if coco else None,
-        plan.cfg["fold"],
-        class_split=args.class_split if coco else "fwb",
-        shots=shots,
-        query_list=args.query_list,
-        **common,
-        **proto,
-    )
+    data = PascalCoco(args.pascal_root, args.coco_root if coco else None, plan.cfg["fold"],
+                      class_split=args.class_split if coco else "fwb")  # fmt: skip
+    options = EvalOptions(shots=shots, query_list=args.query_list, **common, **proto)
+    return evaluate_pascal2coco(plan.model, data, options)

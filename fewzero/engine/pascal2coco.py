@@ -10,6 +10,7 @@ import copy
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from .episode_sets import EpisodeSet
 from .evaluate import evaluate
 
 __all__ = [
+    "PATNET",
+    "PascalCoco",
     "ShotsError",
+    "EvalOptions",
     "check_shots",
     "eval_settings",
     "evaluate_crossdomain",
@@ -32,6 +36,84 @@ __all__ = [
     "format_crossdomain_table",
     "format_table",
 ]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How test episodes are drawn, scored and run: the settings an evaluation row records.
+
+    Attributes:
+        size: Test input side.
+        n_episodes: Episodes per dataset (``None``: the protocol's own count, every pair once).
+        seed: Seed of the episode draw.
+        min_pixels: Pixels a class must cover for an episode.
+        shots: Supports per episode (``0``: zero-shot).
+        ways: N-way episodes too (few-shot models; ``1``: none).
+        protocol: The peer's episode sampler (``"hsnet"``, ``"pfenet"``; cross-domain:
+            ``"patnet"``), or ``None``: fewzero's.
+        query_list: HSNet's query list file, with ``protocol="hsnet"``.
+        label_size: Score against labels at their own size (``"original"``) or resized to
+            ``size`` (``"resized"``, PFENet's option and PATNet's default).
+        support_swap: Add the support-swap episodes (PASCAL-5i).
+        absent: Add the class-absent episodes (PASCAL-5i, few-shot models).
+        batch_size: Episodes per forward.
+        device: Where the model runs.
+        progress: Show progress bars.
+        amp: Autocast dtype on CUDA (``None``: off).
+        episodes: An [EpisodeSet][fewzero.engine.episode_sets.EpisodeSet] that records every
+            scored dataset's manifest, or replays a set of them.
+
+    Examples:
+        >>> import dataclasses
+        >>> one_shot = dataclasses.replace(EvalOptions(size=64, n_episodes=8), shots=1)
+        >>> one_shot.shots, one_shot.size, PATNET.size
+        (1, 64, 400)
+    """
+
+    size: int = 321
+    n_episodes: int | None = 1000
+    seed: int = 0
+    min_pixels: int = 2 * 32 * 32
+    shots: int = 0
+    ways: int = 1
+    protocol: str | None = None
+    query_list: str | os.PathLike[str] | None = None
+    label_size: str = "original"
+    support_swap: bool = True
+    absent: bool = True
+    batch_size: int = 8
+    device: str = "cpu"
+    progress: bool = False
+    amp: str | None = None
+    episodes: EpisodeSet | None = field(default=None, compare=False)
+
+    def run_options(self) -> dict[str, Any]:
+        """What ``evaluate`` takes: batch size, device, progress, amp and the label size."""
+        return dict(batch_size=self.batch_size, device=self.device, progress=self.progress,
+                    amp=self.amp, label_size=self.label_size)  # fmt: skip
+
+
+PATNET = EvalOptions(size=400, n_episodes=None, shots=1, protocol="patnet", label_size="resized")
+"""PATNet's protocol of the cross-domain benchmarks: its episodes, 400 x 400, resized labels."""
+
+
+@dataclass(frozen=True)
+class PascalCoco:
+    """The data of a PASCAL-5i / PASCAL2COCO row: the prepared roots, the fold, COCO's split.
+
+    Attributes:
+        pascal_root: Prepared PASCAL-5i folder (``None``: no PASCAL columns).
+        coco_root: Prepared COCO-20i folder (``None``: no COCO columns).
+        fold: The PASCAL-5i fold whose classes were held out.
+        class_split: COCO-20i class split (``"fwb"`` or ``"panet"``).
+        coco_folds: The COCO-20i folds scored.
+    """
+
+    pascal_root: str | os.PathLike[str] | None
+    coco_root: str | os.PathLike[str] | None = None
+    fold: int = 0
+    class_split: str = "fwb"
+    coco_folds: Sequence[int] = (0, 1, 2, 3)
 
 
 class ShotsError(ValueError):
@@ -82,33 +164,14 @@ def _score(
 
 
 def evaluate_pascal2coco(
-    model: torch.nn.Module,
-    pascal_root: str | os.PathLike[str] | None,
-    coco_root: str | os.PathLike[str] | None,
-    fold: int,
-    size: int = 321,
-    n_episodes: int = 1000,
-    seed: int = 0,
-    min_pixels: int = 2 * 32 * 32,
-    class_split: str = "fwb",
-    coco_folds: Sequence[int] = (0, 1, 2, 3),
-    batch_size: int = 8,
-    device: str = "cpu",
-    shots: int = 0,
-    progress: bool = False,
-    amp: str | None = None,
-    support_swap: bool = True,
-    absent: bool = True,
-    ways: int = 1,
-    protocol: str | None = None,
-    query_list: str | os.PathLike[str] | None = None,
-    label_size: str = "original",
-    episodes: EpisodeSet | None = None,
+    model: torch.nn.Module, data: PascalCoco, settings: EvalOptions | None = None
 ) -> dict[str, Any]:
     """PASCAL-5^fold mIoU/FB-IoU and COCO-20^j mIoU for every ``j`` (one row of Table 1).
 
-    ``n_episodes`` applies to every dataset. With ``shots = K`` the episodes are K-shot (the
-    model must take a support set).
+    ``data`` says which datasets (the PASCAL-5i fold, the COCO-20i folds), ``settings`` how
+    they are drawn, scored and run ([EvalOptions][fewzero.engine.pascal2coco.EvalOptions]);
+    ``settings.n_episodes`` applies to every dataset. With ``shots = K`` the episodes are
+    K-shot (the model must take a support set).
 
     ``support_swap`` adds the support-swap protocol on PASCAL-5^fold: test episodes whose query
     also shows another unseen class (``multi_class=True``; each such image is an episode of each
@@ -134,138 +197,132 @@ def evaluate_pascal2coco(
     ([`EpisodeSet`][fewzero.engine.episode_sets.EpisodeSet]); the row's ``manifests`` maps each
     dataset's key to its episodes' SHA-256.
     """
-    check_shots(model, type(model).__name__, shots)
-    enc = model.encoder
-    tf = eval_transform(size, mean=enc.mean, std=enc.std)
-    kw = dict(transform=tf, n_episodes=n_episodes, seed=seed, min_pixels=min_pixels, shots=shots)
-    ev = dict(
-        batch_size=batch_size, device=device, progress=progress, amp=amp, label_size=label_size
-    )
-    row: dict[str, Any] = {
-        "fold": fold,
-        "split": "val",
-        "class_split": class_split,
-        "episodes": n_episodes,
-        "seed": seed,
-        "size": size,
-        "min_pixels": min_pixels,
-        "shots": shots,
-        "protocol": protocol or "fewzero",
-        "label_size": label_size,
-    }
-    settings = {k: row[k] for k in ("size", "label_size")}
-    if ways > 1 and shots < 1:
-        raise ValueError(f"ways={ways} needs a few-shot evaluation (shots >= 1), got shots={shots}")
-
-    def drawn(manifest: Path | None, **extra: Any) -> dict[str, Any]:
-        """Dataset arguments: fewzero's (or the peer's) draw, or the manifest's episodes."""
-        return {**kw, **extra, **({} if manifest is None else {"episodes": manifest})}
-
-    peer = {} if protocol is None else {"protocol": protocol, "query_list": query_list}
-    if pascal_root is not None:
-        base = f"pascal5i-fold{fold}-{shots}shot"
-        pascal_settings = {**settings, "dataset": "pascal5i", "fold": fold, "split": "val"}
-
-        def pascal(manifest: Path | None, **extra: Any) -> Pascal5i:
-            return Pascal5i(pascal_root, fold, "val", **drawn(manifest, **extra))
-
-        res = _score(
-            model,
-            lambda m: pascal(m, **({} if m is not None else peer)),
-            base,
-            episodes,
-            pascal_settings,
-            row,
-            desc=f"PASCAL-5^{fold}",
-            **ev,
+    s = EvalOptions() if settings is None else settings
+    check_shots(model, type(model).__name__, s.shots)
+    if s.ways > 1 and s.shots < 1:
+        raise ValueError(
+            f"ways={s.ways} needs a few-shot evaluation (shots >= 1), got shots={s.shots}"
         )
-        row["pascal_miou"] = None if res is None else res["miou"]
-        row["pascal_fbiou"] = None if res is None else res["fbiou"]
-        if res is not None:  # what was scored (a replayed manifest's count, not n_episodes)
-            row["episodes"] = res["episodes"]
-
-        def optional(suffix: str, what: str, needs: str, **extra: Any) -> dict[str, Any] | None:
-            """An extra episode set of the fold, or ``None`` (warned) where the split has none."""
-            try:
-                return _score(model, lambda m: pascal(m, **extra), f"{base}-{suffix}",
-                              episodes, pascal_settings, row, desc=f"PASCAL-5^{fold} {what}",
-                              **ev)  # fmt: skip
-            except ValueError as err:  # e.g. no query shows two unseen classes with min_pixels
-                if needs not in str(err):
-                    raise
-                warnings.warn(f"{what} numbers left out: {err}", stacklevel=3)
-                return None
-
-        if support_swap:
-            res = optional("swap", "support swap", "min_pixels", multi_class=True)
-            row["pascal_swap_iou"] = None if res is None else res["miou"]
-            row["pascal_leak"] = None if res is None else res["leak"]
-            row["pascal_leak_per_class"] = None if res is None else res["leak_per_class"]
-            row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
-        if shots >= 1 and absent:
-            res = optional("absent", "class-absent", "min_pixels", absent=True)
-            row["pascal_absent_fpr"] = None if res is None else res["absent_fpr"]
-            row["pascal_absent_fg"] = None if res is None else res["absent_fg_fraction"]
-        if ways > 1:
-            res = optional(f"{ways}way", f"{ways}-way", "", multi_class=True, ways=ways)
-            row["ways"] = ways
-            row["pascal_nway_miou"] = None if res is None else res["miou"]
-    if coco_root is not None:
-        row["coco"] = {}
-        coco_model = model
-        if isinstance(model, SegmentationModel) and model.requires_class_ids:
-            # L-ZSSS baselines score COCO's classes with COCO's class embeddings: a copy of the
-            # model with COCO's table (the caller's model is never modified)
-            coco_model = copy.deepcopy(model)
-            coco_model.set_class_embeddings(
-                class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
-            )
-        coco_peer = {} if protocol is None else {"protocol": protocol}
-        for j in coco_folds:
-            res = _score(
-                coco_model,
-                lambda m, j=j: Coco20i(
-                    coco_root,
-                    j,
-                    "val",
-                    class_split=class_split,
-                    **drawn(m, **({} if m is not None else coco_peer)),
-                ),
-                f"coco20i-fold{j}-{shots}shot",
-                episodes,
-                {**settings, "dataset": "coco20i", "fold": j, "split": "val"},
-                row,
-                desc=f"COCO-20^{j}",
-                **ev,
-            )
-            if res is not None:
-                row["coco"][j] = res["miou"]
-        row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"]) if row["coco"] else None
+    row: dict[str, Any] = {
+        "fold": data.fold,
+        "split": "val",
+        "class_split": data.class_split,
+        "episodes": s.n_episodes,
+        "seed": s.seed,
+        "size": s.size,
+        "min_pixels": s.min_pixels,
+        "shots": s.shots,
+        "protocol": s.protocol or "fewzero",
+        "label_size": s.label_size,
+    }
+    if data.pascal_root is not None:
+        _pascal_columns(model, data, s, row)
+    if data.coco_root is not None:
+        _coco_columns(model, data, s, row)
     return row
+
+
+def _drawn(model: torch.nn.Module, s: EvalOptions, manifest: Path | None, **extra: Any) -> dict:
+    """Dataset arguments: fewzero's (or the peer's) draw, or the manifest's episodes."""
+    enc = model.encoder
+    tf = eval_transform(s.size, mean=enc.mean, std=enc.std)
+    kw = dict(transform=tf, n_episodes=s.n_episodes, seed=s.seed, min_pixels=s.min_pixels,
+              shots=s.shots)  # fmt: skip
+    return {**kw, **extra, **({} if manifest is None else {"episodes": manifest})}
+
+
+def _pascal_columns(
+    model: torch.nn.Module, data: PascalCoco, s: EvalOptions, row: dict[str, Any]
+) -> None:
+    """The PASCAL-5i columns: its episodes, then the support-swap, class-absent and N-way sets."""
+    fold, ev = data.fold, s.run_options()
+    peer = {} if s.protocol is None else {"protocol": s.protocol, "query_list": s.query_list}
+    base = f"pascal5i-fold{fold}-{s.shots}shot"
+    settings = {"size": s.size, "label_size": s.label_size, "dataset": "pascal5i", "fold": fold,
+                "split": "val"}  # fmt: skip
+
+    def pascal(manifest: Path | None, **extra: Any) -> Pascal5i:
+        return Pascal5i(data.pascal_root, fold, "val", **_drawn(model, s, manifest, **extra))
+
+    res = _score(model, lambda m: pascal(m, **({} if m is not None else peer)), base,
+                 s.episodes, settings, row, desc=f"PASCAL-5^{fold}", **ev)  # fmt: skip
+    row["pascal_miou"] = None if res is None else res["miou"]
+    row["pascal_fbiou"] = None if res is None else res["fbiou"]
+    if res is not None:  # what was scored (a replayed manifest's count, not n_episodes)
+        row["episodes"] = res["episodes"]
+
+    def optional(suffix: str, what: str, needs: str, **extra: Any) -> dict[str, Any] | None:
+        """An extra episode set of the fold, or ``None`` (warned) where the split has none."""
+        try:
+            return _score(model, lambda m: pascal(m, **extra), f"{base}-{suffix}", s.episodes,
+                          settings, row, desc=f"PASCAL-5^{fold} {what}", **ev)  # fmt: skip
+        except ValueError as err:  # e.g. no query shows two unseen classes with min_pixels
+            if needs not in str(err):
+                raise
+            warnings.warn(f"{what} numbers left out: {err}", stacklevel=4)
+            return None
+
+    if s.support_swap:
+        res = optional("swap", "support swap", "min_pixels", multi_class=True)
+        row["pascal_swap_iou"] = None if res is None else res["miou"]
+        row["pascal_leak"] = None if res is None else res["leak"]
+        row["pascal_leak_per_class"] = None if res is None else res["leak_per_class"]
+        row["pascal_swap_episodes"] = 0 if res is None else res["episodes"]
+    if s.shots >= 1 and s.absent:
+        res = optional("absent", "class-absent", "min_pixels", absent=True)
+        row["pascal_absent_fpr"] = None if res is None else res["absent_fpr"]
+        row["pascal_absent_fg"] = None if res is None else res["absent_fg_fraction"]
+    if s.ways > 1:
+        res = optional(f"{s.ways}way", f"{s.ways}-way", "", multi_class=True, ways=s.ways)
+        row["ways"] = s.ways
+        row["pascal_nway_miou"] = None if res is None else res["miou"]
+
+
+def _coco_columns(
+    model: torch.nn.Module, data: PascalCoco, s: EvalOptions, row: dict[str, Any]
+) -> None:
+    """The COCO-20i columns: each fold's mIoU and their mean."""
+    row["coco"] = {}
+    coco_model = model
+    if isinstance(model, SegmentationModel) and model.requires_class_ids:
+        # L-ZSSS baselines score COCO's classes with COCO's class embeddings: a copy of the
+        # model with COCO's table (the caller's model is never modified)
+        coco_model = copy.deepcopy(model)
+        coco_model.set_class_embeddings(
+            class_embedding_table(model.config["embedding_source"], COCO_CLASSES)
+        )
+    peer = {} if s.protocol is None else {"protocol": s.protocol}
+    for j in data.coco_folds:
+        res = _score(
+            coco_model,
+            lambda m, j=j: Coco20i(data.coco_root, j, "val", class_split=data.class_split,
+                                   **_drawn(model, s, m, **({} if m is not None else peer))),
+            f"coco20i-fold{j}-{s.shots}shot",
+            s.episodes,
+            {"size": s.size, "label_size": s.label_size, "dataset": "coco20i", "fold": j,
+             "split": "val"},
+            row,
+            desc=f"COCO-20^{j}",
+            **s.run_options(),
+        )  # fmt: skip
+        if res is not None:
+            row["coco"][j] = res["miou"]
+    row["coco_miou"] = sum(row["coco"].values()) / len(row["coco"]) if row["coco"] else None
 
 
 def evaluate_crossdomain(
     model: torch.nn.Module,
     dataset: str,
     root: str | os.PathLike[str],
-    shots: int = 1,
-    size: int = 400,
-    n_episodes: int | None = None,
-    seed: int = 0,
-    protocol: str | None = "patnet",
-    label_size: str = "resized",
-    batch_size: int = 8,
-    device: str = "cpu",
-    progress: bool = False,
-    amp: str | None = None,
-    episodes: EpisodeSet | None = None,
+    settings: EvalOptions | None = None,
 ) -> dict[str, Any]:
     """A few-shot model on a cross-domain benchmark: ``deepglobe``, ``isic``, ``lung`` or ``fss1000``.
 
-    The defaults are PATNet's protocol: its episodes (``protocol="patnet"``; FSS-1000:
-    ``"hsnet"``, every test image once), 400x400 inputs scored against the labels resized to
-    400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to each label's own
-    size instead). ``protocol=None`` draws ``n_episodes`` (default 1000) with fewzero's sampler.
+    The default settings are PATNet's protocol ([PATNET][fewzero.engine.pascal2coco.PATNET]):
+    its episodes (FSS-1000: HSNet's, every test image once), 400x400 inputs scored against the
+    labels resized to 400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to
+    each label's own size instead). ``protocol=None`` draws ``n_episodes`` (``None``: 1000)
+    with fewzero's sampler.
 
     Returns:
         A row: ``dataset``, ``shots``, ``miou``, ``fbiou``, ``episodes`` and every setting, with
@@ -275,20 +332,20 @@ def evaluate_crossdomain(
     Raises:
         ValueError: for an unknown dataset, ``shots < 1``, or a model that takes no support.
     """
+    s = PATNET if settings is None else settings
     names = [*CROSS_DOMAIN, "fss1000"]
     if dataset not in names:
         raise ValueError(f"dataset must be one of {names}, got {dataset!r}")
-    if shots < 1:
-        raise ValueError(f"shots must be >= 1 for the cross-domain benchmarks, got {shots}")
-    check_shots(model, type(model).__name__, shots)
+    if s.shots < 1:
+        raise ValueError(f"shots must be >= 1 for the cross-domain benchmarks, got {s.shots}")
+    check_shots(model, type(model).__name__, s.shots)
     enc = model.encoder
-    tf = eval_transform(size, mean=enc.mean, std=enc.std)
-    if dataset == "fss1000" and protocol == "patnet":
-        protocol = "hsnet"  # PATNet's FSS-1000 episodes are HSNet's
-    count = n_episodes if n_episodes is not None else (1000 if protocol is None else None)
+    tf = eval_transform(s.size, mean=enc.mean, std=enc.std)
+    protocol = "hsnet" if dataset == "fss1000" and s.protocol == "patnet" else s.protocol
+    count = s.n_episodes if s.n_episodes is not None else (1000 if protocol is None else None)
 
     def make(manifest: Path | None) -> Any:
-        kw: dict[str, Any] = dict(shots=shots, transform=tf, seed=seed)
+        kw: dict[str, Any] = dict(shots=s.shots, transform=tf, seed=s.seed)
         if manifest is not None:
             kw.update(episodes=manifest, protocol=None)
         else:
@@ -299,35 +356,24 @@ def evaluate_crossdomain(
 
     row: dict[str, Any] = {
         "dataset": dataset,
-        "shots": shots,
-        "size": size,
-        "seed": seed,
+        "shots": s.shots,
+        "size": s.size,
+        "seed": s.seed,
         "protocol": protocol or "fewzero",
-        "label_size": label_size,
+        "label_size": s.label_size,
     }
-    res = _score(
-        model,
-        make,
-        f"{dataset}-{shots}shot",
-        episodes,
-        {"size": size, "label_size": label_size},
-        row,
-        desc=f"{dataset} {shots}-shot",
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-        amp=amp,
-        label_size=label_size,
-    )
+    res = _score(model, make, f"{dataset}-{s.shots}shot", s.episodes,
+                 {"size": s.size, "label_size": s.label_size}, row,
+                 desc=f"{dataset} {s.shots}-shot", **s.run_options())  # fmt: skip
     row["miou"] = None if res is None else res["miou"]
     row["fbiou"] = None if res is None else res["fbiou"]
     row["episodes"] = None if res is None else res["episodes"]
     return row
 
 
-def eval_settings(config: TrainConfig) -> dict[str, Any]:
+def eval_settings(config: TrainConfig) -> EvalOptions:
     """The test settings a run implies: size, episodes, seed, min_pixels, device, progress, amp."""
-    return dict(
+    return EvalOptions(
         size=config.crop_size,
         n_episodes=config.episodes,
         seed=config.seed,

@@ -22,7 +22,13 @@ from .checkpoint import write_json_atomic, write_text_atomic
 from .config import TrainConfig, apply_model_defaults, resumed_config
 from .episode_sets import EpisodeSet
 from .figures import short_name, support_swap_figure
-from .pascal2coco import ShotsError, eval_settings, evaluate_pascal2coco, format_table
+from .pascal2coco import (
+    PascalCoco,
+    ShotsError,
+    eval_settings,
+    evaluate_pascal2coco,
+    format_table,
+)
 from .recipes import build_model, train_pascal5i, trainable
 from .run_folder import check_run_dir
 
@@ -105,7 +111,7 @@ def toy_demo(
     out_dir = Path(config.out_dir)
     toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
     rows: list[dict[str, Any]] = []
-    ev = dict(eval_settings(config), batch_size=config.batch_size)
+    ev = dataclasses.replace(eval_settings(config), batch_size=config.batch_size)
 
     # Every model's backbone is the same frozen network: each test image's features are
     # computed once for the whole table (exactly the numbers computed without the cache).
@@ -115,10 +121,9 @@ def toy_demo(
         label = name if k == 0 else f"{name} ({k}-shot)"
         w = ways if k and k == shots[0] else 1
         with cached_features(model, cache):
-            res = evaluate_pascal2coco(
-                model, roots["pascal"], roots["coco"], config.fold, shots=k, ways=w,
-                episodes=manifests, **ev,
-            )  # fmt: skip
+            options = dataclasses.replace(ev, shots=k, ways=w, episodes=manifests)
+            data = PascalCoco(roots["pascal"], roots["coco"], config.fold)
+            res = evaluate_pascal2coco(model, data, options)
         return {"name": label, "trained": trained, **res}
 
     built = []

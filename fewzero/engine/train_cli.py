@@ -21,6 +21,7 @@ Multi-GPU/CPU: torchrun --nproc_per_node=N examples/train_pascal5i.py ... (--bat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -37,6 +38,7 @@ from .config import RunConfigError, apply_model_defaults, resumed_config
 from .distributed import cleanup, is_main_process, setup
 from .episode_sets import EpisodeSet
 from .pascal2coco import (
+    PascalCoco,
     ShotsError,
     check_shots,
     eval_settings,
@@ -178,10 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     episodes = EpisodeSet(write_dir=trainer.out_dir / "manifests" if is_main_process() else None)
     for k in cfg.eval_shots:
+        options = dataclasses.replace(eval_settings(cfg), shots=k, episodes=episodes)
         row = evaluate_pascal2coco(
-            model, args.data_root, args.coco_root, cfg.fold, shots=k, episodes=episodes,
-            **eval_settings(cfg),
-        )  # fmt: skip
+            model, PascalCoco(args.data_root, args.coco_root, cfg.fold), options
+        )
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():
