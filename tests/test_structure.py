@@ -14,20 +14,11 @@ MAX_PARAMETERS = 12  # self and cls not counted
 MAX_FILE_LINES = 500
 
 # what is over a limit today, at most this size: bring each one down, then delete its line
-FUNCTIONS_OVER = {
-    "engine/cli.py:add_run_arguments": 136,
-    "engine/toy_demo.py:toy_demo": 104,
-    "data/fss.py:__init__": 69,
-    "engine/train_cli.py:main": 67,
-    "models/base.py:check_inputs": 66,
-    "data/prepare.py:prepare_pascal": 65,
-    "models/timm_features.py:_plan": 61,
-}
+FUNCTIONS_OVER: dict[str, int] = {}
 SIGNATURES_OVER = {
-    "models/sm_vcenet.py:__init__": 17,
+    "models/sm_vcenet.py:__init__": 17,  # the paper's knobs; grouping them changes the config
 }
-FILES_OVER = {
-}
+FILES_OVER: dict[str, int] = {}
 
 
 def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> int:

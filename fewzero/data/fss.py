@@ -52,6 +52,64 @@ def _image_mask_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
     }
 
 
+def _split_classes(root: Path, split: str) -> list[str]:
+    """The classes of ``split``: every class folder (``"all"``), or the split file's list."""
+    if split == "all":
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "splits")
+        if not classes:
+            raise ValueError(
+                f"FSS-1000 root {str(root)!r} holds no class folder: expected "
+                "ROOT/<class>/<n>.jpg with <n>.png masks"
+            )
+        return classes
+    split_file = root / "splits" / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(
+            f"split file not found: {str(split_file)!r}; put the official FSS-1000 "
+            "class list there, pass classes=[...], or use split='all'"
+        )
+    classes = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
+    if not classes:
+        raise ValueError(
+            f"split file {str(split_file)!r} lists no class (an empty split): one "
+            "class folder name a line"
+        )
+    return classes
+
+
+def _class_files(
+    root: Path, name: str, shots: int, protocol: str | None
+) -> dict[str, tuple[Path, Path]]:
+    """A class folder's ``{stem: (image, mask)}``, every image with its mask, enough of them."""
+    folder = root / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"class folder not found: {str(folder)!r}")
+    found = _image_mask_pairs(folder)
+    unmasked = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in found
+    )
+    if unmasked:
+        raise FileNotFoundError(
+            f"class {name!r}: {len(unmasked)} image(s) in {str(folder)!r} have no "
+            f"<n>.png mask: {unmasked[:5]}; add the masks or remove the images"
+        )
+    if len(found) < 2:
+        others = sorted({p.suffix for p in folder.iterdir() if p.is_file()})
+        raise ValueError(
+            f"class {name!r} needs at least 2 images with masks (a query and a support; "
+            f"<n>.jpg/.jpeg with <n>.png in {str(folder)!r}), got {len(found)}"
+            + (f" (file suffixes found: {others})" if others else "")
+        )
+    if len(found) < shots + 1 and protocol is None:
+        raise ValueError(
+            f"class {name!r} has {len(found)} images with masks; {shots}-shot episodes "
+            f"need {shots + 1} (a query and {shots} distinct supports), in {str(folder)!r}"
+        )
+    return found
+
+
 class FSS1000(FolderEpisodes):
     """Few-shot episodes over the FSS-1000 folder layout.
 
@@ -119,59 +177,11 @@ class FSS1000(FolderEpisodes):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = check_dir(root, "FSS-1000 root")
         if classes is None:
-            if split == "all":
-                classes = sorted(
-                    p.name for p in root.iterdir() if p.is_dir() and p.name != "splits"
-                )
-                if not classes:
-                    raise ValueError(
-                        f"FSS-1000 root {str(root)!r} holds no class folder: expected "
-                        "ROOT/<class>/<n>.jpg with <n>.png masks"
-                    )
-            else:
-                split_file = root / "splits" / f"{split}.txt"
-                if not split_file.is_file():
-                    raise FileNotFoundError(
-                        f"split file not found: {str(split_file)!r}; put the official FSS-1000 "
-                        "class list there, pass classes=[...], or use split='all'"
-                    )
-                classes = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
-                if not classes:
-                    raise ValueError(
-                        f"split file {str(split_file)!r} lists no class (an empty split): one "
-                        "class folder name a line"
-                    )
+            classes = _split_classes(root, split)
         self.split = split
-        files = {}
-        for cid, name in enumerate(classes, 1):
-            folder = root / name
-            if not folder.is_dir():
-                raise FileNotFoundError(f"class folder not found: {str(folder)!r}")
-            found = _image_mask_pairs(folder)
-            unmasked = sorted(
-                p.name
-                for p in folder.iterdir()
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in found
-            )
-            if unmasked:
-                raise FileNotFoundError(
-                    f"class {name!r}: {len(unmasked)} image(s) in {str(folder)!r} have no "
-                    f"<n>.png mask: {unmasked[:5]}; add the masks or remove the images"
-                )
-            if len(found) < 2:
-                others = sorted({p.suffix for p in folder.iterdir() if p.is_file()})
-                raise ValueError(
-                    f"class {name!r} needs at least 2 images with masks (a query and a support; "
-                    f"<n>.jpg/.jpeg with <n>.png in {str(folder)!r}), got {len(found)}"
-                    + (f" (file suffixes found: {others})" if others else "")
-                )
-            if len(found) < shots + 1 and protocol is None:
-                raise ValueError(
-                    f"class {name!r} has {len(found)} images with masks; {shots}-shot episodes "
-                    f"need {shots + 1} (a query and {shots} distinct supports), in "
-                    f"{str(folder)!r}"
-                )
-            files[cid] = found
+        files = {
+            cid: _class_files(root, name, shots, protocol) for cid, name in enumerate(classes, 1)
+        }
         self.setup(
             root,
             classes,

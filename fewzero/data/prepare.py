@@ -164,6 +164,26 @@ def fold_report(
     return "\n".join(lines)
 
 
+def _pascal_mask(
+    name: str, mask_dir: Path, seg: Path, sbd: str | os.PathLike[str] | None
+) -> np.ndarray:
+    """The class-index mask of ``name``: written already, VOC's, or SBD's (then written)."""
+    dst = mask_dir / f"{name}.png"
+    if dst.is_file():
+        return read_mask(dst, 20)
+    if (seg / f"{name}.png").is_file():
+        mask = read_mask(seg / f"{name}.png", 20)
+    elif sbd is not None and (Path(sbd) / "dataset" / "cls" / f"{name}.mat").is_file():
+        mask = _read_sbd_mat(Path(sbd) / "dataset" / "cls" / f"{name}.mat")
+    else:
+        raise FileNotFoundError(
+            f"no mask for image {name!r}: neither {str(seg / (name + '.png'))!r} "
+            "nor an SBD .mat exists"
+        )
+    write_mask(dst, mask)
+    return mask
+
+
 def prepare_pascal(
     voc: str | os.PathLike[str],
     sbd: str | os.PathLike[str] | None,
@@ -211,20 +231,7 @@ def prepare_pascal(
     for split, ids in (("train", train_ids), ("val", sorted(voc_val))):
         entries = []
         for name in tqdm(ids, desc=f"pascal {split}", disable=not progress, unit="img"):
-            dst = mask_dir / f"{name}.png"
-            if dst.is_file():
-                mask = read_mask(dst, 20)
-            else:
-                if (seg / f"{name}.png").is_file():
-                    mask = read_mask(seg / f"{name}.png", 20)
-                elif sbd is not None and (Path(sbd) / "dataset" / "cls" / f"{name}.mat").is_file():
-                    mask = _read_sbd_mat(Path(sbd) / "dataset" / "cls" / f"{name}.mat")
-                else:
-                    raise FileNotFoundError(
-                        f"no mask for image {name!r}: neither {str(seg / (name + '.png'))!r} "
-                        "nor an SBD .mat exists"
-                    )
-                write_mask(dst, mask)
+            mask = _pascal_mask(name, mask_dir, seg, sbd)
             entries.append((name, class_pixel_counts(mask)))
         write_list(out / "lists" / f"{split}.txt", entries)
         result[split] = entries

@@ -52,148 +52,171 @@ def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None) 
     return dests.union(*(FLAG_FIELDS.get(d, ()) for d in dests))
 
 
-def add_run_arguments(
-    parser: argparse.ArgumentParser, toy_preset: Mapping[str, Any] | None = None
-) -> None:
-    """Add the training flags, each with help and (with a preset) its toy value."""
-    preset = dict(toy_preset or {})
-    cfg = TrainConfig()
+def _flag(flag: str, dest: str, help: str, **kw: Any) -> tuple[str, str, str, dict[str, Any]]:
+    return flag, dest, help, kw
 
-    def add(flag: str, dest: str, help: str, **kw: Any) -> None:
-        if dest in preset:
-            help += f" (toy: {preset[dest]})"
-        parser.add_argument(flag, dest=dest, help=help, **kw)
 
-    add("--backbone", "backbone", "timm backbone name overriding the model's", default=None)
-    add(
+CONFIG = object()
+"""A flag's default that is ``TrainConfig``'s own (read when the parser is built)."""
+
+RUN_FLAGS = (
+    _flag("--backbone", "backbone", "timm backbone name overriding the model's", default=None),
+    _flag(
         "--backbone-weights",
         "backbone_weights",
         "local backbone weights (.pth/.safetensors of timm's classifier), loaded strictly",
         default=None,
-    )
-    add("--no-pretrained", "no_pretrained", "random backbone (tests only)", action="store_true")
-    add("--fold", "fold", "PASCAL-5i fold (0-3)", type=int, choices=range(4), default=cfg.fold)
-    add("--epochs", "epochs", "training epochs", type=positive_int, default=cfg.epochs)
-    add(
+    ),
+    _flag("--no-pretrained", "no_pretrained", "random backbone (tests only)", action="store_true"),
+    _flag("--fold", "fold", "PASCAL-5i fold (0-3)", type=int, choices=range(4), default=CONFIG),
+    _flag("--epochs", "epochs", "training epochs", type=positive_int, default=CONFIG),
+    _flag(
         "--steps-per-epoch",
         "max_steps_per_epoch",
         "cap on SGD steps per epoch (none: every pair once)",
         type=positive_int,
-        default=cfg.max_steps_per_epoch,
-    )
-    add(
-        "--batch-size", "batch_size", "global batch size", type=positive_int, default=cfg.batch_size
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag("--batch-size", "batch_size", "global batch size", type=positive_int, default=CONFIG),
+    _flag(
         "--optimizer",
         "optimizer",
         "sgd (the paper's, DCAMA's) or adamw (HSNet's Adam); HSNet and DCAMA default to their "
         "own optimizer and learning rate",
         choices=OPTIMIZERS,
-        default=cfg.optimizer,
-    )
-    add("--lr", "lr", "learning rate", type=nonnegative_float, default=cfg.lr)
-    add("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=cfg.momentum)
-    add(
+        default=CONFIG,
+    ),
+    _flag("--lr", "lr", "learning rate", type=nonnegative_float, default=CONFIG),
+    _flag("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=CONFIG),
+    _flag(
         "--nesterov",
         "nesterov",
         "Nesterov momentum for SGD (DCAMA's)",
         action=argparse.BooleanOptionalAction,
-        default=cfg.nesterov,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--weight-decay",
         "weight_decay",
         "weight decay (SGD's L2, AdamW's decoupled)",
         type=nonnegative_float,
-        default=cfg.weight_decay,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--poly-power",
         "poly_power",
         "poly decay power",
         type=nonnegative_float,
-        default=cfg.poly_power,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--crop-size",
         "crop_size",
         "training crop and test size",
         type=positive_int,
-        default=cfg.crop_size,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--min-pixels",
         "min_pixels",
         "pixels a class must cover for a pair (train, test and supports)",
         type=positive_int,
-        default=cfg.min_pixels,
-    )
-    add("--target", "target", "foreground: the episode's class or every seen class",
-        choices=["class", "union"], default=cfg.target)  # fmt: skip
-    add(
+        default=CONFIG,
+    ),
+    _flag(
+        "--target",
+        "target",
+        "foreground: the episode's class or every seen class",
+        choices=["class", "union"],
+        default=CONFIG,
+    ),
+    _flag(
         "--exclude-unseen",
         "exclude_unseen",
         "drop training images that show an unseen class",
         action=argparse.BooleanOptionalAction,
-        default=cfg.exclude_unseen,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--multi-class-weight",
         "multi_class_weight",
         "training pairs whose image shows another class of the split appear this many times",
         type=positive_int,
-        default=cfg.multi_class_weight,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--absent-fraction",
         "absent_fraction",
         "few-shot training: share of episodes whose query does not show the support's class "
         "(target all background), so the model learns to mark nothing there",
         type=nonnegative_float,
-        default=cfg.absent_fraction,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--amp",
         "amp",
         "autocast dtype (none: fp32); bf16 by default on CUDA",
         choices=["none", "bf16", "fp16"],
-        default="none" if cfg.amp is None else cfg.amp,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--channels-last",
         "channels_last",
         "channels_last memory format; on by default on CUDA",
         action=argparse.BooleanOptionalAction,
-        default=cfg.channels_last,
-    )
-    add("--compile", "compile", "torch.compile the model (eager fallback with a warning)",
-        action=argparse.BooleanOptionalAction, default=cfg.compile)  # fmt: skip
-    add(
+        default=CONFIG,
+    ),
+    _flag(
+        "--compile",
+        "compile",
+        "torch.compile the model (eager fallback with a warning)",
+        action=argparse.BooleanOptionalAction,
+        default=CONFIG,
+    ),
+    _flag(
         "--seed",
         "seed",
         "seed of data order, augmentation and test episodes",
         type=int,
-        default=cfg.seed,
-    )
-    add(
+        default=CONFIG,
+    ),
+    _flag(
         "--episodes",
         "episodes",
         "test episodes per dataset and fold",
         type=positive_int,
-        default=cfg.episodes,
-    )
-    add("--workers", "num_workers", "DataLoader workers", type=nonnegative_int, default=2)
-    add("--device", "device", "torch device (default: cuda when available)", default=cfg.device)
-    add("--out", "out_dir", "run folder (default: runs/<model>_fold<fold>)", default=None)
-    add(
+        default=CONFIG,
+    ),
+    _flag("--workers", "num_workers", "DataLoader workers", type=nonnegative_int, default=2),
+    _flag("--device", "device", "torch device (default: cuda when available)", default=CONFIG),
+    _flag("--out", "out_dir", "run folder (default: runs/<model>_fold<fold>)", default=None),
+    _flag(
         "--resume",
         "resume",
         "continue the run in --out from its last checkpoint",
         action="store_true",
-    )
-    add("--overwrite", "overwrite", "replace the run in --out", action="store_true")
-    add("--quiet", "quiet", "no progress bars", action="store_true")
+    ),
+    _flag("--overwrite", "overwrite", "replace the run in --out", action="store_true"),
+    _flag("--quiet", "quiet", "no progress bars", action="store_true"),
+)
+"""The training flags: ``(flag, dest, help, add_argument keywords)``; ``default=CONFIG`` is the
+``TrainConfig`` field's default."""
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, toy_preset: Mapping[str, Any] | None = None
+) -> None:
+    """Add the training flags ([RUN_FLAGS][fewzero.engine.cli.RUN_FLAGS]), each with help and (with a preset) its toy value."""
+    preset = dict(toy_preset or {})
+    cfg = TrainConfig()
+    for flag, dest, help, kw in RUN_FLAGS:
+        if kw.get("default") is CONFIG:
+            value = getattr(cfg, dest)
+            none = value is None and "none" in kw.get("choices", ())  # --amp none: fp32
+            kw = {**kw, "default": "none" if none else value}
+        if dest in preset:
+            help += f" (toy: {preset[dest]})"
+        parser.add_argument(flag, dest=dest, help=help, **kw)
 
 
 def config_from_args(

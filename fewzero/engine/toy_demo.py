@@ -126,43 +126,10 @@ def toy_demo(
             res = evaluate_pascal2coco(model, data, options)
         return {"name": label, "trained": trained, **res}
 
-    built = []
-    for name in models:  # every model is built and its run folder checked before any work
-        torch.manual_seed(config.seed)
-        model = build_model(
-            dataclasses.replace(config, model=name),
-            pretrained=pretrained,
-            backbone_weights=backbone_weights,
-        )
-        fewshot = bool(getattr(model, "requires_support", False))
-        extra = {
-            k: v for k, v in TOY_FEWSHOT_PRESET.items() if fewshot and k not in (explicit or ())
-        }
-        cfg = dataclasses.replace(
-            config,
-            model=name,
-            shots=shots[0] if fewshot else 0,
-            eval_shots=list(shots) if fewshot else [0],
-            out_dir=str(out_dir / name),
-            **extra,
-        )
-        cfg = apply_model_defaults(cfg, explicit or ())  # HSNet's and DCAMA's own optimisers
-        if trainable(model):
-            if resume and explicit is not None:
-                cfg = resumed_config(cfg, explicit)
-            check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
-        built.append((name, model, cfg))
+    built = _build_all(config, models, shots, pretrained, backbone_weights, resume, overwrite,
+                       explicit)  # fmt: skip
     if explicit is not None and "shots" in explicit:  # --shots against the models built
-        fewshot = [n for n, m, _ in built if getattr(m, "requires_support", False)]
-        if fewshot and min(given) < 1:
-            raise ShotsError(
-                f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {given}"
-            )
-        if not fewshot and max(given) > 0:
-            raise ShotsError(
-                f"--shots must be 0 for the zero-shot model(s) {list(models)}, got {given}; "
-                "few-shot models: sm_vcenet_fewshot_*, prototype_*"
-            )
+        _check_given_shots(given, built, models)
     roots = build_toy(toy_root, seed=0, progress=False)
     # the episodes of this table (the table and its manifests are replaced by every demo run)
     for stale in (out_dir / "manifests").glob("*.jsonl"):
@@ -197,23 +164,82 @@ def toy_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifests.commit()
     if done:
-        enc = next(iter(done.values())).encoder
-        episodes = Pascal5i(
-            roots["pascal"], config.fold, "val", shots=shots[0], n_episodes=None,
-            seed=config.seed, min_pixels=config.min_pixels, multi_class=True,
-            transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
-        )  # fmt: skip
-        columns = [
-            (
-                short_name(n)
-                + (f" ({shots[0]}-shot)" if getattr(m, "requires_support", False) else ""),
-                m,
-            )
-            for n, m in done.items()
-        ]
-        support_swap_figure(episodes, columns, out_dir / "predictions.png", device=config.device)
+        _figure(done, roots["pascal"], config, shots[0], out_dir / "predictions.png")
     write_text_atomic(out_dir / "results.md", table + "\n")
     write_json_atomic(
         out_dir / "results.json", {"rows": rows, "seconds": time.perf_counter() - start}
     )
     return table, rows
+
+
+def _build_all(
+    config: TrainConfig,
+    models: Sequence[str],
+    shots: Sequence[int],
+    pretrained: bool,
+    backbone_weights: str | None,
+    resume: bool,
+    overwrite: bool,
+    explicit: Collection[str] | None,
+) -> list[tuple[str, torch.nn.Module, TrainConfig]]:
+    """Every model built and its run folder checked, before any work: ``(name, model, config)``."""
+    built = []
+    for name in models:
+        torch.manual_seed(config.seed)
+        model = build_model(
+            dataclasses.replace(config, model=name),
+            pretrained=pretrained,
+            backbone_weights=backbone_weights,
+        )
+        fewshot = bool(getattr(model, "requires_support", False))
+        extra = {
+            k: v for k, v in TOY_FEWSHOT_PRESET.items() if fewshot and k not in (explicit or ())
+        }
+        cfg = dataclasses.replace(
+            config,
+            model=name,
+            shots=shots[0] if fewshot else 0,
+            eval_shots=list(shots) if fewshot else [0],
+            out_dir=str(Path(config.out_dir) / name),
+            **extra,
+        )
+        cfg = apply_model_defaults(cfg, explicit or ())  # HSNet's and DCAMA's own optimisers
+        if trainable(model):
+            if resume and explicit is not None:
+                cfg = resumed_config(cfg, explicit)
+            check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
+        built.append((name, model, cfg))
+    return built
+
+
+def _check_given_shots(
+    given: Sequence[int], built: Sequence[tuple[str, torch.nn.Module, Any]], models: Sequence[str]
+) -> None:
+    """``--shots`` as given, against the models built (few-shot ones need K >= 1)."""
+    fewshot = [n for n, m, _ in built if getattr(m, "requires_support", False)]
+    if fewshot and min(given) < 1:
+        raise ShotsError(
+            f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {list(given)}"
+        )
+    if not fewshot and max(given) > 0:
+        raise ShotsError(
+            f"--shots must be 0 for the zero-shot model(s) {list(models)}, got {list(given)}; "
+            "few-shot models: sm_vcenet_fewshot_*, prototype_*"
+        )
+
+
+def _figure(
+    done: dict[str, torch.nn.Module], pascal: Path, config: TrainConfig, shots: int, path: Path
+) -> None:
+    """Two-class queries segmented by every model with a support of each class."""
+    enc = next(iter(done.values())).encoder
+    episodes = Pascal5i(
+        pascal, config.fold, "val", shots=shots, n_episodes=None, seed=config.seed,
+        min_pixels=config.min_pixels, multi_class=True,
+        transform=eval_transform(config.crop_size, mean=enc.mean, std=enc.std),
+    )  # fmt: skip
+    columns = [
+        (short_name(n) + (f" ({shots}-shot)" if getattr(m, "requires_support", False) else ""), m)
+        for n, m in done.items()
+    ]
+    support_swap_figure(episodes, columns, path, device=config.device)

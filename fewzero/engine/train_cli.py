@@ -24,8 +24,12 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from ..checks import check_dir
+from ..models import is_model, list_models
 from .checkpoint import write_json_atomic
 from .cli import (
     add_run_arguments,
@@ -34,7 +38,7 @@ from .cli import (
     local_device,
     nonnegative_int,
 )
-from .config import RunConfigError, apply_model_defaults, resumed_config
+from .config import RunConfigError, TrainConfig, apply_model_defaults, resumed_config
 from .distributed import cleanup, is_main_process, setup
 from .episode_sets import EpisodeSet
 from .pascal2coco import (
@@ -49,8 +53,7 @@ from .recipes import ModelBuildError, build_model, train_pascal5i
 from .run_folder import check_run_dir
 from .toy_demo import TOY_EVAL, TOY_MODELS, TOY_PRESET, toy_demo
 
-__all__ = ["build_parser", "main", "toy_main"]
-from ..models import is_model, list_models
+__all__ = ["build_parser", "main", "resolve_run", "toy_main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +127,37 @@ def toy_main(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``fewzero-train``: the toy demo without ``--data-root``, else one model on PASCAL-5i."""
+    """``fewzero-train``: the toy demo without ``--data-root``, else one model on PASCAL-5i.
+
+    Parse, resolve the run's config (every flag and folder checked), build and check the model,
+    then train and evaluate.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     explicit = explicit_dests(parser, argv)
     start = time.perf_counter()
     if args.data_root is None:
         return toy_main(parser, args, explicit, start)
+    cfg = resolve_run(parser, args, explicit)
+    setup()
+    cfg.device = local_device(cfg.device)
+    model = _checked_model(parser, args, cfg)
+    if is_main_process():
+        print(f"device: {cfg.device}; train shots {cfg.shots}, evaluated at {cfg.eval_shots}")
+        if "model_defaults" in cfg.extra:
+            print(f"training settings of the model's own recipe: {cfg.extra['model_defaults']}")
+    model, trainer = train_pascal5i(
+        cfg, args.data_root, resume=args.resume, overwrite=args.overwrite, model=model
+    )
+    _evaluate_run(model, cfg, args, trainer.out_dir)
+    cleanup()
+    return 0
+
+
+def resolve_run(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, explicit: set[str]
+) -> TrainConfig:
+    """The run's config from the flags (and, with ``--resume``, its config.json); ``parser.error`` names the flag."""
     if "," in args.model:
         parser.error("--model takes one model with --data-root (lists are for the toy demo)")
     if not is_model(args.model):
@@ -153,8 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite, config=cfg)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         parser.error(str(err))
-    setup()
-    cfg.device = local_device(cfg.device)
+    return cfg
+
+
+def _checked_model(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: TrainConfig
+) -> torch.nn.Module:
+    """The run's model, built, and able to take every shot count it will be scored at."""
     try:
         model = build_model(
             cfg, pretrained=not args.no_pretrained, backbone_weights=args.backbone_weights
@@ -166,29 +198,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_shots(model, cfg.model, k)
     except ValueError as err:
         parser.error(f"--shots: {err}")
-    if is_main_process():
-        print(f"device: {cfg.device}; train shots {cfg.shots}, evaluated at {cfg.eval_shots}")
-        if "model_defaults" in cfg.extra:
-            print(f"training settings of the model's own recipe: {cfg.extra['model_defaults']}")
-    model, trainer = train_pascal5i(
-        cfg,
-        args.data_root,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        model=model,
-    )
+    return model
+
+
+def _evaluate_run(
+    model: torch.nn.Module, cfg: TrainConfig, args: argparse.Namespace, out_dir: Path
+) -> None:
+    """Score the trained model at every shot count; the main process writes eval.json."""
     rows = []
-    episodes = EpisodeSet(write_dir=trainer.out_dir / "manifests" if is_main_process() else None)
+    episodes = EpisodeSet(write_dir=out_dir / "manifests" if is_main_process() else None)
+    data = PascalCoco(args.data_root, args.coco_root, cfg.fold)
     for k in cfg.eval_shots:
         options = dataclasses.replace(eval_settings(cfg), shots=k, episodes=episodes)
-        row = evaluate_pascal2coco(
-            model, PascalCoco(args.data_root, args.coco_root, cfg.fold), options
-        )
+        row = evaluate_pascal2coco(model, data, options)
         name = cfg.model if k == 0 else f"{cfg.model} ({k}-shot)"
         rows.append({**row, "name": name, "trained": f"PASCAL-5^{cfg.fold}"})
     if is_main_process():
         episodes.commit()
-        write_json_atomic(trainer.out_dir / "eval.json", rows)
+        write_json_atomic(out_dir / "eval.json", rows)
         print(format_table(rows, coco=args.coco_root is not None))
-    cleanup()
-    return 0

@@ -206,32 +206,33 @@ class SegmentationModel(nn.Module, ABC):
                 )
             self._check_support(images, support_images, support_masks)
             self._check_dtype(support_images, "support_images")
+        self._check_class_ids(images, class_ids)
+
+    def _check_class_ids(self, images: torch.Tensor, class_ids: torch.Tensor | None) -> None:
+        """``class_ids``: given exactly to the models that read them, one 1-based id a query."""
         if class_ids is None:
             if self.requires_class_ids:
                 raise ValueError(
                     f"class_ids must be given to {self.config['arch']!r} (a (B,) tensor of the "
                     "episodes' 1-based class ids), got None"
                 )
-        elif not self.requires_class_ids:
+            return
+        ids = torch.as_tensor(class_ids)
+        if not self.requires_class_ids:
             raise ValueError(
                 f"class_ids must be None for {self.config['arch']!r}, which does not use class "
                 "ids (it segments the class its "
                 f"{'support set shows' if self.accepts_support else 'query shows'}), got "
-                f"{torch.as_tensor(class_ids).tolist()}; a class id is for SPNet/ZSVM"
+                f"{ids.tolist()}; a class id is for SPNet/ZSVM"
             )
-        elif (
-            torch.as_tensor(class_ids).is_floating_point()
-            or torch.as_tensor(class_ids).dtype == torch.bool
-        ):
+        if ids.is_floating_point() or ids.dtype == torch.bool:
             raise ValueError(
-                f"class_ids must be integer class ids (1-based), got "
-                f"{torch.as_tensor(class_ids).dtype} values {torch.as_tensor(class_ids).tolist()}; "
-                "pass a torch.long tensor (a float id would be truncated)"
+                f"class_ids must be integer class ids (1-based), got {ids.dtype} values "
+                f"{ids.tolist()}; pass a torch.long tensor (a float id would be truncated)"
             )
-        elif tuple(torch.as_tensor(class_ids).shape) != (images.shape[0],):
+        if tuple(ids.shape) != (images.shape[0],):
             raise ValueError(
-                f"class_ids must have shape ({images.shape[0]},), got "
-                f"{tuple(torch.as_tensor(class_ids).shape)}"
+                f"class_ids must have shape ({images.shape[0]},), got {tuple(ids.shape)}"
             )
 
     def _check_support(

@@ -257,17 +257,7 @@ def _plan(
             f"failed: {type(err).__name__}: {err})"
         ) from err
     nominal = _reductions(probe.feature_info)
-    if out_indices is None:
-        chosen = choose_levels(nominal, count)
-    else:
-        n = len(nominal)
-        if any(not -n <= i < n for i in out_indices):
-            raise ValueError(
-                f"out_indices must index the {n} feature levels of backbone {name!r} (0..{n - 1}, or "
-                f"-{n}..-1 from the last; reductions {list(nominal)}), got {list(out_indices)}; "
-                "leave it out to pick F_2, F_3, F_4 by reduction"
-            )
-        chosen = tuple(i % n for i in out_indices)[:count]
+    chosen = _chosen_levels(name, nominal, count, out_indices)
     if "output_stride" not in user and _accepts(
         name, {**user, **extras}, {"output_stride": output_stride, "out_indices": chosen}
     ):
@@ -306,6 +296,22 @@ def _plan(
         nominal_reductions=tuple(nominal[i] for i in chosen),
         fixed_size=fixed,
     )
+
+
+def _chosen_levels(
+    name: str, nominal: Sequence[int], count: int, out_indices: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    """The levels read: chosen by reduction, or the user's ``out_indices`` (checked)."""
+    if out_indices is None:
+        return choose_levels(nominal, count)
+    n = len(nominal)
+    if any(not -n <= i < n for i in out_indices):
+        raise ValueError(
+            f"out_indices must index the {n} feature levels of backbone {name!r} (0..{n - 1}, or "
+            f"-{n}..-1 from the last; reductions {list(nominal)}), got {list(out_indices)}; "
+            "leave it out to pick F_2, F_3, F_4 by reduction"
+        )
+    return tuple(i % n for i in out_indices)[:count]
 
 
 def _fixed_size(body: nn.Module, strides: Sequence[int], fmt: str) -> tuple[int, int] | None:
