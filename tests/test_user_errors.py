@@ -214,11 +214,11 @@ def test_eval_script_keeps_finished_rows_when_interrupted(files, capsys, tmp_pat
 
     calls = []
 
-    def fake(model, *args, **kwargs):
-        calls.append(kwargs["shots"])
+    def fake(model, data, options):
+        calls.append(options.shots)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return {"pascal_miou": 0.5, "pascal_fbiou": 0.6, "shots": kwargs["shots"], "fold": 0,
+        return {"pascal_miou": 0.5, "pascal_fbiou": 0.6, "shots": options.shots, "fold": 0,
                 "episodes": 3, "seed": 0}  # fmt: skip
 
     monkeypatch.setattr(cli, "evaluate_pascal2coco", fake)
