@@ -45,6 +45,24 @@ def test_n32_fit_refuses_keys_that_collide_as_class_names(predictor):
     assert fitted.classes == ["1", "2"]
 
 
+def test_n13_dcama_takes_supports_of_another_size_than_the_query():
+    import torch
+
+    q = torch.randn(1, 3, 64, 64)
+    s = torch.randn(1, 2, 3, 96, 96)
+    masks = torch.zeros(1, 2, 96, 96, dtype=torch.long)
+    masks[..., 10:50, 10:50] = 1
+    for arch in ("hsnet", "dcama"):
+        model = create_model(arch, backbone="resnet18").eval()
+        with torch.no_grad():
+            out = model(q, s, masks)
+            other = masks.clone().zero_()
+            other[..., 50:90, 40:90] = 1
+            moved = model(q, s, other)
+        assert out.shape == (1, 2, 64, 64) and torch.isfinite(out).all(), arch
+        assert (out - moved).abs().max() > 0, arch  # the resized supports are read
+
+
 def test_n39_no_docs_block_imports_what_the_documented_install_lacks():
     """The docs' blocks run with ``pip install -e ".[weights]"``, which has no pytest."""
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:

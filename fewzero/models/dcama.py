@@ -30,6 +30,9 @@ Departures, at sizes DCAMA never runs (it resizes every image to 384 x 384):
   the low maps; over a body whose blocks of one level differ in width (EfficientNet), each
   block has its own attention.
 * ``shot_merge="mean"`` and ``"vote"`` run one-shot episodes instead.
+* Supports of another size than the query (DCAMA resizes both to 384 x 384): the supports'
+  skip maps are resampled onto the query's grid (bilinear, ``align_corners=True``) before they
+  are concatenated.
 """
 
 from __future__ import annotations
@@ -211,9 +214,10 @@ class DCAMA(FewShotModel):
         x = self.mix[0](_up(coarse, mid.shape[-2:]) + mid)
         x = self.mix[1](_up(x, fine.shape[-2:]) + fine)
         i = self.skip_index  # the skips: the query's maps and the support's, max over shots
-        x = torch.cat([x, query[i], support[i].amax(dim=1)], dim=1)
+        skip = _up(support[i].amax(dim=1), query[i].shape[-2:])  # supports of another size
+        x = torch.cat([x, query[i], skip], dim=1)
         x = _up(x, low.shape[-2:])
-        x = torch.cat([x, low, support_low.amax(dim=1)], dim=1)
+        x = torch.cat([x, low, _up(support_low.amax(dim=1), low.shape[-2:])], dim=1)
         for j, block in enumerate(self.decoder):
             x = block(x if j == 0 else _up(x, (2 * x.shape[-2], 2 * x.shape[-1])))
         return x, {}
