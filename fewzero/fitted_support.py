@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .files import replace_atomically
 from .models.feature_cache import FeatureCache
 
 __all__ = ["FittedSupport"]
@@ -73,15 +73,7 @@ class FittedSupport:
             "size": str(self.size),
             "named": str(self.named),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        return replace_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> FittedSupport:

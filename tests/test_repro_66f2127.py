@@ -68,3 +68,85 @@ def test_n39_no_docs_block_imports_what_the_documented_install_lacks():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M):
             assert not re.search(r"^\s*(import|from) pytest\b", block, re.M), page
+
+
+def test_n27_written_files_get_the_users_umask(tmp_path, predictor):
+    import os
+    import stat
+
+    from fewzero.data import write_manifest
+
+    old = os.umask(0o022)
+    try:
+        model = create_model("prototype", backbone="resnet18")
+        model.save_pretrained(tmp_path / "share")
+        img, a, _ = _photo_and_masks()
+        predictor.fit([(img, a)]).save(tmp_path / "support.safetensors")
+        write_manifest(tmp_path / "m.jsonl", [{"index": 0, "query": "q", "class_id": 1}])
+    finally:
+        os.umask(old)
+    for name in ("share/config.json", "share/model.safetensors", "share/README.md",
+                 "support.safetensors", "m.jsonl"):  # fmt: skip
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_n18_save_pretrained_keeps_a_readme_the_user_wrote(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# My model\nTrained three days on my lab's data.\n")
+    model = create_model("hsnet", backbone="resnet18")
+    model.save_pretrained(tmp_path)
+    assert "three days" in readme.read_text()
+    assert (tmp_path / "model.safetensors").is_file()
+    model.save_pretrained(tmp_path, card="# Replaced on request\n")  # card= replaces it
+    assert readme.read_text() == "# Replaced on request\n"
+
+
+def test_n19_save_pretrained_to_an_existing_file_names_the_argument(tmp_path):
+    path = tmp_path / "my-model"
+    path.write_text("x")
+    with pytest.raises(FileExistsError, match="directory .*my-model' is an existing file"):
+        create_model("hsnet", backbone="resnet18").save_pretrained(path)
+    assert path.read_text() == "x"  # nothing written
+
+
+def test_n21_a_truncated_safetensors_file_is_named(tmp_path):
+    from fewzero.models import from_pretrained
+
+    create_model("hsnet", backbone="resnet18").save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.safetensors' is not a readable safetensors file"):
+        from_pretrained(tmp_path)
+
+
+def test_n14_a_checkpoint_with_damaged_bytes_is_named(tmp_path):
+    import random
+
+    from fewzero.engine import save_model
+    from fewzero.models import load_trained_model
+
+    path = tmp_path / "ck.pt"
+    save_model(create_model("hsnet", backbone="resnet18"), path)
+    data = bytearray(path.read_bytes())
+    rng = random.Random(0)
+    data[100:200] = bytes(rng.randrange(256) for _ in range(100))
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"ck.pt' \(\d+ bytes\) is truncated or corrupt"):
+        load_trained_model(path)
+
+
+def test_n29_saving_into_a_missing_folder_names_the_path(tmp_path, predictor):
+    img, a, _ = _photo_and_masks()
+    fitted = predictor.fit([(img, a)])
+    with pytest.raises(FileNotFoundError, match=r"nofolder' does not exist"):
+        fitted.save(tmp_path / "nofolder" / "x.safetensors")
+    assert not list(tmp_path.iterdir())  # no stray temporary file
+
+
+def test_n33_presence_threshold_none_means_no_threshold():
+    p = Predictor(create_model("prototype", backbone="resnet18"), device="cpu",
+                  presence_threshold=None)  # fmt: skip
+    assert p.presence_threshold == 0.0
+    with pytest.raises(ValueError, match="presence_threshold must be in"):
+        Predictor(create_model("prototype", backbone="resnet18"), presence_threshold="high")

@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ..files import replace_atomically
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -83,10 +84,7 @@ def write_manifest(
     }
     lines = [json.dumps(head, sort_keys=True)] + [_canonical(e) for e in episodes]
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return digest
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..configs import json_safe
+from ..files import replace_atomically
 from .loading import model_from_state
 from .weights import check_finite_state
 
@@ -35,15 +36,8 @@ FORMAT = "fewzero-pretrained-v1"
 
 
 def _replace(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write through a temporary file in the same folder, then rename over ``path`` (user's mode)."""
+    replace_atomically(path, write, name="directory")
 
 
 def model_card(
@@ -87,16 +81,19 @@ def save_pretrained(
 
     Args:
         model: A fewzero model (its ``config`` has ``arch``).
-        directory: Created if missing; the three files are replaced atomically, nothing else
-            in it is touched.
-        card: A model card to write as ``README.md`` (default: [model_card][fewzero.models.hub.model_card]'s
-            template with nothing recorded).
+        directory: Created if missing; ``config.json`` and ``model.safetensors`` are replaced
+            atomically, with the user's file mode; nothing else in it is touched.
+        card: A model card to write as ``README.md``. Default: [model_card][fewzero.models.hub.model_card]'s
+            template with nothing recorded, written only where the folder holds no
+            ``README.md`` yet (a card already there is kept, as huggingface_hub keeps it; pass
+            ``card=`` to replace it).
 
     Returns:
         The directory.
 
     Raises:
         ValueError: for a model without an ``arch`` config, or with non-finite weights.
+        FileExistsError: naming ``directory`` when it is an existing file.
 
     Examples:
         >>> import tempfile
@@ -115,13 +112,20 @@ def save_pretrained(
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     check_finite_state(state, "model")
     out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(
+            f"directory {str(out)!r} is an existing file; save_pretrained writes a folder "
+            "(config.json, model.safetensors, README.md): give a folder path"
+        )
     out.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "config": json_safe(dict(config))}
     text = json.dumps(payload, indent=2, sort_keys=True, default=str)
     _replace(out / CONFIG_NAME, lambda p: Path(p).write_text(text))
     _replace(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": FORMAT}))
-    card_text = card if card is not None else model_card(model)
-    _replace(out / CARD_NAME, lambda p: Path(p).write_text(card_text))
+    readme = out / CARD_NAME
+    if card is not None or not readme.exists():  # a README.md already there is kept
+        card_text = card if card is not None else model_card(model)
+        _replace(readme, lambda p: Path(p).write_text(card_text))
     return out
 
 
@@ -188,7 +192,15 @@ def from_pretrained(
             f"{str(folder / CONFIG_NAME)!r} is not a fewzero config (format "
             f"{payload.get('format') if isinstance(payload, dict) else None!r}, expected {FORMAT!r})"
         )
-    state = load_file(str(folder / WEIGHTS_NAME))
+    weights = folder / WEIGHTS_NAME
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors' SafetensorError: a truncated or foreign file
+        raise ValueError(
+            f"{str(weights)!r} is not a readable safetensors file ({weights.stat().st_size} "
+            f"bytes; {type(err).__name__}: {err}): it is truncated or corrupt; save the model "
+            "again with save_pretrained"
+        ) from err
     label = f"{str(folder)!r}"
     check_finite_state(state, label)
     try:

@@ -130,7 +130,7 @@ def load_checkpoint(
             f"checkpoint {str(path)!r} is not a fewzero checkpoint: it holds objects that "
             f"weights_only loading refuses ({str(err).splitlines()[0]})"
         ) from err
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, UnicodeDecodeError, ValueError) as err:
         raise ValueError(
             f"checkpoint {str(path)!r} ({size} bytes) is truncated or corrupt: "
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unexpected end of file'}"

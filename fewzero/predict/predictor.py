@@ -38,7 +38,7 @@ class Predictor:
             ([presence][fewzero.predict.Predictor.presence]: the share of the image it wins,
             weighted by its probability there) is below this is absent: its mask comes back
             empty. The default, 0.001, empties masks of less than about a thousandth of the
-            image (scattered false positives); 0 keeps every predicted pixel.
+            image (scattered false positives); 0 or None keeps every predicted pixel.
 
     Raises:
         FileNotFoundError, ValueError: for a checkpoint that is missing, not fewzero's or holds
@@ -59,11 +59,17 @@ class Predictor:
         device: str | torch.device | None = None,
         size: int | None = None,
         allow_full_masks: bool = False,
-        presence_threshold: float = 0.001,
+        presence_threshold: float | None = 0.001,
     ) -> None:
         self.device = resolve_device(device)
         self.allow_full_masks = bool(allow_full_masks)
-        if isinstance(presence_threshold, bool) or not 0.0 <= float(presence_threshold) < 1.0:
+        if presence_threshold is None:  # no threshold: a class is never removed as absent
+            presence_threshold = 0.0
+        if (
+            isinstance(presence_threshold, bool)
+            or not isinstance(presence_threshold, (int, float))
+            or not 0.0 <= float(presence_threshold) < 1.0
+        ):
             raise ValueError(
                 f"presence_threshold must be in [0, 1) (a share of the image), got "
                 f"{presence_threshold!r}"
