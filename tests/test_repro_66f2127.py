@@ -150,3 +150,45 @@ def test_n33_presence_threshold_none_means_no_threshold():
     assert p.presence_threshold == 0.0
     with pytest.raises(ValueError, match="presence_threshold must be in"):
         Predictor(create_model("prototype", backbone="resnet18"), presence_threshold="high")
+
+
+def test_n01_none_for_a_factory_default_is_the_factory_default():
+    from fewzero.models import FEWSHOT_DEFAULTS
+
+    model = create_model("sm_vcenet_fewshot_resnet50", backbone="resnet18", comparisons=None)
+    assert model.requires_support
+    assert [c["name"] for c in model.config["comparisons"]] == FEWSHOT_DEFAULTS["comparisons"]
+
+
+def test_n02_register_comparison_without_its_name_is_refused():
+    from fewzero.heads.comparisons import Comparison, list_comparisons, register_comparison
+
+    before = list_comparisons()
+    with pytest.raises(TypeError, match=r"write @register_comparison\('my_name'\)"):
+
+        @register_comparison
+        class Mine(Comparison):
+            support_reads = ("query",)
+
+    assert list_comparisons() == before
+
+
+def test_n20_a_folder_of_a_newer_fewzero_says_upgrade(tmp_path):
+    import json
+
+    from fewzero.models import from_pretrained
+
+    create_model("hsnet", backbone="resnet18").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["format"] = "fewzero-pretrained-v2"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="written by another fewzero .*upgrade fewzero"):
+        from_pretrained(tmp_path)
+
+
+def test_n25_a_card_that_is_not_text_is_refused_before_anything_is_written(tmp_path):
+    from fewzero.models import save_pretrained
+
+    with pytest.raises(TypeError, match="card must be the model card's Markdown text"):
+        save_pretrained(create_model("hsnet", backbone="resnet18"), tmp_path / "out", card=123)
+    assert not (tmp_path / "out").exists()

@@ -60,7 +60,8 @@ def build_variant(
     """
     arch = architecture(variant.arch)
     check_not_fixed(name, kwargs, arch.fixed)
-    kwargs = {**dict(variant.defaults), **kwargs}
+    given = {k: v for k, v in kwargs.items() if not (v is None and k in variant.defaults)}
+    kwargs = {**dict(variant.defaults), **given}  # None for a default: the factory's own
     backbone = kwargs.pop("backbone", variant.backbone)
     return arch.cls(backbone, pretrained=pretrained, **arch.fixed, **kwargs)
 

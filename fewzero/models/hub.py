@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import __version__
 from ..configs import json_safe
 from ..files import replace_atomically
 from .loading import model_from_state
@@ -111,6 +112,11 @@ def save_pretrained(
         )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     check_finite_state(state, "model")
+    if card is not None and not isinstance(card, str):
+        raise TypeError(
+            f"card must be the model card's Markdown text (a str) or None, got "
+            f"{type(card).__name__}; build one with fewzero.models.model_card(model, ...)"
+        )
     out = Path(directory)
     if out.exists() and not out.is_dir():
         raise FileExistsError(
@@ -187,6 +193,13 @@ def from_pretrained(
         payload = json.loads((folder / CONFIG_NAME).read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{str(folder / CONFIG_NAME)!r} is not valid JSON: {err}") from err
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(found, str) and found.startswith("fewzero-pretrained-") and found != FORMAT:
+        raise ValueError(
+            f"{str(folder / CONFIG_NAME)!r} was written by another fewzero (format {found!r}; "
+            f"this fewzero {__version__} reads {FORMAT!r}): upgrade fewzero "
+            "(pip install -U fewzero) to load it"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(
             f"{str(folder / CONFIG_NAME)!r} is not a fewzero config (format "

@@ -346,7 +346,7 @@ def _build(name: str, variant: Variant, pretrained: bool, kwargs: dict[str, Any]
     try:
         return build_variant(name, variant, pretrained, kwargs)
     except MissingSourceError as err:
-        if "comparisons" in kwargs or "comparisons" not in variant.defaults:
+        if kwargs.get("comparisons") is not None or "comparisons" not in variant.defaults:
             raise
         if err.source != "low_level":
             raise

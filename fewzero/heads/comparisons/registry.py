@@ -40,7 +40,8 @@ def register_comparison(name: str) -> Any:
 
     Raises:
         ValueError: ``name`` is taken (registering it again would replace it silently).
-        TypeError: the class is not a ``Comparison``.
+        TypeError: the class is not a ``Comparison``, or no name is given
+            (``@register_comparison`` without its call).
 
     Examples:
         >>> import torch
@@ -55,6 +56,11 @@ def register_comparison(name: str) -> Any:
         ...         q = episode.query["query"]
         ...         return q.new_zeros(q.shape[0], 1, *q.shape[-2:]), None
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            "register_comparison takes the comparison's name: write "
+            f"@register_comparison('my_name') above the class, got {name!r}"
+        )
 
     def decorate(cls: C) -> C:
         if not (isinstance(cls, type) and issubclass(cls, Comparison)):
