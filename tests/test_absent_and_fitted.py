@@ -149,7 +149,7 @@ def test_presence_scores_and_the_threshold_empty_an_absent_class():
 def test_train_config_records_the_absent_share():
     from fewzero.engine import TrainConfig
 
-    assert TrainConfig(absent_fraction=0.25).to_dict()["absent_fraction"] == 0.25
+    assert TrainConfig(shots=1, absent_fraction=0.25).to_dict()["absent_fraction"] == 0.25
     with pytest.raises(ValueError, match=r"absent_fraction must be in \[0, 1\)"):
-        TrainConfig(absent_fraction=1.0)
+        TrainConfig(shots=1, absent_fraction=1.0)
     assert json.dumps(TrainConfig().to_dict())

@@ -192,3 +192,22 @@ def test_n25_a_card_that_is_not_text_is_refused_before_anything_is_written(tmp_p
     with pytest.raises(TypeError, match="card must be the model card's Markdown text"):
         save_pretrained(create_model("hsnet", backbone="resnet18"), tmp_path / "out", card=123)
     assert not (tmp_path / "out").exists()
+
+
+def test_n35_n36_training_settings_that_would_be_ignored_are_refused(tmp_path, capsys):
+    from fewzero.engine import TrainConfig
+    from fewzero.engine.config import apply_model_defaults
+    from fewzero.engine.train_cli import main
+
+    with pytest.raises(ValueError, match=r"nesterov \(--nesterov\) applies to SGD"):
+        apply_model_defaults(TrainConfig(model="hsnet_resnet50", shots=1, nesterov=True))
+    with pytest.raises(ValueError, match=r"needs momentum > 0"):
+        TrainConfig(shots=1, nesterov=True, momentum=0.0)
+    with pytest.raises(ValueError, match=r"absent_fraction \(--absent-fraction\) applies to few"):
+        TrainConfig(absent_fraction=0.5)
+    argv = ["--data-root", str(tmp_path), "--model", "sm_vcenet_resnet50", "--absent-fraction",
+            "0.5", "--out", str(tmp_path / "run"), "--no-pretrained"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "--absent-fraction" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -156,6 +156,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.target not in ("class", "union"):
             raise ValueError(f"target must be one of ('class', 'union'), got {self.target!r}")
+        self._check_combinations()
         self.eval_shots = [int(k) for k in self.eval_shots] or [self.shots]
         if self.shots > 0 and min(self.eval_shots) < 1:
             raise ValueError(
@@ -166,6 +167,25 @@ class TrainConfig:
             raise ValueError(
                 f"eval_shots must all be 0 for a zero-shot run (shots=0), got {self.eval_shots}: "
                 "a zero-shot model takes no support set (train few-shot with shots >= 1)"
+            )
+
+    def _check_combinations(self) -> None:
+        """Settings that would be recorded and then ignored are refused, naming the flag."""
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(
+                f"nesterov (--nesterov) applies to SGD, got optimizer={self.optimizer!r}: drop "
+                "--nesterov, or pass --optimizer sgd"
+            )
+        if self.nesterov and self.momentum == 0:
+            raise ValueError(
+                "nesterov (--nesterov) needs momentum > 0 (Nesterov momentum without momentum "
+                "is plain SGD), got momentum=0: drop --nesterov or pass --momentum 0.9"
+            )
+        if self.absent_fraction and self.shots == 0:
+            raise ValueError(
+                f"absent_fraction (--absent-fraction) applies to few-shot training (shots >= 1), "
+                f"got absent_fraction={self.absent_fraction} for a zero-shot run: a query without "
+                "the support's class needs a support; drop it or train few-shot (--shots K)"
             )
 
     def to_dict(self) -> dict[str, Any]:
