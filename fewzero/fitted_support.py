@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,6 +35,10 @@ class FittedSupport:
         size: The side ``S`` they were resized to.
         named: Whether the classes were named (a dictionary, giving label maps) or one
             support set was given (its one class is named ``"foreground"``).
+        fitted_with: What the supports were preprocessed for: the model's architecture, its
+            backbone's name and weights digest, mean, std and size
+            ([Predictor.fit][fewzero.predict.Predictor.fit] records them; a predictor refuses a
+            support fitted for another model).
 
     Attributes:
         cache: The frozen backbone's features of the support images (filled by the first
@@ -40,13 +46,18 @@ class FittedSupport:
     """
 
     def __init__(
-        self, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], size: int, named: bool
+        self,
+        sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        size: int,
+        named: bool,
+        fitted_with: Mapping[str, Any] | None = None,
     ) -> None:
         if not sets:
             raise ValueError("a fitted support needs at least one class")
         self.sets = {str(k): (v[0].float(), v[1].long()) for k, v in sets.items()}
         self.size = int(size)
         self.named = bool(named)
+        self.fitted_with = dict(fitted_with or {})
         self.cache = FeatureCache(max_bytes=2 << 30)
 
     @property
@@ -72,6 +83,7 @@ class FittedSupport:
             "classes": json.dumps(self.classes),
             "size": str(self.size),
             "named": str(self.named),
+            "fitted_with": json.dumps(self.fitted_with, sort_keys=True),
         }
         return replace_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
@@ -113,4 +125,8 @@ class FittedSupport:
                 if not bool(torch.isfinite(images).all()):
                     raise ValueError(f"support file {str(path)!r}: class {name!r} has NaN/Inf")
                 sets[name] = (images, masks)
-        return cls(sets, int(meta["size"]), meta.get("named") == "True")
+        try:
+            fitted_with = json.loads(meta.get("fitted_with", "{}"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"support file {str(path)!r}: unreadable fitted_with: {err}") from err
+        return cls(sets, int(meta["size"]), meta.get("named") == "True", fitted_with)

@@ -211,3 +211,21 @@ def test_n35_n36_training_settings_that_would_be_ignored_are_refused(tmp_path, c
         main(argv)
     assert exit_.value.code == 2 and "--absent-fraction" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_n28_a_support_fitted_for_another_model_is_refused(tmp_path, predictor):
+    img, a, _ = _photo_and_masks()
+    other = Predictor(create_model("prototype", backbone="vit_tiny_patch16_224"), device="cpu",
+                      size=64)  # fmt: skip
+    fitted = predictor.fit([(img, a)])
+    assert fitted.fitted_with["backbone"] == "resnet18"
+    path = fitted.save(tmp_path / "s.safetensors")
+    for support in (fitted, path):
+        with pytest.raises(ValueError, match="support was fitted for another model"):
+            if isinstance(support, Path):
+                other.load_support(support)
+            else:
+                other(img, support=support)
+    again = predictor.load_support(path)  # the same predictor reads it back
+    assert again.fitted_with == fitted.fitted_with
+    assert predictor(img, support=again).shape == (40, 50)

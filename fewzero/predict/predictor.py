@@ -15,7 +15,7 @@ from ..data.readers import ImageLike, MaskLike
 from ..fitted_support import FittedSupport
 from ..models import load_trained_model
 from ..models.base import SegmentationModel
-from ..models.feature_cache import cached_features
+from ..models.feature_cache import cached_features, weights_fingerprint
 from ..models.nway import nway_scores
 from .inputs import check_has_background, to_image_tensor, to_mask_tensor
 
@@ -179,7 +179,10 @@ class Predictor:
             if not sets:
                 raise ValueError("support must name at least one class, got an empty dictionary")
             fitted = FittedSupport(
-                {k: (v[0][0], v[1][0]) for k, v in sets.items()}, self.size, True
+                {k: (v[0][0], v[1][0]) for k, v in sets.items()},
+                self.size,
+                True,
+                self.fitted_with(),
             )
         else:
             if isinstance(support, (str, os.PathLike)) or not support:
@@ -188,7 +191,9 @@ class Predictor:
                     f"{support!r}: pass [(image, mask), ...] or {{class name: pairs}}"
                 )
             images, masks = self._support(support)
-            fitted = FittedSupport({"foreground": (images[0], masks[0])}, self.size, False)
+            fitted = FittedSupport(
+                {"foreground": (images[0], masks[0])}, self.size, False, self.fitted_with()
+            )
         return fitted
 
     def _named_support(self, name: Any, pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,11 +213,34 @@ class Predictor:
         self._check_fitted(fitted)
         return fitted
 
+    def fitted_with(self) -> dict[str, Any]:
+        """What a support fitted by this predictor is preprocessed for (recorded in it)."""
+        encoder = self.model.encoder
+        return {
+            "arch": self.model.config.get("arch"),
+            "backbone": encoder.name,
+            "backbone_weights": weights_fingerprint(encoder),
+            "mean": [round(float(v), 6) for v in encoder.mean],
+            "std": [round(float(v), 6) for v in encoder.std],
+            "size": self.size,
+        }
+
     def _check_fitted(self, fitted: FittedSupport) -> None:
         if fitted.size != self.size:
             raise ValueError(
                 f"support was fitted at size {fitted.size}, this predictor resizes to "
                 f"{self.size}: fit it again with this predictor (or pass size={fitted.size})"
+            )
+        if not fitted.fitted_with:  # a support file of an earlier fewzero records nothing
+            return
+        mine = self.fitted_with()
+        differ = sorted(k for k in mine if fitted.fitted_with.get(k) != mine[k])
+        if differ:
+            theirs = {k: fitted.fitted_with.get(k) for k in differ}
+            raise ValueError(
+                f"support was fitted for another model ({theirs}; this predictor has "
+                f"{ {k: mine[k] for k in differ} }): its images are normalised for that model; "
+                "fit it again with this predictor (predictor.fit(pairs))"
             )
 
     @torch.no_grad()
