@@ -229,3 +229,28 @@ def test_n28_a_support_fitted_for_another_model_is_refused(tmp_path, predictor):
     again = predictor.load_support(path)  # the same predictor reads it back
     assert again.fitted_with == fitted.fitted_with
     assert predictor(img, support=again).shape == (40, 50)
+
+
+def test_n38_a_save_pretrained_folder_is_accepted_wherever_a_checkpoint_is(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from fewzero.engine.evaluation_results import file_sha256
+    from fewzero.models import load_trained_model
+    from fewzero.predict import main as segment
+
+    model = create_model("prototype", backbone="resnet18")
+    folder = model.save_pretrained(tmp_path / "shared")
+    loaded, config = load_trained_model(folder)
+    assert type(loaded).__name__ == "PrototypeMatcher" and config["model"] == "prototype"
+    assert Predictor(str(folder), device="cpu", size=64).model.config == model.config
+    assert len(file_sha256(folder)) == 64
+    img, a, _ = _photo_and_masks()
+    Image.fromarray(img).save(tmp_path / "q.png")
+    Image.fromarray(a.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    code = segment(["--checkpoint", str(folder), "--query", str(tmp_path / "q.png"), "--support",
+                    str(tmp_path / "q.png"), str(tmp_path / "m.png"), "--out",
+                    str(tmp_path / "seg"), "--device", "cpu", "--size", "64"])  # fmt: skip
+    assert code == 0 and (tmp_path / "seg" / "mask.png").is_file()
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        load_trained_model(tmp_path / "seg")

@@ -42,11 +42,18 @@ NUMBERS = (
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks.
+
+    A folder written by ``save_pretrained`` is hashed as its ``config.json`` then its
+    ``model.safetensors``.
+    """
+    path = Path(path)
+    parts = [path / "config.json", path / "model.safetensors"] if path.is_dir() else [path]
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for part in parts:
+        with open(part, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

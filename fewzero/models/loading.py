@@ -12,6 +12,7 @@ import inspect
 import os
 import pickle
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -148,8 +149,10 @@ def load_trained_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a training checkpoint alone (architecture from its saved config).
 
-    Also reads files written by [`save_model`][fewzero.engine.save_model] (their config holds what
-    was passed as ``meta``), and the checkpoints HSNet and DCAMA released, as they are (with or
+    Also reads a folder written by [save_pretrained][fewzero.models.hub.save_pretrained] (the
+    config it returns names the architecture only), files written by
+    [`save_model`][fewzero.engine.save_model] (their config holds what was passed as
+    ``meta``), and the checkpoints HSNet and DCAMA released, as they are (with or
     without ``nn.DataParallel``'s ``module.`` prefix): the architecture and backbone are told
     from the keys ([fewzero.models.peer_checkpoints][fewzero.models.peer_checkpoints]), and
     the config records the peer's preprocessing (``crop_size``, ``mean``, ``std``).
@@ -172,6 +175,17 @@ def load_trained_model(
         >>> type(model).__name__, model.training
         ('HSNet', False)
     """
+    folder = Path(checkpoint)
+    if folder.is_dir() and (folder / "config.json").is_file():  # a save_pretrained folder
+        from .hub import from_pretrained
+
+        model = from_pretrained(folder, device=device)
+        return model, {"model": model.config["arch"], "checkpoint": os.fspath(checkpoint)}
+    if folder.is_dir():
+        raise FileNotFoundError(
+            f"checkpoint must be a file or a folder written by save_pretrained (config.json and "
+            f"model.safetensors), got the folder {str(folder)!r}, which holds no config.json"
+        )
     state = load_checkpoint(checkpoint, map_location="cpu")
     if "model" not in state or "model_config" not in state:
         label = f"checkpoint {str(checkpoint)!r}"
