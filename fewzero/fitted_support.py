@@ -113,7 +113,19 @@ class FittedSupport:
                     f"support file {str(path)!r} is not a fitted support (format "
                     f"{meta.get('format')!r}, expected {FORMAT!r})"
                 )
-            classes = json.loads(meta["classes"])
+            try:
+                classes = json.loads(meta["classes"])
+                size = int(meta["size"])
+            except (KeyError, ValueError) as err:  # a hand-edited or damaged header
+                raise ValueError(
+                    f"support file {str(path)!r} has unreadable metadata ({type(err).__name__}: "
+                    f"{err}): fit the support again and save it"
+                ) from err
+            if not isinstance(classes, list) or not classes:
+                raise ValueError(
+                    f"support file {str(path)!r}: its classes must be a JSON list of names, got "
+                    f"{meta['classes']!r}; fit the support again and save it"
+                )
             sets = {}
             for i, name in enumerate(classes):
                 images, masks = f.get_tensor(f"{i}.images"), f.get_tensor(f"{i}.masks")
@@ -129,4 +141,4 @@ class FittedSupport:
             fitted_with = json.loads(meta.get("fitted_with", "{}"))
         except json.JSONDecodeError as err:
             raise ValueError(f"support file {str(path)!r}: unreadable fitted_with: {err}") from err
-        return cls(sets, int(meta["size"]), meta.get("named") == "True", fitted_with)
+        return cls(sets, size, meta.get("named") == "True", fitted_with)

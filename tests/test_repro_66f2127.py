@@ -254,3 +254,32 @@ def test_n38_a_save_pretrained_folder_is_accepted_wherever_a_checkpoint_is(tmp_p
     assert code == 0 and (tmp_path / "seg" / "mask.png").is_file()
     with pytest.raises(FileNotFoundError, match="holds no config.json"):
         load_trained_model(tmp_path / "seg")
+
+
+def test_n22_a_device_this_machine_lacks_is_named_before_loading(tmp_path):
+    import torch
+
+    from fewzero.models import from_pretrained, load_trained_model
+
+    create_model("hsnet", backbone="resnet18").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="device must be a torch device such as 'cpu'"):
+        from_pretrained(tmp_path, device="gpu")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        load_trained_model(tmp_path, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' does not exist on this machine"):
+            from_pretrained(tmp_path, device="cuda")
+
+
+def test_n30_a_support_file_with_unreadable_metadata_is_named(tmp_path, predictor):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    img, a, _ = _photo_and_masks()
+    path = predictor.fit([(img, a)]).save(tmp_path / "s.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        meta = dict(handle.metadata())
+    meta["classes"] = "cat, dog"  # hand-edited
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.raises(ValueError, match=r"s.safetensors' has unreadable metadata"):
+        predictor.load_support(path)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..checks import resolve_device
 from ..configs import json_safe
 from ..files import replace_atomically
 from .loading import model_from_state
@@ -183,6 +184,7 @@ def from_pretrained(
     """
     from safetensors.torch import load_file
 
+    device = resolve_device(device)  # before any file is read
     folder = _local_folder(pretrained, revision)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():

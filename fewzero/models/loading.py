@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_file
+from ..checks import check_file, resolve_device
 from ._registry import architecture_class, create_model
 from .peer_checkpoints import model_from_peer_state
 from .weights import check_finite_state, key_mismatches
@@ -175,6 +175,7 @@ def load_trained_model(
         >>> type(model).__name__, model.training
         ('HSNet', False)
     """
+    device = resolve_device(device)  # before any file is read
     folder = Path(checkpoint)
     if folder.is_dir() and (folder / "config.json").is_file():  # a save_pretrained folder
         from .hub import from_pretrained
