@@ -283,3 +283,14 @@ def test_n30_a_support_file_with_unreadable_metadata_is_named(tmp_path, predicto
     save_file(load_file(str(path)), str(path), metadata=meta)
     with pytest.raises(ValueError, match=r"s.safetensors' has unreadable metadata"):
         predictor.load_support(path)
+
+
+def test_n23_a_mistyped_local_folder_is_not_taken_for_a_hub_repo(tmp_path, monkeypatch):
+    from fewzero.models import from_pretrained
+
+    create_model("hsnet", backbone="resnet18").save_pretrained(tmp_path / "runs" / "my-hsnet")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=r"no such folder .*did you mean \['runs/my-hsnet'\]"
+    ):
+        from_pretrained("runs/my-hsnt")

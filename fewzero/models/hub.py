@@ -12,6 +12,7 @@ the result. Files are written atomically: an interrupted save leaves the previou
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tempfile
@@ -146,6 +147,15 @@ def _local_folder(source: str | os.PathLike[str], revision: str | None) -> Path:
         raise FileNotFoundError(
             f"pretrained must be a folder written by save_pretrained or a Hub repo id, got "
             f"{str(source)!r} (not a folder)"
+        )
+    if path.parent.is_dir():  # 'runs/my-hsnt': its first part is a local folder, a typo
+        names = [p.name for p in path.parent.iterdir() if p.is_dir()]
+        close = difflib.get_close_matches(path.name, names, n=3)
+        hint = f"; did you mean {[str(path.parent / c) for c in close]}?" if close else ""
+        raise FileNotFoundError(
+            f"pretrained {text!r}: no such folder in the local folder {str(path.parent)!r}"
+            f"{hint} (a Hub repo id is read from the Hub only where no local folder "
+            f"{path.parent.name!r} exists)"
         )
     try:
         from huggingface_hub import snapshot_download
