@@ -294,3 +294,31 @@ def test_n23_a_mistyped_local_folder_is_not_taken_for_a_hub_repo(tmp_path, monke
         FileNotFoundError, match=r"no such folder .*did you mean \['runs/my-hsnet'\]"
     ):
         from_pretrained("runs/my-hsnt")
+
+
+def test_n34_absent_meter_refuses_probabilities_and_skips_all_ignore_labels():
+    import torch
+
+    from fewzero.metrics import AbsentMeter
+
+    meter = AbsentMeter()
+    with pytest.raises(ValueError, match="pred must be a mask of class indices"):
+        meter.update(torch.full((2, 4, 4), 0.9), torch.zeros(2, 4, 4, dtype=torch.long))
+    meter.update(torch.ones(1, 4, 4, dtype=torch.long), torch.full((1, 4, 4), 255))
+    assert meter.compute()["absent_episodes"] == 0  # nothing to score: left out
+    label = torch.zeros(1, 4, 4, dtype=torch.long)
+    label[0, :, :2] = 255  # half ignored; the prediction marks only ignored pixels
+    pred = torch.zeros(1, 4, 4, dtype=torch.long)
+    pred[0, :, :2] = 1
+    meter.update(pred, label)
+    out = meter.compute()
+    assert out["absent_episodes"] == 1 and out["absent_fpr"] == 0 and out["absent_fg_fraction"] == 0
+
+
+def test_n26_model_card_cells_are_escaped():
+    from fewzero.models import model_card
+
+    card = model_card(create_model("hsnet", backbone="resnet18"),
+                      results={"mIoU | 1-shot": 0.5, "note": "fold 0\nfold 1"})  # fmt: skip
+    rows = [line for line in card.splitlines() if line.startswith("| mIoU") or "note" in line]
+    assert rows == ["| mIoU \\| 1-shot | 0.5 |", "| note | fold 0 fold 1 |"]

@@ -46,15 +46,25 @@ class AbsentMeter:
     def update(self, pred: torch.Tensor, label: torch.Tensor) -> None:
         """Add a batch: ``pred`` and ``label`` ``(B, H, W)``, 1 = the episode's class.
 
+        An episode whose label is all ignore (255) has nothing to score and is left out.
+
         Raises:
-            ValueError: on mismatched shapes.
+            ValueError: on mismatched shapes, or a ``pred`` that is not a mask (float
+                probabilities).
         """
         if pred.shape != label.shape or pred.dim() != 3:
             raise ValueError(
                 f"pred and label must both be (B, H, W), got {tuple(pred.shape)} and "
                 f"{tuple(label.shape)}"
             )
-        absent = ~(label == 1).flatten(1).any(dim=1)
+        if pred.is_floating_point():
+            raise ValueError(
+                f"pred must be a mask of class indices (the argmax of the logits; 1 = the "
+                f"episode's class), got {pred.dtype} values such as "
+                f"{torch.unique(pred)[:4].tolist()}; pass logits.argmax(1)"
+            )
+        scored = (label != self.ignore_index).flatten(1).any(dim=1)
+        absent = ~(label == 1).flatten(1).any(dim=1) & scored
         if not bool(absent.any()):
             return
         valid = (label != self.ignore_index).flatten(1)[absent]

@@ -43,6 +43,11 @@ def _replace(path: Path, write: Any) -> None:
     replace_atomically(path, write, name="directory")
 
 
+def _cell(value: Any) -> str:
+    """A Markdown table cell: ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(value).replace("|", "\\|").split())
+
+
 def model_card(
     model: nn.Module,
     training_data: str = "not recorded",
@@ -64,7 +69,9 @@ def model_card(
         True
     """
     config = dict(getattr(model, "config", {}))
-    rows = "\n".join(f"| {k} | {v} |" for k, v in (results or {}).items()) or "| - | - |"
+    rows = "\n".join(
+        f"| {_cell(k)} | {_cell(v)} |" for k, v in (results or {}).items()
+    ) or "| - | - |"
     backbone = config.get("backbone", "-")
     return (
         "---\nlibrary_name: fewzero\ntags:\n- few-shot-segmentation\n- image-segmentation\n---\n\n"
