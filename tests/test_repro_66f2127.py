@@ -322,3 +322,40 @@ def test_n26_model_card_cells_are_escaped():
                       results={"mIoU | 1-shot": 0.5, "note": "fold 0\nfold 1"})  # fmt: skip
     rows = [line for line in card.splitlines() if line.startswith("| mIoU") or "note" in line]
     assert rows == ["| mIoU \\| 1-shot | 0.5 |", "| note | fold 0 fold 1 |"]
+
+
+def test_n12_an_unregistered_comparison_says_how_to_register_it():
+    from fewzero.heads.comparisons import create_comparison
+
+    with pytest.raises(ValueError, match=r"import it before building or loading the model"):
+        create_comparison("brightness", None)
+
+
+def test_n15_a_whole_model_file_given_as_backbone_weights_points_to_load_trained_model(tmp_path):
+    import torch
+
+    model = create_model("hsnet", backbone="resnet18")
+    state = {f"module.hpn_learner.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path / "hsnet_pascal_fold0_resnet18.pt"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"whole model's weights .*load_trained_model\(PATH\)"):
+        create_model("hsnet", backbone="resnet18", pretrained_file=str(path))
+
+
+def test_n24_push_to_hub_without_network_says_so(monkeypatch):
+    pytest.importorskip("huggingface_hub")
+
+    class Unreachable(Exception):
+        pass
+
+    Unreachable.__name__ = "ConnectError"  # httpx's, which is no OSError
+
+    class FakeApi:
+        def create_repo(self, *args, **kwargs):
+            raise Unreachable("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    with pytest.raises(
+        ConnectionError, match=r"could not reach the Hugging Face Hub.*save_pretrained"
+    ):
+        create_model("hsnet", backbone="resnet18").push_to_hub("me/my-hsnet")

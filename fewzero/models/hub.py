@@ -265,6 +265,18 @@ def push_to_hub(
     api = HfApi()
     with tempfile.TemporaryDirectory() as tmp:
         save_pretrained(model, tmp, card=card)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id, folder_path=tmp, commit_message=commit_message
+            )
+        except Exception as err:  # httpx's ConnectError is neither an OSError nor ours
+            unreachable = isinstance(err, OSError) or "connect" in type(err).__name__.lower()
+            if not unreachable:
+                raise
+            raise ConnectionError(
+                f"push_to_hub({repo_id!r}) could not reach the Hugging Face Hub "
+                f"({type(err).__name__}: {err}); nothing was uploaded. Check the network, or "
+                "save the model locally with save_pretrained(DIR) and upload DIR later"
+            ) from err
     return str(getattr(info, "commit_url", info))

@@ -150,6 +150,10 @@ def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "st
         )
 
 
+_MODEL_PREFIXES = ("module", "hpn_learner", "feature_extractor", "model", "encoder", "comparisons")
+"""First parts of keys that a whole model's file holds (fewzero's, HSNet's, DCAMA's), not a backbone's."""
+
+
 def load_backbone_state_dict(
     module: torch.nn.Module,
     state_dict: Mapping[str, torch.Tensor],
@@ -175,7 +179,15 @@ def load_backbone_state_dict(
         extra = {k for k in state_dict if k not in own and not k.startswith(_HEAD_PREFIXES)}
     problems = key_mismatches(own, state_dict, allow_unexpected=lambda k: k not in extra)
     if problems:
-        raise ValueError(f"{source} does not fit the backbone: " + "; ".join(problems))
+        whole = [k for k in state_dict if k.split(".", 1)[0] in _MODEL_PREFIXES]
+        hint = (
+            "; it holds a whole model's weights (keys such as "
+            f"{whole[0]!r}), not a backbone's: load it with "
+            "fewzero.models.load_trained_model(PATH) or Predictor(PATH)"
+            if whole
+            else ""
+        )
+        raise ValueError(f"{source} does not fit the backbone: " + "; ".join(problems) + hint)
     loaded = {k: state_dict[k] for k in own}
     check_finite_state(loaded, source)
     module.load_state_dict(loaded, strict=True)

@@ -8,6 +8,7 @@ registered under a new name; nothing in fewzero needs an edit.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -112,7 +113,14 @@ def create_comparison(spec: ComparisonSpec, sources: FeatureSources) -> Comparis
             f"a comparison must be a name, a dict with 'name' or a Comparison, got {spec!r}"
         )
     if name not in _COMPARISONS:
-        raise ValueError(f"comparison must be one of {list_comparisons()}, got {name!r}")
+        close = difflib.get_close_matches(str(name), list_comparisons(), n=2)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise ValueError(
+            f"comparison must be one of {list_comparisons()}, got {name!r}{hint}; a comparison "
+            f"of your own is known once the module that registers it "
+            f"(@register_comparison({name!r})) has been imported: import it before building or "
+            "loading the model"
+        )
     cls = _COMPARISONS[name]
     takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "sources")]
     unknown = sorted(set(options) - set(takes))
