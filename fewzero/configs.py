@@ -61,3 +61,39 @@ def capture_init(
             store(self, arguments)
 
     return wrapper
+
+
+def unsaveable(value: Any, where: str = "config") -> list[str]:
+    """Where ``value`` holds something JSON cannot keep (a class, a tensor, a function, ...).
+
+    Returns:
+        One ``"path: type"`` line each, empty when every value is JSON's (None, bool, int,
+        float, str, lists and dicts of them).
+
+    Examples:
+        >>> unsaveable({"comparisons": [{"name": "mine", "act": float}]})
+        ["config['comparisons'][0]['act']: type"]
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in unsaveable(v, f"{where}[{i}]")]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in unsaveable(v, f"{where}[{k!r}]")]
+    return [f"{where}: {type(value).__name__}"]
+
+
+def check_saveable(config: Mapping[str, Any], target: str) -> None:
+    """Raise ``ValueError`` before ``target`` is written if ``config`` cannot be saved as JSON.
+
+    Raises:
+        ValueError: naming each value that cannot be saved (a comparison's option given as a
+            class or a tensor: give it as a name or a number that the comparison resolves).
+    """
+    bad = unsaveable(dict(config))
+    if bad:
+        raise ValueError(
+            f"the model cannot be saved to {target}: its config holds values JSON cannot keep "
+            f"({'; '.join(bad)}), so the saved model could not be rebuilt; give those options as "
+            "names, numbers or lists (e.g. 'gelu' instead of nn.GELU), then save"
+        )

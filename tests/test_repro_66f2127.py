@@ -359,3 +359,93 @@ def test_n24_push_to_hub_without_network_says_so(monkeypatch):
         ConnectionError, match=r"could not reach the Hugging Face Hub.*save_pretrained"
     ):
         create_model("hsnet", backbone="resnet18").push_to_hub("me/my-hsnet")
+
+
+def _user_comparison(name, **attrs):
+    """A registered comparison of one's own whose forward returns ``attrs['make'](episode)``."""
+    from fewzero.heads.comparisons import Comparison, register_comparison
+
+    make = attrs.pop("make")
+
+    def __init__(self, sources, scale: float = 1.0):
+        Comparison.__init__(self)
+        self.scale = scale
+
+    def forward(self, episode):
+        return make(episode)
+
+    body = {"__init__": __init__, "forward": forward, "query_reads": ("query",),
+            "support_reads": ("query",), "out_channels": 1, **attrs}  # fmt: skip
+    return register_comparison(name)(type(f"C_{name}", (Comparison,), body))
+
+
+def _zeros(episode, channels=1, scale=1):
+    q = episode.query["query"]
+    h, w = q.shape[-2:]
+    return q.new_zeros(q.shape[0], channels, h // scale, w // scale)
+
+
+@pytest.mark.parametrize(
+    ("case", "attrs", "error", "match"),
+    [
+        ("n03", {"make": lambda e: (_zeros(e, 3), None)}, ValueError, r"maps must be \(\d+, 1, "),
+        ("n03b", {"make": lambda e: (None, None)}, ValueError, "declares out_channels=1 but"),
+        ("n04", {"make": lambda e: (_zeros(e, 1, 2), None)}, ValueError, "decoder's grid"),
+        ("n05", {"make": lambda e: (_zeros(e) / 0, None)}, ValueError, "maps hold NaN or Inf"),
+        ("n06", {"make": lambda e: (_zeros(e), _zeros(e)), "residual": True}, ValueError,
+         r"residual must be \(\d+, 2, h, w\)"),
+        ("n06b", {"make": lambda e: (_zeros(e), _zeros(e, 2))}, ValueError,
+         "returned a residual but declares residual=False"),
+        ("n07", {"make": lambda e: _zeros(e)}, TypeError, r"must return \(maps, residual\)"),
+        ("n08", {"make": lambda e: (e.query["f4"], None)}, ValueError,
+         "read the 'f4' features without declaring them"),
+    ],
+)  # fmt: skip
+def test_n03_to_n08_a_user_comparisons_outputs_are_checked_where_they_enter(
+    case, attrs, error, match
+):
+    import torch
+
+    from fewzero.heads.comparisons.registry import _COMPARISONS
+
+    _user_comparison(f"user_{case}", **attrs)
+    try:
+        model = create_model("sm_vcenet", backbone="resnet18", decoder_channels=8,
+                             query_channels=8, comparisons=["prototype", f"user_{case}"])  # fmt: skip
+        masks = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+        masks[..., 10:40, 10:40] = 1
+        with pytest.raises(error, match=match) as info:
+            model(torch.randn(1, 3, 64, 64), torch.randn(1, 1, 3, 64, 64), masks)
+        assert f"user_{case}" in str(info.value)  # the comparison is named
+    finally:
+        _COMPARISONS.pop(f"user_{case}")
+
+
+def test_n08_a_comparison_declaring_an_unknown_source_is_refused_when_built():
+    from fewzero.heads.comparisons.registry import _COMPARISONS
+
+    _user_comparison("user_nosuch", make=lambda e: (None, None), query_reads=("nosuch",))
+    try:
+        with pytest.raises(ValueError, match=r"'nosuch'\] is no source"):
+            create_model("sm_vcenet", backbone="resnet18", comparisons=["user_nosuch"])
+    finally:
+        _COMPARISONS.pop("user_nosuch")
+
+
+def test_n09_options_json_cannot_keep_are_refused_before_saving(tmp_path):
+    import torch
+
+    from fewzero.engine import save_model
+    from fewzero.heads.comparisons.registry import _COMPARISONS
+
+    _user_comparison("user_opts", make=lambda e: (_zeros(e), None))
+    try:
+        model = create_model("sm_vcenet", backbone="resnet18",
+                             comparisons=[{"name": "user_opts", "scale": torch.tensor(3.0)}])  # fmt: skip
+        with pytest.raises(ValueError, match=r"\['comparisons'\]\[0\]\['scale'\]: Tensor"):
+            model.save_pretrained(tmp_path / "out")
+        with pytest.raises(ValueError, match="JSON cannot keep"):
+            save_model(model, tmp_path / "m.pt")
+        assert not list(tmp_path.iterdir())  # nothing written
+    finally:
+        _COMPARISONS.pop("user_opts")

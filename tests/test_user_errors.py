@@ -197,7 +197,7 @@ def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(
     message = err([*ckpt, "--pascal-root", str(tmp_path), "--out", str(files / "afile" / "sub")])
     assert "--out" in message and "is not writable" in message
     message = err(["--checkpoint", str(files), "--pascal-root", str(tmp_path)])
-    assert "checkpoint must be a file, got the folder" in message
+    assert "checkpoint must be a file or a folder written by save_pretrained" in message
     # a model written by save_model records no fold: --fold is asked for, before any episode
     from fewzero.engine import save_model
 

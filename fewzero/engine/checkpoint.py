@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..configs import check_saveable
 from ..models import load_checkpoint
 
 __all__ = [
@@ -50,6 +51,7 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike[str], **meta: Any
         raise ValueError(
             f"model must carry a config with 'arch' (a fewzero model), got {type(model).__name__}"
         )
+    check_saveable(config, f"path {str(path)!r}")
     path = Path(path)
     save_checkpoint(
         {

@@ -25,7 +25,7 @@ from torch import nn
 
 from .. import __version__
 from ..checks import resolve_device
-from ..configs import json_safe
+from ..configs import check_saveable, json_safe
 from ..files import replace_atomically
 from .loading import model_from_state
 from .weights import check_finite_state
@@ -119,6 +119,7 @@ def save_pretrained(
         raise ValueError(
             f"model must carry a config with 'arch' (a fewzero model), got {type(model).__name__}"
         )
+    check_saveable(config, f"directory {str(directory)!r}")
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     check_finite_state(state, "model")
     if card is not None and not isinstance(card, str):

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Comparison, Episode, FeatureSources
+from .base import SOURCES, Comparison, Episode, FeatureSources
+from .boundary import check_declared_sources, checked_output
 
 __all__ = [
     "ComparisonSpec",
@@ -143,6 +144,8 @@ class Comparisons(nn.ModuleList):
 
     def __init__(self, specs: Iterable[ComparisonSpec], sources: FeatureSources) -> None:
         super().__init__([create_comparison(spec, sources) for spec in specs])
+        for comparison in self:
+            check_declared_sources(comparison, SOURCES)
 
     @property
     def out_channels(self) -> int:
@@ -168,7 +171,7 @@ class Comparisons(nn.ModuleList):
         maps: list[torch.Tensor] = []
         residuals: list[torch.Tensor] = []
         for comparison in self:
-            out, residual = comparison(episode)
+            out, residual = checked_output(comparison, _run(comparison, episode), episode)
             if out is not None:
                 maps.append(out)
             if residual is not None:
@@ -182,6 +185,21 @@ class Comparisons(nn.ModuleList):
             for name, value in comparison.losses(episode, logits).items():
                 total[name] = total[name] + value if name in total else value
         return total
+
+
+def _run(comparison: Comparison, episode: Episode) -> Any:
+    """``comparison(episode)``; a source it reads without declaring it is named."""
+    try:
+        return comparison(episode)
+    except KeyError as err:
+        key = err.args[0] if err.args else None
+        if key not in SOURCES:
+            raise
+        raise ValueError(
+            f"comparison {comparison.name or type(comparison).__name__!r} read the {key!r} "
+            f"features without declaring them (query_reads={tuple(comparison.query_reads)}, "
+            f"support_reads={tuple(comparison.support_reads)}): add {key!r} to what it reads"
+        ) from err
 
 
 def add_residuals(logits: torch.Tensor, residuals: Sequence[torch.Tensor]) -> torch.Tensor:
