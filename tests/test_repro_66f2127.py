@@ -449,3 +449,41 @@ def test_n09_options_json_cannot_keep_are_refused_before_saving(tmp_path):
         assert not list(tmp_path.iterdir())  # nothing written
     finally:
         _COMPARISONS.pop("user_opts")
+
+
+def test_n16_a_peer_file_without_fold_is_named_as_the_peers(monkeypatch, tmp_path):
+    import argparse
+
+    import fewzero.engine.evaluation_cli as cli
+    from fewzero.engine.evaluation_settings import EvalSettings
+
+    model = create_model("hsnet", backbone="resnet18")
+    monkeypatch.setattr(cli, "load_trained_model", lambda path, device: (model, {"peer": "HSNet"}))
+    args = argparse.Namespace(checkpoint=[str(tmp_path / "hsnet_pascal_fold0.pt")], shots=None,
+                              fold=None, size=None, seed=None, dataset="pascal5i")  # fmt: skip
+    settings = EvalSettings("pascal5i", False, False, "cpu", tmp_path, None, "original",
+                            {"size": None, "n_episodes": None, "seed": None, "min_pixels": None})  # fmt: skip
+    with pytest.raises(ValueError, match=r"records no training fold \(HSNet's released file"):
+        cli.plan_checkpoints(args, settings)
+
+
+def test_n10_a_comparison_taking_keyword_options_gets_them_by_dict():
+    from fewzero.heads.comparisons import Comparison, create_comparison, register_comparison
+    from fewzero.heads.comparisons.registry import _COMPARISONS
+
+    @register_comparison("user_kw")
+    class Kw(Comparison):
+        support_reads = ("query",)
+
+        def __init__(self, sources, **options):
+            super().__init__()
+            self.options = options
+
+        def forward(self, episode):
+            return None, None
+
+    try:
+        built = create_comparison({"name": "user_kw", "k": 3}, None)
+        assert built.options == {"k": 3} and built.config == {"name": "user_kw", "k": 3}
+    finally:
+        _COMPARISONS.pop("user_kw")

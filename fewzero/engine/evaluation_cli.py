@@ -192,9 +192,14 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
         shots = shot_counts(model, str(ckpt), args.shots, cfg)
         fold = args.fold if args.fold is not None else cfg.get("fold")
         if fold is None and not cross:
+            what = (
+                f"{cfg['peer']}'s released file, one per fold"
+                if "peer" in cfg
+                else "a model written by save_model or save_pretrained"
+            )
             raise ValueError(
-                f"--fold must be given for {str(ckpt)!r}: it records no training fold (a "
-                "model written by save_model); pass the fold its classes were held out of"
+                f"--fold must be given for {str(ckpt)!r}: it records no training fold ({what}); "
+                "pass the fold its classes were held out of"
             )
         if cross and min(shots) < 1:
             raise ValueError(

@@ -123,8 +123,10 @@ def create_comparison(spec: ComparisonSpec, sources: FeatureSources) -> Comparis
             "loading the model"
         )
     cls = _COMPARISONS[name]
-    takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "sources")]
-    unknown = sorted(set(options) - set(takes))
+    params = inspect.signature(cls.__init__).parameters
+    takes = [p for p in params if p not in ("self", "sources")]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())  # **options
+    unknown = [] if open_ended else sorted(set(options) - set(takes))
     if unknown:
         raise ValueError(
             f"comparison {name!r} takes the options {takes}, got unknown {unknown}; "
