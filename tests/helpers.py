@@ -10,6 +10,17 @@ import torch
 SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
 #: ... and with a narrow class branch, for the SM-VCENet family.
 SMALL_CLASS = dict(SMALL, class_channels=32)
+#: The smallest DINOv3 of timm's layout (the training-free models' encoder in tests).
+TINY_DINOV3 = dict(depth=1, embed_dim=32, num_heads=2)
+#: Architectures over a foundation ViT of their own: their tiny build instead of ResNet18.
+OWN_BACKBONE = {
+    "insid3": dict(
+        backbone="vit_small_patch16_dinov3_qkvb",
+        backbone_kwargs=TINY_DINOV3,
+        image_size=64,
+        svd_components=8,
+    ),
+}
 
 
 def tiny_model(arch, **overrides):
@@ -23,10 +34,13 @@ def tiny_model(arch, **overrides):
     from fewzero.models import create_model
     from fewzero.models._registry import architecture_class
 
-    backbone = overrides.pop("backbone", "resnet18")
+    own = OWN_BACKBONE.get(arch, {})
+    if own and overrides.get("backbone") == "resnet18":  # a CNN cannot be this model's encoder
+        overrides.pop("backbone")
+    backbone = overrides.pop("backbone", own.get("backbone", "resnet18"))
     cls = architecture_class(arch)
     params = inspect.signature(cls.__init__).parameters
-    wanted = dict(SMALL_CLASS, **overrides)
+    wanted = {**SMALL_CLASS, **{k: v for k, v in own.items() if k != "backbone"}, **overrides}
     if "class_embeddings" in params:
         wanted["class_embeddings"] = torch.randn(20, 8)
         wanted.pop("class_channels")

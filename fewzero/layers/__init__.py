@@ -6,6 +6,7 @@ All layers are BN-free by default (``norm_layer=None``) and take activation clas
 
 from .aspp import ASPP
 from .center_pivot import CenterPivotConv4d
+from .clustering import cosine_clusters
 from .conv_norm_act import ConvNormAct, make_act
 from .correlation import dense_correlation, multilayer_correlation
 from .mask_attention import MaskAttention
@@ -13,6 +14,7 @@ from .non_local import NonLocalBlock, dot_product_attention
 from .positional import sine_positional_encoding
 from .pyramid_pooling import PyramidPoolingAttention, adaptive_avg_pool2d_matmul
 from .residual import ResidualBlock, ResidualStack
+from .subspace import principal_subspace, remove_subspace
 
 __all__ = [
     "ASPP",
@@ -24,9 +26,12 @@ __all__ = [
     "ResidualBlock",
     "ResidualStack",
     "adaptive_avg_pool2d_matmul",
+    "cosine_clusters",
     "dense_correlation",
     "dot_product_attention",
     "make_act",
     "multilayer_correlation",
+    "principal_subspace",
+    "remove_subspace",
     "sine_positional_encoding",
 ]

@@ -30,6 +30,7 @@ from .feature_cache import FeatureCache, cached_features, weights_fingerprint
 from .fewshot import FewShotModel, encode_pair
 from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, hsnet_resnet101
 from .hub import from_pretrained, model_card, push_to_hub, save_pretrained
+from .insid3 import INSID3, insid3_vitb16, insid3_vitl16, insid3_vits16
 from .loading import (
     check_finite_state,
     load_checkpoint,
@@ -68,6 +69,7 @@ from .sm_vcenet import (
     vcenet_resnet50,
     vcenet_resnet101,
 )
+from .vit_patches import ViTPatches
 from .weights import efficientnet_lite0_imagenet_state_dict, read_state_dict
 
 __all__ = [
@@ -80,7 +82,9 @@ __all__ = [
     "FeatureCache",
     "FewShotModel",
     "HSNet",
+    "INSID3",
     "PrototypeMatcher",
+    "ViTPatches",
     "SMVCENet",
     "SegmentationModel",
     "SPNet",
@@ -117,6 +121,9 @@ __all__ = [
     "model_parameters",
     "nway_scores",
     "vote_shots",
+    "insid3_vitb16",
+    "insid3_vitl16",
+    "insid3_vits16",
     "prototype_efficientnet_lite0",
     "prototype_resnet50",
     "m_vcenet_efficientnet_lite0",

@@ -1,0 +1,209 @@
+"""fewzero's INSID3 beside INSID3's own code: same DINOv3 weights, same episodes, stage by stage.
+
+Meta's DINOv3 network is built from a checkout of ``facebookresearch/dinov3`` and filled with
+seeded random weights, with what is near-identity at initialisation (LayerScale's 1e-5) drawn
+again, and saved as Meta saves its files. INSID3's model (a checkout of ``visinf/INSID3``) runs on
+that network; fewzero loads the same file as ``dinov3_file``. Nothing of either checkout is in
+fewzero. The episodes are scenes of large uniform regions (so that random features match like
+with like): an object of one colour on a background of two, the support showing it elsewhere;
+one query in three has no object.
+
+Reported, at 1 and at 5 shots:
+
+* features: the largest difference of the normalised tokens over their scale;
+* the positional basis: the largest difference of the projections ``U Uᵀ``;
+* candidates, clusters (as partitions) and final masks: the share of equal cells or pixels;
+* present and absent queries with an empty mask;
+* the time of one episode (median of ``--repeats``, interleaved) and the ratio.
+
+Usage::
+
+    python benchmarks/insid3_parity.py --insid3-code PATH --dinov3-code PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown, write_results  # noqa: E402
+
+from fewzero.models import INSID3  # noqa: E402
+
+SIZES = {  # Meta's layout for each size: width, depth, heads (the tiny one for quick runs)
+    "tiny": (64, 2, 2),
+    "small": (384, 12, 6),
+    "base": (768, 12, 12),
+}
+
+
+def meta_dinov3(code: Path, size: str, seed: int) -> torch.nn.Module:
+    """Meta's DinoVisionTransformer (its ViT-S/16 settings at ``size``), seeded, nothing inert."""
+    sys.path.insert(0, str(code))
+    from dinov3.models.vision_transformer import DinoVisionTransformer
+
+    width, depth, heads = SIZES[size]
+    torch.manual_seed(seed)
+    net = DinoVisionTransformer(
+        img_size=224, patch_size=16, pos_embed_rope_base=100,
+        pos_embed_rope_normalize_coords="separate", pos_embed_rope_rescale_coords=2,
+        pos_embed_rope_dtype="fp32", embed_dim=width, depth=depth, num_heads=heads,
+        ffn_ratio=4, qkv_bias=True, layerscale_init=1e-5, norm_layer="layernormbf16",
+        ffn_layer="mlp", ffn_bias=True, proj_bias=True, n_storage_tokens=4, mask_k_bias=True,
+    )  # fmt: skip
+    net.init_weights()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if not t.is_floating_point() or name.endswith((".periods", "bias_mask")):
+                continue
+            if ".ls" in name:  # LayerScale: 1e-5 at init makes every block the identity
+                t.copy_(0.5 + torch.rand(t.shape, generator=gen))
+            elif name.endswith("qkv.bias") or name in ("cls_token", "storage_tokens"):
+                t.copy_(0.1 * torch.randn(t.shape, generator=gen))
+    return net.eval()
+
+
+def scene(rng: np.random.Generator, side: int, present: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image ``(3, side, side)`` in [0, 1] of large uniform regions, and its object mask."""
+    img = np.empty((side, side, 3), np.float32)
+    cut = int(rng.integers(side // 3, 2 * side // 3))
+    img[:cut], img[cut:] = rng.uniform(0, 0.5, 3), rng.uniform(0, 0.5, 3)
+    mask = np.zeros((side, side), bool)
+    if present:
+        h, w = rng.integers(side // 4, side // 2, 2)
+        y, x = rng.integers(0, side - h), rng.integers(0, side - w)
+        mask[y : y + h, x : x + w] = True
+        img[mask] = (0.95, 0.2, 0.15)
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    return torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1), torch.from_numpy(mask)
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def partition_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of cell pairs that both labellings put together or both apart."""
+    a, b = a.flatten(), b.flatten()
+    same_a, same_b = a[:, None] == a[None], b[:, None] == b[None]
+    return float((same_a == same_b).float().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--insid3-code", type=Path, required=True)
+    parser.add_argument("--dinov3-code", type=Path, required=True)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--svd-components", type=int, default=None)
+    parser.add_argument("--episodes", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="insid3_parity", help="the results files' name")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    width = SIZES[args.size][0]
+    comps = args.svd_components or width // 2
+
+    meta = meta_dinov3(args.dinov3_code, args.size, args.seed)
+    sys.path.insert(0, str(args.insid3_code))
+    from models.insid3 import INSID3 as PeerINSID3
+
+    peer = PeerINSID3(
+        meta,
+        image_size=args.image_size,
+        svd_components=comps,
+        device="cpu",
+        resize_to_orig_size=False,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dinov3_vits16_pretrain_lvd1689m-random.pth"
+        torch.save(meta.state_dict(), path)
+        w, d, h = SIZES[args.size]
+        ours = INSID3(
+            "vit_small_patch16_dinov3_qkvb", dinov3_file=path, image_size=args.image_size,
+            svd_components=comps, backbone_kwargs=dict(embed_dim=w, depth=d, num_heads=h),
+        ).eval()  # fmt: skip
+
+    def proj(u: torch.Tensor) -> torch.Tensor:
+        return u @ u.T
+
+    basis_diff = float((proj(peer.positional_basis) - proj(ours.positional_basis)).abs().max())
+    rng = np.random.default_rng(args.seed)
+    rows: list[dict[str, object]] = []
+    for shots in (1, 5):
+        stats: dict[str, list[float]] = {k: [] for k in ("feat", "cand", "part", "mask")}
+        empty = {"present": [0, 0], "absent": [0, 0]}
+        t_peer, t_ours = [], []
+        for e in range(args.episodes):
+            present = e % 3 != 2
+            q_img, q_mask = scene(rng, args.image_size, present)
+            sup = [scene(rng, args.image_size, True) for _ in range(shots)]
+            s_img = torch.stack([normalise(s[0]) for s in sup])
+            s_mask = torch.stack([s[1] for s in sup])
+            q = normalise(q_img)[None]
+            with torch.no_grad():
+                ref = meta.get_intermediate_layers(q, n=1, reshape=True)[0]
+                mine = ours.encoder(q)
+            stats["feat"].append(float((ref - mine).abs().max() / ref.abs().max()))
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                peer_mask = peer.predict_mask(s_img, s_mask, q)
+                t_peer.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    logits = ours(q, s_img[None], s_mask[None].long())
+                t_ours.append(time.perf_counter() - t0)
+            our_mask = logits.argmax(1)[0].bool()
+            stats["mask"].append(float((our_mask == peer_mask).float().mean()))
+            key = "present" if present else "absent"
+            empty[key][0] += int(not our_mask.any())
+            empty[key][1] += int(not peer_mask.any())
+            rows.append(dict(shots=shots, present=present, equal=stats["mask"][-1]))
+        row = {
+            "shots": shots,
+            "feature_rel_diff_max": max(stats["feat"]),
+            "mask_equal_min": min(stats["mask"]),
+            "mask_equal_mean": statistics.mean(stats["mask"]),
+            "empty_absent_fewzero_peer": empty["absent"],
+            "empty_present_fewzero_peer": empty["present"],
+            "peer_s": statistics.median(t_peer),
+            "fewzero_s": statistics.median(t_ours),
+        }
+        row["ratio"] = row["fewzero_s"] / row["peer_s"]
+        print(row)
+        rows.append(row)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    summary = {
+        "date": datetime.date.today().isoformat(),
+        "commit": commit,
+        "size": args.size,
+        "image_size": args.image_size,
+        "svd_components": comps,
+        "threads": args.threads,
+        "basis_projection_diff_max": basis_diff,
+        "rows": [r for r in rows if "peer_s" in r],
+    }
+    table = markdown(summary["rows"], list(summary["rows"][0]))
+    print(table)
+    print(write_results(args.name, "cpu", summary, table))
+
+
+if __name__ == "__main__":
+    main()
