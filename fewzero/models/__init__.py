@@ -49,6 +49,7 @@ from .lzsss import (
 from .nway import nway_scores
 from .peer_checkpoints import PeerCheckpoint, model_from_peer_state, recognise_peer_state
 from .prototype_matcher import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
+from .sam import SAM_SIZES, SegmentAnything
 from .sm_vcenet import (
     FEWSHOT_DEFAULTS,
     VARIANTS,
@@ -84,6 +85,8 @@ __all__ = [
     "HSNet",
     "INSID3",
     "PrototypeMatcher",
+    "SAM_SIZES",
+    "SegmentAnything",
     "ViTPatches",
     "SMVCENet",
     "SegmentationModel",
