@@ -8,6 +8,7 @@ port with them stage by stage, so that CI guards the port without the peer's cod
 Usage::
 
     python benchmarks/make_golden.py insid3 --peer-code PATH/INSID3 --dinov3-code PATH/dinov3
+    python benchmarks/make_golden.py gf_sam --peer-code PATH/GF-SAM
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +86,118 @@ def insid3(args: argparse.Namespace) -> dict[str, np.ndarray]:
     }
 
 
+def meta_sam_tiny(sam_code: Path | None) -> torch.nn.Module:
+    """Meta's Sam at the fixture's tiny size (Meta's own classes), with the fixture's weights."""
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )  # fmt: skip
+
+    cfg = gi.GF_SAM_SAM
+    enc, dec, side = cfg["encoder_kwargs"], cfg["decoder_kwargs"], cfg["image_size"]
+    c = cfg["prompt_dim"]
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=enc["depth"], embed_dim=enc["embed_dim"], img_size=side, mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=enc["num_heads"],
+            patch_size=16, qkv_bias=True, use_rel_pos=True,
+            global_attn_indexes=enc["global_attn_indexes"], window_size=enc["window_size"],
+            out_chans=c,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=c, image_embedding_size=(side // 16,) * 2, input_image_size=(side,) * 2,
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=c, mlp_dim=dec["mlp_dim"], num_heads=dec["num_heads"]
+            ),
+            transformer_dim=c, iou_head_depth=3, iou_head_hidden_dim=dec["iou_head_hidden_dim"],
+        ),
+    )  # fmt: skip
+    sam.load_state_dict(gi.sam_state(), strict=True)
+    return sam.eval()
+
+
+def gf_sam(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """GF-SAM's priors, points, SAM masks, graph, labels and final masks per episode."""
+    sys.path.insert(0, str(args.peer_code))  # GF-SAM's own copies of dinov2 and segment_anything
+    from dinov2.data.transforms import MaybeToTensor, make_normalize_transform
+    from dinov2.models.vision_transformer import DinoVisionTransformer
+    from matcher.GFSAM import GFSAM
+    from segment_anything import SamPredictor
+    from torchvision import transforms
+
+    dino = DinoVisionTransformer(
+        img_size=gi.GF_SAM_DINO_SIZE, patch_size=14, init_values=1e-5, ffn_layer="mlp",
+        block_chunks=0, qkv_bias=True, proj_bias=True, ffn_bias=True, **gi.GF_SAM_DINOV2,
+    )  # fmt: skip
+    dino.load_state_dict(gi.dinov2_state(side=gi.GF_SAM_DINO_SIZE, **gi.GF_SAM_DINOV2), strict=True)
+    dino.eval()
+    peer = GFSAM(dino, SamPredictor(meta_sam_tiny(None)), input_size=gi.GF_SAM_SIDE, device="cpu")
+    peer.encoder_img_size = gi.GF_SAM_DINO_SIZE  # GF-SAM fixes 518; the fixture is tiny
+    peer.encoder_feat_size = gi.GF_SAM_DINO_SIZE // 14
+    peer.encoder_transform = transforms.Compose([
+        MaybeToTensor(),
+        transforms.Resize(gi.GF_SAM_DINO_SIZE, interpolation=transforms.InterpolationMode.BILINEAR),
+        make_normalize_transform(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    ])  # fmt: skip
+    seen: dict[str, object] = {}
+    for name in ("find_points", "mask_cluster", "point_consistency_dis"):
+        original = getattr(peer, name)
+
+        def record(*a, _name=name, _original=original, **k):  # type: ignore[no-untyped-def]
+            seen[_name] = _original(*a, **k)
+            return seen[_name]
+
+        setattr(peer, name, record)
+    generate = peer.generate_sam_masks
+    out: dict[str, list[np.ndarray]] = {}
+    for stand_in in (False, True):  # SAM's own masks, then masks that follow the scene
+        for query, supports, masks in gi.gf_sam_episodes():
+            seen.clear()
+            # the images as fewzero reconstructs them from its normalised input (the same floats)
+            q, s = gi.unnormalise(gi.normalise(query)), gi.unnormalise(gi.normalise(supports))
+            if stand_in:
+                peer.generate_sam_masks = lambda feats, xy, labels, _q=q: [  # noqa: E731
+                    gi.region_masks(_q[0], np.asarray(xy).astype(np.int32))[:, None]
+                ]
+            peer.set_reference(s[None], masks[None].float())
+            peer.set_target(q)
+            mask, _ = peer.predict()
+            row = _gf_sam_row(seen, mask)
+            for key, value in row.items():
+                out.setdefault(("regions_" if stand_in else "") + key, []).append(value)
+        peer.generate_sam_masks = generate
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def _gf_sam_row(seen: dict[str, object], mask: torch.Tensor) -> dict[str, np.ndarray]:
+    """One episode's stages, padded to GF-SAM's 128 points."""
+    points = np.asarray(seen["find_points"][3], dtype=np.int64)
+    row = {"points": np.pad(points, ((0, 128 - len(points)), (0, 0)), constant_values=-1)}
+    if "mask_cluster" in seen:
+        labels, kept = seen["mask_cluster"][1], seen["point_consistency_dis"].numpy()
+    else:
+        labels = kept = np.zeros(0)
+    for key, value in (("labels", labels), ("kept", kept)):
+        row[key] = np.full(128, -1)
+        row[key][: len(value)] = value
+    row["masks"] = np.packbits(mask[0].bool().numpy())
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("peer", choices=["insid3"])
+    parser.add_argument("peer", choices=["insid3", "gf_sam"])
     parser.add_argument("--peer-code", type=Path, required=True)
     parser.add_argument("--dinov3-code", type=Path)
     args = parser.parse_args()
-    arrays = {"insid3": insid3}[args.peer](args)
+    arrays = {"insid3": insid3, "gf_sam": gf_sam}[args.peer](args)
     commit = subprocess.run(
         ["git", "-C", str(args.peer_code), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

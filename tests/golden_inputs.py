@@ -83,6 +83,13 @@ def normalise(images):
     return (images - mean) / std
 
 
+def unnormalise(images):
+    """The inverse of [normalise][normalise], as fewzero's GF-SAM computes it ``(x * std + mean)``."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return images * std + mean
+
+
 def insid3_episodes(seed=0):
     """The fixture's episodes: ``(query (1, 3, S, S), supports (K, 3, S, S), masks (K, S, S))``."""
     rng = np.random.default_rng(seed)
@@ -96,3 +103,132 @@ def insid3_episodes(seed=0):
             torch.stack([p[1] for p in pairs]),
         ))  # fmt: skip
     return out
+
+
+#: The tiny GF-SAM of its fixture: DINOv2 (patch 14) at 112 px (an 8 x 8 grid), SAM at 128 px.
+GF_SAM_DINOV2 = dict(embed_dim=64, depth=2, num_heads=2)
+GF_SAM_DINO_SIZE = 112
+GF_SAM_SIDE = 128
+GF_SAM_SAM = dict(
+    image_size=128,
+    prompt_dim=32,
+    encoder_kwargs=dict(depth=2, embed_dim=32, num_heads=2, global_attn_indexes=[1], window_size=4),
+    decoder_kwargs=dict(num_heads=2, mlp_dim=64, iou_head_hidden_dim=32),
+)
+#: The fixture's episodes: (shots, object present in the query).
+GF_SAM_EPISODES = [(1, True), (1, True), (1, False), (2, True), (2, False)]
+
+
+def _drawer(seed):
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape, scale=1.0, shift=0.0):
+        return torch.from_numpy((shift + scale * rng.standard_normal(shape)).astype(np.float32))
+
+    return rng, draw
+
+
+def dinov2_state(embed_dim, depth, num_heads, side, seed=1):
+    """A state dict as Meta's DINOv2 files hold it (patch 14, a class token, LayerScale)."""
+    rng, draw = _drawer(seed)
+    c, hidden, cells = embed_dim, 4 * embed_dim, (side // 14) ** 2
+    state = {
+        "cls_token": draw(1, 1, c, scale=0.5),
+        "pos_embed": draw(1, 1 + cells, c, scale=0.5),
+        "mask_token": draw(1, c, scale=0.02),
+        "patch_embed.proj.weight": draw(c, 3, 14, 14, scale=(3 * 196) ** -0.5),
+        "patch_embed.proj.bias": draw(c, scale=0.1),
+    }
+    for i in range(depth):
+        b = f"blocks.{i}."
+        state.update({
+            b + "norm1.weight": draw(c, scale=0.1, shift=1.0),
+            b + "norm1.bias": draw(c, scale=0.1),
+            b + "attn.qkv.weight": draw(3 * c, c, scale=c**-0.5),
+            b + "attn.qkv.bias": draw(3 * c, scale=0.1),
+            b + "attn.proj.weight": draw(c, c, scale=c**-0.5),
+            b + "attn.proj.bias": draw(c, scale=0.1),
+            b + "ls1.gamma": torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)),
+            b + "norm2.weight": draw(c, scale=0.1, shift=1.0),
+            b + "norm2.bias": draw(c, scale=0.1),
+            b + "mlp.fc1.weight": draw(hidden, c, scale=c**-0.5),
+            b + "mlp.fc1.bias": draw(hidden, scale=0.1),
+            b + "mlp.fc2.weight": draw(c, hidden, scale=hidden**-0.5),
+            b + "mlp.fc2.bias": draw(c, scale=0.1),
+            b + "ls2.gamma": torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)),
+        })  # fmt: skip
+    state["norm.weight"] = draw(c, scale=0.1, shift=1.0)
+    state["norm.bias"] = draw(c, scale=0.1)
+    return state
+
+
+TABLES = (
+    "pos_embed", "rel_pos_h", "rel_pos_w", "gaussian_matrix", "not_a_point_embed.weight",
+    "no_mask_embed.weight", "iou_token.weight", "mask_tokens.weight",
+)  # fmt: skip
+
+
+def sam_state(seed=2):
+    """A state dict as Meta's SAM files hold it, of the fixture's tiny SAM (every tensor drawn).
+
+    The keys and shapes come from fewzero's own SAM (timm's names mapped back to Meta's:
+    ``image_encoder.`` before the encoder's keys, ``mlp.lin`` for its ``mlp.fc``); the
+    values from PCG64: weights ~ N(0, 1/fan-in), norms' weights about 1, the Gaussian matrix of
+    the prompt positions N(0, 1).
+    """
+    from fewzero.models import SegmentAnything
+
+    shapes = {
+        k: tuple(v.shape) for k, v in SegmentAnything("vit_b", **GF_SAM_SAM).state_dict().items()
+    }
+    rng, draw = _drawer(seed)
+    state = {}
+    for key, shape in shapes.items():
+        meta = key.replace("mlp.fc", "mlp.lin") if key.startswith("image_encoder.") else key
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        if ("norm" in key or "upscaling.1" in key) and key.endswith("weight"):
+            state[meta] = draw(*shape, scale=0.1, shift=1.0)
+        elif key.endswith(("upscaling.0.weight", "upscaling.3.weight")):
+            # one weight per 2 x 2 output block: masks are blobs, not the checkerboard that
+            # random transposed convolutions give
+            kernel = draw(*shape[:2], 1, 1, scale=shape[0] ** -0.5)
+            state[meta] = kernel.expand(shape).contiguous()
+        elif key.endswith(("image_encoder.pos_embed", "rel_pos_h", "rel_pos_w")):
+            state[meta] = draw(*shape, scale=0.05)  # weak: what a patch shows leads its embedding
+        elif key.endswith(TABLES) or "point_embeddings" in key:
+            state[meta] = draw(*shape, scale=0.5)  # positions, prompt and output embeddings
+        elif len(shape) > 1:
+            state[meta] = draw(*shape, scale=fan_in**-0.5)
+        else:  # biases (the mask decoder's none: a constant would make every mask all or nothing)
+            state[meta] = draw(*shape, scale=0.0 if key.startswith("mask_decoder.") else 0.1)
+    return state
+
+
+def gf_sam_episodes(seed=3):
+    """The fixture's episodes at 128 px: ``(query (1, 3, S, S) in [0, 1], supports, masks)``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for shots, present in GF_SAM_EPISODES:
+        query, _ = scene(rng, GF_SAM_SIDE, present)
+        pairs = [scene(rng, GF_SAM_SIDE, True) for _ in range(shots)]
+        out.append(
+            (query[None], torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+        )
+    return out
+
+
+def region_masks(image, coords):
+    """Stand-ins for SAM's masks: for each pixel ``(x, y)`` of ``coords`` ``(P, 2)``, the pixels of
+    ``image`` ``(3, S, S)`` within 0.1 of its colour; every third one also takes the left quarter.
+
+    Random SAM weights give masks unrelated to the image; these give GF-SAM's graph what real
+    masks give it (several masks of one object, masks that spill into the background).
+    """
+    masks = []
+    for i, (x, y) in enumerate(coords.tolist()):
+        colour = image[:, int(y), int(x)]
+        mask = ((image - colour[:, None, None]).abs() < 0.1).all(dim=0)
+        if i % 3 == 2:
+            mask[:, : image.shape[-1] // 4] = True
+        masks.append(mask)
+    return torch.stack(masks)

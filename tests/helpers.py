@@ -20,7 +20,21 @@ OWN_BACKBONE = {
         image_size=64,
         svd_components=8,
     ),
+    "gf_sam": dict(
+        backbone="vit_small_patch14_dinov2",
+        backbone_kwargs=dict(TINY_DINOV3, img_size=56),
+        dino_size=56,
+        sam="vit_b",
+        sam_kwargs=dict(
+            image_size=64,
+            prompt_dim=32,
+            encoder_kwargs=dict(depth=1, embed_dim=32, num_heads=2, global_attn_indexes=[0]),
+            decoder_kwargs=dict(num_heads=2, mlp_dim=64, iou_head_hidden_dim=32),
+        ),
+    ),
 }
+#: Of those, the ones whose encoder is fixed (GF-SAM's DINOv2 at its patch 14).
+FIXED_BACKBONE = {"gf_sam"}
 
 
 def tiny_model(arch, **overrides):
@@ -35,8 +49,8 @@ def tiny_model(arch, **overrides):
     from fewzero.models._registry import architecture_class
 
     own = OWN_BACKBONE.get(arch, {})
-    if own and overrides.get("backbone") == "resnet18":  # a CNN cannot be this model's encoder
-        overrides.pop("backbone")
+    if own and (overrides.get("backbone") == "resnet18" or arch in FIXED_BACKBONE):
+        overrides.pop("backbone", None)  # a CNN cannot be this model's encoder
     backbone = overrides.pop("backbone", own.get("backbone", "resnet18"))
     cls = architecture_class(arch)
     params = inspect.signature(cls.__init__).parameters

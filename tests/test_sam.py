@@ -16,7 +16,11 @@ DECODER = dict(num_heads=2, mlp_dim=64, iou_head_hidden_dim=32)
 def meta_sam(seed=0):
     """Meta's Sam at a tiny size, seeded, with what is zero at init drawn again."""
     from segment_anything.modeling import (
-        ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer,
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
     )  # fmt: skip
 
     torch.manual_seed(seed)

@@ -28,6 +28,7 @@ from .dcama import (
 )
 from .feature_cache import FeatureCache, cached_features, weights_fingerprint
 from .fewshot import FewShotModel, encode_pair
+from .gf_sam import GFSAM, gf_sam_vit_h_dinov2_vitl14
 from .hsnet import HSNet, hsnet_efficientnet_lite0, hsnet_resnet50, hsnet_resnet101
 from .hub import from_pretrained, model_card, push_to_hub, save_pretrained
 from .insid3 import INSID3, insid3_vitb16, insid3_vitl16, insid3_vits16
@@ -83,6 +84,7 @@ __all__ = [
     "FeatureCache",
     "FewShotModel",
     "HSNet",
+    "GFSAM",
     "INSID3",
     "PrototypeMatcher",
     "SAM_SIZES",
@@ -124,6 +126,7 @@ __all__ = [
     "model_parameters",
     "nway_scores",
     "vote_shots",
+    "gf_sam_vit_h_dinov2_vitl14",
     "insid3_vitb16",
     "insid3_vitl16",
     "insid3_vits16",

@@ -43,7 +43,7 @@ from ._registry import architecture, architecture_of
 
 __all__ = ["NOT_CONFIG", "Losses", "SegmentationModel", "check_finite", "check_images"]
 
-NOT_CONFIG = ("pretrained", "pretrained_file", "dinov3_file")
+NOT_CONFIG = ("pretrained", "pretrained_file", "dinov3_file", "dinov2_file", "sam_file")
 """Constructor arguments that are not part of ``config``: where the weights come from (a checkpoint's state dict holds them)."""
 
 Losses = dict[str, torch.Tensor]

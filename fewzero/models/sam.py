@@ -185,12 +185,22 @@ class SegmentAnything(nn.Module):
         Returns:
             Logits ``(N, M, H, W)`` (the mask is ``> 0``) and IoU estimates ``(N, M)``.
         """
+        low, iou = self.decode_points(embedding, coords, labels, multimask_output)
+        return self.postprocess(low, input_size), iou
+
+    def decode_points(
+        self,
+        embedding: torch.Tensor,
+        coords: torch.Tensor,
+        labels: torch.Tensor,
+        multimask_output: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution logits ``(N, M, 4g, 4g)`` and IoU estimates of ``N`` point prompts."""
         with torch.no_grad():
             sparse, dense = self.prompt_encoder(points=(coords, labels))
-            low, iou = self.mask_decoder(
+            return self.mask_decoder(
                 embedding, self.prompt_encoder.dense_positions(), sparse, dense, multimask_output
             )
-            return self.postprocess(low, input_size), iou
 
     def postprocess(self, low: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
         """Low-resolution logits ``(N, M, 4g, 4g)`` -> ``(N, M, H, W)`` as Meta's ``postprocess_masks``."""
