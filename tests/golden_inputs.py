@@ -168,8 +168,8 @@ TABLES = (
 )  # fmt: skip
 
 
-def sam_state(seed=2):
-    """A state dict as Meta's SAM files hold it, of the fixture's tiny SAM (every tensor drawn).
+def sam_state(seed=2, config=None):
+    """A state dict as Meta's SAM files hold it, of the fixture's tiny SAM (or of ``config``).
 
     The keys and shapes come from fewzero's own SAM (timm's names mapped back to Meta's:
     ``image_encoder.`` before the encoder's keys, ``mlp.lin`` for its ``mlp.fc``); the
@@ -178,9 +178,8 @@ def sam_state(seed=2):
     """
     from fewzero.models import SegmentAnything
 
-    shapes = {
-        k: tuple(v.shape) for k, v in SegmentAnything("vit_b", **GF_SAM_SAM).state_dict().items()
-    }
+    own = SegmentAnything("vit_b", **(GF_SAM_SAM if config is None else config)).state_dict()
+    shapes = {k: tuple(v.shape) for k, v in own.items()}
     rng, draw = _drawer(seed)
     state = {}
     for key, shape in shapes.items():

@@ -13,6 +13,7 @@ matches.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 from ..checks import check_writable, nonnegative_int, positive_int
 from ..data import PROTOCOLS
 from ..models import load_trained_model
+from ..models.weight_files import WEIGHT_FILES, add_weight_file_flags, build_from_files
 from .episode_sets import EpisodeSet
 from .evaluation_results import (
     compare_results,
@@ -70,7 +72,12 @@ def _episodes_arg(value: str) -> int | Path:
 
 def _add_data_flags(p: argparse.ArgumentParser, coco: bool | None) -> None:
     p.add_argument("--checkpoint", nargs="+", default=None,
-                   help="training checkpoints (required unless --rerun)")  # fmt: skip
+                   help="training checkpoints (required unless --rerun or --model)")  # fmt: skip
+    p.add_argument("--model", default=None,
+                   help="a training-free model over Meta's files instead of --checkpoint: "
+                   "insid3_vitl16 (--dinov3-file), gf_sam_vit_h_dinov2_vitl14 (--dinov2-file, "
+                   "--sam-file)")  # fmt: skip
+    add_weight_file_flags(p)
     p.add_argument("--rerun", type=Path, default=None,
                    help="a result JSON of an earlier evaluation: score it again on its own "
                    "manifests and say whether every number matches (exit 1 if not)")  # fmt: skip
@@ -152,8 +159,10 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
     args = p.parse_args(argv)
     if args.rerun is not None:
         return _rerun(p, args, coco, argv)
-    if not args.checkpoint:
-        p.error("--checkpoint is required (or --rerun RESULT.json)")
+    if not args.checkpoint and args.model is None:
+        p.error("--checkpoint is required (or --model NAME with its files, or --rerun RESULT.json)")
+    if args.checkpoint and args.model is not None:
+        p.error("--checkpoint and --model cannot be combined: score one kind per run")
     try:
         settings = resolve_settings(args)
     except (FileNotFoundError, ValueError) as err:
@@ -187,14 +196,16 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
     """
     plans = []
     given, count, cross = settings.given, settings.count, settings.cross
-    for ckpt in args.checkpoint:
-        model, cfg = load_trained_model(ckpt, device=settings.device)
+    for ckpt in sources(args):
+        model, cfg = _open(ckpt, args, settings.device)
         shots = shot_counts(model, str(ckpt), args.shots, cfg)
         fold = args.fold if args.fold is not None else cfg.get("fold")
         if fold is None and not cross:
             what = (
                 f"{cfg['peer']}'s released file, one per fold"
                 if "peer" in cfg
+                else "a training-free model: give the fold whose classes it is scored on"
+                if args.model is not None
                 else "a model written by save_model or save_pretrained"
             )
             raise ValueError(
@@ -216,8 +227,41 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
         if cross and count is None:
             proto["n_episodes"] = None if settings.protocol else 1000
             proto["sources"]["n_episodes"] = "protocol" if settings.protocol else "default"
-        plans.append(Plan(ckpt, model, cfg, shots, proto, file_sha256(ckpt)))
+        plans.append(Plan(ckpt, model, cfg, shots, proto, _sha256(ckpt, args)))
     return plans
+
+
+def sources(args: argparse.Namespace) -> list[str]:
+    """What an evaluation scores: its checkpoints, or the one ``--model`` built from files."""
+    return list(args.checkpoint) if args.checkpoint else [args.model]
+
+
+def _files(args: argparse.Namespace) -> dict[str, str | None]:
+    return {arg: getattr(args, arg, None) for _, arg, _ in WEIGHT_FILES}
+
+
+def _open(source: str, args: argparse.Namespace, device: str) -> tuple[Any, dict[str, Any]]:
+    """A checkpoint's model and run config, or ``--model`` over its files (its input size)."""
+    if args.model is None:
+        given = [flag for flag, arg, _ in WEIGHT_FILES if _files(args)[arg] is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply with --model; a --checkpoint holds its own weights"
+            )
+        return load_trained_model(source, device=device)
+    model = build_from_files(source, _files(args), as_flags=True).to(device).eval()
+    cfg: dict[str, Any] = {"model": source, "weights_files": _files(args)}
+    if hasattr(model, "input_size"):
+        cfg["crop_size"] = int(model.input_size)
+    return model, cfg
+
+
+def _sha256(source: str, args: argparse.Namespace) -> str:
+    """A checkpoint's SHA-256; for ``--model``, the SHA-256 of its files' digests in flag order."""
+    if args.model is None:
+        return file_sha256(source)
+    digests = [file_sha256(p) for p in _files(args).values() if p is not None]
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def _check_replay(

@@ -206,7 +206,12 @@ def resolve_settings(args: argparse.Namespace) -> EvalSettings:
     _check_flags(args, cross, with_coco)
     name = args.dataset if cross else ("pascal2coco" if with_coco else "pascal5i")
     device = str(resolve_device(args.device, name="--device"))
-    out = args.out if args.out is not None else default_out(name, args.checkpoint)
+    if args.out is not None:
+        out = args.out
+    elif args.checkpoint:
+        out = default_out(name, args.checkpoint)
+    else:  # a training-free model over its files: results/<kind>/<model>
+        out = Path("results") / name / str(args.model)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out must be a folder, got the existing file {str(out)!r}")
     _check_roots(args, cross, with_coco)

@@ -139,6 +139,7 @@ class GFSAM(FewShotModel):
             )
         self.sam = SegmentAnything(sam, sam_file, argument="sam_file", **dict(sam_kwargs or {}))
         self.dino_size, self.fallback, self.num_classes = dino_size, fallback, 2
+        self.input_size = self.sam.image_size  # GF-SAM's query side (1024)
         self.register_buffer("mean", torch.tensor(self.encoder.mean).view(1, 3, 1, 1), False)
         self.register_buffer("std", torch.tensor(self.encoder.std).view(1, 3, 1, 1), False)
 

@@ -150,7 +150,7 @@ class INSID3(FewShotModel):
                 f"{width}), got {svd_components!r}: INSID3 removes 500 of ViT-L's 1024 "
                 "directions; keep about half the width"
             )
-        self.num_classes = 2
+        self.num_classes, self.input_size = 2, image_size
         black = torch.tensor(self.encoder.mean).view(1, 3, 1, 1).neg() / torch.tensor(
             self.encoder.std
         ).view(1, 3, 1, 1)

@@ -30,7 +30,8 @@ class Predictor:
     Args:
         model: A [`SegmentationModel`][fewzero.models.SegmentationModel] or a training checkpoint path.
         device: Where the model runs (default: ``"cuda"`` when available, else ``"cpu"``).
-        size: Side the images are resized to (default: the checkpoint's training crop, else 321).
+        size: Side the images are resized to (default: the checkpoint's training crop, else the
+            model's ``input_size`` (the training-free foundation models': 1024), else 321).
         allow_full_masks: Accept a support mask that marks every pixel as the object. Refused by
             default, as an empty one is: the few-shot models compare the query with the
             support's background too, and such a mask gives none.
@@ -87,7 +88,9 @@ class Predictor:
                 f"{type(model).__name__}"
             )
         self.model = model.to(self.device).eval()
-        self.size = int(size if size is not None else (train_size or 321))
+        if size is None:  # the training crop, else the model's own input size, else 321
+            size = train_size if train_size is not None else getattr(model, "input_size", 321)
+        self.size = int(size)
         if self.size < self.model.min_input_size:
             raise ValueError(
                 f"size must be >= {self.model.min_input_size} for this backbone, got {self.size}"

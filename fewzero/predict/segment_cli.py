@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from ..checks import check_writable, positive_int, resolve_device
-from ..models import create_model
 from ..models.base import SegmentationModel
+from ..models.weight_files import WEIGHT_FILES, add_weight_file_flags, build_from_files
 from .drawing import save_label_overlay, save_labels, save_mask, save_overlay
 from .inputs import check_has_background, to_image_tensor, to_mask_tensor
 from .predictor import Predictor
@@ -56,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", help="training checkpoint (checkpoint_last.pt)")
     src.add_argument(
         "--model",
-        help="a registered model built with its ImageNet backbone weights and used untrained "
-        "(the training-free prototype_efficientnet_lite0)",
+        help="a training-free model: prototype_efficientnet_lite0 (its ImageNet weights), or "
+        "insid3_vitl16 (with --dinov3-file) and gf_sam_vit_h_dinov2_vitl14 (with --dinov2-file "
+        "and --sam-file) over Meta's files",
     )
+    add_weight_file_flags(p)
     p.add_argument("--query", required=True, help="image to segment")
     p.add_argument(
         "--support",
@@ -139,9 +141,16 @@ def resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> SegmentInpu
 
 def _predictor(args: argparse.Namespace, device: str) -> Predictor:
     """The predictor of ``--model`` (untrained only where nothing is trainable) or ``--checkpoint``."""
+    files = {arg: getattr(args, arg) for _, arg, _ in WEIGHT_FILES}
     if args.model is None:
+        given = [flag for flag, arg, _ in WEIGHT_FILES if files[arg] is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply with --model (a training-free model over Meta's "
+                "files); a --checkpoint holds its own weights: drop them"
+            )
         return Predictor(args.checkpoint, device=device, size=args.size, allow_full_masks=True)
-    model = create_model(args.model, pretrained=True)
+    model = build_from_files(args.model, files, as_flags=True)
     if any(q.requires_grad for q in model.parameters()):
         raise ValueError(
             f"--model {args.model!r} has trainable weights that were never trained; pass "
