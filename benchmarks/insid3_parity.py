@@ -14,7 +14,8 @@ Reported, at 1 and at 5 shots:
 * the positional basis: the largest difference of the projections ``U Uᵀ``;
 * candidates, clusters (as partitions) and final masks: the share of equal cells or pixels;
 * present and absent queries with an empty mask;
-* the time of one episode (median of ``--repeats``, interleaved) and the ratio.
+* the time of one episode (median of ``--repeats``, interleaved) and the ratio; and the time of
+  a new query against a fitted support (its features cached, as ``Predictor.fit`` keeps them).
 
 Usage::
 
@@ -38,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown, write_results  # noqa: E402
 
-from fewzero.models import INSID3  # noqa: E402
+from fewzero.models import INSID3, FeatureCache, cached_features  # noqa: E402
 
 SIZES = {  # Meta's layout for each size: width, depth, heads (the tiny one for quick runs)
     "tiny": (64, 2, 2),
@@ -148,7 +149,7 @@ def main() -> None:
     for shots in (1, 5):
         stats: dict[str, list[float]] = {k: [] for k in ("feat", "cand", "part", "mask")}
         empty = {"present": [0, 0], "absent": [0, 0]}
-        t_peer, t_ours = [], []
+        t_peer, t_ours, t_fitted = [], [], []
         for e in range(args.episodes):
             present = e % 3 != 2
             q_img, q_mask = scene(rng, args.image_size, present)
@@ -168,6 +169,12 @@ def main() -> None:
                 with torch.no_grad():
                     logits = ours(q, s_img[None], s_mask[None].long())
                 t_ours.append(time.perf_counter() - t0)
+            with torch.no_grad(), cached_features(ours, FeatureCache(), exact=False):
+                ours(q, s_img[None], s_mask[None].long())  # the support's features, once
+                for r in range(args.repeats):  # then a new query each time (a cache miss)
+                    t0 = time.perf_counter()
+                    ours(q + 1e-6 * (r + 1), s_img[None], s_mask[None].long())
+                    t_fitted.append(time.perf_counter() - t0)
             our_mask = logits.argmax(1)[0].bool()
             stats["mask"].append(float((our_mask == peer_mask).float().mean()))
             key = "present" if present else "absent"
@@ -185,6 +192,8 @@ def main() -> None:
             "fewzero_s": statistics.median(t_ours),
         }
         row["ratio"] = row["fewzero_s"] / row["peer_s"]
+        row["fitted_s"] = statistics.median(t_fitted)
+        row["fitted_ratio"] = row["fitted_s"] / row["peer_s"]
         print(row)
         rows.append(row)
     commit = subprocess.run(

@@ -50,8 +50,11 @@ class SamMaskDecoder(nn.Module):
     Args:
         transformer_dim: Token and image-embedding width ``C`` (SAM: 256).
         num_multimask_outputs: Ambiguity-aware masks (SAM: 3).
-        transformer_depth, num_heads, mlp_dim: Of the two-way transformer (SAM: 2, 8, 2048).
-        iou_head_depth, iou_head_hidden_dim: Of the IoU head (SAM: 3, 256).
+        transformer_depth: Two-way blocks (SAM: 2).
+        num_heads: Their attention heads (SAM: 8).
+        mlp_dim: Their token MLP's hidden width (SAM: 2048).
+        iou_head_depth: Layers of the IoU head (SAM: 3).
+        iou_head_hidden_dim: Its hidden width (SAM: 256).
     """
 
     def __init__(

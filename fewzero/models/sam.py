@@ -62,8 +62,9 @@ class SegmentAnything(nn.Module):
         sam_file: Meta's ``sam_vit_*.pth`` (or a state dict); ``None``: random weights (tests).
         image_size: The encoder's input side (SAM: 1024).
         prompt_dim: The prompt and decoder width (SAM: 256).
+        encoder_kwargs: Extra ``timm.create_model`` arguments of the image encoder (tests).
         decoder_kwargs: Extra [SamMaskDecoder][fewzero.layers.sam_mask_decoder.SamMaskDecoder]
-            arguments; ``encoder_kwargs``: extra ``timm.create_model`` arguments (tests).
+            arguments.
         argument: How errors name ``sam_file``.
 
     Examples:
