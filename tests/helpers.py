@@ -60,3 +60,11 @@ def tiny_model(arch, **overrides):
         wanted.pop("class_channels")
     kwargs = {k: v for k, v in wanted.items() if k in params}
     return create_model(arch, backbone=backbone, **kwargs)
+
+
+def prepared_root(path):
+    """``path`` with the parts a prepared PASCAL-5i folder holds (empty): passes the roots' check."""
+    for part in ("JPEGImages", "SegmentationClassAug", "lists"):
+        (path / part).mkdir(parents=True, exist_ok=True)
+    (path / "lists" / "val.txt").touch()
+    return path

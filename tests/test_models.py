@@ -29,7 +29,7 @@ def test_registry_lists_every_factory():
         for bb in ("resnet50", "resnet101", "efficientnet_lite0"):
             assert f"{arch}_{bb}" in names
     assert list_architectures() == sorted(
-        [*VARIANTS, "dcama", "hsnet", "prototype", "spnet", "zsvm"]
+        [*VARIANTS, "dcama", "gf_sam", "hsnet", "insid3", "prototype", "spnet", "zsvm"]
     )
     assert list_models("deeplab_*") == [n for n in names if n.startswith("deeplab_")]
     with pytest.raises(ValueError, match=r"name must be a registered model .*got 'segformer'"):

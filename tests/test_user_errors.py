@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import SMALL_CLASS as SMALL
+from helpers import prepared_root
 from PIL import Image
 
 from fewzero.data import Pascal5i
@@ -58,9 +59,9 @@ def files(tmp_path_factory):
 @pytest.mark.parametrize(
     "query, message",
     [
-        ("notes.jpg", "cannot read image"),
+        ("notes.jpg", "cannot read --query"),
         ("empty.jpg", "the file is empty (0 bytes)"),
-        ("missing.jpg", "image file not found"),
+        ("missing.jpg", "--query file not found"),
     ],
 )
 def test_segment_refuses_a_query_that_is_not_an_image(files, query, message, capsys):
@@ -131,6 +132,7 @@ def test_train_script_checks_shots_before_reading_data(model, shots, message, ca
 
 
 def test_eval_script_checks_shots_before_evaluating(files, capsys, tmp_path):
+    prepared_root(tmp_path)
     args = ["--pascal-root", str(tmp_path), "--out", str(tmp_path / "out")]
     err = refused(lambda a: run_eval("", coco=False, argv=a),
                   ["--checkpoint", str(files / "fewshot.pt"), "--shots", "1", "0", *args],
@@ -190,6 +192,7 @@ def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(
         return refused(lambda a: run_eval("", coco=False, argv=a), argv, capsys)
 
     ckpt = ["--checkpoint", str(files / "zeroshot.pt")]
+    prepared_root(tmp_path)
     message = err([*ckpt, "--pascal-root", str(tmp_path / "nowhere")])
     assert "--pascal-root not found: no such folder" in message and "Traceback" not in message
     message = err([*ckpt, "--pascal-root", str(files / "afile")])
@@ -210,6 +213,7 @@ def test_eval_script_refuses_missing_roots_unwritable_out_and_an_unknown_fold(
 
 def test_eval_script_keeps_finished_rows_when_interrupted(files, capsys, tmp_path, monkeypatch):
     """Ctrl-C during the second checkpoint keeps the first one's rows, marked partial."""
+    prepared_root(tmp_path)
     import fewzero.engine.evaluation_cli as cli
 
     calls = []

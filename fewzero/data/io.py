@@ -119,9 +119,15 @@ def write_list(path: str | os.PathLike[str], entries: Iterable[Entry]) -> None:
 
 
 def read_list(path: str | os.PathLike[str]) -> list[Entry]:
-    """Read a list file written by [`write_list`][fewzero.data.write_list]."""
+    """Read a list file written by [`write_list`][fewzero.data.write_list].
+
+    Raises:
+        FileNotFoundError: naming a missing path, or a folder given for the file.
+        ValueError: naming the line that is not ``name class:pixels ...``.
+    """
     entries: list[Entry] = []
-    with open(path) as f:
+    check_file(path, "list file")
+    with open(path, errors="replace") as f:
         for line_no, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -132,7 +138,8 @@ def read_list(path: str | os.PathLike[str]) -> list[Entry]:
                 }
             except ValueError as err:
                 raise ValueError(
-                    f"{path}:{line_no}: malformed list entry {line.strip()!r}"
+                    f"{path}:{line_no}: malformed list entry {line.strip()[:60]!r} (a list file "
+                    "holds 'name class:pixels ...' lines; prepare it with fewzero.data.prepare)"
                 ) from err
             entries.append((parts[0], dict(counts)))
     return entries

@@ -326,6 +326,30 @@ def prepare_coco(
     return result
 
 
+SOURCE_PARTS = {
+    ("pascal", "voc"): ("JPEGImages", "ImageSets/Segmentation"),
+    ("pascal", "sbd"): ("dataset/cls",),
+    ("coco", "root"): ("annotations",),
+}
+"""What each source folder flag must hold, by dataset (VOC2012, SBD's benchmark_RELEASE, COCO)."""
+
+
+def _check_sources(args: argparse.Namespace) -> str | None:
+    """What is wrong with a source folder flag, in its words (``None``: nothing), before any write."""
+    for (dataset, dest), parts in SOURCE_PARTS.items():
+        root = getattr(args, dest, None) if args.dataset == dataset else None
+        if root is None:
+            continue
+        flag = f"--{dest}"
+        if not Path(root).is_dir():
+            what = "is a file" if Path(root).exists() else "does not exist"
+            return f"{flag} {root!r} {what}: give the folder that holds {', '.join(parts)}"
+        lacking = [p for p in parts if not (Path(root) / p).exists()]
+        if lacking:
+            return f"{flag} {root!r} lacks {', '.join(lacking)}: give the folder that holds them"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m fewzero.data.prepare``)."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -364,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dataset in ("deepglobe", "isic", "check"):
         return _crossdomain(args)
     kw = dict(progress=not args.quiet, skip_bad=args.skip_bad)
+    problem = _check_sources(args)
+    if problem is not None:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.dataset == "pascal":
             entries = prepare_pascal(args.voc, args.sbd, args.out, **kw)

@@ -114,14 +114,18 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_image(path: str | os.PathLike[str]) -> Image.Image:
+def read_image(path: str | os.PathLike[str], name: str = "image") -> Image.Image:
     """Open an image file as RGB, as displayed (EXIF orientation applied, 16-bit scaled).
+
+    Args:
+        path: The file.
+        name: How errors name it (an argument, or a command line's flag), with its path.
 
     Raises:
         FileNotFoundError: naming a missing file.
         OSError: naming a file that is empty or not an image.
     """
-    return Image.fromarray(_pil_to_rgb(_open(path, "image")))
+    return Image.fromarray(_pil_to_rgb(_open(path, name)))
 
 
 def to_rgb_array(image: ImageLike, name: str = "image") -> np.ndarray:
@@ -134,7 +138,7 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> np.ndarray:
         ValueError: naming ``name``, for another type, shape, dtype or value range.
     """
     if isinstance(image, (str, os.PathLike)):
-        return np.asarray(read_image(image))
+        return np.asarray(read_image(image, name))
     if isinstance(image, Image.Image):
         return _pil_to_rgb(ImageOps.exif_transpose(image))
     if isinstance(image, torch.Tensor):
@@ -297,7 +301,7 @@ def _float(arr: np.ndarray, name: str) -> np.ndarray:
 
 def _decode(mask: MaskLike, name: str, class_id: int | None) -> np.ndarray:
     if isinstance(mask, (str, os.PathLike)):
-        return _from_pil(_open(mask, "mask"), f"mask {str(mask)!r}", class_id)
+        return _from_pil(_open(mask, name), f"{name} {str(mask)!r}", class_id)
     if isinstance(mask, Image.Image):
         fmt = mask.format
         img = ImageOps.exif_transpose(mask)
@@ -347,7 +351,7 @@ def to_binary_mask(mask: MaskLike, name: str = "mask", class_id: int | None = No
     """
     out = _decode(mask, name, class_id)
     if not (out == 1).any():
-        label = f"mask {str(mask)!r}" if isinstance(mask, (str, os.PathLike)) else name
+        label = f"{name} {str(mask)!r}" if isinstance(mask, (str, os.PathLike)) else name
         raise ValueError(
             f"{label} marks no object pixel (values found: {_describe(mask)}"
             + (f", class_id={class_id}" if class_id is not None else "")

@@ -205,7 +205,7 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
                 f"{cfg['peer']}'s released file, one per fold"
                 if "peer" in cfg
                 else "a training-free model: give the fold whose classes it is scored on"
-                if args.model is not None
+                if getattr(args, "model", None) is not None
                 else "a model written by save_model or save_pretrained"
             )
             raise ValueError(
@@ -233,7 +233,7 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
 
 def sources(args: argparse.Namespace) -> list[str]:
     """What an evaluation scores: its checkpoints, or the one ``--model`` built from files."""
-    return list(args.checkpoint) if args.checkpoint else [args.model]
+    return list(args.checkpoint) if args.checkpoint else [getattr(args, "model", None)]
 
 
 def _files(args: argparse.Namespace) -> dict[str, str | None]:
@@ -242,7 +242,7 @@ def _files(args: argparse.Namespace) -> dict[str, str | None]:
 
 def _open(source: str, args: argparse.Namespace, device: str) -> tuple[Any, dict[str, Any]]:
     """A checkpoint's model and run config, or ``--model`` over its files (its input size)."""
-    if args.model is None:
+    if getattr(args, "model", None) is None:
         given = [flag for flag, arg, _ in WEIGHT_FILES if _files(args)[arg] is not None]
         if given:
             raise ValueError(
@@ -258,7 +258,7 @@ def _open(source: str, args: argparse.Namespace, device: str) -> tuple[Any, dict
 
 def _sha256(source: str, args: argparse.Namespace) -> str:
     """A checkpoint's SHA-256; for ``--model``, the SHA-256 of its files' digests in flag order."""
-    if args.model is None:
+    if getattr(args, "model", None) is None:
         return file_sha256(source)
     digests = [file_sha256(p) for p in _files(args).values() if p is not None]
     return hashlib.sha256("".join(digests).encode()).hexdigest()

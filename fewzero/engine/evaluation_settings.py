@@ -142,6 +142,13 @@ def _check_flags(args: argparse.Namespace, cross: bool, with_coco: bool) -> None
         raise ValueError("--query-list is HSNet's list file and needs --protocol hsnet")
 
 
+PREPARED_PARTS = {
+    "--pascal-root": ("JPEGImages", "SegmentationClassAug", "lists/val.txt"),
+    "--coco-root": ("val2017", "masks/val2017", "lists/val.txt"),
+}
+"""What a prepared PASCAL-5i or COCO-20i folder holds for evaluation (``fewzero.data.prepare``)."""
+
+
 def _check_roots(args: argparse.Namespace, cross: bool, with_coco: bool) -> None:
     """Every data root given and readable; a cross-domain layout complete, every pair opened."""
     roots = (
@@ -154,6 +161,13 @@ def _check_roots(args: argparse.Namespace, cross: bool, with_coco: bool) -> None
         if root is None:
             raise FileNotFoundError(f"{flag} is required for --dataset {args.dataset}")
         check_dir(root, flag, " (prepare it with python -m fewzero.data.prepare)")
+        if not cross:  # the prepared layout's parts, before any model is built
+            lacking = [p for p in PREPARED_PARTS[flag] if not (Path(root) / p).exists()]
+            if lacking:
+                raise FileNotFoundError(
+                    f"{flag} {str(root)!r} is not a prepared layout: it lacks "
+                    f"{', '.join(lacking)} (prepare it with python -m fewzero.data.prepare)"
+                )
     if cross:  # every pair opened now: what would otherwise fail mid-run
         problems = layout_problems(args.dataset, args.data_root, thorough=True)
         if problems:

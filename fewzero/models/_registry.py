@@ -26,6 +26,7 @@ __all__ = [
     "architecture_class",
     "architecture_of",
     "check_not_fixed",
+    "close_matches",
     "create_model",
     "is_model",
     "list_architectures",
@@ -110,7 +111,7 @@ def model_class(name: str) -> type[nn.Module]:
     if name in _ARCHITECTURES:
         return _ARCHITECTURES[name].cls
     if name not in _ENTRYPOINTS:
-        raise ValueError(f"unknown model {name!r}; one of {list_models()}")
+        raise ValueError(f"unknown model {name!r}{close_matches(name)}; one of {list_models()}")
     cls = typing.get_type_hints(_ENTRYPOINTS[name]).get("return")
     if not isinstance(cls, type):
         raise ValueError(f"model factory {name!r} has no class return annotation")
@@ -203,6 +204,14 @@ def create_model(name: str, backbone: str | nn.Module | None = None, **kwargs: A
         check_not_fixed(name, kwargs, fixed)
         return cls("resnet50" if backbone is None else backbone, **fixed, **kwargs)
     raise ValueError(
-        f"name must be a registered model or architecture, got {name!r}; architectures: "
-        f"{list_architectures()}, models: {list_models()}"
+        f"name must be a registered model or architecture, got {name!r}{close_matches(name)}; "
+        f"architectures: {list_architectures()}, models: {list_models()}"
     )
+
+
+def close_matches(name: str) -> str:
+    """``"; close matches: [...]"`` of ``name`` among the registered names (``""``: none)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [*_ENTRYPOINTS, *_ARCHITECTURES], n=3, cutoff=0.5)
+    return f"; close matches: {close}" if close else ""

@@ -183,6 +183,7 @@ class SegmentationModel(nn.Module, ABC):
                 )
         check_images(images, self.min_input_size, rule=self._size_rule)
         self._check_dtype(images, "images")
+        check_finite(images, "images")
         if (support_images is None) != (support_masks is None):
             given = "support_images" if support_masks is None else "support_masks"
             missing = "support_masks" if support_masks is None else "support_images"
@@ -206,6 +207,7 @@ class SegmentationModel(nn.Module, ABC):
                 )
             self._check_support(images, support_images, support_masks)
             self._check_dtype(support_images, "support_images")
+            check_finite(support_images, "support_images")
         self._check_class_ids(images, class_ids)
 
     def _check_class_ids(self, images: torch.Tensor, class_ids: torch.Tensor | None) -> None:
@@ -396,7 +398,10 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         return
     if not bool(torch.isfinite(x).all()):
         n = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)})")
+        raise ValueError(
+            f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)}): check the "
+            "image decoding and normalisation before the model"
+        )
 
 
 def _store_config(model: SegmentationModel, arguments: dict[str, Any]) -> None:

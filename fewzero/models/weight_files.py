@@ -19,13 +19,17 @@ import os
 from collections.abc import Mapping
 
 from ..checks import check_file
-from ._registry import create_model, model_class
+from ._registry import close_matches, create_model, is_model, model_class
 from .base import SegmentationModel
 
-__all__ = ["WEIGHT_FILES", "add_weight_file_flags", "build_from_files", "files_of"]
+__all__ = ["WEIGHT_FILES", "add_weight_file_flags", "build_from_files", "check_files", "files_of"]
 
 WEIGHT_FILES = (
-    ("--dinov3-file", "dinov3_file", "Meta's DINOv3 weights, dinov3_vit*16_pretrain_*.pth (INSID3)"),
+    (
+        "--dinov3-file",
+        "dinov3_file",
+        "Meta's DINOv3 weights, dinov3_vit*16_pretrain_*.pth (INSID3)",
+    ),
     ("--dinov2-file", "dinov2_file", "Meta's DINOv2 weights, dinov2_vit*14_pretrain.pth (GF-SAM)"),
     ("--sam-file", "sam_file", "Meta's SAM weights, sam_vit_{b,l,h}_*.pth (GF-SAM)"),
 )
@@ -66,8 +70,36 @@ def build_from_files(
         ValueError: a file the model does not read, or one it needs that is missing.
         FileNotFoundError: a file that does not exist.
     """
+    given = check_files(name, files, as_flags)
+    word = {arg: (flag if as_flags else arg) for flag, arg, _ in WEIGHT_FILES}
+    try:
+        return create_model(name, pretrained=True, **given)
+    except (ValueError, FileNotFoundError) as err:  # the loaders name arguments: say the flags
+        message = str(err)
+        for arg in given:
+            message = message.replace(arg, word[arg])
+        raise type(err)(message) from err
+
+
+def check_files(
+    name: str, files: Mapping[str, str | os.PathLike[str] | None], as_flags: bool = False
+) -> dict[str, str | os.PathLike[str]]:
+    """The checks of [build_from_files][fewzero.models.weight_files.build_from_files], nothing built.
+
+    Returns the files given (``None`` dropped).
+
+    Raises:
+        ValueError: an unknown model name (with close matches), a file the model does not read,
+            or one it needs that is missing.
+        FileNotFoundError: a file that does not exist.
+    """
     word = {arg: (flag if as_flags else arg) for flag, arg, _ in WEIGHT_FILES}
     model_word = "--model" if as_flags else "name"
+    if not is_model(name):
+        raise ValueError(
+            f"{model_word} {name!r} is not a registered model{close_matches(name)}: "
+            "fewzero.models.list_models() lists them"
+        )
     wanted = files_of(name)
     given = {k: v for k, v in files.items() if v is not None}
     extra = [word[k] for k in given if k not in wanted]
@@ -85,4 +117,4 @@ def build_from_files(
         )
     for arg, path in given.items():
         check_file(path, word[arg])
-    return create_model(name, pretrained=True, **given)
+    return given

@@ -80,7 +80,10 @@ class Predictor:
             raise ValueError(f"size must be a positive int (the test side), got {size!r}")
         train_size = None
         if isinstance(model, (str, os.PathLike)):
-            model, cfg = load_trained_model(model, device=self.device)
+            try:
+                model, cfg = load_trained_model(model, device=self.device)
+            except (ValueError, FileNotFoundError) as err:  # in this call's words: ``model``
+                raise type(err)(f"model: {err}") from err
             train_size = cfg.get("crop_size")
         if not isinstance(model, SegmentationModel):
             raise ValueError(

@@ -13,7 +13,12 @@ import torch
 
 from ..checks import check_writable, positive_int, resolve_device
 from ..models.base import SegmentationModel
-from ..models.weight_files import WEIGHT_FILES, add_weight_file_flags, build_from_files
+from ..models.weight_files import (
+    WEIGHT_FILES,
+    add_weight_file_flags,
+    build_from_files,
+    check_files,
+)
 from .drawing import save_label_overlay, save_labels, save_mask, save_overlay
 from .inputs import check_has_background, to_image_tensor, to_mask_tensor
 from .predictor import Predictor
@@ -126,12 +131,14 @@ def resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> SegmentInpu
     pairs = [("", *pair) for pair in (args.support if args.support is not None else [])]
     pairs += list(args.support_class if args.support_class is not None else [])
     try:
-        query = to_image_tensor(args.query, f"--query {args.query!r}")
-        images = [to_image_tensor(image, f"--support image {image!r}") for _, image, _ in pairs]
-        masks = [to_mask_tensor(m, class_id=args.mask_class) for _, _, m in pairs]
+        query = to_image_tensor(args.query, "--query")
+        images = [to_image_tensor(image, "--support image") for _, image, _ in pairs]
+        masks = [to_mask_tensor(m, "--support mask", class_id=args.mask_class) for _, _, m in pairs]
         for (_, _, path), m in zip(pairs, masks):
             if not args.allow_full_mask:
                 check_has_background(m, f"--support mask {path!r}", "--allow-full-mask")
+        if args.model is not None:  # the model and its files, before anything is written
+            check_files(args.model, {arg: getattr(args, arg) for _, arg, _ in WEIGHT_FILES}, True)
         check_writable(args.out, "--out")  # before the model runs: the masks are never lost
     except (FileNotFoundError, OSError, ValueError) as err:
         p.exit(2, f"fewzero-segment: error: {err}\n")

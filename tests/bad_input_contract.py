@@ -1,0 +1,449 @@
+"""The bad-input contract's table: every public entry point, the kind of each argument it takes.
+
+Each public callable of the packages' ``__all__`` and each console script is here: either in
+``ENTRIES`` (how to call it with good defaults, and the kind of each argument that carries user
+data, from which ``test_bad_input_contract.py`` generates the bad cases), or in ``NO_USER_DATA``
+(with the reason it takes none), or in ``NOT_YET`` (named, so that the gap shows and stays
+counted). ``test_every_entry_point_is_listed`` fails when a public name is in none of them: a
+new public function or script ships with one line here.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+KINDS = ("weights_file", "image_file", "mask_file", "list_file", "images", "masks", "name",
+         "count", "fraction", "flag_file", "flag_count", "flag_name")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How to call an entry point: ``call(tmp, **{argument: value})``, good defaults elsewhere.
+
+    ``args`` maps each argument carrying user data to its kind (a flag for a console script,
+    whose errors must name the flag); ``named`` how the error names it where that differs.
+    """
+
+    call: Callable[..., Any]
+    args: dict[str, str]
+    named: dict[str, str] = field(default_factory=dict)
+
+
+def _tiny_insid3(**kw):
+    from fewzero.models import INSID3
+
+    return INSID3("vit_small_patch16_dinov3_qkvb", image_size=32, **{
+        "svd_components": 4, "backbone_kwargs": dict(depth=1, embed_dim=32, num_heads=2), **kw,
+    })  # fmt: skip
+
+
+def _tiny_gf_sam(**kw):
+    from helpers import OWN_BACKBONE
+
+    from fewzero.models import GFSAM
+
+    cfg = {k: v for k, v in OWN_BACKBONE["gf_sam"].items() if k != "backbone"}
+    return GFSAM(OWN_BACKBONE["gf_sam"]["backbone"], **{**cfg, **kw})
+
+
+def _tiny_sam(**kw):
+    from helpers import OWN_BACKBONE
+
+    from fewzero.models import SegmentAnything
+
+    return SegmentAnything("vit_b", **{**OWN_BACKBONE["gf_sam"]["sam_kwargs"], **kw})
+
+
+def _prototype():
+    from fewzero.models import PrototypeMatcher
+
+    return PrototypeMatcher("resnet18").eval()
+
+
+def _call_model(images=None, support_masks=None):
+    model = _prototype()
+    images = torch.randn(1, 3, 32, 32) if images is None else images
+    masks = torch.zeros(1, 1, 32, 32, dtype=torch.long)
+    masks[..., 8:24, 8:24] = 1
+    masks = masks if support_masks is None else support_masks
+    return model(images, torch.randn(1, 1, 3, 32, 32), masks)
+
+
+def _predictor(model=None, size=None):
+    from fewzero.predict import Predictor
+
+    return Predictor(_prototype() if model is None else model, size=size)
+
+
+def _photo():
+    photo = np.zeros((40, 48, 3), np.uint8)
+    photo[10:30, 10:30] = 200
+    mask = np.zeros((40, 48), bool)
+    mask[10:30, 10:30] = True
+    return photo, mask
+
+
+def _predict(image=None, mask=None):
+    photo, good = _photo()
+    predictor = _predictor(size=32)
+    return predictor(
+        photo if image is None else image, support=[(photo, good if mask is None else mask)]
+    )
+
+
+def _cli(main, argv):
+    def run(tmp, **flags):
+        args = list(argv(tmp))
+        for flag, value in flags.items():
+            if flag in args:
+                args[args.index(flag) + 1] = str(value)
+            else:
+                args += [flag, str(value)]
+        return main(args)
+
+    return run
+
+
+def _segment_argv(tmp):
+    from PIL import Image
+
+    photo, mask = _photo()
+    Image.fromarray(photo).save(tmp / "q.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "m.png")
+    return ["--model", "prototype_efficientnet_lite0", "--query", str(tmp / "q.png"),
+            "--support", str(tmp / "q.png"), str(tmp / "m.png"), "--out", str(tmp / "seg"),
+            "--size", "32"]  # fmt: skip
+
+
+def _segment_main(argv):
+    from fewzero.predict import main
+
+    return main(argv)
+
+
+def _eval_main(argv):
+    from fewzero.engine.evaluation_cli import main
+
+    return main(argv)
+
+
+def _eval_argv(tmp):
+    (tmp / "pascal").mkdir(exist_ok=True)
+    return ["--model", "insid3_vits16", "--dinov3-file", str(tmp / "absent.pth"),
+            "--pascal-root", str(tmp / "pascal"), "--fold", "0", "--episodes", "2",
+            "--out", str(tmp / "ev")]  # fmt: skip
+
+
+def _train_main(argv):
+    from fewzero.engine.train_cli import main
+
+    return main(argv)
+
+
+def _prepare_main(argv):
+    from fewzero.data.prepare import main
+
+    return main(argv)
+
+
+def _read(fn_name):
+    def call(tmp, path):
+        import fewzero.data as data
+
+        return getattr(data, fn_name)(path)
+
+    return call
+
+
+def _models(fn_name, **fixed):
+    def call(tmp, **kw):
+        import fewzero.models as models
+
+        return getattr(models, fn_name)(**{**fixed, **kw})
+
+    return call
+
+
+ENTRIES: dict[str, Entry] = {
+    # models: files, names, settings
+    "fewzero.models.create_model": Entry(
+        lambda tmp, name="prototype_resnet50": __import__("fewzero.models").models.create_model(
+            name
+        ),
+        {"name": "name"},
+    ),
+    "fewzero.models.from_pretrained": Entry(_models("from_pretrained"), {"source": "weights_file"}),
+    "fewzero.models.load_trained_model": Entry(
+        _models("load_trained_model"), {"path": "weights_file"}
+    ),
+    "fewzero.models.read_state_dict": Entry(
+        _models("read_state_dict"), {"path": "weights_file"}, {"path": "pretrained_file"}
+    ),  # fmt: skip
+    "fewzero.models.Backbone": Entry(
+        lambda tmp, **kw: __import__("fewzero.models").models.Backbone(
+            **{"backbone": "resnet18", **kw}
+        ),
+        {"backbone": "name", "pretrained_file": "weights_file", "output_stride": "count"},
+    ),
+    "fewzero.models.INSID3": Entry(
+        lambda tmp, **kw: _tiny_insid3(**kw),
+        {
+            "dinov3_file": "weights_file",
+            "svd_components": "count",
+            "image_size": "count",
+            "tau": "fraction",
+            "merge_threshold": "fraction",
+        },
+    ),  # fmt: skip
+    "fewzero.models.GFSAM": Entry(
+        lambda tmp, **kw: _tiny_gf_sam(**kw),
+        {
+            "dinov2_file": "weights_file",
+            "sam_file": "weights_file",
+            "dino_size": "count",
+            "sam": "name",
+        },
+    ),  # fmt: skip
+    "fewzero.models.SegmentAnything": Entry(
+        lambda tmp, **kw: _tiny_sam(**kw), {"sam_file": "weights_file", "size": "name"}
+    ),
+    "fewzero.models.ViTPatches": Entry(
+        lambda tmp, **kw: __import__("fewzero.models").models.ViTPatches(
+            **{
+                "name": "vit_small_patch16_dinov3",
+                "depth": 1,
+                "embed_dim": 32,
+                "num_heads": 2,
+                **kw,
+            }
+        ),
+        {"weights_file": "weights_file", "tap": "name"},
+    ),  # fmt: skip
+    "fewzero.models.SegmentationModel": Entry(
+        lambda tmp, **kw: _call_model(**kw), {"images": "images", "support_masks": "masks"}
+    ),
+    # predict
+    "fewzero.predict.Predictor": Entry(
+        lambda tmp, **kw: _predictor(**kw), {"model": "weights_file", "size": "count"}
+    ),
+    "fewzero.predict.Predictor.__call__": Entry(
+        lambda tmp, **kw: _predict(**kw),
+        {"image": "image_file", "mask": "masks"},
+        {"mask": "support[0] mask"},
+    ),
+    "fewzero.predict.to_image_tensor": Entry(
+        lambda tmp, image: __import__("fewzero.predict").predict.to_image_tensor(image),
+        {"image": "image_file"},
+    ),
+    "fewzero.predict.to_mask_tensor": Entry(
+        lambda tmp, mask: __import__("fewzero.predict").predict.to_mask_tensor(mask),
+        {"mask": "mask_file"},
+    ),
+    # data
+    "fewzero.data.read_image": Entry(_read("read_image"), {"path": "image_file"}),
+    "fewzero.data.read_mask": Entry(
+        lambda tmp, path: __import__("fewzero.data").data.read_mask(path, 2), {"path": "mask_file"}
+    ),
+    "fewzero.data.read_list": Entry(_read("read_list"), {"path": "list_file"}),
+    "fewzero.data.read_manifest": Entry(_read("read_manifest"), {"path": "list_file"}),
+    # console scripts: the errors name the flags
+    "fewzero-segment": Entry(
+        _cli(_segment_main, _segment_argv),
+        {"--query": "flag_file", "--size": "flag_count", "--model": "flag_name"},
+    ),
+    "fewzero-eval": Entry(
+        _cli(_eval_main, _eval_argv),
+        {
+            "--dinov3-file": "flag_file",
+            "--pascal-root": "flag_file",
+            "--episodes": "flag_count",
+            "--model": "flag_name",
+        },
+    ),  # fmt: skip
+    "fewzero-train": Entry(
+        _cli(
+            _train_main, lambda tmp: ["--data-root", str(tmp / "absent"), "--out", str(tmp / "run")]
+        ),
+        {"--data-root": "flag_file", "--epochs": "flag_count"},
+    ),
+    "fewzero-prepare": Entry(
+        _cli(
+            _prepare_main,
+            lambda tmp: ["pascal", "--voc", str(tmp / "absent"), "--out", str(tmp / "p")],
+        ),
+        {"--voc": "flag_file"},
+    ),
+}
+"""The entry points whose bad inputs are generated, by kind of argument."""
+
+NO_USER_DATA: dict[str, str] = {
+    "fewzero.models.list_models": "lists the registry",
+    "fewzero.models.list_architectures": "lists the registry",
+    "fewzero.models.is_model": "answers True or False for any name",
+    "fewzero.models.register_architecture": "extension API: checked by test_contract",
+    "fewzero.models.register_model": "extension API: checked by test_contract",
+    "fewzero.models.efficientnet_lite0_imagenet_state_dict": "takes no argument",
+    "fewzero.engine.is_main_process": "takes no argument",
+    "fewzero.engine.cleanup": "takes no argument",
+    "fewzero.engine.setup": "reads the launcher's environment, not user data",
+    "fewzero.engine.NonFiniteLossError": "an exception class",
+    "fewzero.engine.RunConfigError": "an exception class",
+}
+"""Public callables that take no user data, with the reason."""
+
+NOT_YET: tuple[str, ...] = (
+    "fewzero.layers.ASPP",
+    "fewzero.layers.CenterPivotConv4d",
+    "fewzero.layers.ConvNormAct",
+    "fewzero.layers.MaskAttention",
+    "fewzero.layers.NonLocalBlock",
+    "fewzero.layers.PyramidPoolingAttention",
+    "fewzero.layers.ResidualBlock",
+    "fewzero.layers.ResidualStack",
+    "fewzero.layers.adaptive_avg_pool2d_matmul",
+    "fewzero.layers.cosine_clusters",
+    "fewzero.layers.dense_correlation",
+    "fewzero.layers.dot_product_attention",
+    "fewzero.layers.make_act",
+    "fewzero.layers.multilayer_correlation",
+    "fewzero.layers.principal_subspace",
+    "fewzero.layers.remove_subspace",
+    "fewzero.layers.sine_positional_encoding",
+    "fewzero.heads.ClassComparisonModule",
+    "fewzero.heads.Episode",
+    "fewzero.heads.QueryBranch",
+    "fewzero.heads.SemanticProjection",
+    "fewzero.heads.SpatialAttentionModule",
+    "fewzero.heads.VariationalClassEmbedding",
+    "fewzero.heads.VisualClassEmbedding",
+    "fewzero.models.PeerCheckpoint",
+    "fewzero.models.DCAMA",
+    "fewzero.models.FeatureCache",
+    "fewzero.models.FewShotModel",
+    "fewzero.models.HSNet",
+    "fewzero.models.PrototypeMatcher",
+    "fewzero.models.SMVCENet",
+    "fewzero.models.SPNet",
+    "fewzero.models.ZSVM",
+    "fewzero.models.cached_features",
+    "fewzero.models.dcama_efficientnet_lite0",
+    "fewzero.models.dcama_resnet50",
+    "fewzero.models.dcama_resnet101",
+    "fewzero.models.dcama_swin_base_384",
+    "fewzero.models.hsnet_efficientnet_lite0",
+    "fewzero.models.hsnet_resnet50",
+    "fewzero.models.hsnet_resnet101",
+    "fewzero.models.deeplab_efficientnet_lite0",
+    "fewzero.models.deeplab_resnet101",
+    "fewzero.models.deeplab_resnet50",
+    "fewzero.models.encode_pair",
+    "fewzero.models.model_class",
+    "fewzero.models.check_finite_state",
+    "fewzero.models.load_checkpoint",
+    "fewzero.models.load_model_state",
+    "fewzero.models.model_card",
+    "fewzero.models.push_to_hub",
+    "fewzero.models.save_pretrained",
+    "fewzero.models.model_from_peer_state",
+    "fewzero.models.recognise_peer_state",
+    "fewzero.models.model_from_state",
+    "fewzero.models.model_parameters",
+    "fewzero.models.nway_scores",
+    "fewzero.models.vote_shots",
+    "fewzero.models.gf_sam_vit_h_dinov2_vitl14",
+    "fewzero.models.insid3_vitb16",
+    "fewzero.models.insid3_vitl16",
+    "fewzero.models.insid3_vits16",
+    "fewzero.models.prototype_efficientnet_lite0",
+    "fewzero.models.prototype_resnet50",
+    "fewzero.models.m_vcenet_efficientnet_lite0",
+    "fewzero.models.m_vcenet_resnet101",
+    "fewzero.models.m_vcenet_resnet50",
+    "fewzero.models.sm_vcenet_efficientnet_lite0",
+    "fewzero.models.sm_vcenet_fewshot_efficientnet_lite0",
+    "fewzero.models.sm_vcenet_fewshot_resnet101",
+    "fewzero.models.sm_vcenet_fewshot_resnet50",
+    "fewzero.models.sm_vcenet_resnet101",
+    "fewzero.models.sm_vcenet_resnet50",
+    "fewzero.models.spnet_efficientnet_lite0",
+    "fewzero.models.spnet_resnet50",
+    "fewzero.models.vcenet_efficientnet_lite0",
+    "fewzero.models.vcenet_resnet101",
+    "fewzero.models.vcenet_resnet50",
+    "fewzero.models.weights_fingerprint",
+    "fewzero.models.zsvm_efficientnet_lite0",
+    "fewzero.models.zsvm_resnet50",
+    "fewzero.data.PatnetDataset",
+    "fewzero.data.ChestXray",
+    "fewzero.data.Deepglobe",
+    "fewzero.data.FolderEpisodes",
+    "fewzero.data.ISIC2018",
+    "fewzero.data.hsnet_fss_episodes",
+    "fewzero.data.layout_problems",
+    "fewzero.data.patnet_episodes",
+    "fewzero.data.read_rgb_class_mask",
+    "fewzero.data.FSS1000",
+    "fewzero.data.PeerProtocol",
+    "fewzero.data.Coco20i",
+    "fewzero.data.ClassSplit",
+    "fewzero.data.EpisodeSample",
+    "fewzero.data.EpisodeDataset",
+    "fewzero.data.EpisodePlan",
+    "fewzero.data.FewShotSample",
+    "fewzero.data.NWaySample",
+    "fewzero.data.Pascal5i",
+    "fewzero.data.ToyConfig",
+    "fewzero.data.binary_target",
+    "fewzero.data.build_toy",
+    "fewzero.data.class_pixel_counts",
+    "fewzero.data.coco_fold_classes",
+    "fewzero.data.collate_episodes",
+    "fewzero.data.episodes_sha256",
+    "fewzero.data.eval_transform",
+    "fewzero.data.hsnet_coco_episodes",
+    "fewzero.data.hsnet_episodes",
+    "fewzero.data.pfenet_episodes",
+    "fewzero.data.pascal_fold_classes",
+    "fewzero.data.read_binary_mask",
+    "fewzero.data.read_query_list",
+    "fewzero.data.stack_supports",
+    "fewzero.data.to_binary_mask",
+    "fewzero.data.to_rgb_array",
+    "fewzero.data.train_transform",
+    "fewzero.data.write_list",
+    "fewzero.data.write_manifest",
+    "fewzero.data.write_mask",
+    "fewzero.metrics.AbsentMeter",
+    "fewzero.metrics.IoUMeter",
+    "fewzero.metrics.LeakMeter",
+    "fewzero.metrics.NWayIoUMeter",
+    "fewzero.metrics.episode_class_ids",
+    "fewzero.engine.TrainConfig",
+    "fewzero.engine.Trainer",
+    "fewzero.engine.evaluate",
+    "fewzero.engine.load_checkpoint",
+    "fewzero.engine.save_checkpoint",
+    "fewzero.engine.save_model",
+    "fewzero.engine.write_json_atomic",
+    "fewzero.engine.write_text_atomic",
+    "fewzero.text.class_embedding_table",
+    "fewzero.text.class_words",
+    "fewzero.text.load_word_vectors",
+    "fewzero.text.minilm_class_embeddings",
+    "fewzero.analysis.affinity_shift",
+    "fewzero.analysis.class_affinity",
+    "fewzero.analysis.class_representations",
+    "fewzero.analysis.cosine_affinity",
+    "fewzero.predict.FittedSupport",
+    "fewzero.predict.check_has_background",
+    "fewzero.predict.main",
+    "fewzero.predict.save_label_overlay",
+    "fewzero.predict.save_labels",
+    "fewzero.predict.save_mask",
+    "fewzero.predict.save_overlay",
+    "fewzero.predict.tint",
+)
+"""Public callables that take user data but have no generated cases yet: the contract's gap, counted."""
