@@ -65,9 +65,12 @@ def build_all(name: str) -> dict:
     import torch
 
     from fewzero.models import create_model, list_architectures, model_parameters
+    from fewzero.models._registry import architecture_class
 
     built = {}
     for arch in list_architectures():
+        if not architecture_class(arch).any_backbone:  # INSID3, GF-SAM: their own foundation ViTs
+            continue
         params = model_parameters(arch)
         kw = {k: v for k, v in {**HEADS, "class_channels": 32}.items() if k in params}
         if "class_embeddings" in params:  # SPNet, ZSVM: a random table, no language model

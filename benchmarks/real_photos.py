@@ -91,7 +91,7 @@ def main() -> None:
     thresholds = args.thresholds or [0.001]
     rows = []
     for t in thresholds:
-        def mask(probs, score, c=1):  # the Predictor's rule: argmax, absent below the threshold
+X
             labels = probs.argmax(0).numpy()
             return (labels == c) & (score >= t)
 

@@ -350,6 +350,11 @@ def _check_sources(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _refuse(parser: argparse.ArgumentParser, problem: str) -> int:
+    print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m fewzero.data.prepare``)."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -388,10 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dataset in ("deepglobe", "isic", "check"):
         return _crossdomain(args)
     kw = dict(progress=not args.quiet, skip_bad=args.skip_bad)
-    problem = _check_sources(args)
-    if problem is not None:
-        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
-        return 2
+    if (problem := _check_sources(args)) is not None:
+        return _refuse(parser, problem)
     try:
         if args.dataset == "pascal":
             entries = prepare_pascal(args.voc, args.sbd, args.out, **kw)

@@ -105,6 +105,8 @@ class SegmentationModel(nn.Module, ABC):
         requires_class_ids: The model needs the episodes' class ids (SPNet, ZSVM).
         align_corners: ``align_corners`` of the final bilinear upsampling to the input size
             (``True`` for the ports of HSNet and DCAMA, whose code resamples so).
+        any_backbone: The model runs over any timm backbone (``False`` for the models over a
+            foundation model of their own, INSID3's DINOv3 and GF-SAM's DINOv2 and SAM).
     """
 
     encoder: nn.Module
@@ -113,6 +115,7 @@ class SegmentationModel(nn.Module, ABC):
     accepts_support: bool = False
     requires_class_ids: bool = False
     align_corners: bool = False
+    any_backbone: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -93,6 +93,7 @@ class GFSAM(FewShotModel):
     """
 
     shot_merges = ("prototype",)
+    any_backbone = False
 
     def __init__(
         self,

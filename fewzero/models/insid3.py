@@ -99,6 +99,7 @@ class INSID3(FewShotModel):
     """
 
     shot_merges = ("prototype",)
+    any_backbone = False
 
     def __init__(
         self,
