@@ -91,7 +91,8 @@ def main() -> None:
     thresholds = args.thresholds or [0.001]
     rows = []
     for t in thresholds:
-X
+
+        def mask(probs, score, c=1, t=t):  # the Predictor's rule: argmax, absent below t
             labels = probs.argmax(0).numpy()
             return (labels == c) & (score >= t)
 
@@ -99,7 +100,11 @@ X
         shares = [float(mask(p, s).mean()) for s, p, _ in absent]
         n_ious = []
         for probs, k, m in nway:
-            pres = (probs[1:] * (probs.argmax(0)[None] == np.arange(1, probs.shape[0])[:, None, None])).flatten(1).mean(1)
+            pres = (
+                (probs[1:] * (probs.argmax(0)[None] == np.arange(1, probs.shape[0])[:, None, None]))
+                .flatten(1)
+                .mean(1)
+            )
             labels = probs.argmax(0).numpy()
             for c, sc in enumerate(pres.tolist(), start=1):
                 if sc < t:
@@ -114,8 +119,9 @@ X
         })  # fmt: skip
     summary = {
         "date": datetime.date.today().isoformat(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),  # fmt: skip
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),  # fmt: skip
         "model": args.model,
         "size": predictor.size,
         "present_scores": sorted(scores_p),
