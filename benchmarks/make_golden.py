@@ -9,6 +9,8 @@ Usage::
 
     python benchmarks/make_golden.py insid3 --peer-code PATH/INSID3 --dinov3-code PATH/dinov3
     python benchmarks/make_golden.py gf_sam --peer-code PATH/GF-SAM
+    python benchmarks/make_golden.py hsnet --peer-code PATH/hsnet
+    python benchmarks/make_golden.py dcama --peer-code PATH/DCAMA
 """
 
 from __future__ import annotations
@@ -191,13 +193,70 @@ def _gf_sam_row(seen: dict[str, object], mask: torch.Tensor) -> dict[str, np.nda
     return row
 
 
+def _peer_network(peer: str, code: Path) -> torch.nn.Module:
+    """The peer's network over ResNet-50 (random weights: nothing downloaded)."""
+    import tempfile
+
+    import torchvision
+
+    sys.path.insert(0, str(code))
+    if peer == "hsnet":
+        from model.hsnet import HypercorrSqueezeNetwork
+
+        torchvision.models.resnet.resnet50 = lambda pretrained=False, **kw: (
+            torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [3, 4, 6, 3])
+        )
+        return HypercorrSqueezeNetwork("resnet50", False)
+    from model.DCAMA import DCAMA
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "backbone.pth"
+        torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+        return DCAMA("resnet50", str(weights), False)
+
+
+def peer_port(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """HSNet's or DCAMA's logits (every ``PEER_STEP``-th pixel) on the seeded episode.
+
+    HSNet: the 1-shot logits. DCAMA: the 1-shot logits and the ``PEER_SHOTS``-shot ones of its
+    ``predict_mask_nshot`` path before the argmax. The keys and shapes of the peer's state dict
+    are stored, so that the test draws the same weights without the peer's code.
+    """
+    import json
+
+    net = _peer_network(args.peer, args.peer_code)
+    own = net.state_dict()
+    keys = [(k, list(v.shape)) for k, v in own.items()]
+    state = gi.peer_state(keys)
+    tables = [k for k in own if k.endswith(".pe") and ".pe." in k]  # DCAMA's: its own tables
+    net.load_state_dict({**state, **{k: own[k] for k in tables}}, strict=True)
+    net.eval()
+    query, support, masks = gi.peer_episode()
+    step = gi.PEER_STEP
+    out = {"keys": np.array(json.dumps(keys))}
+    with torch.no_grad():
+        one = net(query, support[:, 0], masks[:, 0].float())
+        out["logits_1shot"] = one[..., ::step, ::step].numpy()
+        if args.peer == "dcama":
+            q = net.extract_feats(query)
+            s = [net.extract_feats(support[:, k]) for k in range(gi.PEER_SHOTS)]
+            many = net.model(q, s, masks.float().clone(), gi.PEER_SHOTS)
+            many = torch.nn.functional.interpolate(
+                many, support.shape[-2:], mode="bilinear", align_corners=True
+            )
+            out["logits_kshot"] = many[..., ::step, ::step].numpy()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("peer", choices=["insid3", "gf_sam"])
+    parser.add_argument("peer", choices=["insid3", "gf_sam", "hsnet", "dcama"])
     parser.add_argument("--peer-code", type=Path, required=True)
     parser.add_argument("--dinov3-code", type=Path)
     args = parser.parse_args()
-    arrays = {"insid3": insid3, "gf_sam": gf_sam}[args.peer](args)
+    arrays = {"insid3": insid3, "gf_sam": gf_sam, "hsnet": peer_port, "dcama": peer_port}[
+        args.peer
+    ](args)
     commit = subprocess.run(
         ["git", "-C", str(args.peer_code), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

@@ -6,6 +6,8 @@ with the stored outputs. Everything is drawn with NumPy's PCG64 (the same number
 machine), so nothing but the outputs needs to be stored.
 """
 
+import re
+
 import numpy as np
 import torch
 
@@ -231,3 +233,56 @@ def region_masks(image, coords):
             mask[:, : image.shape[-1] // 4] = True
         masks.append(mask)
     return torch.stack(masks)
+
+
+#: HSNet's and DCAMA's fixtures: input side, shots, the logits kept (every STEP-th pixel).
+PEER_SIDE, PEER_SHOTS, PEER_STEP = 96, 3, 8
+
+
+def peer_state(keys, seed=4):
+    """A peer network's state dict from its ``[(key, shape)]``, drawn as ``peer_parity`` draws.
+
+    BatchNorm statistics included (variances in [0.5, 1.5)); norms' weights about 1; other
+    weights ~ N(0, 1/fan-in); integer buffers (``num_batches_tracked``) zero; DCAMA's sine
+    positional tables its formula's (``make_golden`` gives the peer its own, equal to 1e-5).
+    """
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, shape in keys:
+        shape = tuple(shape)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros(shape, dtype=torch.long)
+            continue
+        if re.search(r"(^|\.)pe\.\d+\.pe$", key):  # DCAMA's sine tables: the formula's
+            from fewzero.layers import sine_positional_encoding
+
+            state[key] = sine_positional_encoding(shape[1], shape[2]).reshape(shape)
+            continue
+        if key.endswith("running_var"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("running_mean"):
+            value = 0.1 * rng.standard_normal(shape)
+        elif "bn" in key or "norm" in key or "downsample.1" in key:
+            noise = 0.1 * rng.standard_normal(shape)
+            value = 1.0 + noise if key.endswith("weight") else noise
+        else:
+            fan = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            value = rng.standard_normal(shape) / fan**0.5
+        state[key] = torch.from_numpy(np.asarray(value, dtype=np.float32).reshape(shape))
+    return state
+
+
+def peer_episode(side=PEER_SIDE, shots=PEER_SHOTS, seed=5):
+    """A query and ``shots`` supports whose masked regions are brightened (so they match)."""
+    rng = np.random.default_rng(seed)
+    query = rng.standard_normal((1, 3, side, side)).astype(np.float32)
+    support = rng.standard_normal((1, shots, 3, side, side)).astype(np.float32)
+    masks = np.zeros((1, shots, side, side), np.int64)
+    for k in range(shots):
+        y, x = rng.integers(0, side // 2, 2)
+        h, w = rng.integers(side // 8, side // 2, 2)
+        masks[0, k, y : y + h, x : x + w] = 1
+        support[0, k, :, y : y + h, x : x + w] += 1.0
+        if k == 0:
+            query[0, :, y : y + h, x : x + w] += 1.0
+    return torch.from_numpy(query), torch.from_numpy(support), torch.from_numpy(masks)

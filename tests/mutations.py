@@ -209,6 +209,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        for name in _RUN_FILES:",
         ["tests/test_engine.py", "-k", "refused_then"],
     ),
+    "HSNet's coarse-to-fine query resampling without align_corners": (
+        "fewzero/models/hsnet.py",
+        '        y = F.interpolate(y, size=tq, mode="bilinear", align_corners=True)',
+        '        y = F.interpolate(y, size=tq, mode="bilinear", align_corners=False)',
+        ["tests/test_peer_golden.py"],
+    ),
+    "DCAMA's attention with one head": (
+        "fewzero/models/dcama.py",
+        "        heads: int = 8,",
+        "        heads: int = 1,",
+        ["tests/test_peer_golden.py"],
+    ),
+    "DCAMA's skip the mean over the shots": (
+        "fewzero/models/dcama.py",
+        "        skip = _up(support[i].amax(dim=1), query[i].shape[-2:])",
+        "        skip = _up(support[i].mean(dim=1), query[i].shape[-2:])",
+        ["tests/test_peer_golden.py"],
+    ),
+    "DCAMA's mid-level squeeze kernels 5, 5, 3": (
+        "fewzero/models/dcama.py",
+        "                _conv_block(counts[1], [c1, c2, c3], [5, 3, 3]),",
+        "                _conv_block(counts[1], [c1, c2, c3], [5, 5, 3]),",
+        ["tests/test_peer_golden.py"],
+    ),
 }
 
 
