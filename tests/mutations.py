@@ -233,6 +233,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "                _conv_block(counts[1], [c1, c2, c3], [5, 5, 3]),",
         ["tests/test_peer_golden.py"],
     ),
+    "the mask-attention value resized with nearest": (
+        "fewzero/layers/mask_attention.py",
+        '    return F.interpolate(mask, size=size, mode="bilinear", align_corners=True)',
+        '    return F.interpolate(mask, size=size, mode="nearest")',
+        ["tests/test_peer_golden.py", "tests/test_fewshot_layers.py"],
+    ),
+    "AbsentMeter counts foreground on ignore pixels": (
+        "fewzero/metrics/absent.py",
+        "        valid = (label != self.ignore_index).flatten(1)[absent]",
+        "        valid = torch.ones_like(label, dtype=torch.bool).flatten(1)[absent]",
+        ["tests/test_metrics.py", "tests/test_repro_66f2127.py"],
+    ),
+    "a saved N-way support reads its class names sorted": (
+        "fewzero/fitted_support.py",
+        "            for i, name in enumerate(classes):",
+        "            for i, name in enumerate(sorted(classes)):",
+        ["tests/test_absent_and_fitted.py", "tests/test_predict.py"],
+    ),
 }
 
 

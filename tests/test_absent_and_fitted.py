@@ -153,3 +153,19 @@ def test_train_config_records_the_absent_share():
     with pytest.raises(ValueError, match=r"absent_fraction must be in \[0, 1\)"):
         TrainConfig(shots=1, absent_fraction=1.0)
     assert json.dumps(TrainConfig().to_dict())
+
+
+def test_a_saved_nway_support_keeps_each_class_with_its_own_tensors(tmp_path):
+    """Classes named out of alphabetical order come back in their order, each with its shots."""
+    import torch
+
+    from fewzero.fitted_support import FittedSupport
+
+    sets = {
+        "zebra": (torch.full((2, 3, 8, 8), 1.0), torch.ones(2, 8, 8, dtype=torch.long)),
+        "apple": (torch.full((1, 3, 8, 8), 2.0), torch.zeros(1, 8, 8, dtype=torch.long)),
+    }
+    again = FittedSupport.read(FittedSupport(sets, 8, True).save(tmp_path / "s.safetensors"))
+    assert again.classes == ["zebra", "apple"]
+    for name, (images, masks) in sets.items():
+        assert torch.equal(again.sets[name][0], images) and torch.equal(again.sets[name][1], masks)

@@ -200,3 +200,22 @@ def test_alignment_loss_equals_panets_formula_and_trains_the_model():
     again = model.train()(img, sup, smask, return_losses=True)[1]["alignment"]
     twice = double.train()(img, sup, smask, return_losses=True)[1]["alignment"]
     torch.testing.assert_close(twice, 2 * again)
+
+
+def test_mask_attention_resamples_the_mask_as_dcama_does():
+    """``mask_resize="bilinear"``: the value is the mask resized bilinearly, corners aligned."""
+    import torch
+    import torch.nn.functional as F
+
+    from fewzero.layers import MaskAttention
+
+    torch.manual_seed(0)
+    att = MaskAttention(8, heads=1, project=False, mask_resize="bilinear").eval()
+    masks = torch.zeros(1, 1, 13, 13, dtype=torch.long)
+    masks[..., 3:8, 2:11] = 1
+    query, support = torch.randn(1, 8, 3, 3), torch.randn(1, 1, 8, 5, 5)
+    value = F.interpolate(masks.float(), size=(5, 5), mode="bilinear", align_corners=True)
+    keys = support[0, 0].flatten(1).T
+    weights = torch.softmax(query[0].flatten(1).T @ keys.T / 8**0.5, dim=-1)
+    ref = (weights @ value.flatten()).view(1, 1, 3, 3)
+    torch.testing.assert_close(att(query, support, masks), ref, rtol=1e-5, atol=1e-6)
