@@ -30,6 +30,7 @@ __all__ = [
     "default_device",
     "is_exporting",
     "nonnegative_float",
+    "positive_float",
     "nonnegative_int",
     "positive_int",
     "resolve_device",
@@ -208,6 +209,8 @@ def _number(kind: type, low: float, strict: bool) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < low or (strict and value == low):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
         return value
@@ -222,3 +225,5 @@ nonnegative_int = _number(int, 0, strict=False)
 """argparse ``type=`` for ints >= 0."""
 nonnegative_float = _number(float, 0.0, strict=False)
 """argparse ``type=`` for floats >= 0."""
+positive_float = _number(float, 0.0, strict=True)
+"""argparse ``type=`` for floats > 0."""

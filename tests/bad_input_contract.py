@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-KINDS = ("weights_file", "image_file", "mask_file", "list_file", "images", "masks", "name",
-         "count", "fraction", "flag_file", "flag_count", "flag_name")  # fmt: skip
+KINDS = ("weights_file", "image_file", "mask_file", "list_file", "folder", "images", "masks",
+         "name", "count", "positive_number", "fraction", "flag_file", "flag_count",
+         "flag_name")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ def _call_model(images=None, support_masks=None):
     masks[..., 8:24, 8:24] = 1
     masks = masks if support_masks is None else support_masks
     return model(images, torch.randn(1, 1, 3, 32, 32), masks)
+
+
+def _two_ways():
+    masks = torch.zeros(1, 2, 1, 32, 32, dtype=torch.long)
+    masks[..., 8:24, 8:24] = 1
+    return masks
 
 
 def _predictor(model=None, size=None):
@@ -249,6 +256,37 @@ ENTRIES: dict[str, Entry] = {
     ),
     "fewzero.data.read_list": Entry(_read("read_list"), {"path": "list_file"}),
     "fewzero.data.read_manifest": Entry(_read("read_manifest"), {"path": "list_file"}),
+    "fewzero.predict.Predictor.load_support": Entry(
+        lambda tmp, path: _predictor(size=32).load_support(path), {"path": "weights_file"}
+    ),
+    "fewzero.layers.cosine_clusters": Entry(
+        lambda tmp, tau: __import__("fewzero.layers").layers.cosine_clusters(
+            torch.nn.functional.normalize(torch.randn(6, 4), dim=1), tau
+        ),
+        {"tau": "fraction"},
+    ),
+    "fewzero.layers.principal_subspace": Entry(
+        lambda tmp, components: __import__("fewzero.layers").layers.principal_subspace(
+            torch.randn(1, 8, 4, 4), components
+        ),
+        {"components": "count"},
+    ),
+    "fewzero.models.nway_scores": Entry(
+        lambda tmp, images: __import__("fewzero.models").models.nway_scores(
+            _prototype(), images, torch.randn(1, 2, 1, 3, 32, 32), _two_ways()
+        ),
+        {"images": "images"},
+    ),
+    "fewzero.engine.TrainConfig": Entry(
+        lambda tmp, **kw: __import__("fewzero.engine").engine.TrainConfig(**kw),
+        {"lr": "positive_number", "epochs": "count", "batch_size": "count"},
+    ),
+    "fewzero.data.Pascal5i": Entry(
+        lambda tmp, **kw: __import__("fewzero.data").data.Pascal5i(
+            **{"root": tmp, "fold": 0, **kw}
+        ),
+        {"root": "folder", "fold": "count"},
+    ),
     # console scripts: the errors name the flags
     "fewzero-segment": Entry(
         _cli(_segment_main, _segment_argv),
@@ -304,12 +342,10 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.layers.ResidualBlock",
     "fewzero.layers.ResidualStack",
     "fewzero.layers.adaptive_avg_pool2d_matmul",
-    "fewzero.layers.cosine_clusters",
     "fewzero.layers.dense_correlation",
     "fewzero.layers.dot_product_attention",
     "fewzero.layers.make_act",
     "fewzero.layers.multilayer_correlation",
-    "fewzero.layers.principal_subspace",
     "fewzero.layers.remove_subspace",
     "fewzero.layers.sine_positional_encoding",
     "fewzero.heads.ClassComparisonModule",
@@ -351,7 +387,6 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.models.recognise_peer_state",
     "fewzero.models.model_from_state",
     "fewzero.models.model_parameters",
-    "fewzero.models.nway_scores",
     "fewzero.models.vote_shots",
     "fewzero.models.gf_sam_vit_h_dinov2_vitl14",
     "fewzero.models.insid3_vitb16",
@@ -394,7 +429,6 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.data.EpisodePlan",
     "fewzero.data.FewShotSample",
     "fewzero.data.NWaySample",
-    "fewzero.data.Pascal5i",
     "fewzero.data.ToyConfig",
     "fewzero.data.binary_target",
     "fewzero.data.build_toy",
@@ -421,7 +455,6 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.metrics.LeakMeter",
     "fewzero.metrics.NWayIoUMeter",
     "fewzero.metrics.episode_class_ids",
-    "fewzero.engine.TrainConfig",
     "fewzero.engine.Trainer",
     "fewzero.engine.evaluate",
     "fewzero.engine.load_checkpoint",

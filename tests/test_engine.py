@@ -178,7 +178,9 @@ def test_resume_accepts_lr_and_epochs_and_refuses_other_changes(toy, tmp_path):
     "field, value, message",
     [
         ("epochs", 0, "epochs must be >= 1, got 0"),
-        ("lr", -1.0, "lr must be >= 0, got -1.0"),
+        ("lr", -1.0, "lr must be > 0"),
+        ("lr", True, "lr must be a finite number, got True"),
+        ("epochs", 2.5, "epochs must be an int, got 2.5"),
         ("min_pixels", 0, "min_pixels must be >= 1, got 0"),
         ("amp", "fp8", "amp must be one of"),
     ],

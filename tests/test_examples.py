@@ -209,7 +209,8 @@ def script_module(name):
     "flag, value, message",
     [
         ("--epochs", "0", "argument --epochs: must be > 0, got 0"),
-        ("--lr", "-1", "argument --lr: must be >= 0.0, got -1"),
+        ("--lr", "-1", "argument --lr: must be > 0.0, got -1"),
+        ("--lr", "nan", "argument --lr: must be a finite number, got nan"),
         ("--min-pixels", "0", "argument --min-pixels: must be > 0, got 0"),
         ("--episodes", "0", "argument --episodes: must be > 0, got 0"),
     ],

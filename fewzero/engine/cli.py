@@ -13,7 +13,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..checks import nonnegative_float, nonnegative_int, positive_int, resolve_device
+from ..checks import (
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    resolve_device,
+)
 from .config import OPTIMIZERS, TrainConfig
 
 __all__ = [
@@ -86,7 +92,7 @@ RUN_FLAGS = (
         choices=OPTIMIZERS,
         default=CONFIG,
     ),
-    _flag("--lr", "lr", "learning rate", type=nonnegative_float, default=CONFIG),
+    _flag("--lr", "lr", "learning rate", type=positive_float, default=CONFIG),
     _flag("--momentum", "momentum", "SGD momentum", type=nonnegative_float, default=CONFIG),
     _flag(
         "--nesterov",

@@ -132,10 +132,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot describe a run, naming the field and the value."""
+        self._check_number_types()
         checks = [
             ("epochs", self.epochs >= 1, ">= 1"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("lr", self.lr >= 0, ">= 0"),
+            ("lr", self.lr > 0, "> 0 (a run at lr 0 never changes its weights)"),
             ("momentum", self.momentum >= 0, ">= 0"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("crop_size", self.crop_size >= 1, ">= 1"),
@@ -168,6 +169,20 @@ class TrainConfig:
                 f"eval_shots must all be 0 for a zero-shot run (shots=0), got {self.eval_shots}: "
                 "a zero-shot model takes no support set (train few-shot with shots >= 1)"
             )
+
+    def _check_number_types(self) -> None:
+        """Each numeric field a number of its kind: not a bool, a string or NaN."""
+        ints = ("epochs", "batch_size", "crop_size", "min_pixels", "shots", "num_workers",
+                "episodes", "max_steps_per_epoch")  # fmt: skip
+        reals = ("lr", "momentum", "weight_decay", "multi_class_weight", "absent_fraction")
+        for name in ints + reals:
+            value = getattr(self, name)
+            if name == "max_steps_per_epoch" and value is None:
+                continue
+            kinds = (int,) if name in ints else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or value != value:
+                want = "an int" if name in ints else "a finite number"
+                raise ValueError(f"{name} must be {want}, got {value!r} ({type(value).__name__})")
 
     def _check_combinations(self) -> None:
         """Settings that would be recorded and then ignored are refused, naming the flag."""
