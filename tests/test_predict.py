@@ -87,7 +87,7 @@ def test_few_shot_prediction_from_a_checkpoint(files, checkpoint):
     b = predictor(decoded, support=[(decoded, mask > 0)])
     assert a.shape == (37, 53)
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="support_images must be given"):
+    with pytest.raises(ValueError, match=r"support must hold the class.s \(image, mask\) pairs"):
         predictor(image)
     with pytest.raises(ValueError, match=r"support\[0\]: mask must have the image's size"):
         predictor(image, support=[(image, mask[:-1] > 0)])

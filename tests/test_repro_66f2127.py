@@ -487,3 +487,32 @@ def test_n10_a_comparison_taking_keyword_options_gets_them_by_dict():
         assert built.options == {"k": 3} and built.config == {"name": "user_kw", "k": 3}
     finally:
         _COMPARISONS.pop("user_kw")
+
+
+def test_a24_a_nan_pixel_is_refused_by_the_models_call():
+    import torch
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    images = torch.randn(1, 3, 64, 64)
+    images[0, 0, 5, 5] = float("nan")
+    masks = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+    masks[..., 10:40, 10:40] = 1
+    with pytest.raises(ValueError, match="images must be finite, got 1 NaN/Inf"):
+        model(images, torch.randn(1, 1, 3, 64, 64), masks)
+
+
+def test_a29_a_white_mask_tensor_is_named_with_its_conversion():
+    import torch
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    white = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+    white[..., 10:40, 10:40] = 255
+    with pytest.raises(ValueError, match=r"255 means ignore.*fewzero.data.to_binary_mask"):
+        model(torch.randn(1, 3, 64, 64), torch.randn(1, 1, 3, 64, 64), white)
+
+
+def test_a30_a_predictor_without_support_pairs_says_how_to_give_them(predictor):
+    img, a, _ = _photo_and_masks()
+    for empty in (None, []):
+        with pytest.raises(ValueError, match=r"support=\[\(image, mask\), \.\.\.\]"):
+            predictor(img, support=empty)

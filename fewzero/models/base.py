@@ -287,9 +287,17 @@ class SegmentationModel(nn.Module, ABC):
             raise ValueError(f"support_masks must hold values in {{0, 1, 255}}, got {values}")
         if empty.any():
             where = [tuple(i) for i in empty.nonzero().tolist()]
+            white = bool((m == 255).any()) and not bool((m == 1).any())
+            hint = (
+                ": these masks hold 255 where the object should be 1. In a mask tensor 255 "
+                "means ignore; a white-object mask (0/255, as images store them) converts with "
+                "fewzero.data.to_binary_mask(mask)"
+                if white
+                else ""
+            )
             raise ValueError(
                 "support_masks must mark at least one foreground (1) pixel per shot; "
-                f"(episode, shot) {where} have none"
+                f"(episode, shot) {where} have none{hint}"
             )
 
     @abstractmethod

@@ -262,8 +262,17 @@ class Predictor:
         scores, channel 0 background and channel ``i`` the i-th class's foreground probability
         ([`nway_scores`][fewzero.models.nway_scores]).
         """
+        no_support = support is None or (
+            not isinstance(support, (Mapping, FittedSupport)) and not support
+        )
+        if no_support and self.model.requires_support:
+            raise ValueError(
+                f"support must hold the class's (image, mask) pairs for the few-shot model "
+                f"{self.model.config.get('arch')!r}, got {support!r}: pass "
+                "support=[(image, mask), ...], or {class name: pairs} for several classes"
+            )
         x, size = self.preprocess(image)
-        if support is None or (not isinstance(support, (Mapping, FittedSupport)) and not support):
+        if no_support:
             return self._one(x, size, None, class_id)
         fitted = support if isinstance(support, FittedSupport) else self.fit(support)
         self._check_fitted(fitted)
