@@ -37,7 +37,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _common import markdown, write_results  # noqa: E402
+from golden_inputs import normalise, scene  # noqa: E402
+from make_golden import dinov3_network  # noqa: E402
 
 from fewzero.models import INSID3, FeatureCache, cached_features  # noqa: E402
 
@@ -50,18 +53,9 @@ SIZES = {  # Meta's layout for each size: width, depth, heads (the tiny one for 
 
 def meta_dinov3(code: Path, size: str, seed: int) -> torch.nn.Module:
     """Meta's DinoVisionTransformer (its ViT-S/16 settings at ``size``), seeded, nothing inert."""
-    sys.path.insert(0, str(code))
-    from dinov3.models.vision_transformer import DinoVisionTransformer
-
     width, depth, heads = SIZES[size]
     torch.manual_seed(seed)
-    net = DinoVisionTransformer(
-        img_size=224, patch_size=16, pos_embed_rope_base=100,
-        pos_embed_rope_normalize_coords="separate", pos_embed_rope_rescale_coords=2,
-        pos_embed_rope_dtype="fp32", embed_dim=width, depth=depth, num_heads=heads,
-        ffn_ratio=4, qkv_bias=True, layerscale_init=1e-5, norm_layer="layernormbf16",
-        ffn_layer="mlp", ffn_bias=True, proj_bias=True, n_storage_tokens=4, mask_k_bias=True,
-    )  # fmt: skip
+    net = dinov3_network(code, width, depth, heads)
     net.init_weights()
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
@@ -73,34 +67,6 @@ def meta_dinov3(code: Path, size: str, seed: int) -> torch.nn.Module:
             elif name.endswith("qkv.bias") or name in ("cls_token", "storage_tokens"):
                 t.copy_(0.1 * torch.randn(t.shape, generator=gen))
     return net.eval()
-
-
-def scene(rng: np.random.Generator, side: int, present: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image ``(3, side, side)`` in [0, 1] of large uniform regions, and its object mask."""
-    img = np.empty((side, side, 3), np.float32)
-    cut = int(rng.integers(side // 3, 2 * side // 3))
-    img[:cut], img[cut:] = rng.uniform(0, 0.5, 3), rng.uniform(0, 0.5, 3)
-    mask = np.zeros((side, side), bool)
-    if present:
-        h, w = rng.integers(side // 4, side // 2, 2)
-        y, x = rng.integers(0, side - h), rng.integers(0, side - w)
-        mask[y : y + h, x : x + w] = True
-        img[mask] = (0.95, 0.2, 0.15)
-    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
-    return torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1), torch.from_numpy(mask)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    return (x - mean) / std
-
-
-def partition_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Share of cell pairs that both labellings put together or both apart."""
-    a, b = a.flatten(), b.flatten()
-    same_a, same_b = a[:, None] == a[None], b[:, None] == b[None]
-    return float((same_a == same_b).float().mean())
 
 
 def main() -> None:
@@ -118,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     width = SIZES[args.size][0]
-    comps = args.svd_components or width // 2
+    comps = width // 2 if args.svd_components is None else args.svd_components
 
     meta = meta_dinov3(args.dinov3_code, args.size, args.seed)
     sys.path.insert(0, str(args.insid3_code))

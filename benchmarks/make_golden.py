@@ -29,18 +29,23 @@ sys.path.insert(0, str(ROOT / "tests"))
 import golden_inputs as gi  # noqa: E402
 
 
-def meta_dinov3(code: Path, embed_dim: int, depth: int, num_heads: int) -> torch.nn.Module:
-    """Meta's DinoVisionTransformer with its ViT-S/16 settings at the fixture's size, its weights."""
+def dinov3_network(code: Path, embed_dim: int, depth: int, num_heads: int) -> torch.nn.Module:
+    """Meta's DinoVisionTransformer with its ViT-S/16 settings at another size (its own init)."""
     sys.path.insert(0, str(code))
     from dinov3.models.vision_transformer import DinoVisionTransformer
 
-    net = DinoVisionTransformer(
+    return DinoVisionTransformer(
         img_size=224, patch_size=16, pos_embed_rope_base=100,
         pos_embed_rope_normalize_coords="separate", pos_embed_rope_rescale_coords=2,
         pos_embed_rope_dtype="fp32", embed_dim=embed_dim, depth=depth, num_heads=num_heads,
         ffn_ratio=4, qkv_bias=True, layerscale_init=1e-5, norm_layer="layernormbf16",
         ffn_layer="mlp", ffn_bias=True, proj_bias=True, n_storage_tokens=4, mask_k_bias=True,
     )  # fmt: skip
+
+
+def meta_dinov3(code: Path, embed_dim: int, depth: int, num_heads: int) -> torch.nn.Module:
+    """Meta's DINOv3 network at the fixture's size, with the fixture's weights."""
+    net = dinov3_network(code, embed_dim, depth, num_heads)
     net.load_state_dict(gi.dinov3_state(embed_dim, depth, num_heads), strict=True)
     return net.eval()
 

