@@ -316,6 +316,11 @@ def test_hsnet_and_dcama_over_fixed_size_backbones_at_any_size(name):
             assert (a - b).abs().max() > 0
     blocks = model.encoder.features(torch.randn(1, 3, 250, 190), ("blocks",))["blocks"]
     assert len(blocks) == len(model.encoder.block_groups)
+    # a27: no low-level map: refused by name, as low_level_shape() does (it returned the input)
+    for call in (model.encoder.low_level_shape,
+                 lambda: model.encoder.features(torch.randn(1, 3, 96, 80), ("low",))):  # fmt: skip
+        with pytest.raises(ValueError, match=f"backbone '{name}' has no map before F_2's stage"):
+            call()
 
 
 def test_what_the_docs_say_is_padded_is_what_is_padded():
@@ -326,6 +331,14 @@ def test_what_the_docs_say_is_padded_is_what_is_padded():
     assert Backbone("efficientnet_lite0").size_multiple == 1
     hrnet = Backbone("hrnet_w18_small")
     assert hrnet.size_multiple == 32 and hrnet.resampled
+    # a25: its padding is the padding by hand, cropped, on every level (the deeper levels are
+    # resampled onto F_2's grid before the crop, as they are for the input padded by hand)
+    x = torch.randn(1, 3, 97, 130)
+    with torch.no_grad():
+        ours, ref = hrnet.eval()(x), hrnet(F.pad(x, (0, 160 - 130, 0, 128 - 97)))
+    for a, b in zip(ours, ref):
+        assert a.shape[-2:] == (13, 17)
+        torch.testing.assert_close(a, b[..., :13, :17], rtol=0, atol=0)
     page = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text()
     assert "| DLA, HRNet | 32 |" in page and "DLA and HRNet are CNNs too" in page
 

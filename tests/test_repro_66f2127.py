@@ -516,3 +516,54 @@ def test_a30_a_predictor_without_support_pairs_says_how_to_give_them(predictor):
     for empty in (None, []):
         with pytest.raises(ValueError, match=r"support=\[\(image, mask\), \.\.\.\]"):
             predictor(img, support=empty)
+
+
+def test_a05_model_predict_refuses_an_all_foreground_support_mask():
+    import torch
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    q, s = torch.randn(1, 3, 64, 64), torch.randn(1, 2, 3, 64, 64)
+    masks = torch.zeros(1, 2, 64, 64, dtype=torch.long)
+    masks[:, 0, 8:40, 8:40] = 1
+    masks[:, 1] = 1  # the second shot: no background pixel
+    with pytest.raises(ValueError, match=r"support_masks must show some background.*\(0, 1\).*allow_full_masks=True"):
+        model.predict(q, s, masks)
+    assert model.predict(q, s, masks, allow_full_masks=True).shape == (1, 64, 64)
+    masks[:, 1, 0, 0] = 0  # one background pixel is enough
+    assert model.predict(q, s, masks).shape == (1, 64, 64)
+
+
+def test_a18_reversed_out_indices_are_refused_at_the_build_by_name():
+    with pytest.raises(ValueError, match=r"out_indices must run from shallow to deep.*\(4, 3, 2\).*pass \(2, 3, 4\)"):
+        create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (4, 3, 2)})
+    with pytest.raises(ValueError, match="three distinct levels"):
+        create_model("sm_vcenet", backbone="resnet18", backbone_kwargs={"out_indices": (2, 2, 4)})
+
+
+def test_n11_a_comparison_built_for_other_features_is_refused_at_the_build():
+    from fewzero.heads.comparisons import FeatureSources, create_comparison
+
+    small = dict(backbone="resnet18", class_channels=32, query_channels=16, decoder_channels=16,
+                 decoder_depth=1)  # fmt: skip
+    other = create_comparison("cosine", FeatureSources({"query": 999}))
+    with pytest.raises(ValueError, match=r"built 'cosine' made for other features.*999.*by name or dict"):
+        create_model("sm_vcenet", comparisons=["prototype", other], **small)
+    fits = create_comparison("cosine", FeatureSources({"query": 16}))  # built for these: kept
+    model = create_model("sm_vcenet", comparisons=["prototype", fits], **small)
+    assert model.comparisons[1] is fits
+
+
+def test_n37_an_old_file_that_does_not_fit_is_named_in_its_own_keys(tmp_path):
+    import torch
+
+    from fewzero.models import load_trained_model
+
+    ck = torch.load(ROOT / "tests/fixtures/legacy/fewshot_defaults.pt", weights_only=True)
+    cut = {**ck["model"], "low_matcher.weight": ck["model"]["low_matcher.weight"][:2]}
+    gone = {k: v for k, v in ck["model"].items() if k != "matcher.weight"}
+    for state, said in ((cut, r"shape mismatches \(1\): \['low_matcher.weight: model \(4"),
+                        (gone, r"missing keys \(1\): \['matcher.weight'\]")):  # fmt: skip
+        torch.save({**ck, "model": state}, tmp_path / "x.pt")
+        with pytest.raises(ValueError, match=said) as err:
+            load_trained_model(tmp_path / "x.pt")
+        assert "comparisons." not in str(err.value)  # keys the file does not hold

@@ -370,7 +370,14 @@ def test_rerun_refuses_what_it_would_ignore_and_compares_nan_as_equal(setup, cap
     # --device and --quiet apply: the rerun runs and matches
     capsys.readouterr()
     assert main(["--rerun", "rerun_src/pascal5i.json", "--device", "cpu", "--quiet"]) == 0
-    assert "identical" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "identical" in said
+    assert "tables in" not in said  # a21: no folder named that is gone when the rerun returns
+    # a21: a training config and the toy demo's results.json are named for what they are
+    (setup / "rerun_src" / "config.json").write_text(json.dumps({"model": "hsnet", "epochs": 1}))
+    assert "it is a training run's config.json" in refused(["--rerun", "rerun_src/config.json"])
+    (setup / "rerun_src" / "demo.json").write_text(json.dumps({"rows": [], "seconds": 1.0}))
+    assert "the toy demo's results.json" in refused(["--rerun", "rerun_src/demo.json"])
 
 
 def test_a_replay_records_and_scores_at_the_manifests_settings(setup, capsys, monkeypatch):
@@ -383,7 +390,9 @@ def test_a_replay_records_and_scores_at_the_manifests_settings(setup, capsys, mo
     row = json.loads((setup / "replayed" / "pascal5i.json").read_text())["rows"][0]
     assert (row["size"], row["episodes"], row["label_size"]) == (40, 3, "resized")
     assert 0 <= row["pascal_leak"] <= 1  # measured on the resized labels too (was NaN)
-    assert "size 40 (manifests)" in capsys.readouterr().out  # said, not silent
+    line = capsys.readouterr().out
+    assert "size 40 (manifests)" in line  # said, not silent
+    assert "n_episodes 3 (manifests)" in line  # a06: not the checkpoint's 5
     first = json.loads((setup / "at40" / "pascal5i.json").read_text())["rows"][0]
     assert row["pascal_miou"] == first["pascal_miou"]
     with pytest.raises(SystemExit) as exit_:

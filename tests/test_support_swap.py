@@ -304,6 +304,10 @@ def test_segment_cli_nway_and_training_free_model(tmp_path):
                         "--out", str(tmp_path / "one")]) == 0  # fmt: skip
     mask = np.asarray(Image.open(tmp_path / "one" / "mask.png")) > 0
     assert mask[red == 1].mean() > 0.6 and mask[blue == 1].mean() < 0.1
+    # a31: --presence-threshold reaches the predictor (a class winning less is empty)
+    assert main(args + ["--support", str(tmp_path / "r.png"), str(tmp_path / "rm.png"),
+                        "--out", str(tmp_path / "high"), "--presence-threshold", "0.9"]) == 0  # fmt: skip
+    assert not (np.asarray(Image.open(tmp_path / "high" / "mask.png")) > 0).any()
     with pytest.raises(SystemExit):
         main(args + ["--support", "a", "b", "--support-class", "n", "a", "b"])
     with pytest.raises(SystemExit):

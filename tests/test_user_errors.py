@@ -77,6 +77,8 @@ def test_segment_refuses_a_query_that_is_not_an_image(files, query, message, cap
         (["--size", "0"], "argument --size: must be > 0, got 0"),
         (["--out", "afile"], "--out must be a folder, got the existing file"),
         (["--out", "afile/sub"], "--out 'afile/sub' is not writable"),
+        (["--presence-threshold", "1"], "--presence-threshold must be below 1"),
+        (["--presence-threshold", "nan"], "argument --presence-threshold"),
     ],
 )
 def test_segment_refuses_bad_flags(files, extra, message, capsys, monkeypatch):

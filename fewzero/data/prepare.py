@@ -45,6 +45,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -270,7 +271,6 @@ def prepare_coco(
     from pycocotools.coco import COCO
 
     root, out = Path(root), Path(out)
-    cat_to_class = {cid: i + 1 for i, cid in enumerate(COCO_CATEGORY_IDS)}
     result: dict[str, list[tuple[str, dict[int, int]]]] = {}
     skipped: list[tuple[str, str]] = []
     for split in splits:
@@ -295,35 +295,41 @@ def prepare_coco(
             disable=not progress,
             unit="img",
         ):
-            info = coco.imgs[img_id]
-            name = names[img_id]
-            dst = out / "masks" / f"{split}2017" / f"{name}.png"
+            dst = out / "masks" / f"{split}2017" / f"{names[img_id]}.png"
             if dst.is_file():
                 mask = read_mask(dst, 80)
             else:
-                mask = np.zeros((info["height"], info["width"]), dtype=np.uint8)
-                anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None))
-                for ann in sorted(anns, key=lambda a: -a.get("area", 0)):
-                    if ann.get("iscrowd", 0):
-                        continue
-                    if ann["category_id"] not in cat_to_class:
-                        raise ValueError(
-                            f"{str(ann_file)!r}: annotation {ann.get('id')} has category_id "
-                            f"{ann['category_id']}, expected one of COCO's 80 ids (1..90)"
-                        )
-                    mask[coco.annToMask(ann) > 0] = cat_to_class[ann["category_id"]]
-                for ann in anns:
-                    if ann.get("iscrowd", 0):
-                        region = coco.annToMask(ann) > 0
-                        mask[region & (mask == 0)] = 255
+                mask = _coco_mask(coco, img_id, str(ann_file))
                 write_mask(dst, mask)
-            entries.append((name, class_pixel_counts(mask)))
+            entries.append((names[img_id], class_pixel_counts(mask)))
         write_list(out / "lists" / f"{split}.txt", entries)
         _link(root / f"{split}2017", out / f"{split}2017")
         result[split] = entries
     if skip_bad:
         result["skipped"] = skipped  # type: ignore[assignment]
     return result
+
+
+def _coco_mask(coco: Any, img_id: int, ann_file: str) -> np.ndarray:
+    """An image's class mask: larger objects first, so smaller ones stay on top; crowd 255."""
+    info = coco.imgs[img_id]
+    cat_to_class = {cid: i + 1 for i, cid in enumerate(COCO_CATEGORY_IDS)}
+    mask = np.zeros((info["height"], info["width"]), dtype=np.uint8)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None))
+    for ann in sorted(anns, key=lambda a: -a.get("area", 0)):
+        if ann.get("iscrowd", 0):
+            continue
+        if ann["category_id"] not in cat_to_class:
+            raise ValueError(
+                f"{ann_file!r}: annotation {ann.get('id')} has category_id "
+                f"{ann['category_id']}, expected one of COCO's 80 ids (1..90)"
+            )
+        mask[coco.annToMask(ann) > 0] = cat_to_class[ann["category_id"]]
+    for ann in anns:
+        if ann.get("iscrowd", 0):
+            region = coco.annToMask(ann) > 0
+            mask[region & (mask == 0)] = 255
+    return mask
 
 
 SOURCE_PARTS = {
@@ -355,8 +361,8 @@ def _refuse(parser: argparse.ArgumentParser, problem: str) -> int:
     return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m fewzero.data.prepare``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m fewzero.data.prepare`` and its subcommands."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="python -m fewzero.data.prepare",
@@ -389,6 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     k = sub.add_parser("check", help="say what a cross-domain layout lacks", formatter_class=fmt)
     k.add_argument("name", choices=["deepglobe", "isic", "lung", "fss1000"], help="the dataset")
     k.add_argument("--root", required=True, help="the dataset's folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m fewzero.data.prepare``)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.dataset in ("deepglobe", "isic", "check"):
         return _crossdomain(args)

@@ -76,11 +76,7 @@ def evaluate(
     if label_size not in ("original", "resized"):
         raise ValueError(f"label_size must be 'original' or 'resized', got {label_size!r}")
     model.eval()
-    is_nway = getattr(dataset, "ways", 1) > 1
-    meter = IoUMeter(max_class_id=max_class_id)
-    leak = LeakMeter(max_class_id=max_class_id)
-    absent = AbsentMeter()
-    nway = NWayIoUMeter(max_class_id=max_class_id)
+    meters = _Meters(max_class_id)
     world, rank = distributed.world_size(), distributed.rank()
     shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
     loader = DataLoader(
@@ -107,16 +103,33 @@ def evaluate(
             else:
                 logits = model(**inputs).float()
         labels = batch["label"] if label_size == "original" else list(batch["mask"])
+        meters.update(batch, logits, labels)
+    return meters.compute(nway=getattr(dataset, "ways", 1) > 1)
+
+
+class _Meters:
+    """An evaluation's meters: IoU, leak and absent for 1-way episodes, N-way IoU for N-way."""
+
+    def __init__(self, max_class_id: int) -> None:
+        self.iou = IoUMeter(max_class_id=max_class_id)
+        self.leak = LeakMeter(max_class_id=max_class_id)
+        self.absent = AbsentMeter()
+        self.nway = NWayIoUMeter(max_class_id=max_class_id)
+
+    def update(
+        self, batch: dict[str, Any], logits: torch.Tensor, labels: list[torch.Tensor]
+    ) -> None:
+        """Score each episode of ``batch``: its logits upsampled to its label's size."""
         for i, label in enumerate(labels):
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False
             )
             pred = up.argmax(1).cpu()
-            if ways:
-                nway.update(pred, label[None], batch["class_ids"][i : i + 1])
+            if "class_ids" in batch:
+                self.nway.update(pred, label[None], batch["class_ids"][i : i + 1])
                 continue
-            meter.update(pred, label[None], batch["class_id"][i : i + 1])
-            absent.update(pred, label[None])
+            self.iou.update(pred, label[None], batch["class_id"][i : i + 1])
+            self.absent.update(pred, label[None])
             if "other" in batch:
                 other = batch["other"][i]
                 if tuple(other.shape) != tuple(label.shape):  # resized labels: the same grid
@@ -124,11 +137,13 @@ def evaluate(
                         other[None, None].float(), size=label.shape, mode="nearest"
                     )
                     other = grid[0, 0].to(other.dtype)
-                leak.update(pred, other[None], batch["class_id"][i : i + 1])
-    if is_nway:
-        nway.all_reduce()
-        return nway.compute()
-    meter.all_reduce()
-    leak.all_reduce()
-    absent.all_reduce()
-    return {**meter.compute(), **leak.compute(), **absent.compute()}
+                self.leak.update(pred, other[None], batch["class_id"][i : i + 1])
+
+    def compute(self, nway: bool) -> dict[str, Any]:
+        """The numbers over every rank's episodes."""
+        if nway:
+            self.nway.all_reduce()
+            return self.nway.compute()
+        for meter in (self.iou, self.leak, self.absent):
+            meter.all_reduce()
+        return {**self.iou.compute(), **self.leak.compute(), **self.absent.compute()}

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,6 +42,7 @@ from .evaluation_settings import (
     shot_counts,
 )
 from .pascal2coco import EvalOptions, PascalCoco, evaluate_crossdomain, evaluate_pascal2coco
+from .rerun import rerun
 
 __all__ = [
     "DATASETS",
@@ -158,7 +156,7 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
     p = build_parser(description, coco)
     args = p.parse_args(argv)
     if args.rerun is not None:
-        return _rerun(p, args, coco, argv)
+        return rerun(p, args, argv, lambda again: run("rerun", coco, again))
     if not args.checkpoint and args.model is None:
         p.error("--checkpoint is required (or --model NAME with its files, or --rerun RESULT.json)")
     if args.checkpoint and args.model is not None:
@@ -219,7 +217,9 @@ def plan_checkpoints(args: argparse.Namespace, settings: EvalSettings) -> list[P
         cfg = {**cfg, "fold": None if fold is None else int(fold),
                "model": cfg.get("model", model.config["arch"])}  # fmt: skip
         proto = checkpoint_protocol(cfg, given)
-        for key, flag in (("size", args.size), ("n_episodes", count), ("seed", args.seed)):
+        flags = (("size", args.size), ("n_episodes", count), ("seed", args.seed),
+                 ("min_pixels", args.min_pixels))  # fmt: skip
+        for key, flag in flags:
             if flag is None and given[key] is not None:  # set by the protocol, not a flag
                 proto["sources"][key] = (
                     "manifests" if key in settings.from_manifests else "protocol"
@@ -328,100 +328,6 @@ def _execute(
         print_averages(rows, coco)
     print(f"\ntables in {out}/{name}.md/.csv/.json; episodes in {out}/manifests/")
     return 0
-
-
-def _rerun(
-    p: argparse.ArgumentParser, args: argparse.Namespace, coco: bool | None, argv: list[str]
-) -> int:
-    """``--rerun RESULT.json``: the same command on the result's own manifests, compared."""
-    old, again, workdir = _rerun_command(p, args, argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        cwd = Path.cwd()
-        try:
-            os.chdir(workdir)
-            run("rerun", coco, [*again, "--out", tmp, "--quiet"])
-        finally:
-            os.chdir(cwd)
-        new = json.loads((Path(tmp) / f"{old['meta']['command']}.json").read_text())
-    diffs = compare_results(old, new)
-    if diffs:
-        print(f"rerun of {args.rerun}: {len(diffs)} value(s) differ:")
-        for line in diffs:
-            print(f"  {line}")
-        return 1
-    print(
-        f"rerun of {args.rerun}: {len(new['rows'])} row(s), every number, manifest and checkpoint "
-        "hash identical"
-    )
-    return 0
-
-
-def _read_result(p: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
-    """A result file of fewzero-eval that records its command; ``p.error`` for anything else."""
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        p.error(f"--rerun: cannot read the result file {str(path)!r}: {err}")
-    if not isinstance(old, dict):
-        p.error(
-            f"--rerun: {str(path)!r} is not a result file of fewzero-eval (it holds a "
-            f"{type(old).__name__}; a training run's eval.json holds its rows only): rerun an "
-            "evaluation's result, e.g. results/pascal5i/<run>/pascal5i.json"
-        )
-    meta = old.get("meta")
-    if not isinstance(meta, dict) or "argv" not in meta:
-        p.error(f"--rerun: {str(path)!r} records no command (written before fewzero 0.1's "
-                "result files recorded it)")  # fmt: skip
-    return old
-
-
-def _rerun_command(
-    p: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
-) -> tuple[dict[str, Any], list[str], Path]:
-    """The result file, its command on its own manifests, and the folder it ran in."""
-    ignored = [
-        a.split("=")[0]
-        for a in argv
-        if a.startswith("--") and a.split("=")[0] not in ("--rerun", "--quiet", "--device")
-    ]
-    if ignored:
-        p.error(
-            f"--rerun replays the recorded command and would ignore {', '.join(ignored)}: drop "
-            "them (only --device and --quiet apply to a rerun), or run a new evaluation "
-            "without --rerun"
-        )
-    old = _read_result(p, args.rerun)
-    manifests = args.rerun.parent / "manifests"
-    if not manifests.is_dir():
-        p.error(f"--rerun: the manifests of {str(args.rerun)!r} are not beside it ({manifests})")
-    drop = {
-        "--out",
-        "--episodes",
-        "--protocol",
-        "--query-list",
-        "--overwrite",
-        "--quiet",
-        "--rerun",
-    }
-    if args.device is not None:
-        drop.add("--device")
-    kept: list[str] = []
-    skip = False
-    for a in old["meta"]["argv"]:
-        if a.startswith("--"):
-            skip = a.split("=")[0] in drop
-        if not skip:
-            kept.append(a)
-    if args.device is not None:
-        kept += ["--device", args.device]
-    workdir = Path(old["meta"].get("cwd", Path.cwd()))
-    if not workdir.is_dir():
-        p.error(
-            f"--rerun: {str(args.rerun)!r} was run in {str(workdir)!r}, which no longer exists; "
-            "its command's relative paths resolve there: recreate that folder (or a link to "
-            "where the data now is) and rerun"
-        )
-    return old, [*kept, "--episodes", str(manifests.resolve())], workdir
 
 
 def _evaluate_plans(

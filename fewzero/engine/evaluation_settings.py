@@ -237,6 +237,9 @@ def resolve_settings(args: argparse.Namespace) -> EvalSettings:
         protocol = "patnet"
     size = from_manifests.get("size", args.size)
     given = dict(size=size, n_episodes=count, seed=args.seed, min_pixels=args.min_pixels)
+    for key in ("n_episodes", "seed", "min_pixels"):
+        if given[key] is None and key in from_manifests:
+            given[key] = from_manifests[key]
     if protocol in PROTOCOLS:  # the peer's count and seed unless given
         for key in ("n_episodes", "seed"):
             if given[key] is None:
@@ -281,4 +284,8 @@ def _replayed_settings(replay: dict[str, Path], args: argparse.Namespace) -> dic
                 f"{args.episodes}): a replay scores its episodes as they were scored; drop {name}"
             )
         out[key] = value
+    for key in ("n_episodes", "seed", "min_pixels"):  # what drew them, reported as the manifests'
+        values = {h[key] for h in headers.values() if h.get(key) is not None}
+        if len(values) == 1:
+            out[key] = values.pop()
     return out

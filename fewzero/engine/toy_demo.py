@@ -131,10 +131,7 @@ def toy_demo(
     if explicit is not None and "shots" in explicit:  # --shots against the models built
         _check_given_shots(given, built, models)
     roots = build_toy(toy_root, seed=0, progress=False)
-    # the episodes of this table (the table and its manifests are replaced by every demo run)
-    for stale in (out_dir / "manifests").glob("*.jsonl"):
-        stale.unlink()
-    manifests = EpisodeSet(write_dir=out_dir / "manifests")
+    manifests = _fresh_manifests(out_dir / "manifests")
     done: dict[str, torch.nn.Module] = {}
     for i, (name, model, cfg) in enumerate(built):
         fewshot = bool(getattr(model, "requires_support", False))
@@ -146,30 +143,41 @@ def toy_demo(
             continue
         if i == 0:  # the first model before training: what ImageNet features alone give
             rows += [row(model.to(config.device), f"{name} (untrained)", "-", k) for k in counts]
-        # a few-shot model's supports take the deterministic test transform: the frozen backbone
-        # computes each support image once (the same weights and numbers as without the cache)
-        with cached_features(model, FeatureCache(max_bytes=2**29) if fewshot else None):
-            model, trainer = train_pascal5i(
-                cfg, roots["pascal"], resume=resume, overwrite=overwrite, model=model
-            )
+        model, loss = _train(model, cfg, roots["pascal"], resume, overwrite)
         done[name] = model
-        for k in counts:
-            rows.append(
-                {
-                    **row(model, name, f"toy PASCAL-5^{config.fold}", k),
-                    "final_loss": trainer.history[-1]["loss"],
-                }
-            )
-    table = format_table(rows)
+        trained = f"toy PASCAL-5^{config.fold}"
+        rows += [{**row(model, name, trained, k), "final_loss": loss} for k in counts]
     out_dir.mkdir(parents=True, exist_ok=True)
     manifests.commit()
     if done:
         _figure(done, roots["pascal"], config, shots[0], out_dir / "predictions.png")
+    table = format_table(rows)
     write_text_atomic(out_dir / "results.md", table + "\n")
     write_json_atomic(
         out_dir / "results.json", {"rows": rows, "seconds": time.perf_counter() - start}
     )
     return table, rows
+
+
+def _fresh_manifests(folder: Path) -> EpisodeSet:
+    """The episodes of this table: a demo run replaces the table and its manifests."""
+    for stale in folder.glob("*.jsonl"):
+        stale.unlink()
+    return EpisodeSet(write_dir=folder)
+
+
+def _train(
+    model: torch.nn.Module, cfg: TrainConfig, root: Path, resume: bool, overwrite: bool
+) -> tuple[torch.nn.Module, float]:
+    """Train ``model`` on the toy PASCAL-5i; returns it and its final loss.
+
+    A few-shot model's supports take the deterministic test transform: the frozen backbone
+    computes each support image once (the same weights and numbers as without the cache).
+    """
+    fewshot = bool(getattr(model, "requires_support", False))
+    with cached_features(model, FeatureCache(max_bytes=2**29) if fewshot else None):
+        model, trainer = train_pascal5i(cfg, root, resume=resume, overwrite=overwrite, model=model)
+    return model, trainer.history[-1]["loss"]
 
 
 def _build_all(

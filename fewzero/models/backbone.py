@@ -36,14 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_file, check_positive_int
+from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_file
 from .block_taps import check_block_taps
 from .bn_fold import fold_or_keep, has_batchnorm
 from .feature_cache import Compute, FeatureCache, through_cache, weights_fingerprint
 from .readers import BodyReader, reader_for
 from .readers.base import check_walk, dry_run
 from .readers.fixed_size import pad_run_crop, run_at_fixed_size
-from .timm_features import create_body, plan_features
+from .timm_features import check_backbone_arguments, create_body, plan_features
 from .weights import LOCAL_IMAGENET_WEIGHTS, load_classifier_weights
 
 __all__ = ["FEATURE_PARTS", "Backbone"]
@@ -54,35 +54,6 @@ FEATURE_PARTS = ("levels", "blocks", "skip", "low")
 """What [Backbone.features][fewzero.models.Backbone.features] gives: the three levels on one grid,
 every block's map, the last block before ``F_2``'s stage read as the blocks are (DCAMA's skip),
 and the body's own map before ``F_2``'s stage (the low-level comparison's)."""
-
-
-def _check_arguments(
-    out_indices: Sequence[int] | None,
-    output_stride: int,
-    size_multiple: int | None,
-    timm_kwargs: Mapping[str, Any],
-) -> tuple[tuple[int, ...] | None, int | None]:
-    """The arguments a backbone is built from, checked before anything is built."""
-    if out_indices is not None:
-        out_indices = tuple(out_indices)
-        if len(out_indices) != 3:
-            raise ValueError(
-                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
-            )
-    if timm_kwargs.get("in_chans", 3) != 3:
-        raise ValueError(
-            f"in_chans must be 3: fewzero's models take RGB images, got "
-            f"in_chans={timm_kwargs['in_chans']!r}; give grayscale or other images as RGB "
-            "(fewzero.data.read_image converts them) and leave in_chans out"
-        )
-    if isinstance(output_stride, bool) or output_stride not in (8, 16, 32):
-        raise ValueError(
-            f"output_stride must be 8, 16 or 32 (the dilation timm's CNNs support; 32: none), "
-            f"got {output_stride!r}"
-        )
-    if size_multiple is not None:
-        size_multiple = check_positive_int("size_multiple", size_multiple)
-    return out_indices, size_multiple
 
 
 class Backbone(nn.Module):
@@ -168,7 +139,7 @@ class Backbone(nn.Module):
         self.cache: FeatureCache | None = None
         self.last_stage_enabled = last_stage
         levels = 3 if last_stage else 2
-        out_indices, size_multiple = _check_arguments(
+        out_indices, size_multiple = check_backbone_arguments(
             out_indices, output_stride, size_multiple, timm_kwargs
         )
         self._settings: dict[str, Any] = dict(
@@ -323,7 +294,8 @@ class Backbone(nn.Module):
             images ``(B, 3, H, W)`` -> ``{part: maps}``: ``(B, C_i, h_i, w_i)`` each.
 
         Raises:
-            ValueError: for an unknown part or tap.
+            ValueError: for an unknown part or tap, and for ``"low"`` of a body without a map
+                before ``F_2``'s stage (as [low_level_shape][fewzero.models.Backbone.low_level_shape]).
 
         Examples:
             >>> import torch
@@ -346,6 +318,7 @@ class Backbone(nn.Module):
             out["blocks"] = maps[1:] if has_skip else maps
             out["skip"] = maps[0] if has_skip else None
         if "low" in parts:
+            self._check_low()
             out["low"] = self._cached(":low", images, self._compute_low)[0]
         return {p: out[p] for p in parts}
 
@@ -358,12 +331,7 @@ class Backbone(nn.Module):
             ValueError: for a body with no map finer than ``F_2``'s stage (plain ViTs, bodies
                 whose first module is ``F_2``'s stage, fixed-size bodies).
         """
-        if self.fixed_size is not None or not self.reader.low_path():
-            raise ValueError(
-                f"backbone {self.name!r} has no map before F_2's stage (a low-level map finer "
-                f"than its stride {self.stride}); low-level features need a CNN-like body "
-                "(ResNet, EfficientNet, ConvNeXt, ...)"
-            )
+        self._check_low()
         side = -(-max(self.min_input_size, 32) // self.size_multiple) * self.size_multiple
         low = dry_run(self.body, side, self._compute_low)[0]
         if not isinstance(low, torch.Tensor):  # SelecSLS passes lists between its blocks
@@ -373,6 +341,15 @@ class Backbone(nn.Module):
                 "EfficientNet, ConvNeXt, ...)"
             )
         return int(low.shape[1]), side // int(low.shape[-1])
+
+    def _check_low(self) -> None:
+        """Raise ``ValueError`` for a body without a map before ``F_2``'s stage."""
+        if self.fixed_size is not None or not self.reader.low_path():
+            raise ValueError(
+                f"backbone {self.name!r} has no map before F_2's stage (a low-level map finer "
+                f"than its stride {self.stride}); low-level features need a CNN-like body "
+                "(ResNet, EfficientNet, ConvNeXt, ...)"
+            )
 
     def _compute_low(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self._padded(images, lambda x: [self.reader.run_low(x)])
@@ -475,15 +452,21 @@ class Backbone(nn.Module):
         run = lambda x: list(self.body(x))[: len(self.channels)]  # noqa: E731
         if self.fixed_size is not None:
             return self._at_fixed_size(images, run, stride=self.stride)
-        feats = self._padded(images, run)
-        return self.align(feats) if align else feats
+        return self._padded(images, run, self.align if align else None)
 
     def _padded(
-        self, images: torch.Tensor, run: Callable[[torch.Tensor], list[torch.Tensor]]
+        self,
+        images: torch.Tensor,
+        run: Callable[[torch.Tensor], list[torch.Tensor]],
+        then: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
     ) -> list[torch.Tensor]:
-        """``run`` on the input padded to ``size_multiple``, maps as NCHW, cropped back."""
+        """``run`` on the input padded to ``size_multiple``, maps as NCHW (``then``), cropped back.
+
+        Maps are aligned on the padded input's grid and then cropped, so that a padded input's
+        maps are those of the same input padded by hand, cropped.
+        """
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            return pad_run_crop(images, self.size_multiple, self.output_fmt, run)
+            return pad_run_crop(images, self.size_multiple, self.output_fmt, run, then)
 
     def _at_fixed_size(
         self,

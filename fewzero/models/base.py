@@ -344,16 +344,35 @@ class SegmentationModel(nn.Module, ABC):
         support_images: torch.Tensor | None = None,
         support_masks: torch.Tensor | None = None,
         class_ids: torch.Tensor | None = None,
+        *,
+        allow_full_masks: bool = False,
     ) -> torch.Tensor:
         """Return the predicted mask ``(B, H, W)`` (``int64``, 1 = the episode's class).
 
+        Args:
+            images: Query images ``(B, 3, H, W)``.
+            support_images: Support images ``(B, K, 3, H', W')`` (few-shot models).
+            support_masks: Support masks ``(B, K, H', W')`` in ``{0, 1, 255}``.
+            class_ids: Episode class ids ``(B,)`` (word-conditioned models).
+            allow_full_masks: Accept a support mask with no background pixel (refused by
+                default: with nothing to tell the object from, the whole query comes back as
+                the object).
+
         Raises:
-            ValueError: for NaN or infinite values in ``images`` or ``support_images`` (a NaN
-                input would otherwise come back as a confident all-background mask).
+            ValueError: for the inputs [`check_inputs`][fewzero.models.SegmentationModel.check_inputs]
+                refuses (NaN or infinite values among them), and for a support mask with no
+                background pixel unless ``allow_full_masks``.
         """
-        check_finite(images, "images")
-        if support_images is not None:
-            check_finite(support_images, "support_images")
+        if support_masks is not None and not allow_full_masks and not is_exporting():
+            full = ~(torch.as_tensor(support_masks) == 0).flatten(2).any(-1)  # (B, K)
+            if full.any():
+                where = [tuple(i) for i in full.nonzero().tolist()]
+                raise ValueError(
+                    f"support_masks must show some background (0) pixel in each shot; (episode, "
+                    f"shot) {where} mark every pixel as the object, and the whole query would "
+                    "come back as the object: mark the object only, or pass "
+                    "allow_full_masks=True to use them as they are"
+                )
         return self(images, support_images, support_masks, class_ids).argmax(dim=1)
 
     def save_pretrained(self, directory: str | os.PathLike[str], card: str | None = None) -> Path:
@@ -371,6 +390,11 @@ class SegmentationModel(nn.Module, ABC):
     @classmethod
     def state_kwargs(cls, state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Constructor arguments held in a state dict rather than in ``config`` (none here)."""
+        return {}
+
+    @classmethod
+    def file_key_names(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        """Today's key prefix -> the file's, for a file of an earlier layout (none here)."""
         return {}
 
     @classmethod

@@ -147,24 +147,8 @@ class DCAMA(FewShotModel):
         self.encoder = Backbone(
             backbone, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs
         )
-        groups = self.encoder.block_groups
-        widths = self.encoder.block_channels
-        per_level = [sorted({w for w, g in zip(widths, groups) if g == lvl}) for lvl in range(3)]
-        shared = all(len(w) == 1 for w in per_level)  # one attention per level (DCAMA's)
-        attended = [w[0] for w in per_level] if shared else widths
-        self.attention_index = list(groups) if shared else list(range(len(widths)))
-        self.attention = nn.ModuleList(
-            [
-                MaskAttention(
-                    c,
-                    heads=max(h for h in range(1, heads + 1) if c % h == 0),
-                    mask_resize="bilinear",
-                    positional=True,
-                    dropout=dropout,
-                )
-                for c in attended
-            ]
-        )
+        groups, widths = self.encoder.block_groups, self.encoder.block_channels
+        self.attention_index, self.attention = self._attentions(heads, dropout)
         c1, c2, c3 = (int(c) for c in channels)
         counts = [groups.count(g) for g in range(3)]
         self.squeeze = nn.ModuleList(
@@ -186,6 +170,23 @@ class DCAMA(FewShotModel):
             ]
         )
         self.num_classes = 2
+
+    def _attentions(self, heads: int, dropout: float) -> tuple[list[int], nn.ModuleList]:
+        """Each block's attention index, and the attentions.
+
+        One attention per level where a level's blocks share one width (DCAMA's), else one per
+        block.
+        """
+        groups, widths = self.encoder.block_groups, self.encoder.block_channels
+        per_level = [sorted({w for w, g in zip(widths, groups) if g == lvl}) for lvl in range(3)]
+        shared = all(len(w) == 1 for w in per_level)
+        attended = [w[0] for w in per_level] if shared else widths
+        index = list(groups) if shared else list(range(len(widths)))
+        return index, nn.ModuleList(
+            MaskAttention(c, heads=max(h for h in range(1, heads + 1) if c % h == 0),
+                          mask_resize="bilinear", positional=True, dropout=dropout)
+            for c in attended
+        )  # fmt: skip
 
     def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """The low map (or the ``F_2`` skip where the body has none) and every block's map."""

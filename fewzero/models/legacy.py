@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LEGACY_FLAGS", "upgrade_sm_vcenet"]
+__all__ = ["LEGACY_FLAGS", "legacy_key_names", "upgrade_sm_vcenet"]
 
 LEGACY_FLAGS: dict[str, Any] = {
     "class_source": "query",
@@ -54,7 +54,37 @@ def upgrade_sm_vcenet(
     old = {k: config[k] for k in LEGACY_FLAGS if k in config}
     if "comparisons" in config or not old:
         return dict(config), dict(state_dict)
-    flags = {**LEGACY_FLAGS, **old}
+    comparisons, renames, copies = _plan({**LEGACY_FLAGS, **old})
+    new_config = {k: v for k, v in config.items() if k not in LEGACY_FLAGS}
+    new_config["comparisons"] = comparisons
+    state: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        prefix = next((p for p in renames if key.startswith(p)), None)
+        state[key if prefix is None else renames[prefix] + key[len(prefix) :]] = value
+        if key.startswith("matcher."):
+            for target in copies:
+                state[target + key[len("matcher.") :]] = value.clone()
+    return new_config, state
+
+
+def legacy_key_names(config: Mapping[str, Any]) -> dict[str, str]:
+    """Today's key prefix -> the old file's, for an old SM-VCENet config (empty for a new one).
+
+    What the file calls a tensor, so that a file that does not fit is named in its own keys.
+
+    Examples:
+        >>> legacy_key_names({"arch": "sm_vcenet", "similarity": "query"})
+        {'comparisons.1.project.': 'matcher.'}
+    """
+    old = {k: config[k] for k in LEGACY_FLAGS if k in config}
+    if "comparisons" in config or not old:
+        return {}
+    _, renames, copies = _plan({**LEGACY_FLAGS, **old})
+    return {**{new: prefix for prefix, new in renames.items()}, **dict.fromkeys(copies, "matcher.")}
+
+
+def _plan(flags: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
+    """The comparisons of the old ``flags``; old key prefix -> new; the projection's copies."""
     scale, channels = float(flags["similarity_scale"]), flags["similarity_channels"]
     comparisons: list[dict[str, Any]] = []
     renames: dict[str, str] = {}  # old prefix -> new prefix
@@ -99,13 +129,4 @@ def upgrade_sm_vcenet(
         comparisons.append(
             {"name": "low_level", "channels": int(flags["low_level_channels"]), "scale": scale}
         )
-    new_config = {k: v for k, v in config.items() if k not in LEGACY_FLAGS}
-    new_config["comparisons"] = comparisons
-    state: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        prefix = next((p for p in renames if key.startswith(p)), None)
-        state[key if prefix is None else renames[prefix] + key[len(prefix) :]] = value
-        if key.startswith("matcher.") and channels is not None:
-            for target in copies:
-                state[target + key[len("matcher.") :]] = value.clone()
-    return new_config, state
+    return comparisons, renames, copies if channels is not None else []

@@ -90,6 +90,7 @@ def model_from_state(
     """
     arch = config.get("arch")
     cls = architecture_class(str(arch))
+    file_config, file_state = config, state_dict
     if hasattr(cls, "upgrade_state"):  # files of an earlier fewzero, in today's terms
         config, state_dict = cls.upgrade_state(config, state_dict)
     kwargs = dict(config)
@@ -105,8 +106,24 @@ def model_from_state(
                 "another fewzero version or was edited"
             )
     model = create_model(str(arch), **kwargs, **extra)
+    names = cls.file_key_names(file_config) if hasattr(cls, "file_key_names") else {}
+    if names:  # a file of an earlier layout: what does not fit, named in the file's own keys
+        problems = key_mismatches(_in_file_terms(model.state_dict(), names), file_state, limit=6)
+        if problems:
+            raise ValueError("checkpoint does not match the model: " + "; ".join(problems))
     load_model_state(model, state_dict, config)
     return model
+
+
+def _in_file_terms(
+    state: Mapping[str, torch.Tensor], names: Mapping[str, str]
+) -> dict[str, torch.Tensor]:
+    """``state`` under the keys of a file of an earlier layout (today's prefix -> the file's)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        prefix = next((p for p in names if key.startswith(p)), None)
+        out[key if prefix is None else names[prefix] + key[len(prefix) :]] = value
+    return out
 
 
 def load_checkpoint(

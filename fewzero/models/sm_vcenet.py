@@ -47,7 +47,7 @@ from ._registry import register_architecture
 from .backbone import Backbone
 from .families import Family, Variant, build_variant
 from .fewshot import FewShotModel, encode_pair
-from .legacy import upgrade_sm_vcenet
+from .legacy import legacy_key_names, upgrade_sm_vcenet
 from .stage_split import mid_levels, run_last_stage, split_last_stage
 
 __all__ = [
@@ -171,10 +171,6 @@ class SMVCENet(FewShotModel):
         self.class_input = check_choice("class_input", class_input, ("layer4", "concat"))
         self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "SMVCENet")
         has_class, mam, sam = VARIANTS[variant]
-        if isinstance(comparisons, (str, Mapping)):
-            comparisons = [comparisons]
-        if comparisons is None:
-            comparisons = ["self"] if has_class else []
         bins, aspp_rates = as_int_tuple("bins", bins), as_int_tuple("aspp_rates", aspp_rates)
         self.encoder = Backbone(
             backbone,
@@ -186,44 +182,43 @@ class SMVCENet(FewShotModel):
         c2, c3, *c4 = self.encoder.channels
         self.query = QueryBranch(c2 + c3, query_channels)
         sources = self._sources(query_channels, class_channels, num_classes)
-        self.comparisons = Comparisons(comparisons, sources)
-        reads = self.comparisons.reads("query") | self.comparisons.reads("support")
-        self.strides = {s: self.encoder.stride for s in ("query", "class", "f4")}
+        if isinstance(comparisons, (str, Mapping)):
+            comparisons = [comparisons]
+        default = ["self"] if has_class else []
+        self.comparisons = Comparisons(default if comparisons is None else comparisons, sources)
+        self.strides = self._strides()
         """Pixels per cell of each source's grid (the comparisons' masks are resized by them)."""
-        if "low_level" in reads:
-            self.strides["low_level"] = self.encoder.low_level_shape()[1]
         self.requires_support = self.accepts_support = self.comparisons.needs_support
         _check_merge_reads_support(shot_merge, self.comparisons)
-        self.adapter: nn.Module | None = None
-        if has_class and class_input == "concat":
-            split_last_stage(self.encoder)  # fail early: a last stage that cannot run alone
-            self.adapter = nn.Conv2d(c2 + c3, c3, 1)
-            with torch.no_grad():
-                self.adapter.weight.zero_()
-                self.adapter.bias.zero_()
-                self.adapter.weight[:, c2:, 0, 0].copy_(torch.eye(c3))
+        self.adapter = self._adapter(c2, c3) if has_class and class_input == "concat" else None
         self.class_branch: VisualClassEmbedding | None = (
-            VisualClassEmbedding(
-                c4[0],
-                class_channels,
-                mam=mam,
-                sam=sam,
-                bins=bins,
-                attention=attention,
-                pooled_projection=pooled_projection,
-            )
+            VisualClassEmbedding(c4[0], class_channels, mam=mam, sam=sam, bins=bins,
+                                 attention=attention, pooled_projection=pooled_projection)
             if has_class
             else None
-        )
+        )  # fmt: skip
         self.decoder = ClassComparisonModule(
-            query_channels,
-            self.comparisons.out_channels,
-            channels=decoder_channels,
-            depth=decoder_depth,
-            aspp_rates=aspp_rates,
-            num_classes=num_classes,
-        )
+            query_channels, self.comparisons.out_channels, channels=decoder_channels,
+            depth=decoder_depth, aspp_rates=aspp_rates, num_classes=num_classes,
+        )  # fmt: skip
         self.num_classes = num_classes
+
+    def _strides(self) -> dict[str, int]:
+        """Pixels per cell of each source's grid (the low-level map's only when read)."""
+        strides = {s: int(self.encoder.stride) for s in ("query", "class", "f4")}
+        if "low_level" in self.comparisons.reads("query") | self.comparisons.reads("support"):
+            strides["low_level"] = self.encoder.low_level_shape()[1]
+        return strides
+
+    def _adapter(self, c2: int, c3: int) -> nn.Conv2d:
+        """Eq. 1's trainable 1x1 adapter of ``F_2 ⊕ F_3``, initialised to pass ``F_3`` through."""
+        split_last_stage(self.encoder)  # fail early: a last stage that cannot run alone
+        adapter = nn.Conv2d(c2 + c3, c3, 1)
+        with torch.no_grad():
+            adapter.weight.zero_()
+            adapter.bias.zero_()
+            adapter.weight[:, c2:, 0, 0].copy_(torch.eye(c3))
+        return adapter
 
     def _sources(
         self, query_channels: int, class_channels: int | None, num_classes: int
@@ -253,6 +248,11 @@ class SMVCENet(FewShotModel):
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """A config and state dict of an earlier fewzero in today's terms (see ``legacy``)."""
         return upgrade_sm_vcenet(config, state_dict)
+
+    @classmethod
+    def file_key_names(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        """Today's key prefix -> an old file's (see ``legacy``)."""
+        return legacy_key_names(config)
 
     def backbone_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Return ``[F_2, F_3]`` (on one grid), and ``I_class`` with a class branch."""

@@ -42,11 +42,13 @@ import timm
 import torch
 from torch import nn
 
+from ..checks import check_positive_int
 from .weights import hub_reachable, offline_hub
 
 __all__ = [
     "FeaturePlan",
     "LEVEL_REDUCTIONS",
+    "check_backbone_arguments",
     "choose_levels",
     "create_body",
     "plan_features",
@@ -345,3 +347,44 @@ def create_body(name: str, pretrained: bool, local: bool, **kwargs: Any) -> nn.M
             "cache. Pass pretrained_file=PATH (a local .pth/.safetensors of timm's "
             "classifier) or a state dict instead."
         ) from err
+
+
+def check_backbone_arguments(
+    out_indices: Sequence[int] | None,
+    output_stride: int,
+    size_multiple: int | None,
+    timm_kwargs: Mapping[str, Any],
+) -> tuple[tuple[int, ...] | None, int | None]:
+    """The arguments a [Backbone][fewzero.models.Backbone] is built from, checked before anything is built.
+
+    Raises:
+        ValueError: naming ``out_indices`` (not three levels, or not shallow to deep),
+            ``in_chans`` (not 3), ``output_stride`` or ``size_multiple``.
+    """
+    if out_indices is not None:
+        out_indices = tuple(out_indices)
+        if len(out_indices) != 3:
+            raise ValueError(
+                f"out_indices must select 3 feature levels (F_2, F_3, F_4), got {out_indices!r}"
+            )
+        same_sign = all(i >= 0 for i in out_indices) or all(i < 0 for i in out_indices)
+        if same_sign and list(out_indices) != sorted(set(out_indices)):
+            raise ValueError(
+                f"out_indices must run from shallow to deep (F_2, F_3, F_4: strictly "
+                f"increasing), got {out_indices!r}; pass {tuple(sorted(set(out_indices)))!r}"
+                + (" with three distinct levels" if len(set(out_indices)) < 3 else "")
+            )
+    if timm_kwargs.get("in_chans", 3) != 3:
+        raise ValueError(
+            f"in_chans must be 3: fewzero's models take RGB images, got "
+            f"in_chans={timm_kwargs['in_chans']!r}; give grayscale or other images as RGB "
+            "(fewzero.data.read_image converts them) and leave in_chans out"
+        )
+    if isinstance(output_stride, bool) or output_stride not in (8, 16, 32):
+        raise ValueError(
+            f"output_stride must be 8, 16 or 32 (the dilation timm's CNNs support; 32: none), "
+            f"got {output_stride!r}"
+        )
+    if size_multiple is not None:
+        size_multiple = check_positive_int("size_multiple", size_multiple)
+    return out_indices, size_multiple

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checks import check_writable, positive_int, resolve_device
+from ..checks import check_writable, nonnegative_float, positive_int, resolve_device
 from ..models.base import SegmentationModel
 from ..models.weight_files import (
     WEIGHT_FILES,
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the object's class index in palette/class-index masks that hold several classes",
     )
+    _add_run_flags(p)
+    return p
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """How the model runs and where its masks go."""
     p.add_argument("--size", type=positive_int, default=None,
                    help="test size (default: training crop)")  # fmt: skip
     p.add_argument("--device", default=None,
@@ -103,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept a support mask that marks every pixel (refused by default: no background)",
     )
-    return p
+    p.add_argument(
+        "--presence-threshold",
+        type=nonnegative_float,
+        default=0.001,
+        help="a class that wins less than this share of the query (weighted by its "
+        "probability) comes back empty (default 0.001; 0 keeps every pixel; below 1)",
+    )
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,11 @@ class SegmentInputs:
 
 def resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> SegmentInputs:
     """Every input file read (once) and every flag checked; ``p.error`` names the flag."""
+    if not args.presence_threshold < 1:
+        p.error(
+            f"--presence-threshold must be below 1 (a share of the query), got "
+            f"{args.presence_threshold}: 1 would empty every mask"
+        )
     if args.support and args.support_class:
         p.error("--support and --support-class cannot be combined: give every class by name")
     if args.out.exists() and not args.out.is_dir():
@@ -156,14 +173,16 @@ def _predictor(args: argparse.Namespace, device: str) -> Predictor:
                 f"{', '.join(given)} apply with --model (a training-free model over Meta's "
                 "files); a --checkpoint holds its own weights: drop them"
             )
-        return Predictor(args.checkpoint, device=device, size=args.size, allow_full_masks=True)
+        return Predictor(args.checkpoint, device=device, size=args.size, allow_full_masks=True,
+                         presence_threshold=args.presence_threshold)  # fmt: skip
     model = build_from_files(args.model, files, as_flags=True)
     if any(q.requires_grad for q in model.parameters()):
         raise ValueError(
             f"--model {args.model!r} has trainable weights that were never trained; pass "
             "its --checkpoint (models usable untrained: prototype_*)"
         )
-    return Predictor(model, device=device, size=args.size, allow_full_masks=True)
+    return Predictor(model, device=device, size=args.size, allow_full_masks=True,
+                     presence_threshold=args.presence_threshold)  # fmt: skip
 
 
 def _write(out: Path, inputs: SegmentInputs, result: np.ndarray) -> str:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SOURCES, Comparison, Episode, FeatureSources
+from .base import SOURCES, Comparison, Episode, FeatureSources, MissingSourceError
 from .boundary import check_declared_sources, checked_output
 
 __all__ = [
@@ -101,6 +101,7 @@ def create_comparison(spec: ComparisonSpec, sources: FeatureSources) -> Comparis
                 "with @fewzero.heads.comparisons.register_comparison('name') so that the model's "
                 "config can rebuild it"
             )
+        _check_built_for(spec, sources)
         return spec
     if isinstance(spec, str):
         name, options = spec, {}
@@ -133,6 +134,30 @@ def create_comparison(spec: ComparisonSpec, sources: FeatureSources) -> Comparis
             "check the spelling"
         )
     return cls(sources, **options)
+
+
+def _check_built_for(comparison: Comparison, sources: FeatureSources) -> None:
+    """Raise ``ValueError`` if a built ``comparison``'s weights do not fit ``sources``.
+
+    The comparison is built again from its config over the model's features; a tensor of
+    another shape means that it was made for other features.
+    """
+    options = {k: v for k, v in comparison.config.items() if k != "name"}
+    try:
+        fresh = type(comparison)(sources, **options)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, MissingSourceError):
+            raise
+        return  # options that do not rebuild from the config: the call checks the rest
+    want = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    for key, value in comparison.state_dict().items():
+        if key in want and tuple(value.shape) != want[key]:
+            raise ValueError(
+                f"comparisons holds a built {comparison.config['name']!r} made for other "
+                f"features: its {key!r} has shape {tuple(value.shape)}, this model's features "
+                f"need {want[key]}; pass it by name or dict ({comparison.config!r}) so that the "
+                "model builds it for its own features"
+            )
 
 
 class Comparisons(nn.ModuleList):

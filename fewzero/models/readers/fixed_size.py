@@ -31,16 +31,24 @@ def _nchw(feats: list[torch.Tensor], output_fmt: str) -> list[torch.Tensor]:
 
 
 def pad_run_crop(
-    images: torch.Tensor, multiple: int, output_fmt: str, run: Run
+    images: torch.Tensor,
+    multiple: int,
+    output_fmt: str,
+    run: Run,
+    then: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
 ) -> list[torch.Tensor]:
     """``run`` on ``images`` padded (bottom, right, zeros) to ``multiple``; maps cropped back.
 
-    Each map keeps the cells that cover the input, ``ceil(H * h / H_padded)`` rows.
+    Each map keeps the cells that cover the input, ``ceil(H * h / H_padded)`` rows. ``then``
+    (resampling the maps onto one grid, say) runs on the padded input's NCHW maps, before the
+    crop: the result is the crop of what the padded input gives, whatever ``then`` does.
     """
     h, w = images.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
     feats = _nchw(run(x), output_fmt)
+    if then is not None:
+        feats = then(feats)
     if pad_h or pad_w:  # keep the cells that cover the input
         feats = [
             f[..., : -(-h * f.shape[-2] // (h + pad_h)), : -(-w * f.shape[-1] // (w + pad_w))]
