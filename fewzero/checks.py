@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ __all__ = [
     "check_file",
     "check_writable",
     "check_feature_map",
+    "check_numbers",
+    "NUMBER_RULES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "amp_dtype",
@@ -91,6 +93,56 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def _real(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+NUMBER_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "positive_int": ("a positive int (>= 1)", lambda v: _int(v) and v >= 1),
+    "nonnegative_int": ("an int >= 0", lambda v: _int(v) and v >= 0),
+    "positive_float": ("a finite number > 0", lambda v: _real(v) and v > 0),
+    "nonnegative_float": ("a finite number >= 0", lambda v: _real(v) and v >= 0),
+    "probability": ("a number in [0, 1)", lambda v: _real(v) and 0 <= v < 1),
+    "unit_interval": ("a number in [0, 1]", lambda v: _real(v) and 0 <= v <= 1),
+    "cosine": ("a cosine, a number in [-1, 1]", lambda v: _real(v) and -1 <= v <= 1),
+}
+"""The rules of [check_numbers][fewzero.checks.check_numbers]: name -> (what it asks, test)."""
+
+
+def check_numbers(owner: str, rules: Mapping[str, str], arguments: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` for the first argument that breaks its rule of [NUMBER_RULES][fewzero.checks.NUMBER_RULES].
+
+    ``rules`` maps an argument to a rule name; a name ending in ``"?"`` also accepts ``None``
+    (the argument's own default). Bools, NaN, infinities and strings break every rule.
+
+    Examples:
+        >>> check_numbers("DCAMA", {"heads": "positive_int"}, {"heads": 8})
+        >>> check_numbers("DCAMA", {"heads": "positive_int"}, {"heads": True})
+        Traceback (most recent call last):
+        ...
+        ValueError: heads must be a positive int (>= 1), got True (DCAMA)
+    """
+    for name, rule in rules.items():
+        if name not in arguments:
+            continue
+        value, optional = arguments[name], rule.endswith("?")
+        if optional and value is None:
+            continue
+        what, ok = NUMBER_RULES[rule.rstrip("?")]
+        if not ok(value):
+            none = " or None" if optional else ""
+            raise ValueError(f"{name} must be {what}{none}, got {value!r} ({owner})")
 
 
 def is_exporting() -> bool:

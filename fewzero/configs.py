@@ -30,19 +30,34 @@ def json_safe(value: Any) -> Any:
 
 
 def capture_init(
-    init: Callable[..., None], store: Callable[[Any, dict[str, Any]], None]
+    init: Callable[..., None],
+    store: Callable[[Any, dict[str, Any]], None],
+    check: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> Callable[..., None]:
     """Wrap ``init`` so that its outermost call passes the bound arguments to ``store``.
 
     ``store(self, arguments)`` receives the arguments by name (defaults applied, ``self``
     dropped, ``**kwargs`` merged in) after ``init`` returns; calls of ``init`` nested in it (a
-    subclass's ``super().__init__``) store nothing.
+    subclass's ``super().__init__``) store nothing. ``check(self, arguments)`` gets the same
+    arguments before ``init`` runs (nothing is built for a call it refuses).
     """
     signature = inspect.signature(init)
+
+    def bind(self: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(signature.parameters)))  # self
+        for name, param in signature.parameters.items():
+            if param.kind is param.VAR_KEYWORD:
+                arguments.update(arguments.pop(name, {}))
+        return arguments
 
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         outer = "_capturing" not in self.__dict__
+        if outer and check is not None:
+            check(self, bind(self, args, kwargs))
         if outer:
             self.__dict__["_capturing"] = True
         try:
@@ -51,14 +66,7 @@ def capture_init(
             if outer:
                 del self.__dict__["_capturing"]
         if outer:
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-            arguments.pop(next(iter(signature.parameters)))  # self
-            for name, param in signature.parameters.items():
-                if param.kind is param.VAR_KEYWORD:
-                    arguments.update(arguments.pop(name, {}))
-            store(self, arguments)
+            store(self, bind(self, args, kwargs))
 
     return wrapper
 

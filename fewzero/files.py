@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["replace_atomically", "user_file_mode"]
+__all__ = ["make_parent", "replace_atomically", "user_file_mode"]
 
 
 def user_file_mode() -> int:
@@ -30,6 +30,37 @@ def user_file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def make_parent(path: str | os.PathLike[str], name: str = "path") -> Path:
+    """Create the folders above the file ``path`` (as ``mkdir -p``), refusing what is in the way.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        IsADirectoryError: naming ``name`` when ``path`` is a folder.
+        NotADirectoryError: naming ``name`` and the file that stands where a folder must be.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> make_parent(Path(tempfile.mkdtemp()) / "a" / "b.png").parent.is_dir()
+        True
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{name} {str(path)!r} is a folder; give a file path in it")
+    for above in path.parents:
+        if above.exists():
+            if not above.is_dir():
+                raise NotADirectoryError(
+                    f"{name} {str(path)!r}: {str(above)!r} is a file, not a folder; choose "
+                    "another path"
+                )
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def replace_atomically(

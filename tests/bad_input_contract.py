@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 KINDS = ("weights_file", "image_file", "mask_file", "list_file", "folder", "images", "masks",
-         "name", "count", "positive_number", "fraction", "flag_file", "flag_count",
+         "name", "count", "positive_number", "nonnegative_number", "fraction", "fold",
+         "mask_values", "out_file", "out_folder", "flag_file", "flag_count",
          "flag_name")  # fmt: skip
 
 
@@ -174,7 +175,159 @@ def _models(fn_name, **fixed):
     return call
 
 
+def _arch(cls_name, **fixed):
+    """An architecture class over ResNet-18, small: its bad arguments, one at a time."""
+
+    def call(tmp, **kw):
+        import fewzero.models as models
+
+        return getattr(models, cls_name)(**{"backbone": "resnet18", **fixed, **kw})
+
+    return call
+
+
+_SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+_BUILT = {"backbone": "name", "pretrained_file": "weights_file", "shot_merge": "name"}
+
+def _ctor(qualified, **good):
+    """A public class or function of fewzero, called with ``good`` and one bad argument."""
+    module, name = qualified.rsplit(".", 1)
+
+    def call(tmp, **kw):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(**{**good, **kw})
+
+    return call
+
+
+def _layers(spec):
+    """``{name: (good arguments, {argument: kind})}`` -> entries over ``fewzero.layers``/``heads``."""
+    return {name: Entry(_ctor(name, **good), kinds) for name, (good, kinds) in spec.items()}
+
+
+_C = "count"
+LAYER_ENTRIES = _layers({
+    "fewzero.layers.ASPP": ({"in_channels": 8, "out_channels": 8}, {"in_channels": _C, "out_channels": _C}),
+    "fewzero.layers.CenterPivotConv4d": ({"in_channels": 2, "out_channels": 2},
+                                         {"in_channels": _C, "out_channels": _C, "kernel_size": _C}),
+    "fewzero.layers.ConvNormAct": ({"in_channels": 4, "out_channels": 4},
+                                   {"in_channels": _C, "out_channels": _C, "kernel_size": _C,
+                                    "stride": _C, "dilation": _C}),
+    "fewzero.layers.MaskAttention": ({"channels": 8}, {"channels": _C, "heads": _C, "mask_resize": "name",
+                                                       "dropout": "fraction"}),
+    "fewzero.layers.NonLocalBlock": ({"in_channels": 8}, {"in_channels": _C, "reduction": _C,
+                                                          "attention": "name"}),
+    "fewzero.layers.PyramidPoolingAttention": ({"in_channels": 8}, {"in_channels": _C, "project_channels": _C}),
+    "fewzero.layers.ResidualBlock": ({"channels": 8}, {"channels": _C, "dilation": _C}),
+    "fewzero.layers.ResidualStack": ({"channels": 8}, {"channels": _C, "depth": _C}),
+    "fewzero.layers.make_act": ({}, {"act_layer": "name"}),
+    "fewzero.layers.sine_positional_encoding": ({"length": 4, "channels": 8}, {"length": _C, "channels": _C}),
+    "fewzero.heads.ClassComparisonModule": ({"query_channels": 8, "channels": 8, "depth": 1},
+                                            {"query_channels": _C, "channels": _C, "depth": _C,
+                                             "num_classes": _C}),
+    "fewzero.heads.QueryBranch": ({"in_channels": 8, "out_channels": 8}, {"in_channels": _C, "out_channels": _C}),
+    "fewzero.heads.SemanticProjection": ({"embedding_dim": 8}, {"embedding_dim": _C,
+                                                                "init_scale": "positive_number"}),
+    "fewzero.heads.SpatialAttentionModule": ({"channels": 8}, {"channels": _C, "reduction": _C,
+                                                               "attention": "name", "impl": "name"}),
+    "fewzero.heads.VariationalClassEmbedding": ({"embedding_dim": 8, "out_channels": 8, "hidden": 8},
+                                                {"embedding_dim": _C, "out_channels": _C, "hidden": _C}),
+    "fewzero.heads.VisualClassEmbedding": ({"in_channels": 8}, {"in_channels": _C, "channels": _C,
+                                                                "attention": "name"}),
+})  # fmt: skip
+"""The layers' and heads' constructors: widths, counts and kinds by name."""
+
+def _mask_array():
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 1
+    return mask
+
+
+def _model_file(tmp):
+    from fewzero.engine import save_model
+
+    return save_model(_prototype(), tmp / "model.pt")
+
+
+_F, _O = "fold", "out_file"
+DATA_ENTRIES: dict[str, Entry] = {
+    "fewzero.data.read_binary_mask": Entry(_ctor("fewzero.data.read_binary_mask"), {"path": "mask_file"}),
+    "fewzero.data.read_rgb_class_mask": Entry(
+        _ctor("fewzero.data.read_rgb_class_mask", palette={(255, 255, 255): 1}, class_id=1),
+        {"path": "mask_file"}),
+    "fewzero.data.read_query_list": Entry(_ctor("fewzero.data.read_query_list"), {"path": "list_file"}),
+    "fewzero.data.to_rgb_array": Entry(_ctor("fewzero.data.to_rgb_array"), {"image": "image_file"}),
+    "fewzero.data.to_binary_mask": Entry(_ctor("fewzero.data.to_binary_mask"), {"mask": "mask_values"}),
+    "fewzero.data.eval_transform": Entry(_ctor("fewzero.data.eval_transform"), {"size": _C}),
+    "fewzero.data.train_transform": Entry(_ctor("fewzero.data.train_transform"), {"crop_size": _C}),
+    "fewzero.data.pascal_fold_classes": Entry(_ctor("fewzero.data.pascal_fold_classes"), {"fold": _F}),
+    "fewzero.data.coco_fold_classes": Entry(_ctor("fewzero.data.coco_fold_classes", fold=0),
+                                            {"fold": _F, "class_split": "name"}),
+    "fewzero.data.Coco20i": Entry(lambda tmp, **kw: _ctor("fewzero.data.Coco20i")(tmp, **{"root": tmp, "fold": 0, **kw}),
+                                  {"root": "folder", "fold": _F}),
+    "fewzero.data.FSS1000": Entry(_ctor("fewzero.data.FSS1000"), {"root": "folder"}),
+    "fewzero.data.Deepglobe": Entry(_ctor("fewzero.data.Deepglobe"), {"root": "folder"}),
+    "fewzero.data.ISIC2018": Entry(_ctor("fewzero.data.ISIC2018"), {"root": "folder"}),
+    "fewzero.data.ChestXray": Entry(_ctor("fewzero.data.ChestXray"), {"root": "folder"}),
+    "fewzero.data.write_mask": Entry(lambda tmp, **kw: _ctor("fewzero.data.write_mask")(
+        tmp, **{"mask": _mask_array(), **kw}), {"path": _O}),
+    "fewzero.metrics.IoUMeter": Entry(_ctor("fewzero.metrics.IoUMeter"), {"max_class_id": _C}),
+    "fewzero.metrics.LeakMeter": Entry(_ctor("fewzero.metrics.LeakMeter"), {"max_class_id": _C}),
+    "fewzero.metrics.NWayIoUMeter": Entry(_ctor("fewzero.metrics.NWayIoUMeter"), {"max_class_id": _C}),
+    "fewzero.models.FeatureCache": Entry(_ctor("fewzero.models.FeatureCache"), {"max_bytes": _C}),
+    "fewzero.models.model_parameters": Entry(_ctor("fewzero.models.model_parameters"), {"name": "name"}),
+    "fewzero.models.model_class": Entry(_ctor("fewzero.models.model_class"), {"name": "name"}),
+    "fewzero.models.load_checkpoint": Entry(_ctor("fewzero.models.load_checkpoint"), {"path": "weights_file"}),
+    "fewzero.engine.load_checkpoint": Entry(_ctor("fewzero.engine.load_checkpoint"), {"path": "weights_file"}),
+    "fewzero.engine.save_model": Entry(lambda tmp, **kw: _ctor("fewzero.engine.save_model")(
+        tmp, **{"model": _prototype(), **kw}), {"path": _O}),
+    "fewzero.engine.write_json_atomic": Entry(_ctor("fewzero.engine.write_json_atomic", payload={}), {"path": _O}),
+    "fewzero.engine.write_text_atomic": Entry(_ctor("fewzero.engine.write_text_atomic", text=""), {"path": _O}),
+    "fewzero.models.save_pretrained": Entry(lambda tmp, **kw: _ctor("fewzero.models.save_pretrained")(
+        tmp, **{"model": _prototype(), **kw}), {"directory": "out_folder"}),
+    "fewzero.predict.save_mask": Entry(lambda tmp, **kw: _ctor("fewzero.predict.save_mask")(
+        tmp, **{"mask": _mask_array(), **kw}), {"path": _O}),
+    "fewzero.predict.save_labels": Entry(lambda tmp, **kw: _ctor("fewzero.predict.save_labels")(
+        tmp, **{"labels": _mask_array(), **kw}), {"path": _O}),
+    "fewzero.predict.save_overlay": Entry(lambda tmp, **kw: _ctor("fewzero.predict.save_overlay")(
+        tmp, **{"image": np.zeros((8, 8, 3), np.uint8), "mask": _mask_array(), "path": tmp / "o.png", **kw}),
+        {"image": "image_file", "path": _O, "alpha": "fraction"}),
+    "fewzero.predict.tint": Entry(lambda tmp, **kw: _ctor("fewzero.predict.tint")(
+        tmp, **{"rgb": np.zeros((8, 8, 3), np.uint8), "mask": _mask_array(), **kw}), {"alpha": "fraction"}),
+    "fewzero.text.load_word_vectors": Entry(_ctor("fewzero.text.load_word_vectors", class_names=["cat"]),
+                                            {"path": "list_file"}),
+    "fewzero.text.class_embedding_table": Entry(_ctor("fewzero.text.class_embedding_table", class_names=["cat"]),
+                                                {"source": "name"}),
+}  # fmt: skip
+"""Readers, transforms, splits, datasets, meters and writers of the data's own kinds."""
+
 ENTRIES: dict[str, Entry] = {
+    **LAYER_ENTRIES,
+    **DATA_ENTRIES,
+    # the architecture classes (their factories build through them: FACTORY_CLASSES)
+    "fewzero.models.SMVCENet": Entry(
+        _arch("SMVCENet", **_SMALL),
+        {**_BUILT, "variant": "name", "comparisons": "name", "attention": "name",
+         "class_input": "name", "decoder_depth": "count", "query_channels": "count",
+         "decoder_channels": "count", "num_classes": "count", "class_channels": "count"},
+    ),  # fmt: skip
+    "fewzero.models.HSNet": Entry(_arch("HSNet"), dict(_BUILT)),
+    "fewzero.models.DCAMA": Entry(
+        _arch("DCAMA"), {**_BUILT, "heads": "count", "dropout": "fraction"}
+    ),
+    "fewzero.models.PrototypeMatcher": Entry(
+        _arch("PrototypeMatcher"), {**_BUILT, "presence_cutoff": "fraction"}
+    ),
+    "fewzero.models.SPNet": Entry(
+        _arch("SPNet", class_embeddings=torch.randn(20, 8), **_SMALL),
+        {"backbone": "name", "pretrained_file": "weights_file", "decoder_depth": "count"},
+    ),  # fmt: skip
+    "fewzero.models.ZSVM": Entry(
+        _arch("ZSVM", class_embeddings=torch.randn(20, 8), class_channels=16, **_SMALL),
+        {"backbone": "name", "pretrained_file": "weights_file", "class_channels": "count",
+         "kl_weight": "nonnegative_number"},
+    ),  # fmt: skip
     # models: files, names, settings
     "fewzero.models.create_model": Entry(
         lambda tmp, name="prototype_resnet50": __import__("fewzero.models").models.create_model(
@@ -333,96 +486,31 @@ NO_USER_DATA: dict[str, str] = {
 """Public callables that take no user data, with the reason."""
 
 NOT_YET: tuple[str, ...] = (
-    "fewzero.layers.ASPP",
-    "fewzero.layers.CenterPivotConv4d",
-    "fewzero.layers.ConvNormAct",
-    "fewzero.layers.MaskAttention",
-    "fewzero.layers.NonLocalBlock",
-    "fewzero.layers.PyramidPoolingAttention",
-    "fewzero.layers.ResidualBlock",
-    "fewzero.layers.ResidualStack",
     "fewzero.layers.adaptive_avg_pool2d_matmul",
     "fewzero.layers.dense_correlation",
     "fewzero.layers.dot_product_attention",
-    "fewzero.layers.make_act",
     "fewzero.layers.multilayer_correlation",
     "fewzero.layers.remove_subspace",
-    "fewzero.layers.sine_positional_encoding",
-    "fewzero.heads.ClassComparisonModule",
     "fewzero.heads.Episode",
-    "fewzero.heads.QueryBranch",
-    "fewzero.heads.SemanticProjection",
-    "fewzero.heads.SpatialAttentionModule",
-    "fewzero.heads.VariationalClassEmbedding",
-    "fewzero.heads.VisualClassEmbedding",
     "fewzero.models.PeerCheckpoint",
-    "fewzero.models.DCAMA",
-    "fewzero.models.FeatureCache",
     "fewzero.models.FewShotModel",
-    "fewzero.models.HSNet",
-    "fewzero.models.PrototypeMatcher",
-    "fewzero.models.SMVCENet",
-    "fewzero.models.SPNet",
-    "fewzero.models.ZSVM",
     "fewzero.models.cached_features",
-    "fewzero.models.dcama_efficientnet_lite0",
-    "fewzero.models.dcama_resnet50",
-    "fewzero.models.dcama_resnet101",
-    "fewzero.models.dcama_swin_base_384",
-    "fewzero.models.hsnet_efficientnet_lite0",
-    "fewzero.models.hsnet_resnet50",
-    "fewzero.models.hsnet_resnet101",
-    "fewzero.models.deeplab_efficientnet_lite0",
-    "fewzero.models.deeplab_resnet101",
-    "fewzero.models.deeplab_resnet50",
     "fewzero.models.encode_pair",
-    "fewzero.models.model_class",
     "fewzero.models.check_finite_state",
-    "fewzero.models.load_checkpoint",
     "fewzero.models.load_model_state",
     "fewzero.models.model_card",
     "fewzero.models.push_to_hub",
-    "fewzero.models.save_pretrained",
     "fewzero.models.model_from_peer_state",
     "fewzero.models.recognise_peer_state",
     "fewzero.models.model_from_state",
-    "fewzero.models.model_parameters",
     "fewzero.models.vote_shots",
-    "fewzero.models.gf_sam_vit_h_dinov2_vitl14",
-    "fewzero.models.insid3_vitb16",
-    "fewzero.models.insid3_vitl16",
-    "fewzero.models.insid3_vits16",
-    "fewzero.models.prototype_efficientnet_lite0",
-    "fewzero.models.prototype_resnet50",
-    "fewzero.models.m_vcenet_efficientnet_lite0",
-    "fewzero.models.m_vcenet_resnet101",
-    "fewzero.models.m_vcenet_resnet50",
-    "fewzero.models.sm_vcenet_efficientnet_lite0",
-    "fewzero.models.sm_vcenet_fewshot_efficientnet_lite0",
-    "fewzero.models.sm_vcenet_fewshot_resnet101",
-    "fewzero.models.sm_vcenet_fewshot_resnet50",
-    "fewzero.models.sm_vcenet_resnet101",
-    "fewzero.models.sm_vcenet_resnet50",
-    "fewzero.models.spnet_efficientnet_lite0",
-    "fewzero.models.spnet_resnet50",
-    "fewzero.models.vcenet_efficientnet_lite0",
-    "fewzero.models.vcenet_resnet101",
-    "fewzero.models.vcenet_resnet50",
     "fewzero.models.weights_fingerprint",
-    "fewzero.models.zsvm_efficientnet_lite0",
-    "fewzero.models.zsvm_resnet50",
     "fewzero.data.PatnetDataset",
-    "fewzero.data.ChestXray",
-    "fewzero.data.Deepglobe",
     "fewzero.data.FolderEpisodes",
-    "fewzero.data.ISIC2018",
     "fewzero.data.hsnet_fss_episodes",
     "fewzero.data.layout_problems",
     "fewzero.data.patnet_episodes",
-    "fewzero.data.read_rgb_class_mask",
-    "fewzero.data.FSS1000",
     "fewzero.data.PeerProtocol",
-    "fewzero.data.Coco20i",
     "fewzero.data.ClassSplit",
     "fewzero.data.EpisodeSample",
     "fewzero.data.EpisodeDataset",
@@ -433,38 +521,20 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.data.binary_target",
     "fewzero.data.build_toy",
     "fewzero.data.class_pixel_counts",
-    "fewzero.data.coco_fold_classes",
     "fewzero.data.collate_episodes",
     "fewzero.data.episodes_sha256",
-    "fewzero.data.eval_transform",
     "fewzero.data.hsnet_coco_episodes",
     "fewzero.data.hsnet_episodes",
     "fewzero.data.pfenet_episodes",
-    "fewzero.data.pascal_fold_classes",
-    "fewzero.data.read_binary_mask",
-    "fewzero.data.read_query_list",
     "fewzero.data.stack_supports",
-    "fewzero.data.to_binary_mask",
-    "fewzero.data.to_rgb_array",
-    "fewzero.data.train_transform",
     "fewzero.data.write_list",
     "fewzero.data.write_manifest",
-    "fewzero.data.write_mask",
     "fewzero.metrics.AbsentMeter",
-    "fewzero.metrics.IoUMeter",
-    "fewzero.metrics.LeakMeter",
-    "fewzero.metrics.NWayIoUMeter",
     "fewzero.metrics.episode_class_ids",
     "fewzero.engine.Trainer",
     "fewzero.engine.evaluate",
-    "fewzero.engine.load_checkpoint",
     "fewzero.engine.save_checkpoint",
-    "fewzero.engine.save_model",
-    "fewzero.engine.write_json_atomic",
-    "fewzero.engine.write_text_atomic",
-    "fewzero.text.class_embedding_table",
     "fewzero.text.class_words",
-    "fewzero.text.load_word_vectors",
     "fewzero.text.minilm_class_embeddings",
     "fewzero.analysis.affinity_shift",
     "fewzero.analysis.class_affinity",
@@ -474,9 +544,5 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.predict.check_has_background",
     "fewzero.predict.main",
     "fewzero.predict.save_label_overlay",
-    "fewzero.predict.save_labels",
-    "fewzero.predict.save_mask",
-    "fewzero.predict.save_overlay",
-    "fewzero.predict.tint",
 )
 """Public callables that take user data but have no generated cases yet: the contract's gap, counted."""

@@ -62,7 +62,7 @@ def test_word_vectors_multiword_aliases_cache(tmp_path, header, gz, suffix):
 
 def test_word_vectors_missing_words(tmp_path):
     write_vectors(tmp_path / "v.txt", ["cat"])
-    with pytest.raises(KeyError, match=r"words missing from .*\['dog', 'sheep'\]"):
+    with pytest.raises(ValueError, match=r"lacks the words \['dog', 'sheep'\]"):
         load_word_vectors(tmp_path / "v.txt", ["cat", "dog", "sheep"])
     with pytest.raises(FileNotFoundError, match="word vector file not found"):
         load_word_vectors(tmp_path / "none.txt", ["cat"])

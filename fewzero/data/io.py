@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..checks import check_file
+from ..files import make_parent
 from .classes import IGNORE_INDEX
 from .readers import read_image
 
@@ -92,8 +93,7 @@ def _voc_palette() -> list[int]:
 
 def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> None:
     """Write a ``uint8`` class-index mask as a VOC-palette PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     img = Image.fromarray(mask.astype(np.uint8), mode="P")
     img.putpalette(_voc_palette())
     tmp = path.with_suffix(".tmp.png")
@@ -109,8 +109,7 @@ def class_pixel_counts(mask: np.ndarray) -> dict[int, int]:
 
 def write_list(path: str | os.PathLike[str], entries: Iterable[Entry]) -> None:
     """Write a list file (``name c:count ...`` per line), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as f:
         for name, counts in entries:

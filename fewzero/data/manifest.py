@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..files import replace_atomically
+from ..files import make_parent, replace_atomically
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -83,7 +83,7 @@ def write_manifest(
         "episodes_sha256": digest,
     }
     lines = [json.dumps(head, sort_keys=True)] + [_canonical(e) for e in episodes]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     replace_atomically(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return digest
 

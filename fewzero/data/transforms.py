@@ -12,7 +12,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..checks import IMAGENET_MEAN, IMAGENET_STD
+from ..checks import IMAGENET_MEAN, IMAGENET_STD, check_positive_int
 from .classes import IGNORE_INDEX
 
 __all__ = ["eval_transform", "stack_supports", "train_transform"]
@@ -44,6 +44,7 @@ def train_transform(
         mean: Normalisation mean (the backbone's).
         std: Normalisation std (the backbone's).
     """
+    check_positive_int("crop_size", crop_size)
     lo, hi = int(scale[0] * crop_size), int(scale[1] * crop_size)
     ops: list[v2.Transform] = [v2.RandomResize(max(lo, 1), max(hi, lo + 1))]
     if flip:
@@ -64,6 +65,7 @@ def eval_transform(
     std: Sequence[float] = IMAGENET_STD,
 ) -> v2.Compose:
     """Resize to ``size x size`` and normalise (the original-size label is kept for scoring)."""
+    check_positive_int("size", size)
     return v2.Compose([v2.Resize((size, size))] + _finish(mean, std))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..configs import check_saveable
+from ..files import make_parent
 from ..models import load_checkpoint
 
 __all__ = [
@@ -26,8 +27,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None
 
     A process killed mid-write leaves the previous checkpoint at ``path`` intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         torch.save(state, f)
@@ -70,8 +70,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
     A reader never sees a half-written file, and a killed process leaves the old one intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         tmp.write_text(text)

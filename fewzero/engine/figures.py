@@ -14,6 +14,7 @@ from torch import nn
 from ..data.episodes import EpisodeDataset
 from ..data.io import read_image
 from ..data.samples import collate_episodes
+from ..files import make_parent
 from ..predict import tint
 from .inputs import episode_inputs, uses_class_ids
 
@@ -103,8 +104,7 @@ def _save(fig: object, path: str | os.PathLike[str]) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()  # type: ignore[attr-defined]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     fig.savefig(path, dpi=90)  # type: ignore[attr-defined]
     plt.close(fig)  # type: ignore[arg-type]
     return path

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_feature_map, check_positive_int
+from ..checks import check_feature_map, check_numbers, check_positive_int
 
 __all__ = ["SemanticProjection", "VariationalClassEmbedding"]
 
@@ -40,6 +40,7 @@ class SemanticProjection(nn.Module):
     def __init__(self, embedding_dim: int, init_scale: float = 1.0) -> None:
         super().__init__()
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        check_numbers("SemanticProjection", {"init_scale": "positive_float"}, {"init_scale": init_scale})
         self.background = nn.Parameter(torch.randn(embedding_dim) * 0.02)
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
 
@@ -84,6 +85,7 @@ class VariationalClassEmbedding(nn.Module):
         super().__init__()
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.out_channels = check_positive_int("out_channels", out_channels)
+        check_positive_int("hidden", hidden)
         self.mlp = nn.Sequential(nn.Linear(embedding_dim, hidden), nn.ReLU())
         self.mu = nn.Linear(hidden, out_channels)
         self.logvar = nn.Linear(hidden, out_channels)

@@ -7,7 +7,7 @@ All layers are BN-free by default (``norm_layer=None``) and take activation clas
 from .aspp import ASPP
 from .center_pivot import CenterPivotConv4d
 from .clustering import cosine_clusters
-from .conv_norm_act import ConvNormAct, make_act
+from .conv_norm_act import ACTIVATIONS, ConvNormAct, make_act
 from .correlation import dense_correlation, multilayer_correlation
 from .mask_attention import MaskAttention
 from .non_local import NonLocalBlock, dot_product_attention
@@ -17,6 +17,7 @@ from .residual import ResidualBlock, ResidualStack
 from .subspace import principal_subspace, remove_subspace
 
 __all__ = [
+    "ACTIVATIONS",
     "ASPP",
     "CenterPivotConv4d",
     "ConvNormAct",

@@ -7,6 +7,7 @@ statistics smear that signal (SM-VCENet paper, "Class comparison module").
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from torch import nn
@@ -18,9 +19,50 @@ __all__ = ["ConvNormAct", "make_act"]
 LayerFactory = Callable[..., nn.Module]
 
 
-def make_act(act_layer: LayerFactory | None) -> nn.Module:
-    """Instantiate ``act_layer`` (a class such as ``nn.ReLU``) or return ``nn.Identity``."""
-    return nn.Identity() if act_layer is None else act_layer()
+ACTIVATIONS: dict[str, LayerFactory] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "mish": nn.Mish,
+    "hardswish": nn.Hardswish,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+}
+"""The activations [make_act][fewzero.layers.make_act] builds by name."""
+
+
+def make_act(act_layer: LayerFactory | str | None) -> nn.Module:
+    """Instantiate ``act_layer``: a class such as ``nn.ReLU``, a name of [ACTIVATIONS][fewzero.layers.ACTIVATIONS], or ``None`` (``nn.Identity``).
+
+    Raises:
+        ValueError: for an unknown name (with the close ones); ``TypeError`` for a value that
+            is neither a name nor callable.
+
+    Examples:
+        >>> make_act("gelu")
+        GELU(approximate='none')
+    """
+    if act_layer is None:
+        return nn.Identity()
+    if isinstance(act_layer, str):
+        if act_layer not in ACTIVATIONS:
+            close = difflib.get_close_matches(act_layer, list(ACTIVATIONS), n=2)
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ValueError(
+                f"act_layer must be one of {sorted(ACTIVATIONS)} or an nn.Module class, got "
+                f"{act_layer!r}{hint}"
+            )
+        act_layer = ACTIVATIONS[act_layer]
+    if not callable(act_layer):
+        raise TypeError(
+            f"act_layer must be a class such as nn.ReLU, a name such as 'relu', or None, got "
+            f"{act_layer!r}"
+        )
+    return act_layer()
 
 
 class ConvNormAct(nn.Sequential):
@@ -61,6 +103,8 @@ class ConvNormAct(nn.Sequential):
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
         check_positive_int("kernel_size", kernel_size)
+        check_positive_int("stride", stride)
+        check_positive_int("dilation", dilation)
         if bias is None:
             bias = norm_layer is None
         padding = dilation * (kernel_size - 1) // 2

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_positive_int
+from ..checks import check_numbers, check_positive_int
 from .positional import sine_positional_encoding
 
 __all__ = ["MaskAttention", "attend_one_channel"]
@@ -68,8 +68,7 @@ class MaskAttention(nn.Module):
             )
         self.mask_resize = mask_resize
         self.positional = bool(positional)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_numbers("MaskAttention", {"dropout": "probability"}, {"dropout": dropout})
         self.dropout = float(dropout)
         self.channels = check_positive_int("channels", channels)
         if heads is None:

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from ..checks import check_positive_int
+
 __all__ = ["sine_positional_encoding"]
 
 
@@ -28,6 +30,8 @@ def sine_positional_encoding(
         >>> pe[0].tolist(), round(float(pe[1, 0]), 4)
         ([0.0, 1.0, 0.0, 1.0], 0.8415)
     """
+    check_positive_int("length", length)
+    check_positive_int("channels", channels)
     position = torch.arange(0, length, device=device).unsqueeze(1)
     div_term = torch.exp(
         torch.arange(0, channels, 2, device=device) * -(math.log(10000.0) / channels)

@@ -47,6 +47,7 @@ class ResidualBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.channels = check_positive_int("channels", channels)
+        check_positive_int("dilation", dilation)
         kw = dict(dilation=dilation, norm_layer=norm_layer)
         self.conv1 = ConvNormAct(channels, channels, 3, act_layer=act_layer, **kw)
         self.conv2 = ConvNormAct(channels, channels, 3, act_layer=None, **kw)

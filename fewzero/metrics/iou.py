@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..checks import check_positive_int
 from .class_ids import episode_class_ids
 
 __all__ = ["IoUMeter"]
@@ -42,6 +43,7 @@ class IoUMeter:
     """
 
     def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
+        check_positive_int("max_class_id", max_class_id)
         self.max_class_id = max_class_id
         self.ignore_index = ignore_index
         self.reset()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..checks import check_positive_int
 from .class_ids import episode_class_ids
 
 __all__ = ["LeakMeter"]
@@ -41,6 +42,7 @@ class LeakMeter:
     """
 
     def __init__(self, ignore_index: int = 255, max_class_id: int = 80) -> None:
+        check_positive_int("max_class_id", max_class_id)
         self.ignore_index = ignore_index
         self.max_class_id = max_class_id
         self.reset()

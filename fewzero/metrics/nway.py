@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..checks import check_positive_int
+
 __all__ = ["NWayIoUMeter"]
 
 
@@ -36,6 +38,7 @@ class NWayIoUMeter:
     """
 
     def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
+        check_positive_int("max_class_id", max_class_id)
         self.max_class_id, self.ignore_index = max_class_id, ignore_index
         self.reset()
 

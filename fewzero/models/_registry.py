@@ -111,7 +111,9 @@ def model_class(name: str) -> type[nn.Module]:
     if name in _ARCHITECTURES:
         return _ARCHITECTURES[name].cls
     if name not in _ENTRYPOINTS:
-        raise ValueError(f"unknown model {name!r}{close_matches(name)}; one of {list_models()}")
+        raise ValueError(
+            f"name must be a registered model, got {name!r}{close_matches(name)}; one of {list_models()}"
+        )
     cls = typing.get_type_hints(_ENTRYPOINTS[name]).get("return")
     if not isinstance(cls, type):
         raise ValueError(f"model factory {name!r} has no class return annotation")

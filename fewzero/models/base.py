@@ -31,13 +31,13 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import is_exporting
+from ..checks import check_numbers, is_exporting
 from ..configs import capture_init, json_safe
 from ._registry import architecture, architecture_of
 
@@ -116,12 +116,15 @@ class SegmentationModel(nn.Module, ABC):
     requires_class_ids: bool = False
     align_corners: bool = False
     any_backbone: bool = True
+    number_rules: ClassVar[dict[str, str]] = {}
+    """Constructor argument -> its rule of [NUMBER_RULES][fewzero.checks.NUMBER_RULES], checked
+    before the constructor runs (a subclass's table adds to its base's)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            cls.__init__ = capture_init(init, _store_config)  # type: ignore[method-assign]
+            cls.__init__ = capture_init(init, _store_config, _check_numbers)  # type: ignore[method-assign]
 
     def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` from the constructor's bound ``arguments`` (what a checkpoint rebuilds from)."""
@@ -437,6 +440,13 @@ def check_finite(x: torch.Tensor, name: str) -> None:
             f"{name} must be finite, got {n} NaN/Inf values (shape {tuple(x.shape)}): check the "
             "image decoding and normalisation before the model"
         )
+
+
+def _check_numbers(model: SegmentationModel, arguments: dict[str, Any]) -> None:
+    rules: dict[str, str] = {}
+    for klass in reversed(type(model).__mro__):
+        rules.update(klass.__dict__.get("number_rules", {}))
+    check_numbers(type(model).__name__, rules, arguments)
 
 
 def _store_config(model: SegmentationModel, arguments: dict[str, Any]) -> None:

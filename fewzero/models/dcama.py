@@ -123,6 +123,8 @@ class DCAMA(FewShotModel):
         "weight_decay": 1e-4,
     }
 
+    number_rules = {"heads": "positive_int", "dropout": "probability"}
+
     def __init__(
         self,
         backbone: str | nn.Module = "resnet50",
@@ -137,8 +139,6 @@ class DCAMA(FewShotModel):
     ) -> None:
         super().__init__()
         self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "DCAMA")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         kwargs = {
             "output_stride": 32,
             "block_taps": "pre_activation",

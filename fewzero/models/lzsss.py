@@ -55,6 +55,12 @@ class _WordConditioned(SegmentationModel):
 
     requires_class_ids = True
 
+    number_rules = {
+        "query_channels": "positive_int",
+        "decoder_channels": "positive_int",
+        "decoder_depth": "positive_int",
+    }
+
     def __init__(
         self,
         backbone: str | nn.Module,
@@ -242,6 +248,8 @@ class ZSVM(_WordConditioned):
         >>> out.shape, sorted(losses)
         (torch.Size([2, 2, 40, 40]), ['kl'])
     """
+
+    number_rules = {"class_channels": "positive_int", "kl_weight": "nonnegative_float"}
 
     def __init__(
         self,

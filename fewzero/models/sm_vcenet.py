@@ -145,6 +145,14 @@ class SMVCENet(FewShotModel):
     shot_merges: tuple[str, ...] = SHOT_MERGES
     """The K-shot rules this model accepts."""
 
+    number_rules = {
+        "class_channels": "positive_int?",
+        "query_channels": "positive_int",
+        "decoder_channels": "positive_int",
+        "decoder_depth": "positive_int",
+        "num_classes": "positive_int",
+    }
+
     def __init__(
         self,
         backbone: str | nn.Module = "resnet50",

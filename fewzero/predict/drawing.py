@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..checks import check_numbers
 from ..data.readers import ImageLike
+from ..files import make_parent, replace_atomically
 from .inputs import to_image_tensor
 
 __all__ = [
@@ -35,12 +37,29 @@ LABEL_COLORS: tuple[tuple[int, int, int], ...] = (
 """Tint of label ``i`` (1-based) in label overlays: ``LABEL_COLORS[(i - 1) % len]``."""
 
 
+def save_image(image: Image.Image, path: str | os.PathLike[str], name: str = "path") -> Path:
+    """Write ``image`` to ``path`` atomically, in the format its extension names.
+
+    Raises:
+        ValueError: naming ``name`` for an extension that is no image format.
+        IsADirectoryError, NotADirectoryError: naming ``name`` for a folder, or a file where a
+            folder must be ([make_parent][fewzero.files.make_parent]).
+    """
+    path = Path(path)
+    formats = Image.registered_extensions()
+    if path.suffix.lower() not in formats:
+        raise ValueError(
+            f"{name} {str(path)!r} must end in an image extension such as .png or .jpg, got "
+            f"{path.suffix or 'none'!r}"
+        )
+    make_parent(path, name)
+    fmt = formats[path.suffix.lower()]
+    return replace_atomically(path, lambda tmp: image.save(tmp, format=fmt), name)
+
+
 def save_mask(mask: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write a ``{0, 1}`` mask as a black/white PNG; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).save(path)
-    return path
+    return save_image(Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255), path)
 
 
 def tint(
@@ -52,8 +71,9 @@ def tint(
     """``rgb (H, W, 3)`` uint8 with the pixels where ``mask == 1`` tinted ``color``.
 
     Raises:
-        ValueError: for a mask of another size than the image.
+        ValueError: for a mask of another size than the image, or ``alpha`` outside [0, 1].
     """
+    check_numbers("tint", {"alpha": "unit_interval"}, {"alpha": alpha})
     fg = np.asarray(mask) == 1
     if fg.shape != rgb.shape[:2]:
         raise ValueError(f"mask must have the image's size {rgb.shape[:2]}, got {fg.shape}")
@@ -72,10 +92,7 @@ def save_overlay(
     """Write the image with the mask's pixels tinted ``color`` as a PNG; returns the path."""
     rgb = (to_image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     out = tint(rgb, (np.asarray(mask) > 0).astype(np.uint8), color, alpha)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out).save(path)
-    return path
+    return save_image(Image.fromarray(out), path)
 
 
 def save_labels(labels: np.ndarray, path: str | os.PathLike[str]) -> Path:
@@ -90,10 +107,7 @@ def save_labels(labels: np.ndarray, path: str | os.PathLike[str]) -> Path:
     img = Image.fromarray(labels.astype(np.uint8), mode="P")
     palette = [0, 0, 0] + [v for i in range(255) for v in LABEL_COLORS[i % len(LABEL_COLORS)]]
     img.putpalette(palette)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    return save_image(img, path)
 
 
 def save_label_overlay(
@@ -106,6 +120,7 @@ def save_label_overlay(
     """Write the image with label ``i`` tinted in its colour and a legend of ``names``."""
     from PIL import ImageDraw
 
+    check_numbers("save_label_overlay", {"alpha": "unit_interval"}, {"alpha": alpha})
     rgb = (to_image_tensor(image).permute(1, 2, 0).numpy() * 255).astype(np.float32)
     labels = np.asarray(labels)
     if labels.shape != rgb.shape[:2]:
@@ -125,7 +140,4 @@ def save_label_overlay(
     out = Image.new("RGB", (canvas.width, canvas.height + legend.height), (255, 255, 255))
     out.paste(canvas, (0, 0))
     out.paste(legend, (0, canvas.height))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.save(path)
-    return path
+    return save_image(out, path)

@@ -57,7 +57,7 @@ def load_word_vectors(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        KeyError: naming every word that the file lacks.
+        ValueError: naming the file and every word that it lacks.
     """
     names = list(class_names)
     if cache is not None and Path(cache).is_file():
@@ -78,7 +78,11 @@ def load_word_vectors(
                     break
     missing = sorted(wanted - set(found))
     if missing:
-        raise KeyError(f"words missing from {str(path)!r}: {missing}")
+        raise ValueError(
+            f"path {str(path)!r} lacks the words {missing}"
+            + ("" if found else ": it holds none of them (is it a GloVe/fastText text file?)")
+            + "; use a vector file that has them, or aliases= to name them otherwise"
+        )
     table = np.stack([np.mean([found[w] for w in class_words(n, aliases)], axis=0) for n in names])
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)

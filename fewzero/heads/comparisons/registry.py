@@ -170,7 +170,15 @@ class Comparisons(nn.ModuleList):
     """
 
     def __init__(self, specs: Iterable[ComparisonSpec], sources: FeatureSources) -> None:
-        super().__init__([create_comparison(spec, sources) for spec in specs])
+        built = []
+        for i, spec in enumerate(specs):
+            try:
+                built.append(create_comparison(spec, sources))
+            except ValueError as err:
+                if type(err) is not ValueError:  # a missing source: its own kind, as it is
+                    raise
+                raise ValueError(f"comparisons[{i}]: {err}") from err
+        super().__init__(built)
         for comparison in self:
             check_declared_sources(comparison, SOURCES)
 
