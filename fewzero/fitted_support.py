@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .checks import check_positive_int
 from .files import replace_atomically
 from .models.feature_cache import FeatureCache
 
@@ -55,7 +56,7 @@ class FittedSupport:
         if not sets:
             raise ValueError("a fitted support needs at least one class")
         self.sets = {str(k): (v[0].float(), v[1].long()) for k, v in sets.items()}
-        self.size = int(size)
+        self.size = check_positive_int("size", size)
         self.named = bool(named)
         self.fitted_with = dict(fitted_with or {})
         self.cache = FeatureCache(max_bytes=2 << 30)

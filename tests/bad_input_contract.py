@@ -17,7 +17,8 @@ import torch
 
 KINDS = ("weights_file", "image_file", "mask_file", "list_file", "folder", "images", "masks",
          "name", "count", "positive_number", "nonnegative_number", "fraction", "fold",
-         "mask_values", "out_file", "out_folder", "flag_file", "flag_count",
+         "mask_values", "out_file", "out_folder", "state_dict", "config",
+         "shots", "repo_id", "text", "mapping", "flag_file", "flag_count",
          "flag_name")  # fmt: skip
 
 
@@ -302,9 +303,85 @@ DATA_ENTRIES: dict[str, Entry] = {
 }  # fmt: skip
 """Readers, transforms, splits, datasets, meters and writers of the data's own kinds."""
 
+def _queries():
+    return [("a", 1), ("b", 2), ("c", 1), ("d", 2)]
+
+
+def _classwise():
+    return [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+
+
+def _state():
+    return {"w": torch.zeros(2)}
+
+
+PLAN_ENTRIES: dict[str, Entry] = {
+    "fewzero.data.EpisodePlan": Entry(_ctor("fewzero.data.EpisodePlan", shots=1),
+                                      {"shots": "shots", "ways": _C, "min_pixels": _C, "protocol": "name"}),
+    "fewzero.data.ToyConfig": Entry(_ctor("fewzero.data.ToyConfig"), {"voc_train": _C, "coco_val": _C}),
+    "fewzero.data.build_toy": Entry(lambda tmp, **kw: _ctor("fewzero.data.build_toy")(
+        tmp, **{"root": tmp / "toy", **kw}), {"root": "out_folder"}),
+    "fewzero.data.hsnet_episodes": Entry(_ctor("fewzero.data.hsnet_episodes", queries=_queries(), shots=1),
+                                         {"shots": "shots", "n_episodes": _C}),
+    "fewzero.data.hsnet_coco_episodes": Entry(
+        _ctor("fewzero.data.hsnet_coco_episodes", queries=_queries(), class_ids=[1, 2], shots=1),
+        {"shots": "shots", "n_episodes": _C}),
+    "fewzero.data.hsnet_fss_episodes": Entry(
+        _ctor("fewzero.data.hsnet_fss_episodes", classwise=_classwise(), shots=1), {"shots": "shots"}),
+    "fewzero.data.patnet_episodes": Entry(
+        _ctor("fewzero.data.patnet_episodes", classwise=_classwise(), shots=1),
+        {"shots": "shots", "n_episodes": _C}),
+    "fewzero.data.pfenet_episodes": Entry(
+        _ctor("fewzero.data.pfenet_episodes", data_list=["a", "b", "c"],
+              present={"a": [1], "b": [1], "c": [1]}, class_files={1: ["a", "b", "c"]}, shots=1),
+        {"shots": "shots", "n_episodes": _C}),
+    "fewzero.data.stack_supports": Entry(
+        _ctor("fewzero.data.stack_supports", images=[torch.rand(3, 8, 8)],
+              masks=[torch.ones(8, 8, dtype=torch.long)], size=8), {"size": _C}),
+    "fewzero.data.write_list": Entry(_ctor("fewzero.data.write_list", entries=[("a", {1: 4})]),
+                                     {"path": _O}),
+    "fewzero.data.write_manifest": Entry(
+        _ctor("fewzero.data.write_manifest",
+              episodes=[{"query": "a", "class_id": 1, "supports": [["b"]]}]), {"path": _O}),
+    "fewzero.data.layout_problems": Entry(_ctor("fewzero.data.layout_problems", root="."),
+                                          {"dataset": "name"}),
+    "fewzero.metrics.episode_class_ids": Entry(
+        _ctor("fewzero.metrics.episode_class_ids", class_ids=torch.tensor([1]), batch=1, max_class_id=5),
+        {"batch": _C, "max_class_id": _C}),
+    "fewzero.engine.save_checkpoint": Entry(_ctor("fewzero.engine.save_checkpoint", state=_state()),
+                                            {"path": _O}),
+    "fewzero.engine.evaluate": Entry(
+        lambda tmp, **kw: _ctor("fewzero.engine.evaluate")(tmp, **{"model": _prototype(), "dataset": [], **kw}),
+        {"batch_size": _C, "label_size": "name", "amp": "name"}),
+    "fewzero.predict.save_label_overlay": Entry(lambda tmp, **kw: _ctor("fewzero.predict.save_label_overlay")(
+        tmp, **{"image": np.zeros((8, 8, 3), np.uint8), "labels": _mask_array(), "names": ["a"],
+                "path": tmp / "o.png", **kw}), {"path": _O, "alpha": "fraction"}),
+    "fewzero.predict.FittedSupport": Entry(
+        _ctor("fewzero.predict.FittedSupport",
+              sets={"a": (torch.rand(1, 3, 8, 8), torch.ones(1, 8, 8, dtype=torch.long))},
+              size=8, named=True), {"size": _C}),
+    "fewzero.models.check_finite_state": Entry(_ctor("fewzero.models.check_finite_state"),
+                                               {"state_dict": "state_dict"}),
+    "fewzero.models.model_from_state": Entry(_ctor("fewzero.models.model_from_state", state_dict=_state()),
+                                             {"config": "config"}),
+    "fewzero.models.recognise_peer_state": Entry(_ctor("fewzero.models.recognise_peer_state"),
+                                                 {"state_dict": "mapping"}),
+    "fewzero.models.model_from_peer_state": Entry(_ctor("fewzero.models.model_from_peer_state"),
+                                                  {"state_dict": "state_dict"}),
+    "fewzero.models.load_model_state": Entry(
+        lambda tmp, **kw: _ctor("fewzero.models.load_model_state")(tmp, **{"model": _prototype(), **kw}),
+        {"state_dict": "state_dict"}),
+    "fewzero.models.push_to_hub": Entry(
+        lambda tmp, **kw: _ctor("fewzero.models.push_to_hub")(tmp, **{"model": _prototype(), **kw}),
+        {"repo_id": "repo_id"}),
+    "fewzero.text.class_words": Entry(_ctor("fewzero.text.class_words"), {"name": "text"}),
+}  # fmt: skip
+"""Episode plans and samplers, writers, checkpoints and state dicts, the evaluation."""
+
 ENTRIES: dict[str, Entry] = {
     **LAYER_ENTRIES,
     **DATA_ENTRIES,
+    **PLAN_ENTRIES,
     # the architecture classes (their factories build through them: FACTORY_CLASSES)
     "fewzero.models.SMVCENet": Entry(
         _arch("SMVCENet", **_SMALL),
@@ -468,6 +545,7 @@ ENTRIES: dict[str, Entry] = {
         {"--voc": "flag_file"},
     ),
 }
+ENTRIES["fewzero.predict.main"] = ENTRIES["fewzero-segment"]  # the console script's own main
 """The entry points whose bad inputs are generated, by kind of argument."""
 
 NO_USER_DATA: dict[str, str] = {
@@ -482,6 +560,12 @@ NO_USER_DATA: dict[str, str] = {
     "fewzero.engine.setup": "reads the launcher's environment, not user data",
     "fewzero.engine.NonFiniteLossError": "an exception class",
     "fewzero.engine.RunConfigError": "an exception class",
+    "fewzero.data.EpisodeSample": "a TypedDict: the type of a dataset's sample, not a call",
+    "fewzero.data.FewShotSample": "a TypedDict: the type of a dataset's sample, not a call",
+    "fewzero.data.NWaySample": "a TypedDict: the type of a dataset's sample, not a call",
+    "fewzero.models.FewShotModel": "an abstract base class: its subclasses are the entries",
+    "fewzero.models.PeerCheckpoint": "a record recognise_peer_state returns",
+    "fewzero.data.PeerProtocol": "a record of a peer's protocol, read from PROTOCOLS",
 }
 """Public callables that take no user data, with the reason."""
 
@@ -492,57 +576,26 @@ NOT_YET: tuple[str, ...] = (
     "fewzero.layers.multilayer_correlation",
     "fewzero.layers.remove_subspace",
     "fewzero.heads.Episode",
-    "fewzero.models.PeerCheckpoint",
-    "fewzero.models.FewShotModel",
     "fewzero.models.cached_features",
     "fewzero.models.encode_pair",
-    "fewzero.models.check_finite_state",
-    "fewzero.models.load_model_state",
     "fewzero.models.model_card",
-    "fewzero.models.push_to_hub",
-    "fewzero.models.model_from_peer_state",
-    "fewzero.models.recognise_peer_state",
-    "fewzero.models.model_from_state",
     "fewzero.models.vote_shots",
     "fewzero.models.weights_fingerprint",
     "fewzero.data.PatnetDataset",
     "fewzero.data.FolderEpisodes",
-    "fewzero.data.hsnet_fss_episodes",
-    "fewzero.data.layout_problems",
-    "fewzero.data.patnet_episodes",
-    "fewzero.data.PeerProtocol",
     "fewzero.data.ClassSplit",
-    "fewzero.data.EpisodeSample",
     "fewzero.data.EpisodeDataset",
-    "fewzero.data.EpisodePlan",
-    "fewzero.data.FewShotSample",
-    "fewzero.data.NWaySample",
-    "fewzero.data.ToyConfig",
     "fewzero.data.binary_target",
-    "fewzero.data.build_toy",
     "fewzero.data.class_pixel_counts",
     "fewzero.data.collate_episodes",
     "fewzero.data.episodes_sha256",
-    "fewzero.data.hsnet_coco_episodes",
-    "fewzero.data.hsnet_episodes",
-    "fewzero.data.pfenet_episodes",
-    "fewzero.data.stack_supports",
-    "fewzero.data.write_list",
-    "fewzero.data.write_manifest",
     "fewzero.metrics.AbsentMeter",
-    "fewzero.metrics.episode_class_ids",
     "fewzero.engine.Trainer",
-    "fewzero.engine.evaluate",
-    "fewzero.engine.save_checkpoint",
-    "fewzero.text.class_words",
     "fewzero.text.minilm_class_embeddings",
     "fewzero.analysis.affinity_shift",
     "fewzero.analysis.class_affinity",
     "fewzero.analysis.class_representations",
     "fewzero.analysis.cosine_affinity",
-    "fewzero.predict.FittedSupport",
     "fewzero.predict.check_has_background",
-    "fewzero.predict.main",
-    "fewzero.predict.save_label_overlay",
 )
 """Public callables that take user data but have no generated cases yet: the contract's gap, counted."""

@@ -76,6 +76,19 @@ def bad_values(kind, tmp):
         return [("a folder", folder), ("missing parent", text / "x.png")]
     if kind == "out_folder":
         return [("a file", text), ("under a file", text / "sub")]
+    if kind == "shots":  # 0: zero-shot, a count of its own
+        return [("bool", True), ("negative", -1), ("nan", math.nan)]
+    if kind == "repo_id":
+        return [("empty", ""), ("spaces", "my models/a b")]
+    if kind == "text":
+        return [("empty", ""), ("not text", 3)]
+    if kind == "mapping":
+        return [("not a mapping", [1, 2])]
+    if kind == "state_dict":
+        return [("not a mapping", [1, 2]), ("nan", {"w": torch.tensor([math.nan])}),
+                ("not tensors", {"w": "text"})]  # fmt: skip
+    if kind == "config":
+        return [("not a mapping", "sm_vcenet"), ("no arch", {}), ("unknown arch", {"arch": "resnet5O_nope"})]
     if kind == "nonnegative_number":
         return [("bool", True), ("negative", -1.0), ("nan", math.nan), ("text", "1")]
     if kind == "fraction":

@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_numbers
+
 __all__ = [
     "PEER_PROTOCOLS",
     "PROTOCOLS",
@@ -169,6 +171,11 @@ def hsnet_episodes(
 
     ``shots=0`` draws no supports (and so consumes no random numbers).
     """
+    check_numbers(
+        "hsnet_episodes",
+        {"shots": "nonnegative_int", "n_episodes": "positive_int"},
+        {"shots": shots, "n_episodes": n_episodes},
+    )
     rs = np.random.RandomState(seed)
     classwise = _classwise(queries)
     out = []
@@ -196,6 +203,11 @@ def hsnet_coco_episodes(
         n_episodes: Episodes (HSNet: 1000).
         seed: NumPy legacy seed (HSNet: 0).
     """
+    check_numbers(
+        "hsnet_coco_episodes",
+        {"shots": "nonnegative_int", "n_episodes": "positive_int"},
+        {"shots": shots, "n_episodes": n_episodes},
+    )
     classwise = _classwise(queries)
     missing = [c for c in class_ids if not classwise.get(c)]
     if missing:
@@ -232,6 +244,11 @@ def pfenet_episodes(
         n_episodes: Episodes (PFENet: 5000 on PASCAL-5i).
         seed: Python ``random`` seed (PFENet: 321).
     """
+    check_numbers(
+        "pfenet_episodes",
+        {"shots": "nonnegative_int", "n_episodes": "positive_int"},
+        {"shots": shots, "n_episodes": n_episodes},
+    )
     rng = random.Random(seed)
     out = []
     for i in range(n_episodes):
@@ -271,6 +288,11 @@ def patnet_episodes(
     Raises:
         ValueError: for a class with fewer than 2 images (PATNet's loop would never end).
     """
+    check_numbers(
+        "patnet_episodes",
+        {"shots": "nonnegative_int", "n_episodes": "positive_int"},
+        {"shots": shots, "n_episodes": n_episodes},
+    )
     small = [j + 1 for j, names in enumerate(classwise) if len(set(names)) < 2]
     if small or not classwise:
         raise ValueError(
@@ -300,6 +322,7 @@ def hsnet_fss_episodes(
         shots: Supports per episode (``>= 1``).
         seed: NumPy legacy seed (HSNet: 0).
     """
+    check_numbers("hsnet_fss_episodes", {"shots": "nonnegative_int"}, {"shots": shots})
     rs = np.random.RandomState(seed)
     out: list[dict[str, Any]] = []
     for j, stems in enumerate(classwise):

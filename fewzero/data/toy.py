@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..checks import check_numbers
 from .classes import (
     COCO_CATEGORY_IDS,
     COCO_CLASSES,
@@ -57,6 +58,11 @@ class ToyConfig:
         coco_val: int = 320,
         size: tuple[int, int] = (112, 160),
     ) -> None:
+        counts = dict(voc_train=voc_train, sbd_train=sbd_train, voc_val=voc_val,
+                      coco_train=coco_train, coco_val=coco_val)  # fmt: skip
+        check_numbers("ToyConfig", dict.fromkeys(counts, "positive_int"), counts)
+        if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
+            raise ValueError(f"size must be (min side, max side), each >= 32, got {size!r}")
         self.voc_train, self.sbd_train, self.voc_val = voc_train, sbd_train, voc_val
         self.coco_train, self.coco_val = coco_train, coco_val
         self.size = size

@@ -91,7 +91,9 @@ def stack_supports(
             f"stack_supports needs as many masks as images (at least one), got {len(images)} "
             f"images and {len(masks)} masks"
         )
-    hw = (size, size) if isinstance(size, int) else tuple(size)
+    hw = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    for side in hw:
+        check_positive_int("size", side)
     out_i, out_m = [], []
     for k, (img, msk) in enumerate(zip(images, masks)):
         if tuple(img.shape[-2:]) != tuple(msk.shape[-2:]):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_positive_int
+
 __all__ = ["episode_class_ids"]
 
 
@@ -17,6 +19,8 @@ def episode_class_ids(class_ids: torch.Tensor, batch: int, max_class_id: int) ->
         >>> episode_class_ids([3, 7], 2, 80)
         tensor([3, 7])
     """
+    check_positive_int("batch", batch)
+    check_positive_int("max_class_id", max_class_id)
     class_ids = torch.as_tensor(class_ids).reshape(-1).long().cpu()
     if class_ids.numel() != batch:
         raise ValueError(f"class_ids must have {batch} entries (B), got {class_ids.numel()}")

@@ -263,6 +263,12 @@ def push_to_hub(
         from huggingface_hub import HfApi
     except ImportError as err:
         raise ImportError("push_to_hub needs huggingface_hub: pip install 'fewzero[hub]'") from err
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except ValueError as err:
+        raise ValueError(f"repo_id {repo_id!r} is no Hub repository id ('user/model'): {err}") from err
     api = HfApi()
     with tempfile.TemporaryDirectory() as tmp:
         save_pretrained(model, tmp, card=card)

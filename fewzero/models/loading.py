@@ -21,7 +21,7 @@ from torch import nn
 from ..checks import check_file, resolve_device
 from ._registry import architecture_class, create_model
 from .peer_checkpoints import model_from_peer_state
-from .weights import check_finite_state, key_mismatches
+from .weights import check_finite_state, check_state_dict, key_mismatches
 
 __all__ = [
     "check_finite_state",
@@ -88,8 +88,19 @@ def model_from_state(
         >>> type(copy).__name__, copy.config == model.config
         ('SMVCENet', True)
     """
+    if not isinstance(config, Mapping) or "arch" not in config:
+        got = (f"keys {sorted(config)}" if isinstance(config, Mapping)
+               else f"a {type(config).__name__}")  # fmt: skip
+        raise ValueError(
+            f"config must be a model's config (a mapping with 'arch', as model.config or a "
+            f"checkpoint's 'config'), got {got}"
+        )
+    check_state_dict(state_dict)
     arch = config.get("arch")
-    cls = architecture_class(str(arch))
+    try:
+        cls = architecture_class(str(arch))
+    except ValueError as err:
+        raise ValueError(f"config: {err}") from err
     file_config, file_state = config, state_dict
     if hasattr(cls, "upgrade_state"):  # files of an earlier fewzero, in today's terms
         config, state_dict = cls.upgrade_state(config, state_dict)

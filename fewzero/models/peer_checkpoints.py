@@ -150,7 +150,7 @@ def _swin(state: Mapping[str, torch.Tensor], label: str) -> dict[str, Any]:
 
 
 def recognise_peer_state(
-    state_dict: Mapping[str, Any], label: str = "state dict"
+    state_dict: Mapping[str, Any], label: str = "state_dict"
 ) -> PeerCheckpoint | None:
     """The peer network a state dict is for, or ``None`` for a layout that is no peer's.
 
@@ -163,6 +163,11 @@ def recognise_peer_state(
         >>> recognise_peer_state({"model": torch.zeros(1)}) is None
         True
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"state_dict must be a mapping (a checkpoint's state dict), got a "
+            f"{type(state_dict).__name__} ({label})"
+        )
     keys = [k for k in state_dict if isinstance(k, str)]
     if len(keys) != len(state_dict) or not keys:
         return None
@@ -236,7 +241,7 @@ def _check_tables(tables: Mapping[str, torch.Tensor], label: str) -> None:
 
 
 def model_from_peer_state(
-    state_dict: Mapping[str, torch.Tensor], label: str = "state dict"
+    state_dict: Mapping[str, torch.Tensor], label: str = "state_dict"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build fewzero's port of the peer network ``state_dict`` holds and load it strictly.
 

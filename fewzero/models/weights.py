@@ -154,8 +154,14 @@ def timm_filter(model: torch.nn.Module) -> Callable[..., dict[str, torch.Tensor]
 _HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.", "conv_head.", "bn2.")
 
 
-def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
-    """Raise ``ValueError`` naming every floating-point tensor of ``state_dict`` with NaN/Inf."""
+def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "state_dict") -> None:
+    """Raise ``ValueError`` naming every floating-point tensor of ``state_dict`` with NaN/Inf.
+
+    Raises:
+        TypeError: naming ``source`` for a state dict that is no mapping of names to tensors.
+        ValueError: naming ``source`` and its tensors that hold NaN/Inf.
+    """
+    check_state_dict(state_dict, source)
     bad = [
         f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})"
         for k, v in state_dict.items()
@@ -168,6 +174,22 @@ def check_finite_state(state_dict: Mapping[str, torch.Tensor], source: str = "st
             f"{source} holds non-finite (NaN/Inf) weights in {len(bad)} tensor(s): {bad[:6]}; "
             "every logit would be NaN: use another file (a training run that diverged keeps "
             "its newest finite checkpoint_epoch<N>.pt)"
+        )
+
+
+def check_state_dict(state_dict: object, source: str = "state_dict") -> None:
+    """Raise ``TypeError`` naming ``source`` unless it maps names to tensors (a state dict)."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"{source} must be a mapping of names to tensors (a state dict), got a "
+            f"{type(state_dict).__name__}"
+        )
+    odd = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise TypeError(
+            f"{source} must map names to tensors; {odd[:6]} hold "
+            f"{sorted({type(state_dict[k]).__name__ for k in odd})}: pass model.state_dict() "
+            "(a training checkpoint keeps it under 'model')"
         )
 
 

@@ -27,7 +27,13 @@ DEFAULT_ALIASES: dict[str, str] = {
 
 
 def class_words(name: str, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> list[str]:
-    """Lower-cased words of a class name after aliasing (``"tvmonitor"`` -> ``["tv", "monitor"]``)."""
+    """Lower-cased words of a class name after aliasing (``"tvmonitor"`` -> ``["tv", "monitor"]``).
+
+    Raises:
+        ValueError: for a name that is not text or holds no word.
+    """
+    if not isinstance(name, str) or not name.split():
+        raise ValueError(f"name must be a class name (text with a word), got {name!r}")
     name = aliases.get(name, name)
     return name.lower().replace("/", " ").replace("-", " ").replace("_", " ").split()
 
