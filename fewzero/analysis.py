@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from .checks import IMAGENET_MEAN, IMAGENET_STD
+from .checks import IMAGENET_MEAN, IMAGENET_STD, check_dir, check_positive_int, check_tensor
 from .data.io import read_image, read_list, read_mask
 
 __all__ = ["affinity_shift", "class_affinity", "class_representations", "cosine_affinity"]
@@ -24,12 +24,15 @@ __all__ = ["affinity_shift", "class_affinity", "class_representations", "cosine_
 
 def cosine_affinity(representations: torch.Tensor) -> torch.Tensor:
     """Cosine similarity matrix ``(K, K)`` of row vectors ``(K, C)`` (symmetric, unit diagonal)."""
+    check_tensor("representations", representations, dims=2)
     r = F.normalize(representations.double(), dim=1)
     return r @ r.T
 
 
 def affinity_shift(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean absolute difference of the off-diagonal entries of two affinity matrices."""
+    check_tensor("a", a, dims=2)
+    check_tensor("b", b, dims=2)
     if a.shape != b.shape:
         raise ValueError(
             f"affinity matrices must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -73,6 +76,8 @@ def class_representations(
     Raises:
         ValueError: if a class has no image.
     """
+    check_dir(image_dir, "image_dir")
+    check_positive_int("size", size)
     if region not in ("image", "mask"):
         raise ValueError(f"region must be one of ('image', 'mask'), got {region!r}")
     if region == "mask" and mask_dir is None:

@@ -24,6 +24,7 @@ __all__ = [
     "check_file",
     "check_writable",
     "check_feature_map",
+    "check_tensor",
     "check_numbers",
     "NUMBER_RULES",
     "IMAGENET_MEAN",
@@ -154,6 +155,35 @@ def is_exporting() -> bool:
     compiler = getattr(torch, "compiler", None)
     is_exp = getattr(compiler, "is_exporting", None)
     return bool(is_exp()) if is_exp is not None else False
+
+
+def check_tensor(
+    name: str, x: object, dims: int | tuple[int, ...] | None = None, floating: bool = True
+) -> torch.Tensor:
+    """Return ``x`` if it is a non-empty tensor of ``dims`` dimensions; else raise naming ``name``.
+
+    The tensor must be floating point unless ``floating`` is false.
+
+    Raises:
+        TypeError: for a value that is not a tensor.
+        ValueError: for another rank, an integer dtype where floats are asked, or no element.
+
+    Examples:
+        >>> import torch
+        >>> check_tensor("x", torch.zeros(2, 3), dims=2).shape
+        torch.Size([2, 3])
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got a {type(x).__name__}")
+    ranks = (dims,) if isinstance(dims, int) else dims
+    if ranks is not None and x.dim() not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{name} must be a {want} tensor, got shape {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must hold values, got the empty shape {tuple(x.shape)}")
+    return x
 
 
 def check_feature_map(x: torch.Tensor, channels: int | None = None, name: str = "x") -> None:

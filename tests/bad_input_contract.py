@@ -18,7 +18,8 @@ import torch
 KINDS = ("weights_file", "image_file", "mask_file", "list_file", "folder", "images", "masks",
          "name", "count", "positive_number", "nonnegative_number", "fraction", "fold",
          "mask_values", "out_file", "out_folder", "state_dict", "config",
-         "shots", "repo_id", "text", "mapping", "flag_file", "flag_count",
+         "shots", "repo_id", "text", "mapping", "features", "module", "label_array", "samples",
+         "label_value", "full_mask", "sequence", "lazy_folder", "flag_file", "flag_count",
          "flag_name")  # fmt: skip
 
 
@@ -378,10 +379,90 @@ PLAN_ENTRIES: dict[str, Entry] = {
 }  # fmt: skip
 """Episode plans and samplers, writers, checkpoints and state dicts, the evaluation."""
 
+def _split():
+    from fewzero.data import ClassSplit
+
+    return ClassSplit(20, [6, 7], [1, 2])
+
+
+def _listed(tmp):
+    (tmp / "l.txt").write_text("x 1:100\n")
+    return tmp / "l.txt"
+
+
+def _encoder():
+    from fewzero.models import Backbone
+
+    return Backbone("resnet18")
+
+
+_T = "features"
+TENSOR_ENTRIES: dict[str, Entry] = {
+    "fewzero.layers.adaptive_avg_pool2d_matmul": Entry(
+        _ctor("fewzero.layers.adaptive_avg_pool2d_matmul", x=torch.randn(1, 4, 6, 6), bins=2),
+        {"x": _T, "bins": _C}),
+    "fewzero.layers.dense_correlation": Entry(
+        _ctor("fewzero.layers.dense_correlation", query=torch.randn(1, 4, 4, 4),
+              support=torch.randn(1, 4, 4, 4), support_mask=torch.ones(1, 4, 4)),
+        {"query": _T, "support": _T}),
+    "fewzero.layers.dot_product_attention": Entry(
+        _ctor("fewzero.layers.dot_product_attention", q=torch.randn(1, 2, 4, 8), k=torch.randn(1, 2, 4, 8),
+              v=torch.randn(1, 2, 4, 8), scale=0.5),
+        {"impl": "name", "dropout": "fraction", "scale": "positive_number"}),
+    "fewzero.layers.multilayer_correlation": Entry(
+        _ctor("fewzero.layers.multilayer_correlation", query_feats=[torch.randn(1, 4, 4, 4)],
+              support_feats=[torch.randn(1, 4, 4, 4)], support_mask=torch.ones(1, 4, 4), groups=[0]),
+        {"support_mask": _T}),
+    "fewzero.layers.remove_subspace": Entry(
+        _ctor("fewzero.layers.remove_subspace", features=torch.randn(1, 8, 4, 4), basis=torch.randn(8, 2)),
+        {"features": _T}),
+    "fewzero.models.vote_shots": Entry(_ctor("fewzero.models.vote_shots"), {"logits": _T}),
+    "fewzero.models.weights_fingerprint": Entry(_ctor("fewzero.models.weights_fingerprint"),
+                                                {"module": "module"}),
+    "fewzero.models.cached_features": Entry(
+        lambda tmp, **kw: _ctor("fewzero.models.cached_features")(
+            tmp, **{"model": _prototype(), "cache": None, **kw}).__enter__(),
+        {"cache": "module", "model": "module"}),
+    "fewzero.models.model_card": Entry(
+        lambda tmp, **kw: _ctor("fewzero.models.model_card")(tmp, **{"model": _prototype(), **kw}),
+        {"results": "mapping", "model": "module"}),
+    "fewzero.data.EpisodeDataset": Entry(
+        lambda tmp, **kw: _ctor("fewzero.data.EpisodeDataset")(
+            tmp, **{"image_dir": tmp, "mask_dir": tmp, "list_file": _listed(tmp), "split": _split(), **kw}),
+        {"list_file": "list_file", "image_dir": "lazy_folder", "split": "mapping"}),
+    "fewzero.data.binary_target": Entry(_ctor("fewzero.data.binary_target", mask=np.zeros((4, 4), np.uint8),
+                                              classes=[1]), {"mask": "label_array"}),
+    "fewzero.data.class_pixel_counts": Entry(_ctor("fewzero.data.class_pixel_counts"), {"mask": "label_array"}),
+    "fewzero.data.collate_episodes": Entry(_ctor("fewzero.data.collate_episodes"), {"batch": "samples"}),
+    "fewzero.data.episodes_sha256": Entry(_ctor("fewzero.data.episodes_sha256"), {"episodes": "sequence"}),
+    "fewzero.metrics.AbsentMeter": Entry(_ctor("fewzero.metrics.AbsentMeter"), {"ignore_index": "label_value"}),
+    "fewzero.engine.Trainer": Entry(
+        lambda tmp, **kw: _ctor("fewzero.engine.Trainer")(tmp, **{"model": _prototype(), "train_set": [], **kw}),
+        {"config": "mapping"}),
+    "fewzero.text.minilm_class_embeddings": Entry(_ctor("fewzero.text.minilm_class_embeddings"),
+                                                  {"class_names": "samples"}),
+    "fewzero.analysis.affinity_shift": Entry(_ctor("fewzero.analysis.affinity_shift", a=torch.eye(3), b=torch.eye(3)),
+                                             {"a": _T, "b": _T}),
+    "fewzero.analysis.cosine_affinity": Entry(_ctor("fewzero.analysis.cosine_affinity"), {"representations": _T}),
+    "fewzero.analysis.class_representations": Entry(
+        lambda tmp, **kw: _ctor("fewzero.analysis.class_representations")(
+            tmp, **{"encoder": _encoder(), "image_dir": tmp, "list_file": _listed(tmp), "class_ids": [1], **kw}),
+        {"image_dir": "folder", "list_file": "list_file", "size": _C}),
+    "fewzero.analysis.class_affinity": Entry(
+        lambda tmp, **kw: _ctor("fewzero.analysis.class_affinity")(
+            tmp, **{"encoder": _encoder(), "image_dir": tmp, "list_file": _listed(tmp), "class_ids": [1], **kw}),
+        {"image_dir": "folder", "list_file": "list_file"}),
+    "fewzero.predict.check_has_background": Entry(
+        _ctor("fewzero.predict.check_has_background", name="support mask", allow="allow_full_masks=True"),
+        {"mask": "full_mask"}, {"mask": "support mask"}),
+}  # fmt: skip
+"""Tensor functions, records and the rest: ranks, dtypes and types of what they take."""
+
 ENTRIES: dict[str, Entry] = {
     **LAYER_ENTRIES,
     **DATA_ENTRIES,
     **PLAN_ENTRIES,
+    **TENSOR_ENTRIES,
     # the architecture classes (their factories build through them: FACTORY_CLASSES)
     "fewzero.models.SMVCENet": Entry(
         _arch("SMVCENet", **_SMALL),
@@ -566,36 +647,14 @@ NO_USER_DATA: dict[str, str] = {
     "fewzero.models.FewShotModel": "an abstract base class: its subclasses are the entries",
     "fewzero.models.PeerCheckpoint": "a record recognise_peer_state returns",
     "fewzero.data.PeerProtocol": "a record of a peer's protocol, read from PROTOCOLS",
+    "fewzero.data.ClassSplit": "a record of a split's classes (fold_split and coco_split build it)",
+    "fewzero.data.PatnetDataset": "the base class of Deepglobe, ISIC2018 and ChestXray (the entries)",
+    "fewzero.data.FolderEpisodes": "the base class of FSS1000 and the cross-domain datasets (the entries)",
+    "fewzero.heads.Episode": "built by FewShotModel.encode_episode from a call's checked inputs",
+    "fewzero.models.encode_pair": "runs a model's encoder on the inputs its call has checked",
 }
 """Public callables that take no user data, with the reason."""
 
 NOT_YET: tuple[str, ...] = (
-    "fewzero.layers.adaptive_avg_pool2d_matmul",
-    "fewzero.layers.dense_correlation",
-    "fewzero.layers.dot_product_attention",
-    "fewzero.layers.multilayer_correlation",
-    "fewzero.layers.remove_subspace",
-    "fewzero.heads.Episode",
-    "fewzero.models.cached_features",
-    "fewzero.models.encode_pair",
-    "fewzero.models.model_card",
-    "fewzero.models.vote_shots",
-    "fewzero.models.weights_fingerprint",
-    "fewzero.data.PatnetDataset",
-    "fewzero.data.FolderEpisodes",
-    "fewzero.data.ClassSplit",
-    "fewzero.data.EpisodeDataset",
-    "fewzero.data.binary_target",
-    "fewzero.data.class_pixel_counts",
-    "fewzero.data.collate_episodes",
-    "fewzero.data.episodes_sha256",
-    "fewzero.metrics.AbsentMeter",
-    "fewzero.engine.Trainer",
-    "fewzero.text.minilm_class_embeddings",
-    "fewzero.analysis.affinity_shift",
-    "fewzero.analysis.class_affinity",
-    "fewzero.analysis.class_representations",
-    "fewzero.analysis.cosine_affinity",
-    "fewzero.predict.check_has_background",
 )
 """Public callables that take user data but have no generated cases yet: the contract's gap, counted."""

@@ -15,6 +15,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomllib
 import torch
@@ -84,6 +85,24 @@ def bad_values(kind, tmp):
         return [("empty", ""), ("not text", 3)]
     if kind == "mapping":
         return [("not a mapping", [1, 2])]
+    if kind == "features":
+        return [("rank", torch.randn(3)), ("dtype", torch.zeros(1, 4, 4, 4, dtype=torch.long)),
+                ("empty", torch.randn(0, 4, 4, 4)), ("not a tensor", [[1.0]])]  # fmt: skip
+    if kind == "module":
+        return [("not a module", 3), ("text", "resnet18")]
+    if kind == "label_array":
+        return [("rank", np.zeros((2, 2, 2), np.uint8)), ("float", np.full((4, 4), 0.5)),
+                ("negative", np.full((4, 4), -1))]  # fmt: skip
+    if kind == "lazy_folder":  # read lazily: an empty folder shows at the first sample
+        return [("missing", tmp / "missing_folder"), ("a file", text)]
+    if kind == "sequence":
+        return [("not a list", 3)]
+    if kind == "samples":
+        return [("empty", []), ("not a list", 3)]
+    if kind == "label_value":
+        return [("bool", True), ("negative", -1), ("nan", math.nan), ("text", "255")]
+    if kind == "full_mask":
+        return [("all object", torch.ones(8, 8, dtype=torch.long))]
     if kind == "state_dict":
         return [("not a mapping", [1, 2]), ("nan", {"w": torch.tensor([math.nan])}),
                 ("not tensors", {"w": "text"})]  # fmt: skip

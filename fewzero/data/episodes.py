@@ -176,12 +176,22 @@ class EpisodeDataset(Dataset):
                 "one with EpisodePlan(shots=..., n_episodes=...)"
             )
         check_episode_args(1, None, 0, transform=transform)
+        if not isinstance(split, ClassSplit):
+            raise TypeError(
+                f"split must be a fewzero.data.ClassSplit (num_classes, seen, unseen), got "
+                f"{type(split).__name__}: build it with fold_split(fold) or coco_split(fold)"
+            )
         self.image_dir, self.mask_dir, self.list_file = Path(image_dir), Path(mask_dir), Path(list_file)
         for path, what in [
             (self.image_dir, "image folder"),
             (self.mask_dir, "mask folder"),
             (self.list_file, "list file"),
         ]:
+            if path.exists() and path.is_dir() != (what != "list file"):
+                raise FileNotFoundError(
+                    f"{what} {str(path)!r} is a {'folder' if path.is_dir() else 'file'}: give "
+                    f"the {what} of the prepared layout"
+                )
             if not path.exists():
                 raise FileNotFoundError(
                     f"{what} not found: {str(path)!r}. Expected the prepared layout "

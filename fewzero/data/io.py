@@ -101,8 +101,26 @@ def write_mask(path: str | os.PathLike[str], mask: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def check_label_array(mask: object, name: str = "mask") -> np.ndarray:
+    """``mask`` as an array if it is a 2-D map of non-negative integer labels; else raise naming ``name``.
+
+    Raises:
+        ValueError: for another rank, a float or bool map, or a negative label.
+    """
+    arr = np.asarray(mask)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be a 2-D map of integer labels (H, W), got shape {arr.shape} of "
+            f"{arr.dtype}; read masks with fewzero.data.read_mask"
+        )
+    if arr.size and not np.issubdtype(arr.dtype, np.unsignedinteger) and arr.min() < 0:
+        raise ValueError(f"{name} must hold labels >= 0, got {int(arr.min())}")
+    return arr
+
+
 def class_pixel_counts(mask: np.ndarray) -> dict[int, int]:
     """Pixel count of every class id present in ``mask`` (background 0 and 255 excluded)."""
+    mask = check_label_array(mask)
     values, counts = np.unique(mask, return_counts=True)
     return {int(v): int(n) for v, n in zip(values, counts) if v not in (0, IGNORE_INDEX)}
 

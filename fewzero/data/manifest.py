@@ -46,6 +46,8 @@ def _canonical(episode: Mapping[str, Any]) -> str:
 
 def episodes_sha256(episodes: Sequence[Mapping[str, Any]]) -> str:
     """SHA-256 (hex) of ``episodes`` in canonical JSON, one line each: equal iff same episodes."""
+    if not isinstance(episodes, Sequence) or isinstance(episodes, (str, bytes)):
+        raise TypeError(f"episodes must be a list of episode records, got a {type(episodes).__name__}")
     digest = hashlib.sha256()
     for episode in episodes:
         digest.update((_canonical(episode) + "\n").encode())

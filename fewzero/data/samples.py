@@ -18,6 +18,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .classes import IGNORE_INDEX
+from .io import check_label_array
 
 __all__ = [
     "EpisodeSample",
@@ -113,6 +114,7 @@ def transform_pair(
 
 def binary_target(mask: np.ndarray, classes: Sequence[int]) -> np.ndarray:
     """Return 1 where ``mask`` is one of ``classes``, 255 where it is 255, else 0."""
+    mask = check_label_array(mask)
     out = np.isin(mask, list(classes)).astype(np.uint8)
     out[mask == IGNORE_INDEX] = IGNORE_INDEX
     return out
@@ -139,6 +141,9 @@ def collate_episodes(batch: Sequence[EpisodeSample]) -> dict[str, Any]:
     resize them to one size first (``transform=eval_transform(size)``, or
     [`stack_supports`][fewzero.data.stack_supports]).
     """
+    if not isinstance(batch, Sequence) or not batch:
+        got = "an empty batch" if isinstance(batch, Sequence) else f"a {type(batch).__name__}"
+        raise ValueError(f"batch must be a list of at least one dataset sample, got {got}")
     out: dict[str, Any] = {
         "image": stack_if_same_size([e["image"] for e in batch]),
         "mask": stack_if_same_size([e["mask"] for e in batch]),

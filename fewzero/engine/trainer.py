@@ -86,6 +86,11 @@ class Trainer:
         *,
         overwrite: bool = False,
     ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(
+                f"config must be a fewzero.engine.TrainConfig, got a {type(config).__name__}: "
+                "build it with TrainConfig(epochs=..., batch_size=...)"
+            )
         self.config = config
         self.overwrite = overwrite
         self.device = torch.device(config.device)

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_tensor
+
 __all__ = [
     "SHOT_MERGES",
     "check_shot_merge",
@@ -83,6 +85,7 @@ def vote_shots(logits: torch.Tensor) -> torch.Tensor:
         >>> vote_shots(shots).argmax(1).tolist()
         [[[1, 1, 0]]]
     """
+    check_tensor("logits", logits, dims=5)
     k, b = logits.shape[:2]
     votes = (logits[:, :, 1] > logits[:, :, 0]).sum(dim=0).to(logits.dtype)  # (B, H, W)
     most = votes.flatten(1).amax(dim=1).clamp(min=1).view(b, 1, 1)

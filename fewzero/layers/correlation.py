@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checks import is_exporting
+from ..checks import check_tensor, is_exporting
 
 __all__ = ["dense_correlation", "multilayer_correlation"]
 
@@ -41,6 +41,8 @@ def dense_correlation(
         tensor([[1.0000, 0.0000],
                 [0.0000, 1.0000]])
     """
+    check_tensor("query", query, dims=4)
+    check_tensor("support", support, dims=4)
     if query.dim() != 4 or support.dim() != 4 or query.shape[:2] != support.shape[:2]:
         raise ValueError(
             "query and support must be (B, C, H, W) with the same B and C, got "
@@ -109,6 +111,7 @@ def multilayer_correlation(
     Returns:
         One ``(B, L_g, Hq, Wq, Hs, Ws)`` tensor per group, ``L_g`` its layers in order.
     """
+    check_tensor("support_mask", support_mask, dims=3, floating=False)
     if not (len(query_feats) == len(support_feats) == len(groups)) or not groups:
         raise ValueError(
             f"query_feats, support_feats and groups must have one entry per layer, got "

@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..checks import check_choice, check_feature_map, check_positive_int
+from ..checks import (
+    check_choice,
+    check_feature_map,
+    check_numbers,
+    check_positive_int,
+    is_exporting,
+)
 
 __all__ = ["NonLocalBlock", "dot_product_attention"]
 
@@ -54,6 +60,10 @@ def dot_product_attention(
     Returns:
         ``(B, L, Dv)`` in the dtype of ``v`` (of the matmuls under autocast).
     """
+    check_choice("impl", impl, ("sdpa", "matmul"))
+    if not (is_exporting() or torch.compiler.is_compiling()):  # a traced scale is a tensor
+        check_numbers("dot_product_attention", {"scale": "positive_float", "dropout": "probability"},
+                      {"scale": scale, "dropout": dropout})  # fmt: skip
     if impl == "sdpa":
         out = F.scaled_dot_product_attention(
             q[:, None], k[:, None], v[:, None], scale=scale, dropout_p=dropout

@@ -29,6 +29,7 @@ from ..checks import (
     check_choice,
     check_feature_map,
     check_positive_int,
+    check_tensor,
     is_exporting,
 )
 from .conv_norm_act import make_act
@@ -144,6 +145,8 @@ def adaptive_avg_pool2d_matmul(x: torch.Tensor, bins: int) -> torch.Tensor:
     Returns:
         Pooled map ``(B, C, bins, bins)``.
     """
+    check_tensor("x", x, dims=4)
+    check_positive_int("bins", bins)
     h, w = x.shape[-2:]
     ph = _pool_matrix(int(h), bins, x.dtype, x.device)
     pw = _pool_matrix(int(w), bins, x.dtype, x.device)

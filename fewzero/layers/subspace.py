@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_tensor
+
 __all__ = ["principal_subspace", "remove_subspace"]
 
 
@@ -58,6 +60,7 @@ def remove_subspace(features: torch.Tensor, basis: torch.Tensor) -> torch.Tensor
     Returns:
         ``(N, C, h, w)``: ``normalize((I - basis basisᵀ) x)`` at every position.
     """
+    check_tensor("features", features, dims=4)
     n, c, h, w = features.shape
     basis = basis.to(features)
     keep = torch.eye(c, device=features.device, dtype=features.dtype) - basis @ basis.T

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..checks import check_numbers
+
 __all__ = ["AbsentMeter"]
 
 
@@ -36,6 +38,7 @@ class AbsentMeter:
     """
 
     def __init__(self, ignore_index: int = 255) -> None:
+        check_numbers("AbsentMeter", {"ignore_index": "nonnegative_int"}, {"ignore_index": ignore_index})
         self.ignore_index = ignore_index
         self.reset()
 

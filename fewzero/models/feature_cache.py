@@ -69,6 +69,8 @@ def weights_fingerprint(module: nn.Module, exact: bool = False) -> str:
     ``exact=True`` it is recomputed from the content in any case (what catches writes through
     ``.data``, which bump no version; see [fewzero.models.feature_cache][fewzero.models.feature_cache]).
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module, got a {type(module).__name__}")
     tensors = list(module.named_parameters()) + list(module.named_buffers())
     signature = tuple((t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for _, t in tensors)
     memo = _DIGESTS.get(module)
@@ -176,6 +178,12 @@ def cached_features(
     a versioned op: what a block entered once per query affords). ``cache=None`` leaves the
     model as it is. The previous cache is restored on exit.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got a {type(model).__name__}")
+    if cache is not None and not isinstance(cache, FeatureCache):
+        raise TypeError(
+            f"cache must be a fewzero.models.FeatureCache or None, got a {type(cache).__name__}"
+        )
     backbones = [m for m in model.modules() if hasattr(m, "cache") and hasattr(m, "frozen")]
     saved = [b.cache for b in backbones]
     if cache is not None:

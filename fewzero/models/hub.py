@@ -68,6 +68,10 @@ def model_card(
         >>> "library_name: fewzero" in card and "| miou | 0.5 |" in card
         True
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got a {type(model).__name__}")
+    if results is not None and not isinstance(results, Mapping):
+        raise TypeError(f"results must be a mapping of metric -> value, got a {type(results).__name__}")
     config = dict(getattr(model, "config", {}))
     rows = "\n".join(
         f"| {_cell(k)} | {_cell(v)} |" for k, v in (results or {}).items()

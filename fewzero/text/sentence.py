@@ -26,6 +26,8 @@ def minilm_class_embeddings(
     Raises:
         ImportError: if the ``language`` extra is not installed.
     """
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence) or not class_names:
+        raise ValueError(f"class_names must be a non-empty list of names, got {class_names!r}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
