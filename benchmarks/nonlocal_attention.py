@@ -237,7 +237,7 @@ def main(argv=None):
         return
     cuda = args.device.startswith("cuda")
     if args.quick:
-        args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.2
+        args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.05
     default_impls = (
         ["naive", "matmul", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-math", "channel"]
         if cuda

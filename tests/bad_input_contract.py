@@ -8,6 +8,7 @@ counted). ``test_every_entry_point_is_listed`` fails when a public name is in no
 new public function or script ships with one line here.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,9 @@ def _tiny_sam(**kw):
     return SegmentAnything("vit_b", **{**OWN_BACKBONE["gf_sam"]["sam_kwargs"], **kw})
 
 
+@functools.cache
 def _prototype():
+    """One model for every case that needs a good one (no case changes it: each is refused)."""
     from fewzero.models import PrototypeMatcher
 
     return PrototypeMatcher("resnet18").eval()

@@ -103,7 +103,10 @@ class ModelContract:
             return list(cls.archs)
         if kind == "basic":
             return basic
-        if kind == "export":
+        if kind == "export":  # SM-VCENet: every comparison in one model, one capture for all
+            if "sm_vcenet" in cls.archs:
+                together = ["prototype", *(n for n in list_comparisons() if n != "prototype")]
+                return basic + [("sm_vcenet", {"comparisons": together})]
             return basic + composed_variants(cls.archs)[:6]
         return basic + composed_variants(cls.archs)
 
