@@ -245,6 +245,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        valid = torch.ones_like(label, dtype=torch.bool).flatten(1)[absent]",
         ["tests/test_metrics.py", "tests/test_repro_66f2127.py"],
     ),
+    "the comparison registry replaces a name whose new class has the same class name": (
+        "fewzero/heads/comparisons/registry.py",
+        "        if name in _COMPARISONS:\n",
+        "        if name in _COMPARISONS and _COMPARISONS[name].__name__ != cls.__name__:\n",
+        ["tests/test_comparisons.py", "-k", "refuses_duplicates"],
+    ),
+    "save_pretrained writes its weights in place": (
+        "fewzero/models/hub.py",
+        "    _replace(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={\"format\": FORMAT}))",
+        "    save_file(state, out / WEIGHTS_NAME, metadata={\"format\": FORMAT})",
+        ["tests/test_repro_66f2127.py", "-k", "interrupted_mid_write"],
+    ),
     "a saved N-way support reads its class names sorted": (
         "fewzero/fitted_support.py",
         "            for i, name in enumerate(classes):",

@@ -75,6 +75,11 @@ def test_a_users_comparison_plugs_in_and_round_trips_through_json():
 def test_the_registry_refuses_duplicates_strays_and_unregistered_instances():
     with pytest.raises(ValueError, match="'cosine' is already registered"):
         register_comparison("cosine")(Darkness)
+    registered = type(create_comparison("cosine", FeatureSources({"query": 4})))
+    same_name = type(registered.__name__, (Darkness,), {})  # another class, the same class name
+    with pytest.raises(ValueError, match="'cosine' is already registered"):
+        register_comparison("cosine")(same_name)
+    assert type(create_comparison("cosine", FeatureSources({"query": 4}))) is registered
     with pytest.raises(TypeError, match="decorates Comparison subclasses"):
         register_comparison("test_not_a_comparison")(int)
     with pytest.raises(TypeError, match="must take sources"):

@@ -567,3 +567,27 @@ def test_n37_an_old_file_that_does_not_fit_is_named_in_its_own_keys(tmp_path):
         with pytest.raises(ValueError, match=said) as err:
             load_trained_model(tmp_path / "x.pt")
         assert "comparisons." not in str(err.value)  # keys the file does not hold
+
+
+def test_a_save_pretrained_interrupted_mid_write_keeps_the_saved_model(tmp_path, monkeypatch):
+    """A save killed while it writes the weights leaves the folder's earlier model loadable."""
+    import safetensors.torch
+
+    from fewzero.models import from_pretrained
+
+    model = create_model("prototype", backbone="resnet18").eval()
+    model.save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def dies_half_way(state, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_pretrained(tmp_path)
+    monkeypatch.undo()
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert from_pretrained(tmp_path).config == model.config
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stray temp
