@@ -176,6 +176,54 @@ def test_hsnet_coco_draws_class_then_query(tmp_path, seeded_globals):
     assert episodes_of(ds) == ref
 
 
+def insid3_coco_reference(classwise, fold, shots, n_episodes, seed=0):
+    """INSID3's COCO-20i sampling as its code runs it (``DatasetCOCO.load_frame``, num_workers 0).
+
+    The script seeds NumPy's global generator with ``--seed`` (0); each episode draws a class of
+    the fold (0-based: ``fold + 4 v``), a query among that class's images, then supports one at
+    a time until ``shots`` differ from the query (repeats allowed).
+    """
+    np.random.seed(seed)
+    class_ids = [fold + 4 * v for v in range(20)]
+    out = []
+    for _ in range(n_episodes):
+        c = np.random.choice(class_ids, 1, replace=False)[0]
+        query = np.random.choice(classwise[c], 1, replace=False)[0]
+        refs = []
+        while True:
+            ref = np.random.choice(classwise[c], 1, replace=False)[0]
+            if ref != query:
+                refs.append(ref)
+            if len(refs) == shots:
+                break
+        out.append((str(query), int(c) + 1, [str(r) for r in refs]))
+    return out
+
+
+@pytest.mark.parametrize("fold, shots", [(0, 1), (3, 5)])
+def test_insid3s_coco_episodes_are_hsnets(fold, shots, seeded_globals):
+    """INSID3 scores COCO-20i on HSNet's sampler and seed: ``--protocol hsnet`` draws its episodes."""
+    from fewzero.data import hsnet_coco_episodes
+
+    rng = random.Random(fold)
+    classwise = {fold + 4 * v: sorted(f"img{rng.randrange(500):04d}" for _ in range(rng.randint(2, 9)))
+                 for v in range(20)}  # fmt: skip
+    classwise = {c: list(dict.fromkeys(names)) + [f"only{c}"] for c, names in classwise.items()}
+    queries = [(name, c + 1) for c, names in classwise.items() for name in names]
+    ours = hsnet_coco_episodes(queries, sorted(c + 1 for c in classwise), shots, 300, seed=0)
+    ref = insid3_coco_reference(classwise, fold, shots, 300)
+    got = [(e["query"], e["class_id"], [str(x) for x in _flat(e["supports"])]) for e in ours]
+    assert got == ref
+
+
+def _flat(supports):
+    """A record's support names, in order, whatever nesting the record keeps."""
+    out = []
+    for s in supports:
+        out += _flat(s) if isinstance(s, (list, tuple)) else [s]
+    return out
+
+
 @pytest.mark.parametrize("shots", [1, 5])
 def test_pfenet_gives_pfenet_sequence(pascal, shots, seeded_globals):
     entries = read_list(pascal / "lists" / "val.txt")
