@@ -56,6 +56,11 @@ every block's map, the last block before ``F_2``'s stage read as the blocks are 
 and the body's own map before ``F_2``'s stage (the low-level comparison's)."""
 
 
+def _weights_loaded(module: nn.Module, incompatible: Any) -> None:
+    """A state dict was loaded into the backbone: its weights are no longer random."""
+    module.weights_given = True
+
+
 class Backbone(nn.Module):
     """Frozen multi-level feature extractor over any timm backbone, at any input size.
 
@@ -159,6 +164,12 @@ class Backbone(nn.Module):
             self._build(backbone, levels, pretrained, pretrained_file is None, size_multiple)
         if pretrained_file is not None:
             load_classifier_weights(self.body, self.name, pretrained_file)
+        self.weights_given = bool(pretrained) or pretrained_file is not None or (
+            isinstance(backbone, nn.Module)
+        )
+        """Whether the body holds weights of its own (ImageNet's, a file's, a module's, or a
+        state dict loaded into it since): ``False`` for a random initialisation."""
+        self.register_load_state_dict_post_hook(_weights_loaded)
         self._read_levels(levels, isinstance(backbone, nn.Module))
         self.reader: BodyReader = reader_for(self.body, levels)
         if frozen:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class Predictor:
                 f"{type(model).__name__}"
             )
         self.model = model.to(self.device).eval()
+        _warn_if_random(model)
         if size is None:  # the training crop, else the model's own input size, else 321
             size = train_size if train_size is not None else getattr(model, "input_size", 321)
         self.size = int(size)
@@ -386,3 +388,18 @@ def _class_names(support: Any) -> list[str]:
 def _label(value: Any, fallback: str) -> str:
     """How an error names an input: its path, or its place in the call."""
     return repr(str(value)) if isinstance(value, (str, os.PathLike)) else fallback
+
+
+def _warn_if_random(model: SegmentationModel) -> None:
+    """Warn for a training-free model whose backbone holds random weights (its masks mean nothing)."""
+    trainable = any(p.requires_grad for p in model.parameters())
+    if not trainable and getattr(model.encoder, "weights_given", True) is False:
+        arch = model.config.get("arch", type(model).__name__)
+        warnings.warn(
+            f"model {arch!r} needs no training but its backbone holds random weights (built "
+            "with pretrained=False and no pretrained_file): its masks follow no image content. "
+            "Build it with create_model(..., pretrained=True) for ImageNet's weights, or "
+            "pretrained_file=PATH",
+            UserWarning,
+            stacklevel=3,
+        )
