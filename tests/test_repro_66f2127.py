@@ -294,6 +294,11 @@ def test_n23_a_mistyped_local_folder_is_not_taken_for_a_hub_repo(tmp_path, monke
         FileNotFoundError, match=r"no such folder .*did you mean \['runs/my-hsnet'\]"
     ):
         from_pretrained("runs/my-hsnt")
+    # no local folder 'runs' either: both readings are named, not the Hub cache's own words
+    monkeypatch.chdir(tmp_path / "runs")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"neither a local folder .* nor a Hub repository"):
+        from_pretrained("runs/my-hsnt")
 
 
 def test_n34_absent_meter_refuses_probabilities_and_skips_all_ignore_labels():

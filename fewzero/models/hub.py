@@ -176,11 +176,22 @@ def _local_folder(source: str | os.PathLike[str], revision: str | None) -> Path:
             f"{str(source)!r} is not a local folder; reading it from the Hugging Face Hub needs "
             "huggingface_hub: pip install 'fewzero[hub]'"
         ) from err
-    return Path(
-        snapshot_download(
-            str(source), revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]
+    try:
+        return Path(
+            snapshot_download(
+                str(source), revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]
+            )
         )
-    )
+    except Exception as err:  # offline, unreachable, or no such repository: both readings fail
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+        why = "HF_HUB_OFFLINE is set and the Hub cache lacks it" if offline else (
+            f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+        )
+        raise FileNotFoundError(
+            f"pretrained {text!r} is neither a local folder (no such folder in "
+            f"{str(Path.cwd())!r}) nor a Hub repository fewzero could read ({why}): check the "
+            "path, or the repo id and the network"
+        ) from err
 
 
 def from_pretrained(
