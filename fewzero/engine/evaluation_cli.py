@@ -152,11 +152,24 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
             when ``--coco-root`` is given (``fewzero-eval``).
         argv: Arguments (default: ``sys.argv[1:]``).
     """
+    code, written = _evaluate(description, coco, argv)
+    if written is not None:
+        print(f"\ntables in {written}")
+    return code
+
+
+def _evaluate(
+    description: str, coco: bool | None, argv: Sequence[str] | None
+) -> tuple[int, str | None]:
+    """[run][fewzero.engine.evaluation_cli.run] but its last line: exit status, where the tables went.
+
+    Where is ``None`` for a rerun, whose own evaluation writes to a folder it removes.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     p = build_parser(description, coco)
     args = p.parse_args(argv)
     if args.rerun is not None:
-        return rerun(p, args, argv, lambda again: run("rerun", coco, again))
+        return rerun(p, args, argv, lambda again: _evaluate("rerun", coco, again)[0]), None
     if not args.checkpoint and args.model is None:
         p.error("--checkpoint is required (or --model NAME with its files, or --rerun RESULT.json)")
     if args.checkpoint and args.model is not None:
@@ -172,7 +185,7 @@ def run(description: str, coco: bool | None, argv: Sequence[str] | None = None) 
         p.exit(2, f"{p.prog}: error: {err}\n")
     if settings.replay is not None:
         _check_replay(p, args, settings, plans)
-    return _execute(p, args, settings, plans, argv)
+    return 0, _execute(p, args, settings, plans, argv)
 
 
 class Plan(NamedTuple):
@@ -289,8 +302,8 @@ def _execute(
     settings: EvalSettings,
     plans: list[Plan],
     argv: list[str],
-) -> int:
-    """Evaluate the plans, then print and write the tables and commit the manifests."""
+) -> str:
+    """Evaluate the plans, print and write the tables, commit the manifests; returns where."""
     out, name, coco = settings.out, settings.name, settings.with_coco
     # manifests are staged and replace only their own datasets' files, with the tables they
     # belong to: the other datasets' manifests under --out stay, an interrupted run loses none
@@ -326,8 +339,7 @@ def _execute(
         print(f"\nleft out (no manifest of theirs in --episodes): {', '.join(episodes.left_out)}")
     if not settings.cross:
         print_averages(rows, coco)
-    print(f"\ntables in {out}/{name}.md/.csv/.json; episodes in {out}/manifests/")
-    return 0
+    return f"{out}/{name}.md/.csv/.json; episodes in {out}/manifests/"
 
 
 def _evaluate_plans(

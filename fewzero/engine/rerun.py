@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -25,20 +23,18 @@ def rerun(
 ) -> int:
     """``--rerun RESULT.json``: the same command on the result's own manifests, compared.
 
-    ``run`` runs an evaluation's arguments (``fewzero-eval``'s own); its tables go to a
-    temporary folder and are compared with the result's, number by number.
+    ``run`` runs an evaluation's arguments (``fewzero-eval``'s own) and returns its exit status
+    without naming where its tables went: they go to a temporary folder, removed once they are
+    compared with the result's, number by number.
     """
     old, again, workdir = _rerun_command(p, args, argv)
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path.cwd()
         try:
             os.chdir(workdir)
-            with contextlib.redirect_stdout(io.StringIO()) as said:
-                run([*again, "--out", tmp, "--quiet"])
+            run([*again, "--out", tmp, "--quiet"])  # says nothing of the folder it removes
         finally:
             os.chdir(cwd)
-        # its tables are compared, not kept: where they were written is gone when this returns
-        print("\n".join(ln for ln in said.getvalue().splitlines() if not ln.startswith("tables in")))
         new = json.loads((Path(tmp) / f"{old['meta']['command']}.json").read_text())
     diffs = compare_results(old, new)
     if diffs:

@@ -151,12 +151,15 @@ def toy_demo(
     manifests.commit()
     if done:
         _figure(done, roots["pascal"], config, shots[0], out_dir / "predictions.png")
+    return _write_results(out_dir, rows, time.perf_counter() - start), rows
+
+
+def _write_results(out_dir: Path, rows: list[dict[str, Any]], seconds: float) -> str:
+    """The table as Markdown in ``results.md`` and, with its rows, ``results.json``; returns it."""
     table = format_table(rows)
     write_text_atomic(out_dir / "results.md", table + "\n")
-    write_json_atomic(
-        out_dir / "results.json", {"rows": rows, "seconds": time.perf_counter() - start}
-    )
-    return table, rows
+    write_json_atomic(out_dir / "results.json", {"rows": rows, "seconds": seconds})
+    return table
 
 
 def _fresh_manifests(folder: Path) -> EpisodeSet:

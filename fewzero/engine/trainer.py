@@ -50,6 +50,19 @@ def _seed_everything(seed: int, epoch: int) -> int:
     return value
 
 
+def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The run's optimizer over ``params``: AdamW, or SGD (Nesterov only with momentum)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+
+
 def _poly_decay(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """The poly schedule's factor as a function of the step (``epochs`` read live from ``config``).
 
@@ -108,19 +121,7 @@ class Trainer:
             )
         self.local_batch = config.batch_size // self.world
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer: torch.optim.Optimizer
-        if config.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(
-                params, lr=config.lr, weight_decay=config.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.SGD(
-                params,
-                lr=config.lr,
-                momentum=config.momentum,
-                nesterov=config.nesterov and config.momentum > 0,
-                weight_decay=config.weight_decay,
-            )
+        self.optimizer = _optimizer(config, params)
         self.steps_per_epoch = self._steps_per_epoch()
         # A closure, not a bound method: the scheduler must not hold the trainer (a reference
         # cycle would keep a DDP wrapper, and its process group, alive past cleanup()).

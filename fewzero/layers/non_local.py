@@ -64,6 +64,13 @@ def dot_product_attention(
     if not (is_exporting() or torch.compiler.is_compiling()):  # a traced scale is a tensor
         check_numbers("dot_product_attention", {"scale": "positive_float", "dropout": "probability"},
                       {"scale": scale, "dropout": dropout})  # fmt: skip
+    return _attend(q, k, v, scale, impl, dropout)
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, impl: str, dropout: float
+) -> torch.Tensor:
+    """[dot_product_attention][fewzero.layers.dot_product_attention] on checked arguments."""
     if impl == "sdpa":
         out = F.scaled_dot_product_attention(
             q[:, None], k[:, None], v[:, None], scale=scale, dropout_p=dropout
@@ -207,7 +214,7 @@ class NonLocalBlock(nn.Module):
             impl = self.impl
             if impl == "auto":
                 impl = "sdpa" if _fused_kernel_accepts(q) and not _naive_faster(q) else "matmul"
-            y = dot_product_attention(q, k, v, scale, impl)  # (B, N, C')
+            y = _attend(q, k, v, scale, impl, 0.0)  # (B, N, C'): checked at construction
         else:
             # channels are the sequence: (B, C', N) views of the positions-major projections
             qc, kc, vc = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -216,7 +223,7 @@ class NonLocalBlock(nn.Module):
             if impl == "auto":  # a fused kernel for head dimension N exists on the CPU only
                 fused = _fused_kernel_accepts(qc) and not torch.is_autocast_enabled(qc.device.type)
                 impl = "sdpa" if fused else "matmul"
-            y = dot_product_attention(qc, kc, vc, scale, impl).transpose(1, 2)  # (B, N, C')
+            y = _attend(qc, kc, vc, scale, impl, 0.0).transpose(1, 2)  # (B, N, C')
         del qkv, q, k, v  # free before the output projection (lower peak memory)
         w_out = self.conv_out.weight.flatten(1)  # (C, C')
         if self.residual and isinstance(self.norm, nn.Identity):

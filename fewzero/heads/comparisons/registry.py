@@ -145,9 +145,9 @@ def _check_built_for(comparison: Comparison, sources: FeatureSources) -> None:
     options = {k: v for k, v in comparison.config.items() if k != "name"}
     try:
         fresh = type(comparison)(sources, **options)
-    except (TypeError, ValueError) as err:
-        if isinstance(err, MissingSourceError):
-            raise
+    except MissingSourceError:
+        raise
+    except (TypeError, ValueError):
         return  # options that do not rebuild from the config: the call checks the rest
     want = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
     for key, value in comparison.state_dict().items():
