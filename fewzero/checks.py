@@ -116,6 +116,7 @@ NUMBER_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "nonnegative_float": ("a finite number >= 0", lambda v: _real(v) and v >= 0),
     "probability": ("a number in [0, 1)", lambda v: _real(v) and 0 <= v < 1),
     "unit_interval": ("a number in [0, 1]", lambda v: _real(v) and 0 <= v <= 1),
+    "share": ("a share, a number in (0, 1]", lambda v: _real(v) and 0 < v <= 1),
     "cosine": ("a cosine, a number in [-1, 1]", lambda v: _real(v) and -1 <= v <= 1),
 }
 """The rules of [check_numbers][fewzero.checks.check_numbers]: name -> (what it asks, test)."""

@@ -420,6 +420,9 @@ TENSOR_ENTRIES: dict[str, Entry] = {
         _ctor("fewzero.layers.remove_subspace", features=torch.randn(1, 8, 4, 4), basis=torch.randn(8, 2)),
         {"features": _T}),
     "fewzero.models.vote_shots": Entry(_ctor("fewzero.models.vote_shots"), {"logits": _T}),
+    "fewzero.models.presence_scores": Entry(
+        _ctor("fewzero.models.presence_scores", foreground=torch.randn(1, 4, 4)),
+        {"foreground": _T, "share": "fraction"}),
     "fewzero.models.weights_fingerprint": Entry(_ctor("fewzero.models.weights_fingerprint"),
                                                 {"module": "module"}),
     "fewzero.models.cached_features": Entry(

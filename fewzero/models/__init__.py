@@ -49,7 +49,13 @@ from .lzsss import (
 )
 from .nway import nway_scores
 from .peer_checkpoints import PeerCheckpoint, model_from_peer_state, recognise_peer_state
-from .prototype_matcher import PrototypeMatcher, prototype_efficientnet_lite0, prototype_resnet50
+from .prototype_matcher import (
+    PRESENCE_CUTOFF,
+    PrototypeMatcher,
+    presence_scores,
+    prototype_efficientnet_lite0,
+    prototype_resnet50,
+)
 from .sam import SAM_SIZES, SegmentAnything
 from .sm_vcenet import (
     FEWSHOT_DEFAULTS,
@@ -86,6 +92,7 @@ __all__ = [
     "HSNet",
     "GFSAM",
     "INSID3",
+    "PRESENCE_CUTOFF",
     "PrototypeMatcher",
     "SAM_SIZES",
     "SegmentAnything",
@@ -132,6 +139,7 @@ __all__ = [
     "insid3_vits16",
     "prototype_efficientnet_lite0",
     "prototype_resnet50",
+    "presence_scores",
     "m_vcenet_efficientnet_lite0",
     "m_vcenet_resnet101",
     "m_vcenet_resnet50",

@@ -10,12 +10,13 @@ The features are the backbone's three levels (``F_2, F_3, F_4`` on one grid), ea
 over its channels before they are concatenated, so no level dominates by its magnitude.
 
 **Absent classes.** Matching always finds a best region, so a query without the support's
-object would still get pixels (a fifth of the image, on average, on real photographs). The
-model therefore also asks how well the query's *best* cells match the foreground: the mean
-cosine of its top 5% of cells with the foreground prototype. Below ``presence_cutoff`` the
-class is absent and the query gets no foreground. The default, 0.37, is calibrated on real
-photographs with masks (three objects, three photos each; the results page): every present
-query scored at least 0.47 there, every absent one at most 0.27.
+object would still get pixels. The model therefore also asks how well the query's *best* cells
+match the foreground: the mean cosine of its top 5% of cells with the foreground prototype
+([presence_scores][fewzero.models.presence_scores] of
+[match][fewzero.models.PrototypeMatcher.match]). Below ``presence_cutoff`` the class is absent and
+the query gets no foreground. The default, [PRESENCE_CUTOFF][fewzero.models.PRESENCE_CUTOFF], is
+calibrated on real photographs with masks, and checked at class level on a collection of real
+photographs (the results page, "Absent objects on real photographs").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_numbers, check_tensor
 from ..heads.episode import Episode
 from ..heads.prototype import cosine_maps, support_prototypes
 from ..heads.shot_merge import check_shot_merge
@@ -45,8 +47,7 @@ __all__ = [
 ]
 
 PRESENCE_CUTOFF = 0.37
-"""The calibrated ``presence_cutoff``: between the present (>= 0.47) and absent (<= 0.27) queries
-of the real-photo check (the module's page)."""
+"""The calibrated ``presence_cutoff`` (how it was calibrated and checked: the results page)."""
 
 
 class PrototypeMatcher(FewShotModel):
@@ -129,15 +130,40 @@ class PrototypeMatcher(FewShotModel):
         """The matching features ([embed][fewzero.models.PrototypeMatcher.embed])."""
         return {"embedding": self.embed(images)}
 
+    def match(
+        self, query: torch.Tensor, support: torch.Tensor, support_masks: torch.Tensor
+    ) -> torch.Tensor:
+        """Cosines ``(B, 2, h, w)`` of each query cell with the background and foreground prototypes.
+
+        The presence score the model compares with ``presence_cutoff`` is
+        ``presence_scores(match(...)[:, 1])``.
+
+        Args:
+            query: ``(B, D, h, w)`` query embeddings ([embed][fewzero.models.PrototypeMatcher.embed]).
+            support: ``(B * K, D, h, w)`` support embeddings.
+            support_masks: ``(B, K, H, W)`` in ``{0, 1, 255}``, at the support images' size.
+
+        Examples:
+            >>> import torch
+            >>> from fewzero.models import create_model, presence_scores
+            >>> model = create_model("prototype", backbone="resnet18").eval()
+            >>> image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64, dtype=torch.long)
+            >>> mask[..., 16:48, 16:48] = 1
+            >>> cos = model.match(model.embed(image), model.embed(image), mask)
+            >>> cos.shape, presence_scores(cos[:, 1]).shape
+            (torch.Size([1, 2, 8, 8]), torch.Size([1]))
+        """
+        protos = support_prototypes(support, support_masks, (0, 1), self.encoder.stride)
+        return cosine_maps(query, protos)
+
     def decode(self, episode: Episode) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``scale * [cos(q, bg), cos(q, fg)]`` at the feature grid ``(N, 2, h, w)``."""
         assert episode.support_masks is not None
         query, support = episode.query["embedding"], episode.support["embedding"]
         assert isinstance(query, torch.Tensor) and isinstance(support, torch.Tensor)
-        protos = support_prototypes(support, episode.support_masks, (0, 1), self.encoder.stride)
-        cosines = cosine_maps(query, protos)
+        cosines = self.match(query, support, episode.support_masks)
         if self.presence_cutoff is not None:  # an absent class: the background everywhere
-            absent = presence_scores(cosines[:, 1]) < self.presence_cutoff
+            absent = _top_share_mean(cosines[:, 1], 0.05) < self.presence_cutoff
             background = torch.minimum(cosines[:, 0], cosines[:, 1]) - 1
             fg = torch.where(absent[:, None, None], background, cosines[:, 1])
             cosines = torch.stack([cosines[:, 0], fg], dim=1)
@@ -147,10 +173,25 @@ class PrototypeMatcher(FewShotModel):
 def presence_scores(foreground: torch.Tensor, share: float = 0.05) -> torch.Tensor:
     """How well each query's best cells match: the mean of its top ``share`` of ``(B, h, w)``.
 
+    Args:
+        foreground: ``(B, h, w)`` cosines of the query cells with the foreground prototype
+            ([PrototypeMatcher.match][fewzero.models.PrototypeMatcher.match]'s channel 1).
+        share: The share of the cells to average, in ``(0, 1]`` (at least one cell).
+
+    Returns:
+        ``(B,)``: the score the model compares with its ``presence_cutoff``.
+
     Examples:
+        >>> import torch
         >>> presence_scores(torch.arange(40.0).view(1, 4, 10)).tolist()  # the top 2 of 40 cells
         [38.5]
     """
+    check_tensor("foreground", foreground, dims=3)
+    check_numbers("presence_scores", {"share": "share"}, {"share": share})
+    return _top_share_mean(foreground, share)
+
+
+def _top_share_mean(foreground: torch.Tensor, share: float) -> torch.Tensor:
     flat = foreground.flatten(1)
     k = max(1, int(share * flat.shape[1]))
     return flat.topk(k, dim=1).values.mean(dim=1)
