@@ -29,7 +29,7 @@ from _common import device_name, markdown, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(97, 130), (130, 97), (161, 129)]
-HEADS = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+HEADS = dict(decoder=dict(channels=16, depth=1, aspp_rates=(1, 2)), query_channels=16)
 
 
 def module_models(module: str) -> tuple[str | None, str]:
@@ -72,15 +72,14 @@ def build_all(name: str) -> dict:
         if not architecture_class(arch).any_backbone:  # INSID3, GF-SAM: their own foundation ViTs
             continue
         params = model_parameters(arch)
-        kw = {k: v for k, v in {**HEADS, "class_channels": 32}.items() if k in params}
+        kw = {k: v for k, v in {**HEADS, "class_branch": {"channels": 32}}.items() if k in params}
         if "class_embeddings" in params:  # SPNet, ZSVM: a random table, no language model
-            kw.pop("class_channels", None)
             kw["class_embeddings"] = torch.randn(20, 8)
         built[arch] = create_model(arch, backbone=name, **kw)
     with warnings.catch_warnings():  # a backbone without a low-level map: built without it
         warnings.simplefilter("ignore", UserWarning)
         built["sm_vcenet_fewshot"] = create_model(
-            "sm_vcenet_fewshot_resnet50", backbone=name, class_channels=32, **HEADS
+            "sm_vcenet_fewshot_resnet50", backbone=name, class_branch={"channels": 32}, **HEADS
         )
     return built
 

@@ -7,12 +7,14 @@ config by hand and a new constructor argument cannot be missing from it.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["capture_init", "json_safe"]
+__all__ = ["OptionGroup", "capture_init", "json_safe"]
 
 
 def json_safe(value: Any) -> Any:
@@ -105,3 +107,70 @@ def check_saveable(config: Mapping[str, Any], target: str) -> None:
             f"({'; '.join(bad)}), so the saved model could not be rebuilt; give those options as "
             "names, numbers or lists (e.g. 'gelu' instead of nn.GELU), then save"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionGroup:
+    """A constructor argument that is a dict of one part's options (timm's ``*_kwargs``).
+
+    Args:
+        defaults: Each option and its default; a value given fills in over them.
+        rules: Option -> its rule of [NUMBER_RULES][fewzero.checks.NUMBER_RULES].
+        choices: Option -> the values it takes.
+        moved: A flat argument of an earlier fewzero -> the option it is now (configs written
+            then are read in today's terms, and a call that passes one is told the new spelling).
+
+    Examples:
+        >>> decoder = OptionGroup({"channels": 256, "depth": 3}, rules={"depth": "positive_int"})
+        >>> decoder.resolve("Model", "decoder", {"depth": 1})
+        {'channels': 256, 'depth': 1}
+        >>> decoder.resolve("Model", "decoder", {"width": 8})
+        Traceback (most recent call last):
+        ...
+        ValueError: decoder takes the options ['channels', 'depth'], got 'width' (Model): did you mean 'depth'?
+    """
+
+    defaults: Mapping[str, Any]
+    rules: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    choices: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    moved: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def resolve(self, owner: str, name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The group's options: the defaults with ``value``'s over them, each checked.
+
+        Raises:
+            TypeError: for a value that is not a dict (or ``None``: every default).
+            ValueError: naming ``name.option`` for an unknown option or a value its rule or
+                choices refuse.
+        """
+        from .checks import check_choice, check_numbers
+
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"{name} must be a dict of options {sorted(self.defaults)} or None, got "
+                f"{value!r} ({owner}): e.g. {name}={{{next(iter(self.defaults))!r}: ...}}"
+            )
+        for key in value:
+            if key not in self.defaults:
+                close = difflib.get_close_matches(str(key), list(self.defaults), n=1)
+                hint = f": did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{name} takes the options {sorted(self.defaults)}, got {key!r} ({owner}){hint}"
+                )
+        options = {**self.defaults, **value}
+        check_numbers(owner, {f"{name}.{k}": r for k, r in self.rules.items()},
+                      {f"{name}.{k}": v for k, v in options.items()})  # fmt: skip
+        for key, allowed in self.choices.items():
+            check_choice(f"{name}.{key}", options[key], allowed)
+        return options
+
+    def regroup(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with the flat arguments of an earlier fewzero moved into ``name``."""
+        flat = {old: config[old] for old in self.moved if old in config}
+        if not flat:
+            return dict(config)
+        out = {k: v for k, v in config.items() if k not in flat}
+        out[name] = {**dict(out.get(name) or {}), **{self.moved[k]: v for k, v in flat.items()}}
+        return out

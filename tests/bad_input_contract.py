@@ -186,12 +186,19 @@ def _arch(cls_name, **fixed):
     def call(tmp, **kw):
         import fewzero.models as models
 
-        return getattr(models, cls_name)(**{"backbone": "resnet18", **fixed, **kw})
+        kwargs = {"backbone": "resnet18", **fixed}
+        for key, value in kw.items():  # "decoder.depth": that option of the group
+            group, _, option = key.rpartition(".")
+            if group:
+                kwargs[group] = {**kwargs.get(group, {}), option: value}
+            else:
+                kwargs[key] = value
+        return getattr(models, cls_name)(**kwargs)
 
     return call
 
 
-_SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+_SMALL = dict(decoder=dict(channels=16, depth=1, aspp_rates=(1, 2)), query_channels=16)
 _BUILT = {"backbone": "name", "pretrained_file": "weights_file", "shot_merge": "name"}
 
 def _ctor(qualified, **good):
@@ -472,9 +479,10 @@ ENTRIES: dict[str, Entry] = {
     # the architecture classes (their factories build through them: FACTORY_CLASSES)
     "fewzero.models.SMVCENet": Entry(
         _arch("SMVCENet", **_SMALL),
-        {**_BUILT, "variant": "name", "comparisons": "name", "attention": "name",
-         "class_input": "name", "decoder_depth": "count", "query_channels": "count",
-         "decoder_channels": "count", "num_classes": "count", "class_channels": "count"},
+        {**_BUILT, "variant": "name", "comparisons": "name", "class_branch.attention": "name",
+         "class_branch.input": "name", "decoder.depth": "count", "query_channels": "count",
+         "decoder.channels": "count", "num_classes": "count", "class_branch.channels": "count",
+         "class_branch": "mapping", "decoder": "mapping"},
     ),  # fmt: skip
     "fewzero.models.HSNet": Entry(_arch("HSNet"), dict(_BUILT)),
     "fewzero.models.DCAMA": Entry(
@@ -485,7 +493,8 @@ ENTRIES: dict[str, Entry] = {
     ),
     "fewzero.models.SPNet": Entry(
         _arch("SPNet", class_embeddings=torch.randn(20, 8), **_SMALL),
-        {"backbone": "name", "pretrained_file": "weights_file", "decoder_depth": "count"},
+        {"backbone": "name", "pretrained_file": "weights_file", "decoder.depth": "count",
+         "decoder": "mapping"},
     ),  # fmt: skip
     "fewzero.models.ZSVM": Entry(
         _arch("ZSVM", class_embeddings=torch.randn(20, 8), class_channels=16, **_SMALL),

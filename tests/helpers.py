@@ -7,9 +7,9 @@ own, so ``import conftest`` would name two files.
 import torch
 
 #: Tiny model settings shared by the tests (decoder and query widths of a few channels) ...
-SMALL = dict(decoder_channels=16, query_channels=16, decoder_depth=1, aspp_rates=(1, 2))
+SMALL = dict(decoder=dict(channels=16, depth=1, aspp_rates=(1, 2)), query_channels=16)
 #: ... and with a narrow class branch, for the SM-VCENet family.
-SMALL_CLASS = dict(SMALL, class_channels=32)
+SMALL_CLASS = dict(SMALL, class_branch=dict(channels=32))
 #: The smallest DINOv3 of timm's layout (the training-free models' encoder in tests).
 TINY_DINOV3 = dict(depth=1, embed_dim=32, num_heads=2)
 #: Architectures over a foundation ViT of their own: their tiny build instead of ResNet18.
@@ -40,8 +40,9 @@ FIXED_BACKBONE = {"gf_sam"}
 def tiny_model(arch, **overrides):
     """A registered architecture over ResNet18 (or ``backbone=``) at tiny widths (random weights).
 
-    Only the settings the model class takes are passed; SPNet/ZSVM get a random 20-class
-    embedding table, so no language model is loaded.
+    Only the settings the model class takes are passed; an option group given in
+    ``overrides`` (``decoder={"channels": 8}``) changes those options of the tiny ones. SPNet/ZSVM
+    get a random 20-class embedding table, so no language model is loaded.
     """
     import inspect
 
@@ -54,10 +55,12 @@ def tiny_model(arch, **overrides):
     backbone = overrides.pop("backbone", own.get("backbone", "resnet18"))
     cls = architecture_class(arch)
     params = inspect.signature(cls.__init__).parameters
-    wanted = {**SMALL_CLASS, **{k: v for k, v in own.items() if k != "backbone"}, **overrides}
+    wanted = {**SMALL_CLASS, **{k: v for k, v in own.items() if k != "backbone"}}
+    for key, value in overrides.items():
+        small = SMALL_CLASS.get(key)
+        wanted[key] = {**small, **value} if isinstance(small, dict) and value else value
     if "class_embeddings" in params:
         wanted["class_embeddings"] = torch.randn(20, 8)
-        wanted.pop("class_channels")
     kwargs = {k: v for k, v in wanted.items() if k in params}
     return create_model(arch, backbone=backbone, **kwargs)
 

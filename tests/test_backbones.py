@@ -158,10 +158,11 @@ def test_an_input_smaller_than_one_patch_is_refused_before_any_work():
 
 
 def test_concat_class_input_is_refused_clearly_where_the_last_stage_cannot_run_alone():
-    with pytest.raises(ValueError, match="class_input='concat' needs.*FeatureGetterNet"):
-        create_model("sm_vcenet", backbone="vit_tiny_patch16_224", class_input="concat")
+    with pytest.raises(ValueError, match=r"class_branch=\{'input': 'concat'\} needs.*FeatureGetterNet"):
+        create_model("sm_vcenet", backbone="vit_tiny_patch16_224", class_branch={"input": "concat"})
     with pytest.raises(ValueError, match="output_fmt NHWC"):
-        create_model("sm_vcenet", backbone="swin_tiny_patch4_window7_224", class_input="concat")
+        create_model("sm_vcenet", backbone="swin_tiny_patch4_window7_224",
+                     class_branch={"input": "concat"})
 
 
 @pytest.mark.parametrize(

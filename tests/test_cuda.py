@@ -37,7 +37,7 @@ def test_spatial_nonlocal_uses_a_fused_kernel_on_cuda():
 @cuda
 @pytest.mark.parametrize("variant", ["sm_vcenet", "deeplab"])
 def test_model_train_step_on_cuda(variant):
-    model = create_model(variant, backbone="resnet18", class_channels=64).cuda().train()
+    model = create_model(variant, backbone="resnet18", class_branch={"channels": 64}).cuda().train()
     x = torch.randn(2, 3, 97, 97, device="cuda").contiguous(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model(x)
@@ -64,7 +64,7 @@ def test_fewshot_bf16_step_and_predictor_on_cuda():
     from fewzero.predict import Predictor
 
     model = create_model("sm_vcenet", backbone="resnet18", comparisons=["prototype", "prior"],
-                         class_channels=64).cuda().train()  # fmt: skip
+                         class_branch={"channels": 64}).cuda().train()  # fmt: skip
     x = torch.randn(2, 3, 97, 97, device="cuda")
     s = torch.randn(2, 2, 3, 97, 97, device="cuda")
     m = torch.zeros(2, 2, 97, 97, dtype=torch.long, device="cuda")
@@ -82,7 +82,7 @@ def test_fewshot_bf16_step_and_predictor_on_cuda():
 
 @cuda
 def test_compiled_model_matches_eager_on_cuda():
-    model = create_model("sm_vcenet", backbone="resnet18", class_channels=64).cuda().eval()
+    model = create_model("sm_vcenet", backbone="resnet18", class_branch={"channels": 64}).cuda().eval()
     x = torch.randn(2, 3, 97, 97, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-3, atol=1e-3)

@@ -130,8 +130,8 @@ def test_zero_shot_numbers_are_the_paper_models():
 
 
 def test_uint8_nan_and_int_arguments():
-    model = create_model("sm_vcenet", backbone="resnet18", bins=6, aspp_rates=3, **{
-        k: v for k, v in SMALL.items() if k != "aspp_rates"})  # fmt: skip
+    model = create_model("sm_vcenet", backbone="resnet18", query_channels=16,
+                         class_branch={"bins": 6}, decoder={**SMALL["decoder"], "aspp_rates": 3})
     assert model.class_branch.compress.bins == (6,) and model.decoder.aspp.rates == (3,)
     with pytest.raises(ValueError, match="floating-point.*got dtype torch.uint8"):
         model(torch.zeros(1, 3, 65, 65, dtype=torch.uint8))
@@ -139,8 +139,8 @@ def test_uint8_nan_and_int_arguments():
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="images must be finite, got 1 NaN/Inf"):
         model.predict(x)
-    with pytest.raises(ValueError, match="bins must be an int or a sequence of ints"):
-        SMVCENet("resnet18", bins="136")
+    with pytest.raises(ValueError, match="class_branch.bins must be an int or a sequence of ints"):
+        SMVCENet("resnet18", class_branch={"bins": "136"})
     with pytest.raises(ValueError, match=r"sm_vcenet_resnet50 fixes variant='sm_vcenet'"):
         create_model("sm_vcenet_resnet50", backbone="resnet18", variant="vcenet")
 

@@ -20,7 +20,8 @@ from fewzero.models import (
 
 
 def small_model(variant="sm_vcenet", backbone="resnet18", **kw):
-    return create_model(variant, backbone=backbone, **{**SMALL, **kw})
+    groups = {k: {**SMALL[k], **v} for k, v in kw.items() if isinstance(SMALL.get(k), dict)}
+    return create_model(variant, backbone=backbone, **{**SMALL, **kw, **groups})
 
 
 def test_registry_lists_every_factory():
@@ -140,7 +141,7 @@ def test_checkpoint_of_another_architecture_is_refused():
         load_model_state(dl, sm.state_dict(), sm.config)
     with pytest.raises(ValueError, match=r"unexpected keys \(\d+\): \['encoder.body.layer4"):
         load_model_state(dl, sm.state_dict())  # DeepLab has no last stage and no class branch
-    other = small_model("sm_vcenet", decoder_channels=8)
+    other = small_model("sm_vcenet", decoder={"channels": 8})
     with pytest.raises(ValueError, match=r"shape mismatches .*decoder"):
         load_model_state(other, sm.state_dict())
 
@@ -200,20 +201,20 @@ def test_efficientnet_lite0_imagenet_weights_classify_real_photos():
 
 
 def test_class_input_concat_starts_as_layer4():
-    a = small_model("sm_vcenet", class_input="layer4").eval()
-    b = small_model("sm_vcenet", class_input="concat").eval()
+    a = small_model("sm_vcenet", class_branch={"input": "layer4"}).eval()
+    b = small_model("sm_vcenet", class_branch={"input": "concat"}).eval()
     b.load_state_dict(a.state_dict(), strict=False)
     x = torch.randn(1, 3, 48, 48)
     torch.testing.assert_close(a(x), b(x), rtol=1e-5, atol=1e-5)
     b(x).sum().backward()
     assert b.adapter.weight.grad is not None and b.adapter.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="class_input='concat' needs"):
-        small_model("sm_vcenet", "efficientnet_lite0", class_input="concat")
+    with pytest.raises(ValueError, match=r"class_branch=\{'input': 'concat'\} needs"):
+        small_model("sm_vcenet", "efficientnet_lite0", class_branch={"input": "concat"})
 
 
 def test_pooled_projection_model_equivalence():
-    a = small_model("m_vcenet", pooled_projection=True).double().eval()
-    b = small_model("m_vcenet", pooled_projection=False).double().eval()
+    a = small_model("m_vcenet", class_branch={"pooled_projection": True}).double().eval()
+    b = small_model("m_vcenet", class_branch={"pooled_projection": False}).double().eval()
     b.load_state_dict(a.state_dict())
     x = torch.randn(1, 3, 56, 64, dtype=torch.float64)
     torch.testing.assert_close(a(x), b(x), rtol=1e-9, atol=1e-9)
@@ -238,12 +239,12 @@ def test_bad_input(shape, match):
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"variant must be one of .*got 'pspnet'"):
         SMVCENet("resnet18", variant="pspnet")
-    with pytest.raises(ValueError, match=r"class_input must be one of .*got 'layer3'"):
-        SMVCENet("resnet18", class_input="layer3")
+    with pytest.raises(ValueError, match=r"class_branch.input must be one of .*got 'layer3'"):
+        SMVCENet("resnet18", class_branch={"input": "layer3"})
 
 
 def test_spatial_attention_variant_and_channels_last():
-    model = small_model("sm_vcenet", attention="spatial", class_channels=32).eval()
+    model = small_model("sm_vcenet", class_branch={"attention": "spatial", "channels": 32}).eval()
     x = torch.randn(2, 3, 40, 40)
     ref = model(x)
     model_cl = model.to(memory_format=torch.channels_last)

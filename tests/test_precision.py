@@ -41,8 +41,8 @@ def test_class_branch_and_decoder_gemms_run_in_bf16(comparison):
     from fewzero.heads.comparisons import Episode
 
     torch.manual_seed(0)
-    model = SMVCENet("resnet18", comparisons=[comparison], decoder_channels=16,
-                     query_channels=16, decoder_depth=1, aspp_rates=(1, 2)).train()  # fmt: skip
+    model = SMVCENet("resnet18", comparisons=[comparison], query_channels=16,
+                     decoder={"channels": 16, "depth": 1, "aspp_rates": (1, 2)}).train()  # fmt: skip
     x = torch.randn(2, 3, 65, 65)
     with torch.no_grad():
         f2, f3, f4 = model.encoder(x)

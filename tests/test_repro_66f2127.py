@@ -415,7 +415,7 @@ def test_n03_to_n08_a_user_comparisons_outputs_are_checked_where_they_enter(
 
     _user_comparison(f"user_{case}", **attrs)
     try:
-        model = create_model("sm_vcenet", backbone="resnet18", decoder_channels=8,
+        model = create_model("sm_vcenet", backbone="resnet18", decoder={"channels": 8},
                              query_channels=8, comparisons=["prototype", f"user_{case}"])  # fmt: skip
         masks = torch.zeros(1, 1, 64, 64, dtype=torch.long)
         masks[..., 10:40, 10:40] = 1
@@ -548,8 +548,8 @@ def test_a18_reversed_out_indices_are_refused_at_the_build_by_name():
 def test_n11_a_comparison_built_for_other_features_is_refused_at_the_build():
     from fewzero.heads.comparisons import FeatureSources, create_comparison
 
-    small = dict(backbone="resnet18", class_channels=32, query_channels=16, decoder_channels=16,
-                 decoder_depth=1)  # fmt: skip
+    small = dict(backbone="resnet18", class_branch={"channels": 32}, query_channels=16,
+                 decoder={"channels": 16, "depth": 1})  # fmt: skip
     other = create_comparison("cosine", FeatureSources({"query": 999}))
     with pytest.raises(ValueError, match=r"built 'cosine' made for other features.*999.*by name or dict"):
         create_model("sm_vcenet", comparisons=["prototype", other], **small)

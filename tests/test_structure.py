@@ -15,9 +15,7 @@ MAX_FILE_LINES = 500
 
 # what is over a limit today, at most this size: bring each one down, then delete its line
 FUNCTIONS_OVER: dict[str, int] = {}
-SIGNATURES_OVER = {
-    "models/sm_vcenet.py:__init__": 17,  # the paper's knobs; grouping them changes the config
-}
+SIGNATURES_OVER: dict[str, int] = {}
 FILES_OVER: dict[str, int] = {}
 
 

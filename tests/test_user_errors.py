@@ -374,7 +374,7 @@ def test_float_masks_follow_the_integer_rules_and_float_class_ids_are_refused():
     assert to_binary_mask(white).tolist() == to_binary_mask(white.astype(np.int64)).tolist()
     assert int(to_binary_mask(white).sum()) == 4
     model = create_model("spnet", backbone="resnet18", class_embeddings=torch.randn(20, 8), **{
-        k: v for k, v in SMALL.items() if k != "class_channels"}).eval()  # fmt: skip
+        k: v for k, v in SMALL.items() if k != "class_branch"}).eval()  # fmt: skip
     x = torch.randn(1, 3, 32, 32)
     with pytest.raises(ValueError, match=r"class_ids must be integer class ids .*\[2.5\]"):
         model(x, class_ids=torch.tensor([2.5]))

@@ -27,6 +27,7 @@ rebuilds the model from it alone.
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_numbers, is_exporting
-from ..configs import capture_init, json_safe
+from ..configs import OptionGroup, capture_init, json_safe
 from ._registry import architecture, architecture_of
 
 __all__ = ["NOT_CONFIG", "Losses", "SegmentationModel", "check_finite", "check_images"]
@@ -120,11 +121,21 @@ class SegmentationModel(nn.Module, ABC):
     """Constructor argument -> its rule of [NUMBER_RULES][fewzero.checks.NUMBER_RULES], checked
     before the constructor runs (a subclass's table adds to its base's)."""
 
+    option_groups: ClassVar[dict[str, OptionGroup]] = {}
+    """Constructor arguments that are dicts of one part's options (``decoder={"depth": 1}``):
+    argument -> its [OptionGroup][fewzero.configs.OptionGroup], checked before the constructor
+    runs and kept whole in ``config``."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            cls.__init__ = capture_init(init, _store_config, _check_numbers)  # type: ignore[method-assign]
+            captured = capture_init(init, _store_config, _check_numbers)
+            cls.__init__ = _refusing_moved_arguments(captured)  # type: ignore[method-assign]
+
+    def resolve_options(self, name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The options of group argument ``name`` (see ``option_groups``), defaults filled in."""
+        return self.option_groups[name].resolve(type(self).__name__, name, value)
 
     def config_from_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` from the constructor's bound ``arguments`` (what a checkpoint rebuilds from)."""
@@ -136,6 +147,8 @@ class SegmentationModel(nn.Module, ABC):
                 continue
             if key == "backbone":
                 value = self.encoder.name
+            if key in self.option_groups:
+                value = self.resolve_options(key, value)
             config[key] = json_safe(value)
         return config
 
@@ -418,6 +431,8 @@ class SegmentationModel(nn.Module, ABC):
                 f"{retired!r}): its weights cannot give their logits any more; train it again "
                 "(see CHANGELOG)"
             )
+        for name, group in cls.option_groups.items():
+            config = group.regroup(name, config)
         return dict(config), dict(state_dict)
 
 
@@ -447,6 +462,25 @@ def _check_numbers(model: SegmentationModel, arguments: dict[str, Any]) -> None:
     for klass in reversed(type(model).__mro__):
         rules.update(klass.__dict__.get("number_rules", {}))
     check_numbers(type(model).__name__, rules, arguments)
+    for name in model.option_groups:
+        model.resolve_options(name, arguments.get(name))
+
+
+def _refusing_moved_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` that refuses, by its new spelling, a flat argument now in an option group."""
+
+    @functools.wraps(init)
+    def wrapper(self: SegmentationModel, *args: Any, **kwargs: Any) -> None:
+        for name, group in self.option_groups.items():
+            for old, key in group.moved.items():
+                if old in kwargs:
+                    raise TypeError(
+                        f"{type(self).__name__} takes {old} as {name}={{{key!r}: "
+                        f"{kwargs[old]!r}}} (the {name}'s options are one argument)"
+                    )
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _store_config(model: SegmentationModel, arguments: dict[str, Any]) -> None:

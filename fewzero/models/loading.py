@@ -83,7 +83,7 @@ def model_from_state(
     Examples:
         >>> import torch
         >>> from fewzero.models import SMVCENet, model_from_state
-        >>> model = SMVCENet("resnet18", variant="vcenet", decoder_channels=16)
+        >>> model = SMVCENet("resnet18", variant="vcenet", decoder={"channels": 16})
         >>> copy = model_from_state(model.config, model.state_dict())
         >>> type(copy).__name__, copy.config == model.config
         ('SMVCENet', True)

@@ -22,13 +22,13 @@ rebuilds the model from the checkpoint alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..checks import is_exporting
+from ..checks import as_int_tuple, is_exporting
 from ..heads import (
     ClassComparisonModule,
     QueryBranch,
@@ -39,6 +39,7 @@ from ._registry import register_architecture
 from .backbone import Backbone
 from .base import SegmentationModel
 from .families import Family, Variant
+from .options import DECODER_OPTIONS
 
 __all__ = [
     "SPNet",
@@ -55,11 +56,8 @@ class _WordConditioned(SegmentationModel):
 
     requires_class_ids = True
 
-    number_rules = {
-        "query_channels": "positive_int",
-        "decoder_channels": "positive_int",
-        "decoder_depth": "positive_int",
-    }
+    number_rules = {"query_channels": "positive_int"}
+    option_groups = {"decoder": DECODER_OPTIONS}
 
     def __init__(
         self,
@@ -70,9 +68,7 @@ class _WordConditioned(SegmentationModel):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None,
         query_channels: int,
         backbone_kwargs: Mapping[str, Any] | None,
-        decoder_channels: int,
-        decoder_depth: int,
-        aspp_rates: Sequence[int],
+        decoder: Mapping[str, Any] | None,
     ) -> None:
         super().__init__()
         if class_embeddings is None:
@@ -100,8 +96,7 @@ class _WordConditioned(SegmentationModel):
         self.embedding_dim = table.shape[1]
         self.embedding_source = embedding_source
         self.query_channels = query_channels
-        self.decoder_channels, self.decoder_depth = decoder_channels, decoder_depth
-        self.aspp_rates = tuple(aspp_rates)
+        self.decoder_options = self.resolve_options("decoder", decoder)
 
     @classmethod
     def state_kwargs(cls, state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -112,9 +107,9 @@ class _WordConditioned(SegmentationModel):
         return ClassComparisonModule(
             self.query_channels,
             class_channels,
-            channels=self.decoder_channels,
-            depth=self.decoder_depth,
-            aspp_rates=self.aspp_rates,
+            channels=self.decoder_options["channels"],
+            depth=self.decoder_options["depth"],
+            aspp_rates=as_int_tuple("decoder.aspp_rates", self.decoder_options["aspp_rates"]),
             num_classes=num_classes,
         )
 
@@ -166,14 +161,14 @@ class SPNet(_WordConditioned):
         pretrained: ImageNet backbone weights.
         pretrained_file: Local backbone weights.
         query_channels: Query feature width.
-        decoder_channels: Width of the comparison trunk.
-        decoder_depth: Residual blocks of the trunk.
-        aspp_rates: ASPP dilation rates.
+        decoder: The comparison trunk's options, a dict of
+            [DECODER_OPTIONS][fewzero.models.options.DECODER_OPTIONS]' keys (``channels``,
+            ``depth``, ``aspp_rates``).
         backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
 
     Examples:
         >>> import torch
-        >>> model = SPNet("resnet18", torch.randn(20, 8), decoder_channels=16).eval()
+        >>> model = SPNet("resnet18", torch.randn(20, 8), decoder={"channels": 16}).eval()
         >>> model(torch.randn(2, 3, 40, 40), class_ids=torch.tensor([3, 7])).shape
         torch.Size([2, 2, 40, 40])
     """
@@ -187,9 +182,7 @@ class SPNet(_WordConditioned):
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         query_channels: int = 256,
-        decoder_channels: int = 256,
-        decoder_depth: int = 3,
-        aspp_rates: Sequence[int] = (6, 12, 18),
+        decoder: Mapping[str, Any] | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -200,9 +193,7 @@ class SPNet(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-            decoder_channels,
-            decoder_depth,
-            aspp_rates,
+            decoder,
         )
         self.decoder = self._comparison_trunk(0, num_classes=self.embedding_dim)
         self.head = SemanticProjection(self.embedding_dim)
@@ -235,14 +226,14 @@ class ZSVM(_WordConditioned):
         pretrained: ImageNet backbone weights.
         pretrained_file: Local backbone weights.
         query_channels: Query feature width.
-        decoder_channels: Width of the comparison trunk.
-        decoder_depth: Residual blocks of the trunk.
-        aspp_rates: ASPP dilation rates.
+        decoder: The comparison trunk's options, a dict of
+            [DECODER_OPTIONS][fewzero.models.options.DECODER_OPTIONS]' keys (``channels``,
+            ``depth``, ``aspp_rates``).
         backbone_kwargs: Extra [`Backbone`][fewzero.models.Backbone] arguments.
 
     Examples:
         >>> import torch
-        >>> model = ZSVM("resnet18", torch.randn(20, 8), class_channels=16, decoder_channels=16)
+        >>> model = ZSVM("resnet18", torch.randn(20, 8), class_channels=16, decoder={"channels": 16})
         >>> out, losses = model(torch.randn(2, 3, 40, 40), class_ids=torch.tensor([1, 2]),
         ...                     return_losses=True)
         >>> out.shape, sorted(losses)
@@ -262,9 +253,7 @@ class ZSVM(_WordConditioned):
         pretrained: bool = False,
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         query_channels: int = 256,
-        decoder_channels: int = 256,
-        decoder_depth: int = 3,
-        aspp_rates: Sequence[int] = (6, 12, 18),
+        decoder: Mapping[str, Any] | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -275,9 +264,7 @@ class ZSVM(_WordConditioned):
             pretrained_file,
             query_channels,
             backbone_kwargs,
-            decoder_channels,
-            decoder_depth,
-            aspp_rates,
+            decoder,
         )
         self.mapping = VariationalClassEmbedding(self.embedding_dim, class_channels)
         self.decoder = self._comparison_trunk(class_channels, num_classes=2)

@@ -13,7 +13,7 @@ variant         class branch                   class embedding width
 ``sm_vcenet``   MAM + compressor + SAM         2C
 ==============  =============================  ======================
 
-``C`` is the channel count of ``I_class`` (2048 for ResNet50) unless ``class_channels`` reduces it.
+``C`` is the channel count of ``I_class`` (2048 for ResNet50) unless ``class_branch={"channels": ...}`` reduces it.
 
 What the decoder (CCM) reads beside the query features is a list of
 [comparisons][fewzero.heads.comparisons]: the paper's zero-shot model has one, ``"self"`` (the
@@ -48,6 +48,7 @@ from .backbone import Backbone
 from .families import Family, Variant, build_variant
 from .fewshot import FewShotModel, encode_pair
 from .legacy import legacy_key_names, upgrade_sm_vcenet
+from .options import CLASS_BRANCH_OPTIONS, DECODER_OPTIONS
 from .stage_split import mid_levels, run_last_stage, split_last_stage
 
 __all__ = [
@@ -116,18 +117,15 @@ class SMVCENet(FewShotModel):
             [SHOT_MERGES][fewzero.heads.shot_merge.SHOT_MERGES]: ``"prototype"`` (each
             comparison pools the shots), ``"mean"`` (K one-shot episodes, logits averaged) or
             ``"vote"`` (HSNet's vote of the one-shot masks at evaluation).
-        class_input: ``"layer4"`` (default): ``I_class = B_4(F_3)``, the frozen layer4 output.
-            ``"concat"``: eq. 1 literally, ``I_class = B_4(adapter(F_2 ⊕ F_3))`` with a trainable
-            1x1 adapter initialised to pass ``F_3`` through (timm ``FeatureListNet`` backbones).
-        attention: SAM's non-local kind, ``"channel"`` (the paper's equations) or ``"spatial"``.
-        class_channels: Width ``C`` of the class branch (default: ``I_class``'s channels).
-        bins: MAM pyramid bins.
+        class_branch: The class branch's options, a dict of
+            [CLASS_BRANCH_OPTIONS][fewzero.models.options.CLASS_BRANCH_OPTIONS]' keys
+            (``input``, ``attention``, ``channels``, ``bins``, ``pooled_projection``); the
+            others keep their defaults.
         query_channels: Query feature width (256).
-        decoder_channels: CCM width (256).
-        decoder_depth: CCM residual blocks (3).
-        aspp_rates: CCM ASPP rates.
+        decoder: The CCM's options, a dict of
+            [DECODER_OPTIONS][fewzero.models.options.DECODER_OPTIONS]' keys (``channels``,
+            ``depth``, ``aspp_rates``).
         num_classes: Output logits (2; a comparison with a logit residual needs 2).
-        pooled_projection: MAM's exact pooled projection (default) or concat-then-conv.
         backbone_kwargs: Extra arguments of [`Backbone`][fewzero.models.Backbone].
 
     Examples:
@@ -145,13 +143,8 @@ class SMVCENet(FewShotModel):
     shot_merges: tuple[str, ...] = SHOT_MERGES
     """The K-shot rules this model accepts."""
 
-    number_rules = {
-        "class_channels": "positive_int?",
-        "query_channels": "positive_int",
-        "decoder_channels": "positive_int",
-        "decoder_depth": "positive_int",
-        "num_classes": "positive_int",
-    }
+    number_rules = {"query_channels": "positive_int", "num_classes": "positive_int"}
+    option_groups = {"class_branch": CLASS_BRANCH_OPTIONS, "decoder": DECODER_OPTIONS}
 
     def __init__(
         self,
@@ -162,24 +155,21 @@ class SMVCENet(FewShotModel):
         pretrained_file: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
         comparisons: Sequence[ComparisonSpec] | None = None,
         shot_merge: str = "prototype",
-        class_input: str = "layer4",
-        attention: str = "channel",
-        class_channels: int | None = None,
-        bins: Sequence[int] | int = (1, 2, 3, 6),
+        class_branch: Mapping[str, Any] | None = None,
         query_channels: int = 256,
-        decoder_channels: int = 256,
-        decoder_depth: int = 3,
-        aspp_rates: Sequence[int] | int = (6, 12, 18),
+        decoder: Mapping[str, Any] | None = None,
         num_classes: int = 2,
-        pooled_projection: bool = True,
         backbone_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.variant = check_choice("variant", variant, tuple(VARIANTS))
-        self.class_input = check_choice("class_input", class_input, ("layer4", "concat"))
+        branch = self.resolve_options("class_branch", class_branch)
+        head = self.resolve_options("decoder", decoder)
+        self.class_input = branch["input"]
         self.shot_merge = check_shot_merge(shot_merge, self.shot_merges, "SMVCENet")
         has_class, mam, sam = VARIANTS[variant]
-        bins, aspp_rates = as_int_tuple("bins", bins), as_int_tuple("aspp_rates", aspp_rates)
+        bins = as_int_tuple("class_branch.bins", branch["bins"])
+        aspp_rates = as_int_tuple("decoder.aspp_rates", head["aspp_rates"])
         self.encoder = Backbone(
             backbone,
             pretrained=pretrained,
@@ -189,7 +179,7 @@ class SMVCENet(FewShotModel):
         )
         c2, c3, *c4 = self.encoder.channels
         self.query = QueryBranch(c2 + c3, query_channels)
-        sources = self._sources(query_channels, class_channels, num_classes)
+        sources = self._sources(query_channels, branch["channels"], num_classes)
         if isinstance(comparisons, (str, Mapping)):
             comparisons = [comparisons]
         default = ["self"] if has_class else []
@@ -198,16 +188,17 @@ class SMVCENet(FewShotModel):
         """Pixels per cell of each source's grid (the comparisons' masks are resized by them)."""
         self.requires_support = self.accepts_support = self.comparisons.needs_support
         _check_merge_reads_support(shot_merge, self.comparisons)
-        self.adapter = self._adapter(c2, c3) if has_class and class_input == "concat" else None
+        self.adapter = self._adapter(c2, c3) if has_class and self.class_input == "concat" else None
         self.class_branch: VisualClassEmbedding | None = (
-            VisualClassEmbedding(c4[0], class_channels, mam=mam, sam=sam, bins=bins,
-                                 attention=attention, pooled_projection=pooled_projection)
+            VisualClassEmbedding(c4[0], branch["channels"], mam=mam, sam=sam, bins=bins,
+                                 attention=branch["attention"],
+                                 pooled_projection=branch["pooled_projection"])
             if has_class
             else None
         )  # fmt: skip
         self.decoder = ClassComparisonModule(
-            query_channels, self.comparisons.out_channels, channels=decoder_channels,
-            depth=decoder_depth, aspp_rates=aspp_rates, num_classes=num_classes,
+            query_channels, self.comparisons.out_channels, channels=head["channels"],
+            depth=head["depth"], aspp_rates=aspp_rates, num_classes=num_classes,
         )  # fmt: skip
         self.num_classes = num_classes
 
@@ -255,7 +246,7 @@ class SMVCENet(FewShotModel):
         cls, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """A config and state dict of an earlier fewzero in today's terms (see ``legacy``)."""
-        return upgrade_sm_vcenet(config, state_dict)
+        return super().upgrade_state(*upgrade_sm_vcenet(config, state_dict))
 
     @classmethod
     def file_key_names(cls, config: Mapping[str, Any]) -> dict[str, str]:

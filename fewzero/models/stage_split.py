@@ -1,6 +1,6 @@
 """The last stage apart: ``F_2, F_3`` without ``B_4``, then ``B_4`` on a map of one's own.
 
-SM-VCENet's ``class_input="concat"`` (eq. 1 literally) runs the frozen last stage on an adapted
+SM-VCENet's ``class_branch={"input": "concat"}`` (eq. 1 literally) runs the frozen last stage on an adapted
 ``F_2 ⊕ F_3``: [mid_levels][fewzero.models.stage_split.mid_levels] gives ``[F_2, F_3]`` without
 running ``B_4``, and [run_last_stage][fewzero.models.stage_split.run_last_stage] applies ``B_4``
 to any map (gradients flow to the map, not to ``B_4``). Only timm ``FeatureListNet`` bodies with
@@ -50,11 +50,11 @@ def split_last_stage(backbone: nn.Module) -> StageSplit:
         or backbone.output_fmt != "NCHW"
     ):
         raise ValueError(
-            "class_input='concat' needs a backbone whose last stage can be run on its own "
+            "class_branch={'input': 'concat'} needs a backbone whose last stage can be run on its own "
             "(timm FeatureListNet models with NCHW maps at any input size, such as resnet*, "
             f"convnext*), got {type(body).__name__} for {backbone.name!r} (output_fmt "
             f"{backbone.output_fmt}, inputs padded to a multiple of {backbone.size_multiple}); "
-            "use class_input='layer4'"
+            "use class_branch={'input': 'layer4'}"
         )
     returns = list(body.return_layers)
     items = list(body.items())
