@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..checks import is_exporting
+from .cpu_chunks import in_chunks
 
 __all__ = [
     "Compute",
@@ -206,6 +207,7 @@ def through_cache(
     called only when the cache is used. The key tells the maps of one image apart (a
     backbone's owner key, then the kind: levels, blocks, low level).
     """
+    chunked = lambda x: in_chunks(x, compute)  # noqa: E731  (large CPU batches: cpu_chunks)
     if cache is None or is_exporting() or torch.compiler.is_compiling():
-        return compute(images)
-    return cache.features(key(), images, compute)
+        return chunked(images)
+    return cache.features(key(), images, chunked)
