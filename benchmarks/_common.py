@@ -1,8 +1,10 @@
 """Shared helpers of the benchmark scripts: device naming, result files, plots."""
 
+import datetime
 import json
 import platform
 import re
+import subprocess
 from pathlib import Path
 
 import torch
@@ -16,6 +18,12 @@ def device_name(device: str) -> str:
     else:
         name = f"cpu-{platform.machine()}-{torch.get_num_threads()}threads"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-").lower()
+
+
+def provenance() -> dict:
+    """Today's date and the checkout's short commit, for a results file."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip()}
 
 
 def write_results(

@@ -26,8 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown, write_results  # noqa: E402
+from _common import markdown, provenance, write_results  # noqa: E402
 from real_photos import auroc, load  # noqa: E402
 
 from fewzero.data import read_image  # noqa: E402
@@ -109,10 +107,7 @@ def main() -> None:
         "absent_with_pixels": f"{sum(r['score'] >= t and r['wins'] for r in neg)} of {len(neg)}",
     } for t in args.cutoffs]  # fmt: skip
     summary = {
-        "date": datetime.date.today().isoformat(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),  # fmt: skip
+        **provenance(),
         "model": args.model,
         "size": predictor.size,
         "auroc": auroc([r["score"] for r in pos], [r["score"] for r in neg]),

@@ -20,9 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -30,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown, write_results  # noqa: E402
+from _common import markdown, provenance, write_results  # noqa: E402
 
 from fewzero.data import read_binary_mask, read_image  # noqa: E402
 from fewzero.models import create_model  # noqa: E402
@@ -118,10 +116,7 @@ def main() -> None:
             "nway_miou": 100 * statistics.mean(n_ious),
         })  # fmt: skip
     summary = {
-        "date": datetime.date.today().isoformat(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),  # fmt: skip
+        **provenance(),
         "model": args.model,
         "size": predictor.size,
         "present_scores": sorted(scores_p),
