@@ -46,6 +46,8 @@ __all__ = [
     "prototype_resnet50",
 ]
 
+PRESENCE_SHARE = 0.05
+"""The share of a query's cells whose mean foreground cosine is its presence score (its best 5%)."""
 PRESENCE_CUTOFF = 0.37
 """The calibrated ``presence_cutoff`` (how it was calibrated and checked: the results page)."""
 
@@ -163,14 +165,14 @@ class PrototypeMatcher(FewShotModel):
         assert isinstance(query, torch.Tensor) and isinstance(support, torch.Tensor)
         cosines = self.match(query, support, episode.support_masks)
         if self.presence_cutoff is not None:  # an absent class: the background everywhere
-            absent = _top_share_mean(cosines[:, 1], 0.05) < self.presence_cutoff
+            absent = _top_share_mean(cosines[:, 1], PRESENCE_SHARE) < self.presence_cutoff
             background = torch.minimum(cosines[:, 0], cosines[:, 1]) - 1
             fg = torch.where(absent[:, None, None], background, cosines[:, 1])
             cosines = torch.stack([cosines[:, 0], fg], dim=1)
         return self.scale * cosines, {}
 
 
-def presence_scores(foreground: torch.Tensor, share: float = 0.05) -> torch.Tensor:
+def presence_scores(foreground: torch.Tensor, share: float = PRESENCE_SHARE) -> torch.Tensor:
     """How well each query's best cells match: the mean of its top ``share`` of ``(B, h, w)``.
 
     Args:
