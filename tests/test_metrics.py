@@ -87,3 +87,44 @@ def test_empty_class_convention_scores_one():
                  torch.tensor([6]))  # fmt: skip
     res = meter.compute()
     assert res["per_class"] == {5: 1.0, 6: 1.0} and res["miou"] == 1.0
+
+
+def _meter_batches():
+    """Each meter with two batches (as two processes would see them) and its compute's key."""
+    from fewzero.metrics import AbsentMeter, LeakMeter, NWayIoUMeter
+
+    g = torch.Generator().manual_seed(0)
+    binary = [torch.randint(0, 2, (3, 5, 5), generator=g) for _ in range(4)]
+    labels = [torch.randint(0, 3, (3, 5, 5), generator=g) for _ in range(4)]
+    ids = [torch.tensor([1, 2, 3]), torch.tensor([3, 3, 4])]
+    ways = [torch.tensor([[1, 2], [3, 4], [5, 6]]), torch.tensor([[2, 1], [3, 5], [6, 7]])]
+    absent = [torch.zeros(3, 5, 5, dtype=torch.long), binary[3].clone()]
+    return [
+        (IoUMeter, [(binary[i], binary[i + 2], ids[i]) for i in range(2)]),
+        (LeakMeter, [(binary[i], binary[i + 2], ids[i]) for i in range(2)]),
+        (NWayIoUMeter, [(labels[i], labels[i + 2], ways[i]) for i in range(2)]),
+        (AbsentMeter, [(binary[i], absent[i]) for i in range(2)]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4), ids=["iou", "leak", "nway", "absent"])
+def test_all_reduce_sums_every_accumulator_over_processes(index, monkeypatch):
+    """Two processes' meters, summed by all_reduce, equal one meter that saw both batches."""
+    import torch.distributed as dist
+
+    cls, batches = _meter_batches()[index]
+    mine, theirs, whole = cls(), cls(), cls()
+    mine.update(*batches[0])
+    theirs.update(*batches[1])
+    for batch in batches:
+        whole.update(*batch)
+    other = iter([getattr(theirs, name) for name in theirs.sum_shapes()])
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: t.add_(next(other)))
+    mine.all_reduce()
+    assert next(other, None) is None  # every accumulator went through all_reduce
+    assert mine.compute() == whole.compute()
+    assert mine.compute() != theirs.compute()
+    mine.reset()
+    assert all(not getattr(mine, name).any() for name in mine.sum_shapes())

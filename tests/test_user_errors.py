@@ -139,11 +139,11 @@ def test_eval_script_checks_shots_before_evaluating(files, capsys, tmp_path):
     err = refused(lambda a: run_eval("", coco=False, argv=a),
                   ["--checkpoint", str(files / "fewshot.pt"), "--shots", "1", "0", *args],
                   capsys)  # fmt: skip
-    assert "--shots must all be >= 1 for the few-shot checkpoint" in err
+    assert "--shots must all be >= 1 for the few-shot model(s)" in err
     err = refused(lambda a: run_eval("", coco=False, argv=a),
                   ["--checkpoint", str(files / "zeroshot.pt"), "--shots", "1", *args],
                   capsys)  # fmt: skip
-    assert "--shots must be 0 for the zero-shot checkpoint" in err
+    assert "--shots must be 0 for the zero-shot model(s)" in err
     err = refused(lambda a: run_eval("", coco=False, argv=a),
                   ["--checkpoint", str(files / "zeroshot.pt"), "--pascal-root", str(tmp_path),
                    "--out", str(files / "afile")], capsys)  # fmt: skip

@@ -17,6 +17,7 @@ from typing import Any
 from ..checks import check_dir, resolve_device
 from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS, layout_problems, read_manifest
 from .episode_sets import read_episode_set
+from .pascal2coco import check_shot_list
 
 __all__ = [
     "DATASETS",
@@ -85,15 +86,7 @@ def shot_counts(
         if fewshot:
             return [k for k in recorded if k > 0] or [1, 5]
         return [0]
-    if fewshot and min(shots) < 1:
-        raise ValueError(
-            f"--shots must all be >= 1 for the few-shot checkpoint {label!r}, got {list(shots)}"
-        )
-    if not fewshot and max(shots) > 0:
-        raise ValueError(
-            f"--shots must be 0 for the zero-shot checkpoint {label!r}, got {list(shots)}: it "
-            "takes no support set"
-        )
+    check_shot_list(shots, [label] if fewshot else [], [label])
     return list(shots)
 
 

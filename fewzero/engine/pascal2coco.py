@@ -29,6 +29,7 @@ __all__ = [
     "PascalCoco",
     "ShotsError",
     "EvalOptions",
+    "check_shot_list",
     "check_shots",
     "eval_settings",
     "evaluate_crossdomain",
@@ -134,6 +135,38 @@ def check_shots(model: torch.nn.Module, name: str, shots: int) -> None:
         raise ShotsError(
             f"shots must be 0 for the zero-shot model {name!r}, got {shots}; few-shot models: "
             "an sm_vcenet_fewshot_* factory, or comparisons that read the support"
+        )
+
+
+def check_shot_list(given: Sequence[int], fewshot: Sequence[str], names: Sequence[str]) -> None:
+    """Refuse ``--shots`` counts the models cannot use, before any of them runs.
+
+    Few-shot models need every count ``>= 1``; where no model is few-shot, every count must be 0
+    (zero-shot models beside few-shot ones are scored once, without a support).
+
+    Args:
+        given: The counts as ``--shots`` gave them.
+        fewshot: The names of the few-shot models among ``names``.
+        names: Every model's name (checkpoint or factory).
+
+    Raises:
+        ShotsError: naming ``--shots``, the models and the counts.
+
+    Examples:
+        >>> check_shot_list([1, 5], ["hsnet.pt"], ["hsnet.pt", "spnet.pt"])
+        >>> check_shot_list([1], [], ["spnet.pt"])
+        Traceback (most recent call last):
+        ...
+        fewzero.engine.pascal2coco.ShotsError: --shots must be 0 for the zero-shot model(s) ['spnet.pt'], got [1]; few-shot models: sm_vcenet_fewshot_*, prototype_*
+    """
+    if fewshot and min(given) < 1:
+        raise ShotsError(
+            f"--shots must all be >= 1 for the few-shot model(s) {list(fewshot)}, got {list(given)}"
+        )
+    if not fewshot and max(given) > 0:
+        raise ShotsError(
+            f"--shots must be 0 for the zero-shot model(s) {list(names)}, got {list(given)}; "
+            "few-shot models: sm_vcenet_fewshot_*, prototype_*"
         )
 
 

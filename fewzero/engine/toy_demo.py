@@ -24,7 +24,7 @@ from .episode_sets import EpisodeSet
 from .figures import short_name, support_swap_figure
 from .pascal2coco import (
     PascalCoco,
-    ShotsError,
+    check_shot_list,
     eval_settings,
     evaluate_pascal2coco,
     format_table,
@@ -129,7 +129,8 @@ def toy_demo(
     built = _build_all(config, models, shots, pretrained, backbone_weights, resume, overwrite,
                        explicit)  # fmt: skip
     if explicit is not None and "shots" in explicit:  # --shots against the models built
-        _check_given_shots(given, built, models)
+        fewshot = [n for n, m, _ in built if getattr(m, "requires_support", False)]
+        check_shot_list(given, fewshot, models)
     roots = build_toy(toy_root, seed=0, progress=False)
     manifests = _fresh_manifests(out_dir / "manifests")
     done: dict[str, torch.nn.Module] = {}
@@ -221,22 +222,6 @@ def _build_all(
             check_run_dir(cfg.out_dir, resume=resume, overwrite=overwrite, config=cfg)
         built.append((name, model, cfg))
     return built
-
-
-def _check_given_shots(
-    given: Sequence[int], built: Sequence[tuple[str, torch.nn.Module, Any]], models: Sequence[str]
-) -> None:
-    """``--shots`` as given, against the models built (few-shot ones need K >= 1)."""
-    fewshot = [n for n, m, _ in built if getattr(m, "requires_support", False)]
-    if fewshot and min(given) < 1:
-        raise ShotsError(
-            f"--shots must all be >= 1 for the few-shot model(s) {fewshot}, got {list(given)}"
-        )
-    if not fewshot and max(given) > 0:
-        raise ShotsError(
-            f"--shots must be 0 for the zero-shot model(s) {list(models)}, got {list(given)}; "
-            "few-shot models: sm_vcenet_fewshot_*, prototype_*"
-        )
 
 
 def _figure(

@@ -11,14 +11,14 @@ episodes (every label pixel background or ignored) two numbers say how far a mod
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
 from ..checks import check_numbers
+from .sums import SumMeter
 
 __all__ = ["AbsentMeter"]
 
 
-class AbsentMeter:
+class AbsentMeter(SumMeter):
     """Accumulate the false-positive rate and foreground fraction of class-absent episodes.
 
     Episodes whose label shows the class (any pixel 1) are left out: they are scored by
@@ -37,14 +37,16 @@ class AbsentMeter:
         {'absent_episodes': 2, 'absent_fpr': 0.5, 'absent_fg_fraction': 0.16666666666666666}
     """
 
+    sums: torch.Tensor
+
     def __init__(self, ignore_index: int = 255) -> None:
         check_numbers("AbsentMeter", {"ignore_index": "nonnegative_int"}, {"ignore_index": ignore_index})
         self.ignore_index = ignore_index
         self.reset()
 
-    def reset(self) -> None:
-        """Clear the sums."""
-        self.sums = torch.zeros(3, dtype=torch.float64)  # episodes, with any fg, fg fractions
+    def sum_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Episodes, episodes with any foreground, and their foreground fractions."""
+        return {"sums": (3,)}
 
     def update(self, pred: torch.Tensor, label: torch.Tensor) -> None:
         """Add a batch: ``pred`` and ``label`` ``(B, H, W)``, 1 = the episode's class.
@@ -76,14 +78,6 @@ class AbsentMeter:
         self.sums += torch.stack(
             [absent.sum().double(), fg.any(dim=1).sum().double(), fraction.sum()]
         ).cpu()
-
-    def all_reduce(self) -> None:
-        """Sum over all processes (no-op outside ``torch.distributed``)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        moved = self.sums.cuda() if dist.get_backend() == "nccl" else self.sums
-        dist.all_reduce(moved, op=dist.ReduceOp.SUM)
-        self.sums.copy_(moved.cpu())
 
     def compute(self) -> dict[str, float | int]:
         """``{"absent_episodes", "absent_fpr", "absent_fg_fraction"}`` (nan without such episodes)."""

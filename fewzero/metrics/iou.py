@@ -17,15 +17,14 @@ Pixels labelled ``ignore_index`` (255) are excluded. Values are fractions in [0,
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
-from ..checks import check_positive_int
 from .class_ids import episode_class_ids
+from .sums import ClassSumMeter
 
 __all__ = ["IoUMeter"]
 
 
-class IoUMeter:
+class IoUMeter(ClassSumMeter):
     """Accumulate intersections and unions of binary episode predictions.
 
     Args:
@@ -42,20 +41,17 @@ class IoUMeter:
         {3: 0.5}
     """
 
-    def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
-        check_positive_int("max_class_id", max_class_id)
-        self.max_class_id = max_class_id
-        self.ignore_index = ignore_index
-        self.reset()
+    intersection: torch.Tensor
+    union: torch.Tensor
+    episodes: torch.Tensor
+    fb_intersection: torch.Tensor
+    fb_union: torch.Tensor
 
-    def reset(self) -> None:
-        """Clear all sums."""
+    def sum_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per class: intersections, unions, episodes; background and foreground over all."""
         n = self.max_class_id + 1
-        self.intersection = torch.zeros(n, dtype=torch.float64)
-        self.union = torch.zeros(n, dtype=torch.float64)
-        self.episodes = torch.zeros(n, dtype=torch.float64)
-        self.fb_intersection = torch.zeros(2, dtype=torch.float64)
-        self.fb_union = torch.zeros(2, dtype=torch.float64)
+        per_class = {"intersection": (n,), "union": (n,), "episodes": (n,)}
+        return {**per_class, "fb_intersection": (2,), "fb_union": (2,)}
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: torch.Tensor) -> None:
         """Add a batch of episodes.
@@ -95,20 +91,6 @@ class IoUMeter:
         self.episodes.index_add_(0, class_ids, torch.ones_like(inter_fg))
         self.fb_intersection += torch.stack([inter_bg.sum(), inter_fg.sum()])
         self.fb_union += torch.stack([union_bg.sum(), union_fg.sum()])
-
-    def all_reduce(self) -> None:
-        """Sum the accumulators over all processes (no-op outside ``torch.distributed``)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        nccl = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
-        for name in ("intersection", "union", "episodes", "fb_intersection", "fb_union"):
-            t = getattr(self, name)
-            if nccl:
-                moved = t.cuda()
-                dist.all_reduce(moved, op=dist.ReduceOp.SUM)
-                t.copy_(moved.cpu())
-            else:
-                dist.all_reduce(t, op=dist.ReduceOp.SUM)
 
     def compute(self) -> dict[str, object]:
         """Return ``{"miou", "fbiou", "per_class": {id: iou}, "episodes": n}``.

@@ -13,15 +13,14 @@ a few-shot model must beat. Pixels labelled ``ignore_index`` are excluded.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
-from ..checks import check_positive_int
 from .class_ids import episode_class_ids
+from .sums import ClassSumMeter
 
 __all__ = ["LeakMeter"]
 
 
-class LeakMeter:
+class LeakMeter(ClassSumMeter):
     """Accumulate the predicted-foreground share of the other classes' pixels.
 
     Given each episode's class, the leak is also kept per class (the episode's class, the one
@@ -41,16 +40,15 @@ class LeakMeter:
         {'leak': 0.25, 'other_pixels': 4, 'leak_per_class': {3: 0.5, 7: 0.0}}
     """
 
-    def __init__(self, ignore_index: int = 255, max_class_id: int = 80) -> None:
-        check_positive_int("max_class_id", max_class_id)
-        self.ignore_index = ignore_index
-        self.max_class_id = max_class_id
-        self.reset()
+    sums: torch.Tensor
+    class_sums: torch.Tensor
 
-    def reset(self) -> None:
-        """Clear the sums."""
-        self.sums = torch.zeros(2, dtype=torch.float64)  # leaked, other pixels
-        self.class_sums = torch.zeros(self.max_class_id + 1, 2, dtype=torch.float64)
+    def __init__(self, ignore_index: int = 255, max_class_id: int = 80) -> None:
+        super().__init__(max_class_id, ignore_index)
+
+    def sum_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Leaked and other pixels, over all episodes and per episode class."""
+        return {"sums": (2,), "class_sums": (self.max_class_id + 1, 2)}
 
     def update(
         self, pred: torch.Tensor, other: torch.Tensor, class_ids: torch.Tensor | None = None
@@ -88,16 +86,6 @@ class LeakMeter:
         self.sums += per_episode.sum(0)
         if class_ids is not None:
             self.class_sums.index_add_(0, class_ids, per_episode)
-
-    def all_reduce(self) -> None:
-        """Sum over all processes (no-op outside ``torch.distributed``)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        nccl = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
-        for t in (self.sums, self.class_sums):
-            moved = t.cuda() if nccl else t
-            dist.all_reduce(moved, op=dist.ReduceOp.SUM)
-            t.copy_(moved.cpu())
 
     def compute(self) -> dict[str, object]:
         """``{"leak", "other_pixels", "leak_per_class"}``.

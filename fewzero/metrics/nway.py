@@ -13,14 +13,13 @@ are excluded; a class with zero accumulated union scores 1.0, as in
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
-from ..checks import check_positive_int
+from .sums import ClassSumMeter
 
 __all__ = ["NWayIoUMeter"]
 
 
-class NWayIoUMeter:
+class NWayIoUMeter(ClassSumMeter):
     """Accumulate per-class intersections and unions of N-way label maps.
 
     Args:
@@ -37,18 +36,15 @@ class NWayIoUMeter:
         {3: 0.5, 7: 0.5}
     """
 
-    def __init__(self, max_class_id: int = 80, ignore_index: int = 255) -> None:
-        check_positive_int("max_class_id", max_class_id)
-        self.max_class_id, self.ignore_index = max_class_id, ignore_index
-        self.reset()
+    intersection: torch.Tensor
+    union: torch.Tensor
+    episodes: torch.Tensor
+    count: torch.Tensor
 
-    def reset(self) -> None:
-        """Clear the sums."""
+    def sum_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per class: intersections, unions and the episodes it is a way of; the episode count."""
         n = self.max_class_id + 1
-        self.intersection = torch.zeros(n, dtype=torch.float64)
-        self.union = torch.zeros(n, dtype=torch.float64)
-        self.episodes = torch.zeros(n, dtype=torch.float64)  # episodes each class is a way of
-        self.count = torch.zeros(1, dtype=torch.float64)
+        return {"intersection": (n,), "union": (n,), "episodes": (n,), "count": (1,)}
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: torch.Tensor) -> None:
         """Add a batch of N-way episodes.
@@ -96,15 +92,6 @@ class NWayIoUMeter:
             self.union.index_add_(0, ids, (pw | tw).sum(1).double())
             self.episodes.index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
         self.count += pred.shape[0]
-
-    def all_reduce(self) -> None:
-        """Sum over all processes (no-op outside ``torch.distributed``)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        for t in (self.intersection, self.union, self.episodes, self.count):
-            moved = t.cuda() if dist.get_backend() == "nccl" else t
-            dist.all_reduce(moved, op=dist.ReduceOp.SUM)
-            t.copy_(moved.cpu())
 
     def compute(self) -> dict[str, object]:
         """``{"miou", "per_class": {id: iou}, "episodes": n}`` (``miou`` nan without episodes)."""
