@@ -190,13 +190,13 @@ def cuda_peak(impl, b, c, side, dtype, mode, device):
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
-def matmul_peak(device, dtype, threads, n=2048):
+def matmul_peak(device, dtype, threads, n=2048, min_time=1.0):
     """FLOP/s of one n x n GEMM: 8192 on CUDA (a 2048 GEMM fills only ~55% of an H200)."""
     torch.set_num_threads(threads)
     a = torch.randn(n, n, device=device, dtype=dtype)
     t = (
         benchmark.Timer("a @ a", globals={"a": a}, num_threads=threads)
-        .blocked_autorange(min_run_time=1.0)
+        .blocked_autorange(min_run_time=min_time)
         .median
     )
     return 2 * n**3 / t
@@ -237,7 +237,7 @@ def main(argv=None):
         return
     cuda = args.device.startswith("cuda")
     if args.quick:
-        args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.05
+        args.sides, args.channels, args.batch, args.min_time = [6, 9], [16], 1, 0.01
     default_impls = (
         ["naive", "matmul", "sdpa", "sdpa-flash", "sdpa-efficient", "sdpa-math", "channel"]
         if cuda
@@ -262,6 +262,7 @@ def main(argv=None):
                 getattr(torch, dt),
                 args.threads,
                 256 if args.quick else (8192 if args.device.startswith("cuda") else 2048),
+                min(args.min_time, 1.0),
             )
             for dt in dtypes
         }
