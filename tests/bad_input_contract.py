@@ -282,6 +282,11 @@ DATA_ENTRIES: dict[str, Entry] = {
     "fewzero.data.Deepglobe": Entry(_ctor("fewzero.data.Deepglobe"), {"root": "folder"}),
     "fewzero.data.ISIC2018": Entry(_ctor("fewzero.data.ISIC2018"), {"root": "folder"}),
     "fewzero.data.ChestXray": Entry(_ctor("fewzero.data.ChestXray"), {"root": "folder"}),
+    "fewzero.data.SUIM": Entry(_ctor("fewzero.data.SUIM"), {"root": "folder"}),
+    "fewzero.data.ISAID5i": Entry(lambda tmp, **kw: _ctor("fewzero.data.ISAID5i")(tmp, **{"root": tmp, "fold": 0, **kw}),
+                                  {"root": "folder", "fold": _F}),
+    "fewzero.data.cross_domain_protocol": Entry(_ctor("fewzero.data.cross_domain_protocol"),
+                                                {"dataset": "name"}),
     "fewzero.data.write_mask": Entry(lambda tmp, **kw: _ctor("fewzero.data.write_mask")(
         tmp, **{"mask": _mask_array(), **kw}), {"path": _O}),
     "fewzero.metrics.IoUMeter": Entry(_ctor("fewzero.metrics.IoUMeter"), {"max_class_id": _C}),

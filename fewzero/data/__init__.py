@@ -25,6 +25,7 @@ from .episodes import ClassSplit, EpisodeDataset
 from .folder_episodes import FolderEpisodes
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
+from .isaid import ISAID_CLASSES, ISAID5i
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
 from .plans import EpisodePlan
@@ -32,6 +33,7 @@ from .protocols import (
     PEER_PROTOCOLS,
     PROTOCOLS,
     PeerProtocol,
+    cross_domain_protocol,
     hsnet_coco_episodes,
     hsnet_episodes,
     hsnet_fss_episodes,
@@ -53,6 +55,7 @@ from .samples import (
     binary_target,
     collate_episodes,
 )
+from .suim import SUIM, SUIM_CLASSES
 from .toy import TOY_VERSION, ToyConfig, build_toy
 from .transforms import eval_transform, stack_supports, train_transform
 
@@ -67,8 +70,13 @@ __all__ = [
     "Deepglobe",
     "FolderEpisodes",
     "ISIC2018",
+    "ISAID5i",
+    "ISAID_CLASSES",
+    "SUIM",
+    "SUIM_CLASSES",
     "hsnet_fss_episodes",
     "layout_problems",
+    "cross_domain_protocol",
     "patnet_episodes",
     "read_rgb_class_mask",
     "COCO_CLASSES",

@@ -44,8 +44,10 @@ from PIL import Image
 
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
+from .isaid import ISAID5i, fold_queries, isaid_layout, isaid_pair, read_class_mask
 from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
+from .suim import SUIM, suim_layout
 
 __all__ = [
     "CROSS_DOMAIN",
@@ -294,8 +296,11 @@ CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
     "deepglobe": Deepglobe,
     "isic": ISIC2018,
     "lung": ChestXray,
+    "suim": SUIM,
+    "isaid": ISAID5i,
 }
-"""The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``)."""
+"""The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``): PATNet's
+three, SUIM's underwater and iSAID-5i's aerial scenes (INSID3's)."""
 
 _REQUIRED = {
     "deepglobe": [f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth")],
@@ -303,13 +308,15 @@ _REQUIRED = {
     + ["ISIC2018_Task1_Training_GroundTruth"],
     "lung": ["CXR_png", "masks"],
     "fss1000": ["splits/test.txt"],
+    "suim": suim_layout(),
+    "isaid": isaid_layout(),
 }
 
 
 def layout_problems(
     dataset: str, root: str | os.PathLike[str], thorough: bool = False
 ) -> list[str]:
-    """What ``root`` lacks for ``dataset`` (``deepglobe``, ``isic``, ``lung``, ``fss1000``).
+    """What ``root`` lacks for ``dataset``: a key of ``CROSS_DOMAIN``, or ``fss1000``.
 
     Args:
         dataset: The benchmark.
@@ -354,6 +361,8 @@ def layout_problems(
                 pairs = {s: (images[s], masks[s]) for s in sorted(set(images) & set(masks))}
                 problems += _pair_problems(f"class {name}", pairs, lambda p: read_binary_mask(p))
         return problems
+    if dataset == "isaid":
+        return _isaid_problems(root, thorough)
     cls = CROSS_DOMAIN[dataset]
     found = cls.find(root)  # type: ignore[attr-defined]
     for c, pairs in found.items():
@@ -364,6 +373,25 @@ def layout_problems(
         if thorough:
             read = lambda p, c=c: cls.read_mask(p, c)  # type: ignore[attr-defined]  # noqa: E731
             problems += _pair_problems(f"class {c}", pairs, read)
+    return problems
+
+
+def _isaid_problems(root: Path, thorough: bool) -> list[str]:
+    """Each fold's list: its classes, classes with fewer than 2 patches, and (thorough) its pairs."""
+    problems: list[str] = []
+    for fold in range(3):
+        try:
+            queries = fold_queries(root, fold)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        for c in range(5 * fold + 1, 5 * fold + 6):
+            pairs = {n: isaid_pair(root, n) for n, k in queries if k == c}
+            if len(pairs) < 2:
+                problems.append(f"fold {fold}: class {c} has {len(pairs)} patches, needs >= 2")
+            if thorough:
+                read = lambda p, c=c: read_class_mask(p, c)  # noqa: E731
+                problems += _pair_problems(f"fold {fold} class {c}", pairs, read)
     return problems
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_dir
 from .plans import Drawn, check_episode_args, draw_supports, manifest_records, read_records
 from .readers import read_binary_mask, read_image
 from .samples import EpisodeSample, FewShotSample, stack_if_same_size, transform_pair
@@ -46,6 +47,22 @@ class FolderEpisodes(Dataset):
 
     PROTOCOL_NAMES: tuple[str, ...] = ()
     """The peers' protocols this dataset can reproduce (``protocol=``)."""
+
+    @classmethod
+    def checked_root(cls, root: str | os.PathLike[str], parts: Sequence[str]) -> Path:
+        """``root`` as a folder that holds every one of ``parts`` (paths relative to it).
+
+        Raises:
+            FileNotFoundError: naming ``root`` and what it lacks, and the module with the layout.
+        """
+        where = f"; see {cls.__module__} for the layout"
+        folder = check_dir(root, f"{cls.BENCHMARK} root", where)
+        lacking = [rel for rel in parts if not (folder / rel).exists()]
+        if lacking:
+            raise FileNotFoundError(
+                f"{cls.BENCHMARK} root {str(folder)!r} lacks {', '.join(lacking)}{where}"
+            )
+        return folder
 
     def setup(
         self,

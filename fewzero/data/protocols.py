@@ -60,6 +60,7 @@ __all__ = [
     "hsnet_coco_episodes",
     "hsnet_episodes",
     "hsnet_fss_episodes",
+    "cross_domain_protocol",
     "patnet_episodes",
     "pfenet_episodes",
     "read_query_list",
@@ -99,9 +100,23 @@ PEER_PROTOCOLS: dict[str, PeerProtocol] = {
     "patnet": PeerProtocol(
         "patnet", ("deepglobe", "isic", "lung", "fss1000"), 600, 0, 400, "resized"
     ),
+    "insid3": PeerProtocol("insid3", ("suim", "isaid"), None, 0, 1024, "resized"),
 }
-"""Every peer protocol's settings (HSNet's, PFENet's, PATNet's), by name: the one table the
-datasets and the evaluation command read."""
+"""Every peer protocol's settings (HSNet's, PFENet's, PATNet's, INSID3's), by name: the one
+table the datasets and the evaluation command read."""
+
+def cross_domain_protocol(dataset: str) -> str:
+    """The peer protocol that defines a cross-domain benchmark's test: PATNet's or INSID3's.
+
+    Examples:
+        >>> cross_domain_protocol("deepglobe"), cross_domain_protocol("suim")
+        ('patnet', 'insid3')
+    """
+    for name in ("patnet", "insid3"):
+        if dataset in PEER_PROTOCOLS[name].datasets:
+            return name
+    raise ValueError(f"dataset {dataset!r} is not a cross-domain benchmark of a peer protocol")
+
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     name: p.dataset_kwargs() for name, p in PEER_PROTOCOLS.items() if "pascal5i" in p.datasets

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..checks import check_writable, nonnegative_int, positive_int
-from ..data import PROTOCOLS
+from ..data import PEER_PROTOCOLS
 from ..models import load_trained_model
 from ..models.weight_files import WEIGHT_FILES, add_weight_file_flags, build_from_files
 from .episode_sets import EpisodeSet
@@ -83,7 +83,7 @@ def _add_data_flags(p: argparse.ArgumentParser, coco: bool | None) -> None:
                    help="benchmark (cross-domain ones need --data-root)")  # fmt: skip
     p.add_argument("--fold", type=int, choices=range(4), default=None,
                    help="PASCAL-5i fold (default: the checkpoint's run; needed for a model saved "
-                   "with save_model, which records none)")  # fmt: skip
+                   "with save_model, which records none), or iSAID-5i's (0-2, default 0)")  # fmt: skip
     p.add_argument("--pascal-root", default=None, help="prepared PASCAL-5i folder (pascal5i)")
     p.add_argument("--data-root", default=None,
                    help="the cross-domain dataset's folder (see fewzero.data.crossdomain)")  # fmt: skip
@@ -104,10 +104,10 @@ def build_parser(description: str, coco: bool | None) -> argparse.ArgumentParser
                    help="episodes per dataset (default: the checkpoint's run, else 1000; "
                    "PATNet's protocol: its own), or a manifest file or folder of manifests "
                    "(manifests/ of another run) to score exactly those episodes")  # fmt: skip
-    p.add_argument("--protocol", choices=["fewzero", *PROTOCOLS, "patnet"], default=None,
+    p.add_argument("--protocol", choices=["fewzero", *PEER_PROTOCOLS], default=None,
                    help="episode sampler: fewzero's, or the peer's own sequence (hsnet, pfenet "
-                   "on PASCAL-5i/COCO-20i; patnet on the cross-domain benchmarks, their "
-                   "default)")  # fmt: skip
+                   "on PASCAL-5i/COCO-20i; patnet on deepglobe, isic, lung and fss1000, insid3 "
+                   "on suim and isaid, their defaults)")  # fmt: skip
     p.add_argument("--query-list", default=None,
                    help="HSNet's query list (name__class lines) for --protocol hsnet")  # fmt: skip
     p.add_argument("--label-size", choices=["original", "resized"], default=None,
@@ -397,7 +397,8 @@ def _score(
     if settings.cross:
         options = EvalOptions(shots=shots, size=proto["size"], n_episodes=proto["n_episodes"],
                               seed=proto["seed"], **common)  # fmt: skip
-        return evaluate_crossdomain(plan.model, args.dataset, args.data_root, options)
+        return evaluate_crossdomain(plan.model, args.dataset, args.data_root, options,
+                                    fold=args.fold or 0)  # fmt: skip
     coco = settings.with_coco
     data = PascalCoco(args.pascal_root, args.coco_root if coco else None, plan.cfg["fold"],
                       class_split=args.class_split if coco else "fwb")  # fmt: skip

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import check_dir, resolve_device
-from ..data import CROSS_DOMAIN, PEER_PROTOCOLS, PROTOCOLS, layout_problems, read_manifest
+from ..data import (
+    CROSS_DOMAIN,
+    PEER_PROTOCOLS,
+    PROTOCOLS,
+    cross_domain_protocol,
+    layout_problems,
+    read_manifest,
+)
 from .episode_sets import read_episode_set
 from .pascal2coco import check_shot_list
 
@@ -128,9 +135,18 @@ def _check_flags(args: argparse.Namespace, cross: bool, with_coco: bool) -> None
         raise ValueError(
             f"--coco-root adds COCO-20i columns to PASCAL-5i, not to --dataset {args.dataset}"
         )
-    if cross and args.protocol in ("hsnet", "pfenet") and args.dataset != "fss1000":
-        raise ValueError(f"--protocol {args.protocol} samples PASCAL-5i/COCO-20i; {args.dataset} "
-                         "takes patnet or fewzero")  # fmt: skip
+    dataset = args.dataset if cross else "pascal5i"
+    takes = [p.name for p in PEER_PROTOCOLS.values() if dataset in p.datasets]
+    if args.protocol not in (None, "fewzero", *takes):
+        samples = ", ".join(PEER_PROTOCOLS[args.protocol].datasets)
+        raise ValueError(f"--protocol {args.protocol} samples {samples}; --dataset {dataset} "
+                         f"takes {' or '.join(takes)} or fewzero")  # fmt: skip
+    fold = getattr(args, "fold", None)
+    if fold is not None and cross and args.dataset != "isaid":
+        raise ValueError(f"--fold names a PASCAL-5i or iSAID-5i fold; --dataset {args.dataset} "
+                         "has none: leave --fold out")  # fmt: skip
+    if fold is not None and args.dataset == "isaid" and fold > 2:
+        raise ValueError(f"--fold must be 0, 1 or 2 for --dataset isaid, got {fold}")
     if args.query_list is not None and args.protocol != "hsnet":
         raise ValueError("--query-list is HSNet's list file and needs --protocol hsnet")
 
@@ -226,8 +242,8 @@ def resolve_settings(args: argparse.Namespace) -> EvalSettings:
     replay, from_manifests = _replay(args)
     count = args.episodes if isinstance(args.episodes, int) else None
     protocol = None if args.protocol in (None, "fewzero") else args.protocol
-    if cross and args.protocol is None and replay is None:
-        protocol = "patnet"
+    if cross and args.protocol is None and replay is None:  # the peer that defines the test
+        protocol = cross_domain_protocol(args.dataset)
     size = from_manifests.get("size", args.size)
     given = dict(size=size, n_episodes=count, seed=args.seed, min_pixels=args.min_pixels)
     for key in ("n_episodes", "seed", "min_pixels"):
@@ -237,11 +253,12 @@ def resolve_settings(args: argparse.Namespace) -> EvalSettings:
         for key in ("n_episodes", "seed"):
             if given[key] is None:
                 given[key] = PROTOCOLS[protocol][key]
-    if cross and protocol is not None and given["size"] is None:
-        given["size"] = PATNET_SIZE  # PATNet's (and HSNet's) 400 x 400 test inputs
+    if cross and protocol is not None and given["size"] is None:  # PATNet's 400, INSID3's 1024
+        given["size"] = PEER_PROTOCOLS[protocol].size or PATNET_SIZE
     label_size = from_manifests.get("label_size", args.label_size)
-    if label_size is None:  # PATNet scores the cross-domain benchmarks on resized labels
-        label_size = (PEER_PROTOCOLS["patnet"].label_size or "original") if cross else "original"
+    if label_size is None:  # the defining peer scores a cross-domain benchmark on resized labels
+        peer = PEER_PROTOCOLS[cross_domain_protocol(args.dataset)] if cross else None
+        label_size = (peer.label_size if peer else None) or "original"
     return EvalSettings(
         name, cross, with_coco, device, out, protocol, label_size, given, count, replay,
         from_manifests,

@@ -348,14 +348,16 @@ def evaluate_crossdomain(
     dataset: str,
     root: str | os.PathLike[str],
     settings: EvalOptions | None = None,
+    fold: int = 0,
 ) -> dict[str, Any]:
-    """A few-shot model on a cross-domain benchmark: ``deepglobe``, ``isic``, ``lung`` or ``fss1000``.
+    """A few-shot model on a cross-domain benchmark: a key of ``CROSS_DOMAIN`` or ``fss1000``.
 
     The default settings are PATNet's protocol ([PATNET][fewzero.engine.pascal2coco.PATNET]):
     its episodes (FSS-1000: HSNet's, every test image once), 400x400 inputs scored against the
     labels resized to 400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to
     each label's own size instead). ``protocol=None`` draws ``n_episodes`` (``None``: 1000)
-    with fewzero's sampler.
+    with fewzero's sampler. SUIM and iSAID-5i take INSID3's protocol instead
+    (``protocol="insid3"``, 1024 x 1024, resized labels); ``fold`` is iSAID-5i's (0-2).
 
     Returns:
         A row: ``dataset``, ``shots``, ``miou``, ``fbiou``, ``episodes`` and every setting, with
@@ -385,17 +387,21 @@ def evaluate_crossdomain(
             kw.update(protocol=protocol, n_episodes=count)
         if dataset == "fss1000":
             return FSS1000(root, "test", **kw)
+        if dataset == "isaid":
+            kw["fold"] = fold
         return CROSS_DOMAIN[dataset](root, **kw)  # n_episodes None: the protocol's own count
 
+    key = f"{dataset}-fold{fold}" if dataset == "isaid" else dataset
     row: dict[str, Any] = {
         "dataset": dataset,
+        **({"fold": fold} if dataset == "isaid" else {}),
         "shots": s.shots,
         "size": s.size,
         "seed": s.seed,
         "protocol": protocol or "fewzero",
         "label_size": s.label_size,
     }
-    res = _score(model, make, f"{dataset}-{s.shots}shot", s.episodes,
+    res = _score(model, make, f"{key}-{s.shots}shot", s.episodes,
                  {"size": s.size, "label_size": s.label_size}, row,
                  desc=f"{dataset} {s.shots}-shot", **s.run_options())  # fmt: skip
     row["miou"] = None if res is None else res["miou"]

@@ -1,0 +1,231 @@
+"""SUIM and iSAID-5i: INSID3's layouts, episodes and scoring settings, against its loaders' logic."""
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fewzero.data import SUIM, SUIM_CLASSES, ISAID5i, layout_problems
+from fewzero.data.suim import read_grey_mask
+
+
+@pytest.fixture
+def seeded_globals():
+    """The references seed NumPy's global generator, as INSID3's script does."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+
+
+def suim_tree(root: Path, seed: int = 0) -> Path:
+    """Images of every class with per-class masks; some masks empty (INSID3 leaves them out)."""
+    rng = random.Random(seed)
+    (root / "images").mkdir(parents=True)
+    for c, name in enumerate(SUIM_CLASSES):
+        (root / "masks" / name).mkdir(parents=True)
+        for i in range(rng.randint(3, 7)):
+            stem = f"d_{rng.randrange(60):02d}" if i % 2 else f"f{c}{i}"
+            image = root / "images" / f"{stem}.jpg"
+            if not image.exists():
+                Image.fromarray(np.full((20, 28, 3), rng.randrange(255), np.uint8)).save(image)
+            mask = np.zeros((20, 28), np.uint8)
+            if i != 1:  # the second mask of a class marks nothing
+                mask[2 : 3 + rng.randrange(15), 4 : 5 + rng.randrange(20)] = rng.choice([128, 200, 255])
+            Image.fromarray(mask).save(root / "masks" / name / f"{stem}.bmp")
+    return root
+
+
+def insid3_suim_reference(root: Path, shots: int, seed: int = 0):
+    """INSID3's ``DatasetSUIM`` (``datasets/suim.py``) written out, after ``np.random.seed(0)``.
+
+    Each class's mask paths sorted, empty masks left out; ``len`` is their count; episode
+    ``idx`` is class ``idx % 7``, its query drawn from that class, its supports one at a time
+    until ``shots`` differ from the query.
+    """
+    classwise = {}
+    for cat in SUIM_CLASSES:
+        paths = sorted(str(p) for p in (root / "masks" / cat).glob("*"))
+        keep = []
+        for p in paths:
+            grey = np.array(Image.open(p).convert("L"))
+            if ((grey >= 128).astype(np.uint8)).sum() > 0:
+                keep.append(p)
+        classwise[cat] = keep
+    np.random.seed(seed)
+    out = []
+    for idx in range(sum(len(v) for v in classwise.values())):
+        c = idx % len(SUIM_CLASSES)
+        names = classwise[SUIM_CLASSES[c]]
+        query = np.random.choice(names, 1, replace=False)[0]
+        refs = []
+        while True:
+            ref = np.random.choice(names, 1, replace=False)[0]
+            if query != ref:
+                refs.append(ref)
+            if len(refs) == shots:
+                break
+        stem = lambda p: Path(p).name.split(".")[0]  # noqa: E731  (its image: images/<stem>.jpg)
+        out.append((stem(query), c + 1, [stem(r) for r in refs]))
+    return out
+
+
+def episodes_of(ds):
+    return [(e["query"], e["class_id"], [str(s) for s in e["supports"][0]]) for e in ds.manifest()]
+
+
+@pytest.mark.parametrize("shots", [1, 5])
+def test_suim_draws_insid3s_episodes(tmp_path, shots, seeded_globals):
+    root = suim_tree(tmp_path / "SUIM", seed=shots)
+    ds = SUIM(root, shots=shots)
+    ref = insid3_suim_reference(root, shots)
+    assert episodes_of(ds) == ref and len(ds) == len(ref) < 7 * 7  # the empty masks left out
+    # the masks as INSID3 reads them (grey >= 128), the query's and each support's
+    sample = ds[0]
+    name = ref[0][0]
+    truth = read_grey_mask(root / "masks" / SUIM_CLASSES[ref[0][1] - 1] / f"{name}.bmp")
+    assert torch.equal(sample["label"], torch.from_numpy(truth).long()) and truth.any()
+    assert sample["support_masks"].shape[0] == shots
+
+
+def isaid_tree(root: Path, seed: int = 0, per_class: int = 4) -> Path:
+    """Patches of every class in three fold lists; boundaries 255, other classes in the patch."""
+    rng = random.Random(seed)
+    for sub in ("val/images", "val/semantic_png", "splits/val"):
+        (root / sub).mkdir(parents=True)
+    for fold in range(3):
+        lines = []
+        for c in range(5 * fold + 1, 5 * fold + 6):
+            for i in range(rng.randint(2, per_class)):
+                name = f"P{rng.randrange(400):04d}_{c:02d}{i}"
+                labels = np.zeros((24, 32), np.uint8)
+                labels[3 : 4 + rng.randrange(18), 5 : 6 + rng.randrange(24)] = c
+                labels[20:, :8] = rng.randint(1, 15)  # another class
+                labels[0, :] = 255  # a boundary
+                Image.fromarray(labels).save(root / "val/semantic_png" / f"{name}_instance_color_RGB.png")
+                Image.fromarray(np.full((24, 32, 3), 9 * c, np.uint8)).save(root / "val/images" / f"{name}.png")
+                lines.append(f"{name}__{c}")
+        rng.shuffle(lines)
+        (root / "splits/val" / f"fold{fold}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def insid3_isaid_reference(root: Path, fold: int, shots: int, seed: int = 0):
+    """INSID3's ``DatasetISAID`` (``datasets/isaid.py``) written out, after ``np.random.seed(0)``:
+    the fold's list in file order, once; supports drawn from the query's class list."""
+    text = (root / "splits/val" / f"fold{fold}.txt").read_text().split("\n")[:-1]
+    metadata = [[line.split("__")[0], int(line.split("__")[1]) - 1] for line in text]
+    classwise = {c: [] for c in range(15)}
+    for name, c in metadata:
+        classwise[c] += [name]
+    np.random.seed(seed)
+    out = []
+    for name, c in metadata:
+        refs = []
+        while True:
+            ref = np.random.choice(classwise[c], 1, replace=False)[0]
+            if name != ref:
+                refs.append(ref)
+            if len(refs) == shots:
+                break
+        out.append((name, c + 1 - 5 * fold, [str(r) for r in refs]))  # the fold's class, 1-based
+    return out
+
+
+@pytest.mark.parametrize("fold, shots", [(0, 1), (1, 5), (2, 1)])
+def test_isaid_draws_insid3s_episodes_and_reads_its_labels(tmp_path, fold, shots, seeded_globals):
+    root = isaid_tree(tmp_path / "iSAID", seed=fold)
+    ds = ISAID5i(root, fold, shots=shots)
+    ref = insid3_isaid_reference(root, fold, shots)
+    assert episodes_of(ds) == ref
+    for index in (0, len(ds) - 1):  # INSID3's extract_ignore_idx: the class 1, boundaries ignored
+        name, c, _ = ref[index]
+        labels = np.asarray(Image.open(root / "val/semantic_png" / f"{name}_instance_color_RGB.png"))
+        want = np.where(labels == 255, 255, (labels == c + 5 * fold).astype(np.uint8))
+        got = ds[index]["label"].numpy()
+        assert np.array_equal(got, want) and (got == 1).any() and (got == 255).any()
+    assert ds.classes == list(
+        ("ship", "storage_tank", "baseball_diamond", "tennis_court", "basketball_court",
+         "ground_track_field", "bridge", "large_vehicle", "small_vehicle", "helicopter",
+         "swimming_pool", "roundabout", "soccer_ball_field", "plane", "harbor")[5 * fold : 5 * fold + 5]
+    )  # fmt: skip
+
+
+def test_fewzeros_draw_and_a_manifest_replay_over_the_new_layouts(tmp_path):
+    suim = suim_tree(tmp_path / "SUIM")
+    drawn = SUIM(suim, shots=2, protocol=None, n_episodes=9, seed=3)
+    again = SUIM(suim, shots=2, episodes=drawn.manifest())
+    assert len(drawn) == 9 and episodes_of(again) == episodes_of(drawn)
+    isaid = isaid_tree(tmp_path / "iSAID")
+    drawn = ISAID5i(isaid, 1, shots=1, protocol=None, n_episodes=7, seed=3)
+    assert episodes_of(ISAID5i(isaid, 1, shots=1, episodes=drawn.manifest())) == episodes_of(drawn)
+
+
+def test_layout_problems_name_what_a_root_lacks(tmp_path):
+    suim = suim_tree(tmp_path / "SUIM")
+    assert layout_problems("suim", suim, thorough=True) == []
+    (suim / "images" / "f00.jpg").unlink()  # a mask whose image is gone
+    assert any("f00" in p for p in layout_problems("suim", suim, thorough=True))
+    assert layout_problems("suim", tmp_path) == ["missing images"] + [
+        f"missing masks/{c}" for c in SUIM_CLASSES
+    ]
+    isaid = isaid_tree(tmp_path / "iSAID")
+    assert layout_problems("isaid", isaid, thorough=True) == []
+    (isaid / "splits/val/fold2.txt").write_text("P0001_030__3\n")
+    assert layout_problems("isaid", isaid) == [
+        "splits/val/fold2.txt lists classes [3], fold 2 holds 11..15"
+    ]
+    with pytest.raises(ValueError, match="fold must be 0, 1 or 2"):
+        ISAID5i(isaid, 3)
+    with pytest.raises(FileNotFoundError, match="lacks val/images"):
+        ISAID5i(tmp_path, 0)
+
+
+def _eval_args(**kw):
+    base = dict(dataset="suim", protocol=None, fold=None, coco_root=None, device="cpu",
+                out=None, checkpoint=["run/ckpt.pt"], model=None, episodes=None, size=None,
+                seed=None, min_pixels=None, label_size=None, query_list=None, overwrite=False,
+                data_root=None, pascal_root=None)  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_the_eval_command_scores_them_under_insid3s_settings_by_default(tmp_path):
+    from fewzero.engine.evaluation_settings import resolve_settings
+
+    suim = suim_tree(tmp_path / "SUIM")
+    isaid = isaid_tree(tmp_path / "iSAID")
+    for dataset, root in (("suim", suim), ("isaid", isaid)):
+        s = resolve_settings(_eval_args(dataset=dataset, data_root=str(root),
+                                        out=tmp_path / f"out-{dataset}"))  # fmt: skip
+        assert (s.protocol, s.given["size"], s.label_size) == ("insid3", 1024, "resized")
+    refused = [
+        (dict(dataset="suim", data_root=str(suim), protocol="patnet"),
+         "--protocol patnet samples deepglobe, isic, lung, fss1000; --dataset suim takes insid3"),
+        (dict(dataset="deepglobe", data_root=str(suim), protocol="insid3"),
+         "--dataset deepglobe takes patnet or fewzero"),
+        (dict(dataset="suim", data_root=str(suim), fold=1), "--dataset suim has none"),
+        (dict(dataset="isaid", data_root=str(isaid), fold=3), "--fold must be 0, 1 or 2"),
+    ]  # fmt: skip
+    for kw, message in refused:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            resolve_settings(_eval_args(out=tmp_path / "o", **kw))
+
+
+@pytest.mark.parametrize("dataset", ["suim", "isaid"])
+def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dataset):
+    """evaluate_crossdomain over a tiny INSID3: INSID3's episodes, one manifest per fold."""
+    from bad_input_contract import _tiny_insid3
+
+    from fewzero.engine.pascal2coco import EvalOptions, evaluate_crossdomain
+
+    root = suim_tree(tmp_path / "d") if dataset == "suim" else isaid_tree(tmp_path / "d")
+    model = _tiny_insid3().eval()
+    options = EvalOptions(size=32, n_episodes=None, shots=1, protocol="insid3",
+                          label_size="resized", progress=False)  # fmt: skip
+    row = evaluate_crossdomain(model, dataset, root, options, fold=1)
+    expected = SUIM(root) if dataset == "suim" else ISAID5i(root, 1)
+    assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
+    assert row["protocol"] == "insid3" and row.get("fold") == (1 if dataset == "isaid" else None)
