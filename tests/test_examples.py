@@ -112,7 +112,7 @@ def test_toy_demo_then_runners(env, capsys, monkeypatch):
     assert rows["rows"][0]["episodes"] == 4 and rows["partial"] is False
     # --shots 1 for a zero-shot checkpoint is refused, not ignored; before any evaluation
     err = refused([*five, "--shots", "1", "--out", "other"])
-    assert "--shots must be 0 for the zero-shot checkpoint" in err
+    assert "--shots must be 0 for the zero-shot model(s)" in err
     assert not (work / "other").exists()
     run(
         "qualitative.py",
