@@ -106,7 +106,9 @@ class ModelContract:
         if kind == "export":  # SM-VCENet: every comparison in one model, one capture for all
             if "sm_vcenet" in cls.archs:
                 together = ["prototype", *(n for n in list_comparisons() if n != "prototype")]
-                return basic + [("sm_vcenet", {"comparisons": together})]
+                # the prototype alone is the first part of the model with every comparison
+                alone = ("sm_vcenet", {"comparisons": ["prototype"]})
+                return [v for v in basic if v != alone] + [("sm_vcenet", {"comparisons": together})]
             return basic + composed_variants(cls.archs)[:6]
         return basic + composed_variants(cls.archs)
 
