@@ -283,6 +283,8 @@ DATA_ENTRIES: dict[str, Entry] = {
     "fewzero.data.ISIC2018": Entry(_ctor("fewzero.data.ISIC2018"), {"root": "folder"}),
     "fewzero.data.ChestXray": Entry(_ctor("fewzero.data.ChestXray"), {"root": "folder"}),
     "fewzero.data.SUIM": Entry(_ctor("fewzero.data.SUIM"), {"root": "folder"}),
+    "fewzero.data.PerMIS": Entry(_ctor("fewzero.data.PerMIS"), {"root": "folder"}),
+    "fewzero.data.read_frame_masks": Entry(_ctor("fewzero.data.read_frame_masks"), {"path": "mask_file"}),
     "fewzero.data.ISAID5i": Entry(lambda tmp, **kw: _ctor("fewzero.data.ISAID5i")(tmp, **{"root": tmp, "fold": 0, **kw}),
                                   {"root": "folder", "fold": _F}),
     "fewzero.data.cross_domain_protocol": Entry(_ctor("fewzero.data.cross_domain_protocol"),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fewzero.data import SUIM, SUIM_CLASSES, ISAID5i, layout_problems
+from fewzero.data import SUIM, SUIM_CLASSES, ISAID5i, PerMIS, layout_problems, read_frame_masks
 from fewzero.data.suim import read_grey_mask
 
 
@@ -214,18 +214,86 @@ def test_the_eval_command_scores_them_under_insid3s_settings_by_default(tmp_path
             resolve_settings(_eval_args(out=tmp_path / "o", **kw))
 
 
-@pytest.mark.parametrize("dataset", ["suim", "isaid"])
+def permis_tree(root: Path, videos: int = 4, seed: int = 0) -> Path:
+    """Video folders of three frames; each frame's dictionary holds the target and another track."""
+    rng = np.random.default_rng(seed)
+    for v in range(videos):
+        video = root / f"{100 + 7 * v}"
+        video.mkdir(parents=True)
+        frames = []
+        for f in range(3):
+            Image.fromarray(rng.integers(0, 255, (18, 26, 3), dtype=np.uint8)).save(video / f"{f}.jpg")
+            target, other = np.zeros((18, 26), bool), np.zeros((18, 26), bool)
+            target[2 : 4 + rng.integers(12), 3 : 5 + rng.integers(18)] = True
+            other[10:, :5] = True
+            frames.append({int(rng.integers(1000)): target, 99999: other})
+        np.save(video / "masks.npz", frames)  # as PDM's permirs_gen_dataset.py writes it
+    return root
+
+
+def insid3_permis_reference(root: Path):
+    """INSID3's ``DatasetPerMis`` (``datasets/permis.py``) written out: per video, frame 0 with
+    the first mask of its dictionary supports frame 1 and then frame 2 (its folder order is
+    ``os.listdir``'s; the pooled IoU does not depend on it)."""
+    out = []
+    for video in sorted(p.name for p in root.iterdir()):
+        masks = np.load(root / video / "masks.npz.npy", allow_pickle=True)  # files the test wrote
+        first = [np.asarray(list(masks[f].values())[0]).astype(np.uint8) for f in range(3)]
+        out += [(f"{video}/{f}", f"{video}/0", first[f], first[0]) for f in (1, 2)]
+    return out
+
+
+def test_permis_gives_insid3s_episodes_and_masks(tmp_path):
+    root = permis_tree(tmp_path / "PerMIRS")
+    ds = PerMIS(root)
+    ref = insid3_permis_reference(root)
+    assert [(e["query"], e["supports"][0][0]) for e in ds.manifest()] == [r[:2] for r in ref]
+    for i, (_, _, query_mask, support_mask) in enumerate(ref):
+        sample = ds[i]
+        assert torch.equal(sample["label"], torch.from_numpy(query_mask).long())
+        assert torch.equal(sample["support_masks"][0], torch.from_numpy(support_mask).long())
+    assert all(e["class_id"] == 1 for e in ds.manifest()) and len(PerMIS(root, n_episodes=3)) == 3
+    with pytest.raises(ValueError, match="shots must be 1 for PerMIS"):
+        PerMIS(root, shots=2)
+    with pytest.raises(ValueError, match="protocol must be 'insid3' for PerMIS"):
+        PerMIS(root, protocol=None)
+    assert PerMIS(root, protocol=None, episodes=ds.manifest()).manifest() == ds.manifest()
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_permis_mask_file_that_would_run_code_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "masks.npz", np.array([_RunsCode()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="asks for builtins.print; a PerMIS mask file holds NumPy"):
+        read_frame_masks(tmp_path / "masks.npz.npy")
+    assert "this ran" not in capsys.readouterr().out
+    np.save(tmp_path / "plain", np.zeros(3))
+    with pytest.raises(ValueError, match="an object array is expected"):
+        read_frame_masks(tmp_path / "plain.npy")
+    root = permis_tree(tmp_path / "PerMIRS", videos=2)
+    assert layout_problems("permis", root, thorough=True) == []
+    (root / "100" / "2.jpg").unlink()
+    assert layout_problems("permis", root, thorough=True) == ["video 100: no frame 2.jpg"]
+    assert layout_problems("permis", tmp_path / "PerMIRS" / "100") == [
+        "no video folder with 0.jpg and masks.npz.npy (the PerMIRS folders)"
+    ]
+
+
+@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis"])
 def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dataset):
     """evaluate_crossdomain over a tiny INSID3: INSID3's episodes, one manifest per fold."""
     from bad_input_contract import _tiny_insid3
 
     from fewzero.engine.pascal2coco import EvalOptions, evaluate_crossdomain
 
-    root = suim_tree(tmp_path / "d") if dataset == "suim" else isaid_tree(tmp_path / "d")
+    root = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree}[dataset](tmp_path / "d")
     model = _tiny_insid3().eval()
     options = EvalOptions(size=32, n_episodes=None, shots=1, protocol="insid3",
                           label_size="resized", progress=False)  # fmt: skip
     row = evaluate_crossdomain(model, dataset, root, options, fold=1)
-    expected = SUIM(root) if dataset == "suim" else ISAID5i(root, 1)
+    expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS}[dataset](root)
     assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
     assert row["protocol"] == "insid3" and row.get("fold") == (1 if dataset == "isaid" else None)

@@ -28,6 +28,7 @@ from .io import class_pixel_counts, read_image, read_list, read_mask, write_list
 from .isaid import ISAID_CLASSES, ISAID5i
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
+from .permis import PerMIS, read_frame_masks
 from .plans import EpisodePlan
 from .protocols import (
     PEER_PROTOCOLS,
@@ -74,6 +75,8 @@ __all__ = [
     "ISAID_CLASSES",
     "SUIM",
     "SUIM_CLASSES",
+    "PerMIS",
+    "read_frame_masks",
     "hsnet_fss_episodes",
     "layout_problems",
     "cross_domain_protocol",

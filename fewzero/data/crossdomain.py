@@ -45,6 +45,7 @@ from PIL import Image
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
 from .isaid import ISAID5i, fold_queries, isaid_layout, isaid_pair, read_class_mask
+from .permis import MASKS, PerMIS, permis_videos, read_frame_masks
 from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
 from .suim import SUIM, suim_layout
@@ -298,9 +299,10 @@ CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
     "lung": ChestXray,
     "suim": SUIM,
     "isaid": ISAID5i,
+    "permis": PerMIS,
 }
 """The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``): PATNet's
-three, SUIM's underwater and iSAID-5i's aerial scenes (INSID3's)."""
+three; SUIM's underwater and iSAID-5i's aerial scenes and PerMIS's video frames (INSID3's)."""
 
 _REQUIRED = {
     "deepglobe": [f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth")],
@@ -310,6 +312,7 @@ _REQUIRED = {
     "fss1000": ["splits/test.txt"],
     "suim": suim_layout(),
     "isaid": isaid_layout(),
+    "permis": [],
 }
 
 
@@ -363,6 +366,8 @@ def layout_problems(
         return problems
     if dataset == "isaid":
         return _isaid_problems(root, thorough)
+    if dataset == "permis":
+        return _permis_problems(root, thorough)
     cls = CROSS_DOMAIN[dataset]
     found = cls.find(root)  # type: ignore[attr-defined]
     for c, pairs in found.items():
@@ -392,6 +397,37 @@ def _isaid_problems(root: Path, thorough: bool) -> list[str]:
             if thorough:
                 read = lambda p, c=c: read_class_mask(p, c)  # noqa: E731
                 problems += _pair_problems(f"fold {fold} class {c}", pairs, read)
+    return problems
+
+
+def _permis_problems(root: Path, thorough: bool) -> list[str]:
+    """What a PerMIS root lacks: any video; thorough, readable masks and frames of their size."""
+    videos = permis_videos(root)
+    if not videos:
+        return [f"no video folder with 0.jpg and {MASKS} (the PerMIRS folders)"]
+    problems: list[str] = []
+    for video in videos if thorough else []:
+        try:
+            masks = read_frame_masks(root / video / MASKS)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        for f, frame in enumerate(masks[:3]):
+            image = root / video / f"{f}.jpg"
+            if not image.is_file():
+                problems.append(f"video {video}: no frame {f}.jpg")
+                continue
+            with Image.open(image) as img:
+                size = img.size
+            shape = np.asarray(next(iter(frame.values()))).shape
+            if shape[::-1] != size:
+                problems.append(
+                    f"video {video}: frame {f}'s mask has size {shape[::-1]}, its image {size}"
+                )
+        if len(masks) < 3:
+            problems.append(f"video {video}: {MASKS} holds {len(masks)} frames, needs 3")
+        if len(problems) >= 5:
+            return [*problems, "... (first problems only)"]
     return problems
 
 

@@ -210,13 +210,21 @@ class FolderEpisodes(Dataset):
         """The binary mask ``uint8 (H, W)`` in ``{0, 1, 255}`` of ``class_id`` in ``path``."""
         return read_binary_mask(path)
 
+    def mask_of(self, cid: int, stem: str) -> np.ndarray:
+        """The mask of image ``stem`` in class ``cid``: its file read by ``read_mask``.
+
+        A dataset whose masks are not one file an image overrides this (PerMIS: a frame of a
+        video's mask array).
+        """
+        return self.read_mask(self.files[(cid, stem)][1], cid)
+
     def __len__(self) -> int:
         return len(self.pairs)
 
     def _load(self, cid: int, stem: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.files[(cid, stem)]
         image = read_image(image_path)
-        mask = self.read_mask(mask_path, cid)
+        mask = self.mask_of(cid, stem)
         if mask.shape != (image.height, image.width):
             raise ValueError(
                 f"mask {str(mask_path)!r} has size {mask.shape[::-1]}, its image "

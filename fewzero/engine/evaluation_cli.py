@@ -107,7 +107,7 @@ def build_parser(description: str, coco: bool | None) -> argparse.ArgumentParser
     p.add_argument("--protocol", choices=["fewzero", *PEER_PROTOCOLS], default=None,
                    help="episode sampler: fewzero's, or the peer's own sequence (hsnet, pfenet "
                    "on PASCAL-5i/COCO-20i; patnet on deepglobe, isic, lung and fss1000, insid3 "
-                   "on suim and isaid, their defaults)")  # fmt: skip
+                   "on suim, isaid and permis, their defaults)")  # fmt: skip
     p.add_argument("--query-list", default=None,
                    help="HSNet's query list (name__class lines) for --protocol hsnet")  # fmt: skip
     p.add_argument("--label-size", choices=["original", "resized"], default=None,
