@@ -1,7 +1,8 @@
 """The evaluation command line: ``fewzero-eval``, ``examples/eval_pascal5i.py``, ``eval_pascal2coco.py``.
 
 Scores trained checkpoints on PASCAL-5i (with COCO-20i columns when ``--coco-root`` is given) or
-on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000 --data-root R``). Every run
+on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000|suim|isaid|permis
+--data-root R``). Every run
 writes, beside its tables, the manifest of every dataset it scored (``manifests/<key>.jsonl``)
 and a result JSON that records every protocol setting, the manifests' and checkpoints' SHA-256,
 and the fewzero, torch and timm versions with the device. ``--episodes PATH`` scores exactly the
