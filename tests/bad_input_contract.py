@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 KINDS = ("weights_file", "image_file", "mask_file", "list_file", "folder", "images", "masks",
-         "name", "count", "positive_number", "nonnegative_number", "fraction", "fold",
+         "name", "count", "positive_number", "nonnegative_number", "fraction", "fold", "fold_of_ten",
          "mask_values", "out_file", "out_folder", "state_dict", "config",
          "shots", "repo_id", "text", "mapping", "features", "module", "label_array", "samples",
          "label_value", "full_mask", "sequence", "lazy_folder", "flag_file", "flag_count",
@@ -284,6 +284,8 @@ DATA_ENTRIES: dict[str, Entry] = {
     "fewzero.data.ChestXray": Entry(_ctor("fewzero.data.ChestXray"), {"root": "folder"}),
     "fewzero.data.SUIM": Entry(_ctor("fewzero.data.SUIM"), {"root": "folder"}),
     "fewzero.data.PerMIS": Entry(_ctor("fewzero.data.PerMIS"), {"root": "folder"}),
+    "fewzero.data.LVIS92i": Entry(lambda tmp, **kw: _ctor("fewzero.data.LVIS92i")(tmp, **{"root": tmp, "fold": 0, **kw}),
+                                  {"root": "folder", "fold": "fold_of_ten"}),
     "fewzero.data.read_frame_masks": Entry(_ctor("fewzero.data.read_frame_masks"), {"path": "mask_file"}),
     "fewzero.data.ISAID5i": Entry(lambda tmp, **kw: _ctor("fewzero.data.ISAID5i")(tmp, **{"root": tmp, "fold": 0, **kw}),
                                   {"root": "folder", "fold": _F}),

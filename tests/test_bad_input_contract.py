@@ -69,8 +69,9 @@ def bad_values(kind, tmp):
         return [("missing", tmp / "missing_folder"), ("a file", text), ("empty folder", folder)]
     if kind == "positive_number":
         return [("bool", True), ("negative", -1.0), ("zero", 0.0), ("nan", math.nan), ("text", "1")]
-    if kind == "fold":
-        return [("bool", True), ("negative", -1), ("past the last", 4), ("nan", math.nan), ("text", "0")]
+    if kind in ("fold", "fold_of_ten"):  # PASCAL-5i's four folds (iSAID-5i's three), LVIS-92i's ten
+        last = 10 if kind == "fold_of_ten" else 4
+        return [("bool", True), ("negative", -1), ("past the last", last), ("nan", math.nan), ("text", "0")]
     if kind == "mask_values":  # soft masks and one class index are masks by the rules
         return [("negative", torch.full((8, 8), -1)), ("nan", torch.full((8, 8), math.nan))]
     if kind == "out_file":

@@ -207,11 +207,91 @@ def test_the_eval_command_scores_them_under_insid3s_settings_by_default(tmp_path
         (dict(dataset="deepglobe", data_root=str(suim), protocol="insid3"),
          "--dataset deepglobe takes patnet or fewzero"),
         (dict(dataset="suim", data_root=str(suim), fold=1), "--dataset suim has none"),
-        (dict(dataset="isaid", data_root=str(isaid), fold=3), "--fold must be 0, 1 or 2"),
+        (dict(dataset="isaid", data_root=str(isaid), fold=3), "--fold must be in 0..2 for --dataset isaid"),
     ]  # fmt: skip
     for kw, message in refused:
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
             resolve_settings(_eval_args(out=tmp_path / "o", **kw))
+
+
+def lvis_tree(root: Path, seed: int = 0) -> Path:
+    """Matcher's lvis_val.pkl over COCO-like images: polygons, an RLE, categories of 1-7 images."""
+    import pickle
+
+    import pycocotools.mask as mask_util
+
+    rng = random.Random(seed)
+    (root / "coco" / "val2017").mkdir(parents=True)
+    anno = {}
+    names = [f"val2017/{i:012d}.jpg" for i in range(40)]
+    for name in names:
+        Image.fromarray(np.full((30, 40, 3), rng.randrange(255), np.uint8)).save(root / "coco" / name)
+    for c in rng.sample(range(1, 1300), 46):  # LVIS's category ids, in the file's order
+        anno[c] = {}
+        for name in rng.sample(names, rng.randint(1, 7)):
+            x, y = rng.randrange(20), rng.randrange(15)
+            polygon = [x, y, x + 12, y, x + 12, y + 10, x, y + 10]
+            if rng.random() < 0.3:  # an RLE instead
+                box = np.zeros((30, 40), np.uint8, order="F")
+                box[y : y + 8, x : x + 9] = 1
+                segmentation = mask_util.encode(box)
+            else:
+                segmentation = [polygon]
+            anno[c][name] = {"annotations": [{"segmentation": segmentation}, {"segmentation": [[0, 0, 5, 0, 5, 4, 0, 4]]}]}
+    (root / "lvis_val.pkl").write_bytes(pickle.dumps(anno))
+    return root
+
+
+def insid3_lvis_reference(root: Path, fold: int, shots: int, n: int = 2300, seed: int = 0):
+    """INSID3's ``DatasetLVIS`` (``datasets/lvis.py``, Matcher's and GF-SAM's too) written out."""
+    import pickle
+
+    anno = pickle.loads((root / "lvis_val.pkl").read_bytes())  # the file the test wrote
+    val_cat_ids = [i for i in anno if len(anno[i]) > shots]
+    class_ids = [val_cat_ids[fold + 10 * v] for v in range(len(val_cat_ids) // 10)]
+    np.random.seed(seed)
+    out = []
+    for idx in range(n):
+        idx %= len(class_ids)
+        c = class_ids[idx]
+        query = np.random.choice(list(anno[c].keys()), 1, replace=False)[0]
+        refs = []
+        while True:
+            ref = np.random.choice(list(anno[c].keys()), 1, replace=False)[0]
+            if query != ref:
+                refs.append(str(ref))
+            if len(refs) == shots:
+                break
+        out.append((str(query), idx + 1, refs))
+    return out, class_ids, anno
+
+
+@pytest.mark.parametrize("fold, shots", [(0, 1), (3, 5), (9, 1)])
+def test_lvis_draws_the_peers_episodes_and_unites_each_category_s_segmentations(
+    tmp_path, fold, shots, seeded_globals
+):
+    import pycocotools.mask as mask_util
+
+    from fewzero.data import LVIS92i
+
+    root = lvis_tree(tmp_path / "LVIS", seed=fold)
+    ds = LVIS92i(root, fold, shots=shots)
+    ref, class_ids, anno = insid3_lvis_reference(root, fold, shots)
+    assert ds.classes == [str(c) for c in class_ids] and episodes_of(ds) == ref
+    for index in (0, 1, 7):  # the union of the category's polygons (or RLE) in the image
+        name, cid, _ = ref[index]
+        masks = []
+        for a in anno[class_ids[cid - 1]][name]["annotations"]:
+            seg = a["segmentation"]
+            rle = mask_util.decode(seg) if isinstance(seg, dict) else mask_util.decode(
+                mask_util.merge(mask_util.frPyObjects([np.asarray(p) for p in seg], 30, 40)))
+            masks.append(rle.astype(bool))
+        want = np.any(masks, axis=0).astype(np.int64)
+        assert np.array_equal(ds[index]["label"].numpy(), want) and want.any()
+    with pytest.raises(ValueError, match="fold must be one of 0..9"):
+        LVIS92i(root, 10)
+    with pytest.raises(ValueError, match="fold 0 holds no category: .* more than shots=7 images"):
+        LVIS92i(root, 0, shots=7)
 
 
 def permis_tree(root: Path, videos: int = 4, seed: int = 0) -> Path:
@@ -267,7 +347,7 @@ class _RunsCode:
 
 def test_a_permis_mask_file_that_would_run_code_is_refused(tmp_path, capsys):
     np.save(tmp_path / "masks.npz", np.array([_RunsCode()], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="asks for builtins.print; a PerMIS mask file holds NumPy"):
+    with pytest.raises(ValueError, match="asks for builtins.print; only plain containers and NumPy arrays are read"):
         read_frame_masks(tmp_path / "masks.npz.npy")
     assert "this ran" not in capsys.readouterr().out
     np.save(tmp_path / "plain", np.zeros(3))
@@ -282,18 +362,25 @@ def test_a_permis_mask_file_that_would_run_code_is_refused(tmp_path, capsys):
     ]
 
 
-@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis"])
+@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis", "lvis"])
 def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dataset):
     """evaluate_crossdomain over a tiny INSID3: INSID3's episodes, one manifest per fold."""
     from bad_input_contract import _tiny_insid3
 
     from fewzero.engine.pascal2coco import EvalOptions, evaluate_crossdomain
 
-    root = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree}[dataset](tmp_path / "d")
+    root = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree, "lvis": lvis_tree}[
+        dataset
+    ](tmp_path / "d")
+    from fewzero.data import LVIS92i
+
     model = _tiny_insid3().eval()
-    options = EvalOptions(size=32, n_episodes=None, shots=1, protocol="insid3",
+    count = 12 if dataset == "lvis" else None  # LVIS-92i: the first 12 of its 2300
+    options = EvalOptions(size=32, n_episodes=count, shots=1, protocol="insid3",
                           label_size="resized", progress=False)  # fmt: skip
     row = evaluate_crossdomain(model, dataset, root, options, fold=1)
-    expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS}[dataset](root)
+    expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS,
+                "lvis": lambda r: LVIS92i(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
     assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
-    assert row["protocol"] == "insid3" and row.get("fold") == (1 if dataset == "isaid" else None)
+    folded = dataset in ("isaid", "lvis")
+    assert row["protocol"] == "insid3" and row.get("fold") == (1 if folded else None)

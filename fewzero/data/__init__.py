@@ -12,6 +12,7 @@ from .classes import (
 from .coco import Coco20i
 from .crossdomain import (
     CROSS_DOMAIN,
+    CROSS_DOMAIN_FOLDS,
     DEEPGLOBE_CLASSES,
     DEEPGLOBE_PALETTE,
     ISIC2018,
@@ -26,6 +27,7 @@ from .folder_episodes import FolderEpisodes
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .isaid import ISAID_CLASSES, ISAID5i
+from .lvis import LVIS92i
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .pascal import Pascal5i
 from .permis import PerMIS, read_frame_masks
@@ -63,6 +65,7 @@ from .transforms import eval_transform, stack_supports, train_transform
 __all__ = [
     "COCO_CATEGORY_IDS",
     "CROSS_DOMAIN",
+    "CROSS_DOMAIN_FOLDS",
     "DEEPGLOBE_CLASSES",
     "DEEPGLOBE_PALETTE",
     "ISIC_CLASSES",
@@ -76,6 +79,7 @@ __all__ = [
     "SUIM",
     "SUIM_CLASSES",
     "PerMIS",
+    "LVIS92i",
     "read_frame_masks",
     "hsnet_fss_episodes",
     "layout_problems",

@@ -45,6 +45,7 @@ from PIL import Image
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
 from .isaid import ISAID5i, fold_queries, isaid_layout, isaid_pair, read_class_mask
+from .lvis import LVIS92i, read_lvis_annotations
 from .permis import MASKS, PerMIS, permis_videos, read_frame_masks
 from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
@@ -52,6 +53,7 @@ from .suim import SUIM, suim_layout
 
 __all__ = [
     "CROSS_DOMAIN",
+    "CROSS_DOMAIN_FOLDS",
     "DEEPGLOBE_CLASSES",
     "DEEPGLOBE_PALETTE",
     "ISIC_CLASSES",
@@ -300,9 +302,14 @@ CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
     "suim": SUIM,
     "isaid": ISAID5i,
     "permis": PerMIS,
+    "lvis": LVIS92i,
 }
 """The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``): PATNet's
-three; SUIM's underwater and iSAID-5i's aerial scenes and PerMIS's video frames (INSID3's)."""
+three; SUIM's underwater and iSAID-5i's aerial scenes, PerMIS's video frames and LVIS-92i's
+long-tail categories (INSID3's)."""
+
+CROSS_DOMAIN_FOLDS = {"isaid": 3, "lvis": 10}
+"""The cross-domain datasets cut into folds, and how many (``fold=`` and ``--fold``)."""
 
 _REQUIRED = {
     "deepglobe": [f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth")],
@@ -313,6 +320,7 @@ _REQUIRED = {
     "suim": suim_layout(),
     "isaid": isaid_layout(),
     "permis": [],
+    "lvis": ["coco", "lvis_val.pkl"],
 }
 
 
@@ -368,6 +376,8 @@ def layout_problems(
         return _isaid_problems(root, thorough)
     if dataset == "permis":
         return _permis_problems(root, thorough)
+    if dataset == "lvis":
+        return _lvis_problems(root, thorough)
     cls = CROSS_DOMAIN[dataset]
     found = cls.find(root)  # type: ignore[attr-defined]
     for c, pairs in found.items():
@@ -429,6 +439,21 @@ def _permis_problems(root: Path, thorough: bool) -> list[str]:
         if len(problems) >= 5:
             return [*problems, "... (first problems only)"]
     return problems
+
+
+def _lvis_problems(root: Path, thorough: bool) -> list[str]:
+    """What an LVIS root lacks: a readable ``lvis_val.pkl``; thorough, every image it names."""
+    try:
+        anno = read_lvis_annotations(root / "lvis_val.pkl")
+    except ValueError as err:
+        return [str(err)]
+    if not thorough:
+        return []
+    names = sorted({n for images in anno.values() for n in images})
+    lacking = [n for n in names if not (root / "coco" / n).is_file()]
+    return [f"missing coco/{n}" for n in lacking[:5]] + (
+        [f"... and {len(lacking) - 5} more images"] if len(lacking) > 5 else []
+    )
 
 
 def _pair_problems(

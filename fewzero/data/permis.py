@@ -13,8 +13,8 @@ videos). ``python -m fewzero.data.prepare check permis --root R`` says what a fo
 
 The mask files are NumPy object arrays, which NumPy stores with Python's pickle; fewzero reads
 them with an unpickler that builds NumPy arrays, their dtypes and Python's plain containers and
-nothing else ([`read_frame_masks`][fewzero.data.permis.read_frame_masks]), so a file that
-would run code is refused.
+nothing else ([`fewzero.data.plain_pickle`][fewzero.data.plain_pickle]), so a file that would
+run code is refused.
 
 INSID3's protocol (``protocol="insid3"``, the only one: the episodes are the benchmark's):
 per video, frame 0 supports frames 1 and 2, each frame's mask the first of its dictionary; one
@@ -25,7 +25,6 @@ class, all episodes' intersections and unions pooled; 1024 x 1024 inputs, labels
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,39 +32,21 @@ from typing import Any
 import numpy as np
 
 from .folder_episodes import FolderEpisodes
+from .plain_pickle import read_plain_npy
 
 __all__ = ["PerMIS", "read_frame_masks"]
 
 MASKS = "masks.npz.npy"
 """The name of a video's mask file (``np.save`` of ``masks.npz``)."""
 
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that builds NumPy arrays and plain containers, and refuses anything else."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"the file asks for {module}.{name}; a PerMIS mask file holds NumPy arrays only"
-        )
-
-
 def read_frame_masks(path: str | os.PathLike[str]) -> list[dict[Any, np.ndarray]]:
     """A PerMIS ``masks.npz.npy``: per frame, ``{track id: (H, W) mask}``, without running code.
 
     Raises:
+        FileNotFoundError: naming the missing file.
         ValueError: naming the file when it is not a NumPy file of such dictionaries, or asks
-            the unpickler for anything but NumPy arrays.
+            the unpickler for anything but plain containers and NumPy arrays
+            ([`read_plain_npy`][fewzero.data.plain_pickle.read_plain_npy]).
 
     Examples:
         >>> import tempfile
@@ -77,21 +58,7 @@ def read_frame_masks(path: str | os.PathLike[str]) -> list[dict[Any, np.ndarray]
         >>> len(frames), list(frames[0]), frames[0][7].sum()
         (3, [7], np.int64(3))
     """
-    path = Path(path)
-    headers = {(1, 0): np.lib.format.read_array_header_1_0,
-               (2, 0): np.lib.format.read_array_header_2_0}  # fmt: skip
-    try:
-        with open(path, "rb") as f:
-            read_header = headers.get(np.lib.format.read_magic(f))
-            if read_header is None:
-                raise ValueError("a NumPy file of format 1.0 or 2.0 (np.save's) is expected")
-            _, _, dtype = read_header(f)
-            if not dtype.hasobject:
-                raise ValueError(f"an object array is expected, got dtype {dtype}")
-            loaded = _ArraysOnly(f).load()
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
-        raise ValueError(f"{str(path)!r} is not a PerMIS mask file: {err}") from err
-    frames = list(np.asarray(loaded, dtype=object).reshape(-1))
+    frames = list(read_plain_npy(path, "a PerMIS mask file").reshape(-1))
     if not frames or not all(isinstance(d, dict) and d for d in frames):
         raise ValueError(
             f"{str(path)!r} must hold one {{track id: mask}} dictionary per frame (PDM's "

@@ -19,7 +19,7 @@ Cross-domain benchmarks (PATNet's layouts, see [`fewzero.data.crossdomain`][fewz
 
     python -m fewzero.data.prepare deepglobe --root land-train --out DIR
     python -m fewzero.data.prepare isic --root ISIC --class-csv class_id.csv --out DIR
-    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis} --root DIR
+    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis,lvis} --root DIR
 
 (see [`fewzero.data.prepare_crossdomain`][fewzero.data.prepare_crossdomain]); ``check`` lists what
 a layout lacks and exits with 1 when it lacks anything.
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="output folder (PATNet's ISIC layout)")
     k = sub.add_parser("check", help="say what a cross-domain layout lacks", formatter_class=fmt)
     k.add_argument("name", choices=["deepglobe", "isic", "lung", "fss1000", "suim", "isaid",
-                                    "permis"],
+                                    "permis", "lvis"],
                    help="the dataset")  # fmt: skip
     k.add_argument("--root", required=True, help="the dataset's folder")
     return parser

@@ -17,6 +17,7 @@ from typing import Any
 from ..checks import check_dir, resolve_device
 from ..data import (
     CROSS_DOMAIN,
+    CROSS_DOMAIN_FOLDS,
     PEER_PROTOCOLS,
     PROTOCOLS,
     cross_domain_protocol,
@@ -142,11 +143,12 @@ def _check_flags(args: argparse.Namespace, cross: bool, with_coco: bool) -> None
         raise ValueError(f"--protocol {args.protocol} samples {samples}; --dataset {dataset} "
                          f"takes {' or '.join(takes)} or fewzero")  # fmt: skip
     fold = getattr(args, "fold", None)
-    if fold is not None and cross and args.dataset != "isaid":
-        raise ValueError(f"--fold names a PASCAL-5i or iSAID-5i fold; --dataset {args.dataset} "
-                         "has none: leave --fold out")  # fmt: skip
-    if fold is not None and args.dataset == "isaid" and fold > 2:
-        raise ValueError(f"--fold must be 0, 1 or 2 for --dataset isaid, got {fold}")
+    folds = CROSS_DOMAIN_FOLDS.get(args.dataset, 0) if cross else 4
+    if fold is not None and not folds:
+        raise ValueError(f"--fold names a fold of PASCAL-5i, {', '.join(CROSS_DOMAIN_FOLDS)}; "
+                         f"--dataset {args.dataset} has none: leave --fold out")  # fmt: skip
+    if fold is not None and fold >= folds:
+        raise ValueError(f"--fold must be in 0..{folds - 1} for --dataset {dataset}, got {fold}")
     if args.query_list is not None and args.protocol != "hsnet":
         raise ValueError("--query-list is HSNet's list file and needs --protocol hsnet")
 

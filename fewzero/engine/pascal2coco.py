@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..data import CROSS_DOMAIN, FSS1000, Coco20i, Pascal5i, eval_transform
+from ..data import CROSS_DOMAIN, CROSS_DOMAIN_FOLDS, FSS1000, Coco20i, Pascal5i, eval_transform
 from ..data.classes import COCO_CLASSES
 from ..models import SegmentationModel
 from ..text import class_embedding_table
@@ -357,7 +357,8 @@ def evaluate_crossdomain(
     labels resized to 400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to
     each label's own size instead). ``protocol=None`` draws ``n_episodes`` (``None``: 1000)
     with fewzero's sampler. SUIM and iSAID-5i take INSID3's protocol instead
-    (``protocol="insid3"``, 1024 x 1024, resized labels); ``fold`` is iSAID-5i's (0-2).
+    (``protocol="insid3"``, 1024 x 1024, resized labels); ``fold`` is iSAID-5i's or LVIS-92i's
+    (``CROSS_DOMAIN_FOLDS``).
 
     Returns:
         A row: ``dataset``, ``shots``, ``miou``, ``fbiou``, ``episodes`` and every setting, with
@@ -387,14 +388,14 @@ def evaluate_crossdomain(
             kw.update(protocol=protocol, n_episodes=count)
         if dataset == "fss1000":
             return FSS1000(root, "test", **kw)
-        if dataset == "isaid":
+        if dataset in CROSS_DOMAIN_FOLDS:
             kw["fold"] = fold
         return CROSS_DOMAIN[dataset](root, **kw)  # n_episodes None: the protocol's own count
 
-    key = f"{dataset}-fold{fold}" if dataset == "isaid" else dataset
+    key = f"{dataset}-fold{fold}" if dataset in CROSS_DOMAIN_FOLDS else dataset
     row: dict[str, Any] = {
         "dataset": dataset,
-        **({"fold": fold} if dataset == "isaid" else {}),
+        **({"fold": fold} if dataset in CROSS_DOMAIN_FOLDS else {}),
         "shots": s.shots,
         "size": s.size,
         "seed": s.seed,
