@@ -362,25 +362,158 @@ def test_a_permis_mask_file_that_would_run_code_is_refused(tmp_path, capsys):
     ]
 
 
-@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis", "lvis"])
+@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis", "lvis", "paco"])
 def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dataset):
     """evaluate_crossdomain over a tiny INSID3: INSID3's episodes, one manifest per fold."""
     from bad_input_contract import _tiny_insid3
 
     from fewzero.engine.pascal2coco import EvalOptions, evaluate_crossdomain
 
-    root = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree, "lvis": lvis_tree}[
-        dataset
-    ](tmp_path / "d")
-    from fewzero.data import LVIS92i
+    trees = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree, "lvis": lvis_tree,
+             "paco": paco_tree}  # fmt: skip
+    root = trees[dataset](tmp_path / "d")
+    from fewzero.data import LVIS92i, PACOPart
 
     model = _tiny_insid3().eval()
-    count = 12 if dataset == "lvis" else None  # LVIS-92i: the first 12 of its 2300
+    count = 12 if dataset in ("lvis", "paco") else None  # the first 12 of 2300 and 2500
     options = EvalOptions(size=32, n_episodes=count, shots=1, protocol="insid3",
                           label_size="resized", progress=False)  # fmt: skip
     row = evaluate_crossdomain(model, dataset, root, options, fold=1)
     expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS,
-                "lvis": lambda r: LVIS92i(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
+                "lvis": lambda r: LVIS92i(r, 1, n_episodes=12),
+                "paco": lambda r: PACOPart(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
     assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
-    folded = dataset in ("isaid", "lvis")
+    folded = dataset in ("isaid", "lvis", "paco")
     assert row["protocol"] == "insid3" and row.get("fold") == (1 if folded else None)
+
+
+def paco_tree(root: Path, seed: int = 0) -> Path:
+    """Matcher's PACO-Part files: 448 training categories, images with several objects each,
+    parts as polygons or RLE, boxes of which a few crop to nothing."""
+    import pickle
+
+    import pycocotools.mask as mask_util
+
+    rng = random.Random(seed)
+    (root / "coco" / "val2017").mkdir(parents=True)
+    (root / "paco").mkdir()
+    categories = rng.sample(range(1000, 3000), 448)
+    cid2img, img2anno = {}, {}
+    for i in range(30):
+        Image.fromarray(np.full((32, 40, 3), rng.randrange(255), np.uint8)).save(
+            root / "coco" / "val2017" / f"{i:012d}.jpg")  # fmt: skip
+        img2anno[i] = []
+    for c in categories[:16]:  # four a fold
+        cid2img[c] = []
+        for i in rng.sample(range(30), rng.randint(1, 6)):
+            cid2img[c].append({i: f"/data/coco/val2017/{i:012d}.jpg"})
+            if rng.random() < 0.2:  # an image listed twice (the loader keeps it once)
+                cid2img[c].append({i: f"/data/coco/val2017/{i:012d}.jpg"})
+            for obj in rng.sample(range(100, 200), rng.randint(1, 3)):
+                x, y = rng.randrange(25), rng.randrange(20)
+                w, h = (0.4, 5) if rng.random() < 0.1 else (rng.randint(6, 14), rng.randint(5, 11))
+                for _ in range(rng.randint(1, 2)):  # parts of the object
+                    px, py = x + rng.randrange(3), y + rng.randrange(3)
+                    if rng.random() < 0.3:
+                        part = np.zeros((32, 40), np.uint8, order="F")
+                        part[py : py + 4, px : px + 5] = 1
+                        segm = mask_util.encode(part)
+                    else:
+                        segm = [[px, py, px + 5, py, px + 5, py + 4, px, py + 4]]
+                    img2anno[i].append({"category_id": c, "obj_ann_id": obj,
+                                        "obj_bbox": [x, y, w, h], "segmentation": segm})  # fmt: skip
+    train = {"cid2img": {c: [] for c in categories}}
+    (root / "paco" / "paco_part_train.pkl").write_bytes(pickle.dumps(train))
+    (root / "paco" / "paco_part_val.pkl").write_bytes(pickle.dumps({"cid2img": cid2img, "img2anno": img2anno}))
+    return root
+
+
+def insid3_paco_reference(root: Path, fold: int, shots: int, n: int, seed: int = 0):
+    """INSID3's ``DatasetPACOPart`` (``datasets/paco_part.py``) written out: its duplicate
+    removal, the fold's categories, and ``load_frame`` with its redraw on an empty crop."""
+    import pickle
+
+    train = pickle.loads((root / "paco/paco_part_train.pkl").read_bytes())
+    test = pickle.loads((root / "paco/paco_part_val.pkl").read_bytes())
+    cid2img = {}
+    for c, images in test["cid2img"].items():
+        ids, cid2img[c] = [], []
+        for img in images:
+            if list(img.keys())[0] not in ids:
+                ids.append(list(img.keys())[0])
+                cid2img[c].append(img)
+    test_cat_ids = [i for i in cid2img if len(cid2img[i]) > shots]
+    class_ids = [list(train["cid2img"])[fold + 4 * v] for v in range(448 // 4)]
+    class_ids = [x for x in class_ids if x in test_cat_ids]
+
+    def objects(image_id, c):
+        found = {}
+        for anno in test["img2anno"][image_id]:
+            if anno["category_id"] == c:
+                found.setdefault(anno["obj_ann_id"], anno["obj_bbox"])
+        return found
+
+    def empty(name, box):
+        height, width = np.asarray(Image.open(root / "coco" / name)).shape[:2]
+        crop = np.zeros((height, width))[int(box[1]) : int(box[1] + box[3]), int(box[0]) : int(box[0] + box[2])]
+        return 0 in crop.shape
+
+    np.random.seed(seed)
+    out = []
+    while len(out) < n:
+        c = np.random.choice(class_ids, 1, replace=False)[0]
+        tgt = np.random.choice(cid2img[c], 1, replace=False)[0]
+        tgt_id, tgt_name = list(tgt.keys())[0], "/".join(list(tgt.values())[0].split("/")[-2:])
+        found = objects(tgt_id, c)
+        obj = np.random.choice(list(found.keys()), 1, replace=False)[0]
+        crops = [empty(tgt_name, found[obj])]
+        refs = []
+        while True:
+            ref = np.random.choice(cid2img[c], 1, replace=False)[0]
+            ref_id, ref_name = list(ref.keys())[0], "/".join(list(ref.values())[0].split("/")[-2:])
+            if tgt_name != ref_name:
+                ref_found = objects(ref_id, c)
+                ref_obj = np.random.choice(list(ref_found.keys()), 1, replace=False)[0]
+                refs.append(f"{ref_name}#{ref_obj}")
+                crops.append(empty(ref_name, ref_found[ref_obj]))
+            if len(refs) == shots:
+                break
+        if not any(crops):
+            out.append((f"{tgt_name}#{obj}", class_ids.index(c) + 1, refs))
+    return out, class_ids
+
+
+@pytest.mark.parametrize("fold, shots", [(0, 1), (2, 2)])
+def test_paco_draws_the_peers_object_episodes_and_crops_to_the_object(tmp_path, fold, shots, seeded_globals):
+    import pycocotools.mask as mask_util
+
+    from fewzero.data import PACOPart
+
+    root = paco_tree(tmp_path / "PACO-Part", seed=fold)
+    ds = PACOPart(root, fold, shots=shots, n_episodes=60)
+    ref, class_ids = insid3_paco_reference(root, fold, shots, 60)
+    assert ds.classes == [str(c) for c in class_ids] and episodes_of(ds) == ref
+    val = __import__("pickle").loads((root / "paco/paco_part_val.pkl").read_bytes())
+    for index in (0, 5):  # the object's parts, united, cropped to its box (the image too)
+        name, cid, _ = ref[index]
+        image_name, obj = name.split("#")
+        image_id = int(Path(image_name).stem)
+        annos = [a for a in val["img2anno"][image_id]
+                 if a["category_id"] == class_ids[cid - 1] and a["obj_ann_id"] == int(obj)]  # fmt: skip
+        union = np.zeros((32, 40), bool)
+        for a in annos:
+            seg = a["segmentation"]
+            union |= (mask_util.decode(seg) if isinstance(seg, dict) else mask_util.decode(
+                mask_util.merge(mask_util.frPyObjects([np.asarray(p) for p in seg], 32, 40)))).astype(bool)
+        x, y, w, h = annos[0]["obj_bbox"]
+        want = union[int(y) : int(y + h), int(x) : int(x + w)].astype(np.int64)
+        sample = ds[index]
+        assert np.array_equal(sample["label"].numpy(), want)
+        assert sample["image"].shape[-2:] == want.shape  # no transform: the crop's own size
+    again = PACOPart(root, fold, shots=shots, protocol=None, episodes=ds.manifest())
+    assert episodes_of(again) == episodes_of(ds)
+    assert layout_problems("paco", root, thorough=True) == []
+    (root / "coco/val2017/000000000007.jpg").unlink()
+    assert layout_problems("paco", root, thorough=True) == ["missing coco/val2017/000000000007.jpg"]
+    with pytest.raises(ValueError, match="protocol must be 'insid3' for PACO-Part"):
+        PACOPart(root, fold, protocol=None)

@@ -20,15 +20,16 @@ from .crossdomain import (
     ChestXray,
     Deepglobe,
     PatnetDataset,
-    layout_problems,
 )
 from .episodes import ClassSplit, EpisodeDataset
 from .folder_episodes import FolderEpisodes
 from .fss import FSS1000
 from .io import class_pixel_counts, read_image, read_list, read_mask, write_list, write_mask
 from .isaid import ISAID_CLASSES, ISAID5i
+from .layouts import layout_problems
 from .lvis import LVIS92i
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
+from .paco import PACOPart
 from .pascal import Pascal5i
 from .permis import PerMIS, read_frame_masks
 from .plans import EpisodePlan
@@ -80,6 +81,7 @@ __all__ = [
     "SUIM_CLASSES",
     "PerMIS",
     "LVIS92i",
+    "PACOPart",
     "read_frame_masks",
     "hsnet_fss_episodes",
     "layout_problems",

@@ -44,12 +44,13 @@ from PIL import Image
 
 from ..checks import check_dir
 from .folder_episodes import FolderEpisodes
-from .isaid import ISAID5i, fold_queries, isaid_layout, isaid_pair, read_class_mask
-from .lvis import LVIS92i, read_lvis_annotations
-from .permis import MASKS, PerMIS, permis_videos, read_frame_masks
+from .isaid import ISAID5i
+from .lvis import LVIS92i
+from .paco import PACOPart
+from .permis import PerMIS
 from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
-from .suim import SUIM, suim_layout
+from .suim import SUIM
 
 __all__ = [
     "CROSS_DOMAIN",
@@ -61,7 +62,6 @@ __all__ = [
     "Deepglobe",
     "ISIC2018",
     "PatnetDataset",
-    "layout_problems",
 ]
 
 DEEPGLOBE_CLASSES = ("urban", "agriculture", "rangeland", "forest", "water", "barren")
@@ -108,7 +108,7 @@ class PatnetDataset(FolderEpisodes):
         root = check_dir(
             root, f"{self.BENCHMARK} root", "; see fewzero.data.crossdomain for the layout"
         )
-        problems = layout_problems(self.BENCHMARK, root)
+        problems = class_problems(type(self), root)
         if problems:
             raise FileNotFoundError(
                 f"{self.BENCHMARK} root {str(root)!r} is not in PATNet's layout: "
@@ -183,6 +183,7 @@ class Deepglobe(PatnetDataset):
 
     BENCHMARK = "deepglobe"
     CLASSES = DEEPGLOBE_CLASSES
+    LAYOUT = tuple(f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth"))
 
     @classmethod
     def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
@@ -233,6 +234,8 @@ class ISIC2018(PatnetDataset):
 
     BENCHMARK = "isic"
     CLASSES = ISIC_CLASSES
+    LAYOUT = (*(f"ISIC2018_Task1-2_Training_Input/{c}" for c in range(1, 4)),
+              "ISIC2018_Task1_Training_GroundTruth")  # fmt: skip
 
     @classmethod
     def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
@@ -277,6 +280,7 @@ class ChestXray(PatnetDataset):
     """
 
     BENCHMARK = "lung"
+    LAYOUT = ("CXR_png", "masks")
     CLASSES = ("lung",)
 
     @classmethod
@@ -303,160 +307,38 @@ CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
     "isaid": ISAID5i,
     "permis": PerMIS,
     "lvis": LVIS92i,
+    "paco": PACOPart,
 }
 """The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``): PATNet's
-three; SUIM's underwater and iSAID-5i's aerial scenes, PerMIS's video frames and LVIS-92i's
-long-tail categories (INSID3's)."""
+three; SUIM's underwater and iSAID-5i's aerial scenes, PerMIS's video frames, LVIS-92i's
+long-tail categories and PACO-Part's object parts (INSID3's)."""
 
-CROSS_DOMAIN_FOLDS = {"isaid": 3, "lvis": 10}
+CROSS_DOMAIN_FOLDS = {"isaid": 3, "lvis": 10, "paco": 4}
 """The cross-domain datasets cut into folds, and how many (``fold=`` and ``--fold``)."""
 
-_REQUIRED = {
-    "deepglobe": [f"{c}/test/{sub}" for c in range(1, 7) for sub in ("origin", "groundtruth")],
-    "isic": [f"ISIC2018_Task1-2_Training_Input/{c}" for c in range(1, 4)]
-    + ["ISIC2018_Task1_Training_GroundTruth"],
-    "lung": ["CXR_png", "masks"],
-    "fss1000": ["splits/test.txt"],
-    "suim": suim_layout(),
-    "isaid": isaid_layout(),
-    "permis": [],
-    "lvis": ["coco", "lvis_val.pkl"],
-}
 
-
-def layout_problems(
-    dataset: str, root: str | os.PathLike[str], thorough: bool = False
-) -> list[str]:
-    """What ``root`` lacks for ``dataset``: a key of ``CROSS_DOMAIN``, or ``fss1000``.
-
-    Args:
-        dataset: The benchmark.
-        root: Its folder.
-        thorough: Also open every pair: a mask of another size than its image, a mask that
-            marks no object, an image without its mask, an empty split (what the loaders would
-            otherwise meet mid-run; ``prepare check`` and ``fewzero-eval`` run it before any
-            work).
+def class_problems(cls: type[FolderEpisodes], root: Path, thorough: bool = False) -> list[str]:
+    """A folder dataset's layout (its ``LAYOUT`` parts), then each class's pairs.
 
     Returns:
-        One line per missing folder or file, per class with fewer than 2 image/mask pairs, and
-        per image without its mask; empty when the layout is complete.
-
-    Raises:
-        ValueError: for an unknown dataset name.
+        One line per missing part, per class with fewer than 2 image/mask pairs and (thorough)
+        per pair whose mask does not fit its image or marks nothing.
     """
-    if dataset not in _REQUIRED:
-        raise ValueError(f"dataset must be one of {sorted(_REQUIRED)}, got {dataset!r}")
-    root = Path(root)
-    if not root.is_dir():
-        return [f"no such folder {str(root)!r}"]
-    problems = [f"missing {rel}" for rel in _REQUIRED[dataset] if not (root / rel).exists()]
+    problems = [f"missing {rel}" for rel in cls.LAYOUT if not (root / rel).exists()]
     if problems:
         return problems
-    if dataset == "fss1000":
-        names = [n.strip() for n in (root / "splits/test.txt").read_text().splitlines()]
-        names = [n for n in names if n]
-        if not names:
-            return ["splits/test.txt lists no class (an empty split)"]
-        lacking = [n for n in names if not (root / n).is_dir()]
-        problems = [f"missing class folder {n}" for n in lacking[:10]] + (
-            [f"... and {len(lacking) - 10} more"] if len(lacking) > 10 else []
-        )
-        if thorough and not problems:
-            for name in names:
-                folder = root / name
-                images = {p.stem: p for p in folder.glob("*.jpg")}
-                masks = {p.stem: p for p in folder.glob("*.png")}
-                unmasked = sorted(set(images) - set(masks))
-                if unmasked:
-                    problems.append(f"class {name}: images without a <n>.png mask: {unmasked[:5]}")
-                pairs = {s: (images[s], masks[s]) for s in sorted(set(images) & set(masks))}
-                problems += _pair_problems(f"class {name}", pairs, lambda p: read_binary_mask(p))
-        return problems
-    if dataset == "isaid":
-        return _isaid_problems(root, thorough)
-    if dataset == "permis":
-        return _permis_problems(root, thorough)
-    if dataset == "lvis":
-        return _lvis_problems(root, thorough)
-    cls = CROSS_DOMAIN[dataset]
-    found = cls.find(root)  # type: ignore[attr-defined]
-    for c, pairs in found.items():
+    for c, pairs in cls.find(root).items():  # type: ignore[attr-defined]
         if len(pairs) < 2:
             problems.append(
                 f"class {c} ({cls.CLASSES[c - 1]}) has {len(pairs)} image/mask pairs, needs >= 2"  # type: ignore[attr-defined]
             )
         if thorough:
-            read = lambda p, c=c: cls.read_mask(p, c)  # type: ignore[attr-defined]  # noqa: E731
-            problems += _pair_problems(f"class {c}", pairs, read)
+            read = lambda p, c=c: cls.read_mask(p, c)  # noqa: E731
+            problems += pair_problems(f"class {c}", pairs, read)
     return problems
 
 
-def _isaid_problems(root: Path, thorough: bool) -> list[str]:
-    """Each fold's list: its classes, classes with fewer than 2 patches, and (thorough) its pairs."""
-    problems: list[str] = []
-    for fold in range(3):
-        try:
-            queries = fold_queries(root, fold)
-        except ValueError as err:
-            problems.append(str(err))
-            continue
-        for c in range(5 * fold + 1, 5 * fold + 6):
-            pairs = {n: isaid_pair(root, n) for n, k in queries if k == c}
-            if len(pairs) < 2:
-                problems.append(f"fold {fold}: class {c} has {len(pairs)} patches, needs >= 2")
-            if thorough:
-                read = lambda p, c=c: read_class_mask(p, c)  # noqa: E731
-                problems += _pair_problems(f"fold {fold} class {c}", pairs, read)
-    return problems
-
-
-def _permis_problems(root: Path, thorough: bool) -> list[str]:
-    """What a PerMIS root lacks: any video; thorough, readable masks and frames of their size."""
-    videos = permis_videos(root)
-    if not videos:
-        return [f"no video folder with 0.jpg and {MASKS} (the PerMIRS folders)"]
-    problems: list[str] = []
-    for video in videos if thorough else []:
-        try:
-            masks = read_frame_masks(root / video / MASKS)
-        except ValueError as err:
-            problems.append(str(err))
-            continue
-        for f, frame in enumerate(masks[:3]):
-            image = root / video / f"{f}.jpg"
-            if not image.is_file():
-                problems.append(f"video {video}: no frame {f}.jpg")
-                continue
-            with Image.open(image) as img:
-                size = img.size
-            shape = np.asarray(next(iter(frame.values()))).shape
-            if shape[::-1] != size:
-                problems.append(
-                    f"video {video}: frame {f}'s mask has size {shape[::-1]}, its image {size}"
-                )
-        if len(masks) < 3:
-            problems.append(f"video {video}: {MASKS} holds {len(masks)} frames, needs 3")
-        if len(problems) >= 5:
-            return [*problems, "... (first problems only)"]
-    return problems
-
-
-def _lvis_problems(root: Path, thorough: bool) -> list[str]:
-    """What an LVIS root lacks: a readable ``lvis_val.pkl``; thorough, every image it names."""
-    try:
-        anno = read_lvis_annotations(root / "lvis_val.pkl")
-    except ValueError as err:
-        return [str(err)]
-    if not thorough:
-        return []
-    names = sorted({n for images in anno.values() for n in images})
-    lacking = [n for n in names if not (root / "coco" / n).is_file()]
-    return [f"missing coco/{n}" for n in lacking[:5]] + (
-        [f"... and {len(lacking) - 5} more images"] if len(lacking) > 5 else []
-    )
-
-
-def _pair_problems(
+def pair_problems(
     where: str, pairs: dict[str, tuple[Path, Path]], read: Callable[[Path], np.ndarray]
 ) -> list[str]:
     """Each pair whose mask has another size than its image, or marks no object (at most 5)."""

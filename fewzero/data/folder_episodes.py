@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..checks import check_dir
@@ -47,6 +48,9 @@ class FolderEpisodes(Dataset):
 
     PROTOCOL_NAMES: tuple[str, ...] = ()
     """The peers' protocols this dataset can reproduce (``protocol=``)."""
+
+    LAYOUT: tuple[str, ...] = ()
+    """The folders and files under ``root`` that the dataset reads (``layout_problems``)."""
 
     @classmethod
     def checked_root(cls, root: str | os.PathLike[str], parts: Sequence[str]) -> Path:
@@ -210,6 +214,10 @@ class FolderEpisodes(Dataset):
         """The binary mask ``uint8 (H, W)`` in ``{0, 1, 255}`` of ``class_id`` in ``path``."""
         return read_binary_mask(path)
 
+    def image_of(self, cid: int, stem: str) -> Image.Image:
+        """The RGB image of ``stem`` in class ``cid``: its file (a part benchmark: a crop of it)."""
+        return read_image(self.files[(cid, stem)][0])
+
     def mask_of(self, cid: int, stem: str) -> np.ndarray:
         """The mask of image ``stem`` in class ``cid``: its file read by ``read_mask``.
 
@@ -223,7 +231,7 @@ class FolderEpisodes(Dataset):
 
     def _load(self, cid: int, stem: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.files[(cid, stem)]
-        image = read_image(image_path)
+        image = self.image_of(cid, stem)
         mask = self.mask_of(cid, stem)
         if mask.shape != (image.height, image.width):
             raise ValueError(

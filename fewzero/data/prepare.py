@@ -19,7 +19,7 @@ Cross-domain benchmarks (PATNet's layouts, see [`fewzero.data.crossdomain`][fewz
 
     python -m fewzero.data.prepare deepglobe --root land-train --out DIR
     python -m fewzero.data.prepare isic --root ISIC --class-csv class_id.csv --out DIR
-    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis,lvis} --root DIR
+    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis,lvis,paco} --root DIR
 
 (see [`fewzero.data.prepare_crossdomain`][fewzero.data.prepare_crossdomain]); ``check`` lists what
 a layout lacks and exits with 1 when it lacks anything.
@@ -51,8 +51,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .classes import COCO_CATEGORY_IDS, coco_fold_classes, pascal_fold_classes
-from .crossdomain import layout_problems
 from .io import class_pixel_counts, read_mask, write_list, write_mask
+from .layouts import layout_problems
 from .prepare_crossdomain import prepare_deepglobe, prepare_isic
 
 __all__ = ["BadFilesError", "check_images", "fold_report", "main", "prepare_coco", "prepare_pascal"]
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="output folder (PATNet's ISIC layout)")
     k = sub.add_parser("check", help="say what a cross-domain layout lacks", formatter_class=fmt)
     k.add_argument("name", choices=["deepglobe", "isic", "lung", "fss1000", "suim", "isaid",
-                                    "permis", "lvis"],
+                                    "permis", "lvis", "paco"],
                    help="the dataset")  # fmt: skip
     k.add_argument("--root", required=True, help="the dataset's folder")
     return parser

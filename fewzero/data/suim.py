@@ -96,6 +96,7 @@ class SUIM(FolderEpisodes):
     BENCHMARK = "suim"
     CLASSES = SUIM_CLASSES
     PROTOCOL_NAMES = ("insid3",)
+    LAYOUT = ("images", *(f"masks/{name}" for name in SUIM_CLASSES))
 
     def __init__(
         self,
@@ -107,7 +108,7 @@ class SUIM(FolderEpisodes):
         seed: int = 0,
         episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        root = self.checked_root(root, suim_layout())
+        root = self.checked_root(root, self.LAYOUT)
         files = self.find(root)
         mask_names = {stem: m.name for pairs in files.values() for stem, (_, m) in pairs.items()}
         self.setup(root, self.CLASSES, files, shots, transform, False, n_episodes, seed,
@@ -141,8 +142,3 @@ class SUIM(FolderEpisodes):
         """INSID3's sequence: one episode per counted mask unless ``n_episodes`` says otherwise."""
         n = sum(len(names) for names in self.classwise) if n_episodes is None else n_episodes
         return patnet_episodes(self.classwise, self.shots, n, seed)
-
-
-def suim_layout() -> list[str]:
-    """The folders a SUIM root holds."""
-    return ["images", *(f"masks/{name}" for name in SUIM_CLASSES)]

@@ -1,7 +1,7 @@
 """The evaluation command line: ``fewzero-eval``, ``examples/eval_pascal5i.py``, ``eval_pascal2coco.py``.
 
 Scores trained checkpoints on PASCAL-5i (with COCO-20i columns when ``--coco-root`` is given) or
-on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000|suim|isaid|permis|lvis
+on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000|suim|isaid|permis|lvis|paco
 --data-root R``). Every run
 writes, beside its tables, the manifest of every dataset it scored (``manifests/<key>.jsonl``)
 and a result JSON that records every protocol setting, the manifests' and checkpoints' SHA-256,
@@ -84,8 +84,8 @@ def _add_data_flags(p: argparse.ArgumentParser, coco: bool | None) -> None:
                    help="benchmark (cross-domain ones need --data-root)")  # fmt: skip
     p.add_argument("--fold", type=int, choices=range(10), default=None,
                    help="PASCAL-5i fold, 0-3 (default: the checkpoint's run; needed for a model "
-                   "saved with save_model, which records none), or iSAID-5i's (0-2) or "
-                   "LVIS-92i's (0-9), default 0")  # fmt: skip
+                   "saved with save_model, which records none), or iSAID-5i's (0-2), "
+                   "LVIS-92i's (0-9) or PACO-Part's (0-3), default 0")  # fmt: skip
     p.add_argument("--pascal-root", default=None, help="prepared PASCAL-5i folder (pascal5i)")
     p.add_argument("--data-root", default=None,
                    help="the cross-domain dataset's folder (see fewzero.data.crossdomain)")  # fmt: skip
@@ -109,7 +109,7 @@ def build_parser(description: str, coco: bool | None) -> argparse.ArgumentParser
     p.add_argument("--protocol", choices=["fewzero", *PEER_PROTOCOLS], default=None,
                    help="episode sampler: fewzero's, or the peer's own sequence (hsnet, pfenet "
                    "on PASCAL-5i/COCO-20i; patnet on deepglobe, isic, lung and fss1000, insid3 "
-                   "on suim, isaid, permis and lvis, their defaults)")  # fmt: skip
+                   "on suim, isaid, permis, lvis and paco, their defaults)")  # fmt: skip
     p.add_argument("--query-list", default=None,
                    help="HSNet's query list (name__class lines) for --protocol hsnet")  # fmt: skip
     p.add_argument("--label-size", choices=["original", "resized"], default=None,
