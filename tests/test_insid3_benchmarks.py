@@ -178,7 +178,7 @@ def test_layout_problems_name_what_a_root_lacks(tmp_path):
     assert layout_problems("isaid", isaid) == [
         "splits/val/fold2.txt lists classes [3], fold 2 holds 11..15"
     ]
-    with pytest.raises(ValueError, match="fold must be 0, 1 or 2"):
+    with pytest.raises(ValueError, match="fold must be one of 0..2"):
         ISAID5i(isaid, 3)
     with pytest.raises(FileNotFoundError, match="lacks val/images"):
         ISAID5i(tmp_path, 0)
@@ -515,5 +515,5 @@ def test_paco_draws_the_peers_object_episodes_and_crops_to_the_object(tmp_path, 
     assert layout_problems("paco", root, thorough=True) == []
     (root / "coco/val2017/000000000007.jpg").unlink()
     assert layout_problems("paco", root, thorough=True) == ["missing coco/val2017/000000000007.jpg"]
-    with pytest.raises(ValueError, match="protocol must be 'insid3' for PACO-Part"):
+    with pytest.raises(ValueError, match="protocol must be 'insid3' for PACOPart"):
         PACOPart(root, fold, protocol=None)

@@ -21,8 +21,7 @@ are not scored; 1024 x 1024 inputs, labels resized to 1024 x 1024 (nearest),
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from .classes import IGNORE_INDEX
-from .folder_episodes import FolderEpisodes
+from .peer_benchmarks import Files, PeerBenchmark
 from .protocols import hsnet_episodes, read_query_list
 
 __all__ = ["ISAID5i", "ISAID_CLASSES"]
@@ -74,7 +73,7 @@ def read_class_mask(path: Path, class_id: int) -> np.ndarray:
     return out
 
 
-class ISAID5i(FolderEpisodes):
+class ISAID5i(PeerBenchmark):
     r"""iSAID-5i's test episodes of fold ``fold`` (layout in [fewzero.data.isaid][fewzero.data.isaid]).
 
     Episode class ids are the fold's, ``1..5`` (``classes`` names them); the masks are read
@@ -122,31 +121,25 @@ class ISAID5i(FolderEpisodes):
     """
 
     BENCHMARK = "isaid"
-    PROTOCOL_NAMES = ("insid3",)
+    FOLDS = FOLDS
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        fold: int = 0,
-        shots: int = 1,
-        transform: Callable[..., Any] | None = None,
-        protocol: str | None = "insid3",
-        n_episodes: int | None = None,
-        seed: int = 0,
-        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
-    ) -> None:
-        if isinstance(fold, bool) or not isinstance(fold, int) or fold not in range(FOLDS):
-            raise ValueError(f"fold must be 0, 1 or 2 (iSAID-5i's folds), got {fold!r}")
-        root = self.checked_root(root, isaid_layout(fold))
-        self.fold, self.offset = fold, 5 * fold
-        self.queries = fold_queries(root, fold)
-        files: dict[int, dict[str, tuple[Path, Path]]] = {c: {} for c in range(1, 6)}
+    def layout(self) -> list[str]:
+        """The images, the labels and the fold's list."""
+        return isaid_layout(self.fold)
+
+    def index(self, root: Path, shots: int) -> tuple[list[str], Files]:
+        """The fold's five classes and the patches its list names."""
+        assert self.fold is not None
+        self.offset = 5 * self.fold
+        self.queries = fold_queries(root, self.fold)
+        files: Files = {c: {} for c in range(1, 6)}
         for name, c in self.queries:
             files[c - self.offset][name] = isaid_pair(root, name)
-        order = {name: i for i, (name, _) in enumerate(self.queries)}  # the list's order
-        classes = ISAID_CLASSES[self.offset : self.offset + 5]
-        self.setup(root, classes, files, shots, transform, False, n_episodes, seed,
-                   protocol=protocol, episodes=episodes, order=order.__getitem__)  # fmt: skip
+        return list(ISAID_CLASSES[self.offset : self.offset + 5]), files
+
+    def stem_order(self, files: Files) -> Callable[[str], Any]:
+        """The list's order."""
+        return {name: i for i, (name, _) in enumerate(self.queries)}.__getitem__
 
     def read_mask(self, path: Path, class_id: int) -> np.ndarray:  # type: ignore[override]
         """The fold's class ``class_id`` (iSAID value ``5 * fold + class_id``); 255 kept."""

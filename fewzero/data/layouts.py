@@ -17,7 +17,7 @@ from PIL import Image
 from .crossdomain import CROSS_DOMAIN, class_problems, pair_problems
 from .isaid import fold_queries, isaid_layout, isaid_pair, read_class_mask
 from .lvis import read_lvis_annotations
-from .paco import paco_layout, read_paco_annotations
+from .paco import read_paco_annotations
 from .permis import MASKS, permis_videos, read_frame_masks
 from .readers import read_binary_mask
 
@@ -27,8 +27,6 @@ _REQUIRED = {
     **{name: list(cls.LAYOUT) for name, cls in CROSS_DOMAIN.items()},
     "fss1000": ["splits/test.txt"],
     "isaid": isaid_layout(),
-    "lvis": ["coco", "lvis_val.pkl"],
-    "paco": paco_layout(),
 }
 
 

@@ -21,8 +21,6 @@ labels resized to 1024 (INSID3's scoring).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
-from .folder_episodes import FolderEpisodes
+from .peer_benchmarks import Files, PeerBenchmark
 from .plain_pickle import read_plain_pickle
 from .protocols import patnet_episodes
 
@@ -81,7 +79,7 @@ def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     )
 
 
-class LVIS92i(FolderEpisodes):
+class LVIS92i(PeerBenchmark):
     """LVIS-92i's test episodes of fold ``fold`` (layout in [fewzero.data.lvis][fewzero.data.lvis]).
 
     Episode class ids are the fold's, ``1..n`` in the fold's order; ``classes`` holds their LVIS
@@ -125,37 +123,25 @@ class LVIS92i(FolderEpisodes):
     """
 
     BENCHMARK = "lvis"
-    PROTOCOL_NAMES = ("insid3",)
+    FOLDS = FOLDS
+    EPISODES = LVIS_EPISODES
+    LAYOUT = ("coco", "lvis_val.pkl")
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        fold: int = 0,
-        shots: int = 1,
-        transform: Callable[..., Any] | None = None,
-        protocol: str | None = "insid3",
-        n_episodes: int | None = None,
-        seed: int = 0,
-        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
-    ) -> None:
-        if isinstance(fold, bool) or not isinstance(fold, int) or fold not in range(FOLDS):
-            raise ValueError(f"fold must be one of 0..9 (LVIS-92i's folds), got {fold!r}")
-        root = self.checked_root(root, ["coco", "lvis_val.pkl"])
+    def index(self, root: Path, shots: int) -> tuple[list[str], Files]:
+        """The fold's categories (as text) and the images each is annotated in."""
+        assert self.fold is not None
         self.annotations = read_lvis_annotations(root / "lvis_val.pkl")
-        self.fold = fold
-        self.categories = lvis_fold_categories(self.annotations, fold, shots)
+        self.categories = lvis_fold_categories(self.annotations, self.fold, shots)
         if not self.categories:
             raise ValueError(
-                f"fold {fold} holds no category: lvis_val.pkl has fewer than 10 categories with "
-                f"more than shots={shots} images (LVIS-92i's has about 920)"
+                f"fold {self.fold} holds no category: lvis_val.pkl has fewer than 10 categories "
+                f"with more than shots={shots} images (LVIS-92i's has about 920)"
             )
         files = {
             j: {name: (root / "coco" / name, root / "lvis_val.pkl") for name in self.annotations[c]}
             for j, c in enumerate(self.categories, 1)
         }
-        count = LVIS_EPISODES if n_episodes is None else n_episodes
-        self.setup(root, [str(c) for c in self.categories], files, shots, transform, False, count,
-                   seed, protocol=protocol, episodes=episodes)  # fmt: skip
+        return [str(c) for c in self.categories], files
 
     def mask_of(self, cid: int, stem: str) -> np.ndarray:
         """The union of the category's segmentations in image ``stem``, ``uint8`` 0/1."""

@@ -27,16 +27,15 @@ A manifest names an episode's image as ``<image>#<object id>``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .folder_episodes import FolderEpisodes
 from .lvis import segmentation_mask
+from .peer_benchmarks import Files, PeerBenchmark
 from .plain_pickle import read_plain_pickle
 from .readers import read_image
 
@@ -89,7 +88,7 @@ def _short(path: str) -> str:
     return "/".join(str(path).split("/")[-2:])
 
 
-class PACOPart(FolderEpisodes):
+class PACOPart(PeerBenchmark):
     """PACO-Part's test episodes of fold ``fold`` (layout in [fewzero.data.paco][fewzero.data.paco]).
 
     Episode class ids are the fold's, ``1..n``; ``classes`` holds their PACO category ids as
@@ -113,33 +112,19 @@ class PACOPart(FolderEpisodes):
     """
 
     BENCHMARK = "paco"
-    PROTOCOL_NAMES = ("insid3",)
+    FOLDS = 4
+    EPISODES = PACO_EPISODES
+    OWN_DRAW = False
+    LAYOUT = ("coco", "paco/paco_part_train.pkl", "paco/paco_part_val.pkl")
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        fold: int = 0,
-        shots: int = 1,
-        transform: Callable[..., Any] | None = None,
-        protocol: str | None = "insid3",
-        n_episodes: int | None = None,
-        seed: int = 0,
-        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
-    ) -> None:
-        if isinstance(fold, bool) or not isinstance(fold, int) or fold not in range(4):
-            raise ValueError(f"fold must be one of 0..3 (PACO-Part's folds), got {fold!r}")
-        if protocol is None and episodes is None:
-            raise ValueError(
-                "protocol must be 'insid3' for PACO-Part (an episode is drawn with its objects), "
-                "or give episodes= to replay a manifest; got None"
-            )
-        root = self.checked_root(root, paco_layout())
+    def index(self, root: Path, shots: int) -> tuple[list[str], Files]:
+        """The fold's categories (as text) and, per image, each object of the category."""
+        assert self.fold is not None
         train, val = read_paco_annotations(root)
-        self.fold, self.cid2img = fold, _unique_images(val["cid2img"])
-        self.img2anno = val["img2anno"]
-        self.categories = paco_fold_categories(train, self.cid2img, fold, shots)
+        self.cid2img, self.img2anno = _unique_images(val["cid2img"]), val["img2anno"]
+        self.categories = paco_fold_categories(train, self.cid2img, self.fold, shots)
         self.objects: dict[tuple[int, str], tuple[list, list]] = {}  # boxes, segmentations
-        files: dict[int, dict[str, tuple[Path, Path]]] = {}
+        files: Files = {}
         for j, c in enumerate(self.categories, 1):
             files[j] = {}
             for entry in self.cid2img[c]:
@@ -149,9 +134,7 @@ class PACOPart(FolderEpisodes):
                     pkl = root / "paco" / "paco_part_val.pkl"
                     files[j][stem] = (root / "coco" / _short(path), pkl)
                     self.objects[(j, stem)] = (boxes, segms)
-        count = PACO_EPISODES if n_episodes is None else n_episodes
-        self.setup(root, [str(c) for c in self.categories], files, shots, transform, False, count,
-                   seed, protocol=protocol, episodes=episodes)  # fmt: skip
+        return [str(c) for c in self.categories], files
 
     def _objects_of(self, image_id: Any, category: Any) -> dict[Any, tuple[list, list]]:
         """``{object id: (boxes, segmentations)}`` of ``category``'s parts in the image."""
@@ -220,11 +203,6 @@ class PACOPart(FolderEpisodes):
                 out.append({"index": len(out), "query": query, "class_id": j,
                             "supports": [supports]})  # fmt: skip
         return out
-
-
-def paco_layout() -> list[str]:
-    """The folders and files a PACO-Part root holds."""
-    return ["coco", "paco/paco_part_train.pkl", "paco/paco_part_val.pkl"]
 
 
 def read_paco_annotations(root: Path) -> tuple[dict, dict]:

@@ -25,13 +25,12 @@ class, all episodes' intersections and unions pooled; 1024 x 1024 inputs, labels
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .folder_episodes import FolderEpisodes
+from .peer_benchmarks import Files, PeerBenchmark
 from .plain_pickle import read_plain_npy
 
 __all__ = ["PerMIS", "read_frame_masks"]
@@ -67,7 +66,7 @@ def read_frame_masks(path: str | os.PathLike[str]) -> list[dict[Any, np.ndarray]
     return frames
 
 
-class PerMIS(FolderEpisodes):
+class PerMIS(PeerBenchmark):
     """PerMIS's episodes: per video, frame 0 supports frames 1 and 2 (layout in [fewzero.data.permis][fewzero.data.permis]).
 
     Args:
@@ -109,26 +108,12 @@ class PerMIS(FolderEpisodes):
 
     BENCHMARK = "permis"
     CLASSES = ("object",)
-    PROTOCOL_NAMES = ("insid3",)
+    OWN_DRAW = False
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        shots: int = 1,
-        transform: Callable[..., Any] | None = None,
-        protocol: str | None = "insid3",
-        n_episodes: int | None = None,
-        seed: int = 0,
-        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
-    ) -> None:
+    def index(self, root: Path, shots: int) -> tuple[list[str], Files]:
+        """One class, ``object``: every video's three frames."""
         if isinstance(shots, bool) or shots != 1:
             raise ValueError(f"shots must be 1 for PerMIS (one support frame), got {shots!r}")
-        if protocol is None and episodes is None:
-            raise ValueError(
-                "protocol must be 'insid3' for PerMIS (its episodes are the benchmark's: frame 0 "
-                "supports frames 1 and 2), or give episodes= to replay a manifest; got None"
-            )
-        root = self.checked_root(root, [])
         self.videos = permis_videos(root)
         if not self.videos:
             raise FileNotFoundError(
@@ -137,8 +122,7 @@ class PerMIS(FolderEpisodes):
             )
         files = {1: {f"{v}/{f}": (root / v / f"{f}.jpg", root / v / MASKS)
                      for v in self.videos for f in range(3)}}  # fmt: skip
-        self.setup(root, self.CLASSES, files, shots, transform, False, n_episodes, seed,
-                   protocol=protocol, episodes=episodes)  # fmt: skip
+        return list(self.CLASSES), files
 
     def mask_of(self, cid: int, stem: str) -> np.ndarray:
         """Frame ``f`` of ``<video>/<f>``: the first mask of its dictionary, as ``uint8`` 0/1."""

@@ -21,15 +21,14 @@ does); 1024 x 1024 inputs, labels resized to 1024 x 1024 (nearest), ``label_size
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .folder_episodes import FolderEpisodes
+from .peer_benchmarks import Files, PeerBenchmark
 from .protocols import patnet_episodes
 
 __all__ = ["SUIM", "SUIM_CLASSES"]
@@ -56,7 +55,7 @@ def read_grey_mask(path: Path) -> np.ndarray:
         return (np.asarray(img.convert("L")) >= 128).astype(np.uint8)
 
 
-class SUIM(FolderEpisodes):
+class SUIM(PeerBenchmark):
     """SUIM's seven underwater classes (layout in [fewzero.data.suim][fewzero.data.suim]).
 
     Args:
@@ -95,25 +94,16 @@ class SUIM(FolderEpisodes):
 
     BENCHMARK = "suim"
     CLASSES = SUIM_CLASSES
-    PROTOCOL_NAMES = ("insid3",)
     LAYOUT = ("images", *(f"masks/{name}" for name in SUIM_CLASSES))
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        shots: int = 1,
-        transform: Callable[..., Any] | None = None,
-        protocol: str | None = "insid3",
-        n_episodes: int | None = None,
-        seed: int = 0,
-        episodes: str | os.PathLike[str] | Sequence[dict[str, Any]] | None = None,
-    ) -> None:
-        root = self.checked_root(root, self.LAYOUT)
-        files = self.find(root)
-        mask_names = {stem: m.name for pairs in files.values() for stem, (_, m) in pairs.items()}
-        self.setup(root, self.CLASSES, files, shots, transform, False, n_episodes, seed,
-                   protocol=protocol, episodes=episodes,
-                   order=lambda stem: mask_names[stem])  # fmt: skip
+    def index(self, root: Path, shots: int) -> tuple[list[str], Files]:
+        """SUIM's seven classes and their masks that mark any pixel."""
+        return list(self.CLASSES), self.find(root)
+
+    def stem_order(self, files: Files) -> Callable[[str], Any]:
+        """A class's masks in file-name order (INSID3's ``sorted(glob)``)."""
+        names = {stem: m.name for pairs in files.values() for stem, (_, m) in pairs.items()}
+        return names.__getitem__
 
     @classmethod
     def find(cls, root: Path) -> dict[int, dict[str, tuple[Path, Path]]]:
