@@ -284,6 +284,8 @@ DATA_ENTRIES: dict[str, Entry] = {
     "fewzero.data.ChestXray": Entry(_ctor("fewzero.data.ChestXray"), {"root": "folder"}),
     "fewzero.data.SUIM": Entry(_ctor("fewzero.data.SUIM"), {"root": "folder"}),
     "fewzero.data.PerMIS": Entry(_ctor("fewzero.data.PerMIS"), {"root": "folder"}),
+    "fewzero.data.PascalPart": Entry(lambda tmp, **kw: _ctor("fewzero.data.PascalPart")(tmp, **{"root": tmp, "fold": 0, **kw}),
+                                     {"root": "folder", "fold": _F}),
     "fewzero.data.PACOPart": Entry(lambda tmp, **kw: _ctor("fewzero.data.PACOPart")(tmp, **{"root": tmp, "fold": 0, **kw}),
                                    {"root": "folder", "fold": _F}),
     "fewzero.data.LVIS92i": Entry(lambda tmp, **kw: _ctor("fewzero.data.LVIS92i")(tmp, **{"root": tmp, "fold": 0, **kw}),

@@ -362,7 +362,7 @@ def test_a_permis_mask_file_that_would_run_code_is_refused(tmp_path, capsys):
     ]
 
 
-@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis", "lvis", "paco"])
+@pytest.mark.parametrize("dataset", ["suim", "isaid", "permis", "lvis", "paco", "pascal_part"])
 def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dataset):
     """evaluate_crossdomain over a tiny INSID3: INSID3's episodes, one manifest per fold."""
     from bad_input_contract import _tiny_insid3
@@ -370,20 +370,21 @@ def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dat
     from fewzero.engine.pascal2coco import EvalOptions, evaluate_crossdomain
 
     trees = {"suim": suim_tree, "isaid": isaid_tree, "permis": permis_tree, "lvis": lvis_tree,
-             "paco": paco_tree}  # fmt: skip
+             "paco": paco_tree, "pascal_part": pascal_part_tree}  # fmt: skip
     root = trees[dataset](tmp_path / "d")
-    from fewzero.data import LVIS92i, PACOPart
+    from fewzero.data import LVIS92i, PACOPart, PascalPart
 
     model = _tiny_insid3().eval()
-    count = 12 if dataset in ("lvis", "paco") else None  # the first 12 of 2300 and 2500
+    count = 12 if dataset in ("lvis", "paco", "pascal_part") else None  # the first 12
     options = EvalOptions(size=32, n_episodes=count, shots=1, protocol="insid3",
                           label_size="resized", progress=False)  # fmt: skip
     row = evaluate_crossdomain(model, dataset, root, options, fold=1)
     expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS,
                 "lvis": lambda r: LVIS92i(r, 1, n_episodes=12),
-                "paco": lambda r: PACOPart(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
+                "paco": lambda r: PACOPart(r, 1, n_episodes=12),
+                "pascal_part": lambda r: PascalPart(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
     assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
-    folded = dataset in ("isaid", "lvis", "paco")
+    folded = dataset in ("isaid", "lvis", "paco", "pascal_part")
     assert row["protocol"] == "insid3" and row.get("fold") == (1 if folded else None)
 
 
@@ -517,3 +518,127 @@ def test_paco_draws_the_peers_object_episodes_and_crops_to_the_object(tmp_path, 
     assert layout_problems("paco", root, thorough=True) == ["missing coco/val2017/000000000007.jpg"]
     with pytest.raises(ValueError, match="protocol must be 'insid3' for PACOPart"):
         PACOPart(root, fold, protocol=None)
+
+
+def pascal_part_tree(root: Path, seed: int = 0) -> Path:
+    """Matcher's Pascal-Part files: the index of four super-categories, per-image annotations
+    with several objects of a name (some without the part), RLE masks with text counts."""
+    import json
+
+    import pycocotools.mask as mask_util
+
+    rng = random.Random(seed)
+    voc = root / "VOCdevkit" / "VOC2010"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "Annotations_Part_json_merged_part_classes").mkdir()
+    names = {"animals": ["cat", "dog"], "indoor": ["sofa"], "person": ["person"],
+             "vehicles": ["aeroplane", "bus"]}  # fmt: skip
+    parts = ["HEAD", "TAIL", "BODY"]
+    ids = [f"2008_{i:06d}" for i in range(24)]
+    annotations = {i: {"object": []} for i in ids}
+    tree = {}
+    for category, objects in names.items():
+        tree[category] = {"object": {}}
+        for obj in objects:
+            tree[category]["object"][obj] = {"part": {}}
+            for part in parts:
+                val = rng.sample(ids, rng.randint(5, 8))
+                train = [] if rng.random() < 0.2 else ["2007_000001"]
+                tree[category]["object"][obj]["part"][part] = {"train": train, "val": val}
+                for image_id in val:
+                    for _ in range(rng.randint(1, 2)):  # objects of that name, some without the part
+                        x, y = rng.randrange(18), rng.randrange(14)
+                        box = {"xmin": x, "ymin": y, "xmax": x + rng.randint(5, 14), "ymax": y + rng.randint(4, 10)}
+                        has = [] if rng.random() < 0.3 else [part]
+                        object_parts = []
+                        for p in has:
+                            m = np.zeros((24, 32), np.uint8, order="F")
+                            m[y : y + 3, x : x + 4] = 1
+                            rle = mask_util.encode(m)
+                            rle["counts"] = rle["counts"].decode("ascii")
+                            object_parts.append({"name": p, "mask": [rle]})
+                        annotations[image_id]["object"].append({"name": obj, "bndbox": box, "parts": object_parts})
+    for image_id in ids:
+        Image.fromarray(np.full((24, 32, 3), rng.randrange(255), np.uint8)).save(voc / "JPEGImages" / f"{image_id}.jpg")
+        (voc / "Annotations_Part_json_merged_part_classes" / f"{image_id}.json").write_text(
+            json.dumps(annotations[image_id]))
+    (voc / "all_obj_part_to_image.json").write_text(json.dumps(tree))
+    return root
+
+
+def insid3_pascal_part_reference(root: Path, fold: int, shots: int, seed: int = 0):
+    """INSID3's ``DatasetPASCALPart`` (``datasets/pascal_part.py``) written out: its classes,
+    ``min(images, 2500)`` episodes and ``sample_episode``'s object draws."""
+    import json
+
+    voc = root / "VOCdevkit" / "VOC2010"
+    cat = json.loads((voc / "all_obj_part_to_image.json").read_text())[
+        ["animals", "indoor", "person", "vehicles"][fold]]
+    names = [f"{o}+{p}" for o in cat["object"] for p in cat["object"][o]["part"]
+             if cat["object"][o]["part"][p]["train"] and cat["object"][o]["part"][p]["val"]
+             and f"{o}+{p}" != "aeroplane+TAIL"]  # fmt: skip
+    count = min(sum(len(cat["object"][o]["part"][p]["val"]) for o in cat["object"]
+                    for p in cat["object"][o]["part"]), 2500)  # fmt: skip
+
+    def objects(image_id, obj):
+        anno = json.loads((voc / "Annotations_Part_json_merged_part_classes" / f"{image_id}.json").read_text())
+        return [o for o in anno["object"] if o["name"] == obj]
+
+    np.random.seed(seed)
+    out = []
+    for idx in range(count):
+        name = names[idx % len(names)]
+        obj, part = name.split("+")
+        val = cat["object"][obj]["part"][part]["val"]
+        while True:
+            query_id = np.random.choice(val, 1, replace=False)[0]
+            found = objects(query_id, obj)
+            if not found:
+                continue
+            k = int(np.random.choice(len(found), 1, replace=False)[0])  # choice over the objects
+            if [p for p in found[k]["parts"] if p["name"] == part]:
+                break
+        supports = []
+        while len(supports) < shots:
+            support_id = np.random.choice(val, 1, replace=False)[0]
+            if support_id == query_id or support_id in [s.split("#")[0] for s in supports]:
+                continue
+            found = objects(support_id, obj)
+            if not found:
+                continue
+            k2 = int(np.random.choice(len(found), 1, replace=False)[0])
+            if not [p for p in found[k2]["parts"] if p["name"] == part]:
+                continue
+            supports.append(f"{support_id}#{k2}")
+        out.append((f"{query_id}#{k}", names.index(name) + 1, supports))
+    return out, names
+
+
+@pytest.mark.parametrize("fold, shots", [(0, 1), (3, 2)])
+def test_pascal_part_draws_the_peers_object_episodes(tmp_path, fold, shots, seeded_globals):
+    import json
+
+    import pycocotools.mask as mask_util
+
+    from fewzero.data import PascalPart
+
+    root = pascal_part_tree(tmp_path / "Pascal-Part", seed=fold)
+    ds = PascalPart(root, fold, shots=shots)
+    ref, names = insid3_pascal_part_reference(root, fold, shots)
+    assert ds.classes == names and episodes_of(ds) == ref and "aeroplane+TAIL" not in names
+    voc = root / "VOCdevkit" / "VOC2010"
+    for index in (0, 3):  # the object's part, cropped to its box (the image too)
+        name, cid, _ = ref[index]
+        image_id, k = name.split("#")
+        obj, part = names[cid - 1].split("+")
+        anno = json.loads((voc / "Annotations_Part_json_merged_part_classes" / f"{image_id}.json").read_text())
+        found = [o for o in anno["object"] if o["name"] == obj][int(k)]
+        rles = [dict(m, counts=m["counts"].encode()) for p in found["parts"] if p["name"] == part for m in p["mask"]]
+        box = [int(v) for v in found["bndbox"].values()]
+        want = (mask_util.decode(rles).sum(-1) > 0)[box[1] : box[3], box[0] : box[2]].astype(np.int64)
+        sample = ds[index]
+        assert np.array_equal(sample["label"].numpy(), want) and sample["image"].shape[-2:] == want.shape
+    assert episodes_of(PascalPart(root, fold, shots=shots, protocol=None, episodes=ds.manifest())) == ref
+    assert layout_problems("pascal_part", root, thorough=True) == []
+    with pytest.raises(ValueError, match=r"has \d validation images with an object that has the part, needs shots \+ 1 = 10"):
+        PascalPart(root, fold, shots=9)  # the peers' loops would never end

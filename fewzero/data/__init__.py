@@ -31,6 +31,7 @@ from .lvis import LVIS92i
 from .manifest import MANIFEST_VERSION, episodes_sha256, read_manifest, write_manifest
 from .paco import PACOPart
 from .pascal import Pascal5i
+from .pascal_part import PASCAL_PART_FOLDS, PascalPart
 from .permis import PerMIS, read_frame_masks
 from .plans import EpisodePlan
 from .protocols import (
@@ -82,6 +83,8 @@ __all__ = [
     "PerMIS",
     "LVIS92i",
     "PACOPart",
+    "PASCAL_PART_FOLDS",
+    "PascalPart",
     "read_frame_masks",
     "hsnet_fss_episodes",
     "layout_problems",

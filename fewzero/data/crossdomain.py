@@ -47,6 +47,7 @@ from .folder_episodes import FolderEpisodes
 from .isaid import ISAID5i
 from .lvis import LVIS92i
 from .paco import PACOPart
+from .pascal_part import PascalPart
 from .permis import PerMIS
 from .protocols import PEER_PROTOCOLS, patnet_episodes
 from .readers import read_binary_mask, read_rgb_class_mask
@@ -308,12 +309,13 @@ CROSS_DOMAIN: dict[str, type[FolderEpisodes]] = {
     "permis": PerMIS,
     "lvis": LVIS92i,
     "paco": PACOPart,
+    "pascal_part": PascalPart,
 }
 """The cross-domain datasets by their ``--dataset`` name (FSS-1000 is ``fss1000``): PATNet's
 three; SUIM's underwater and iSAID-5i's aerial scenes, PerMIS's video frames, LVIS-92i's
-long-tail categories and PACO-Part's object parts (INSID3's)."""
+long-tail categories, PACO-Part's and Pascal-Part's object parts (INSID3's)."""
 
-CROSS_DOMAIN_FOLDS = {"isaid": 3, "lvis": 10, "paco": 4}
+CROSS_DOMAIN_FOLDS = {"isaid": 3, "lvis": 10, "paco": 4, "pascal_part": 4}
 """The cross-domain datasets cut into folds, and how many (``fold=`` and ``--fold``)."""
 
 

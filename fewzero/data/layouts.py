@@ -18,6 +18,7 @@ from .crossdomain import CROSS_DOMAIN, class_problems, pair_problems
 from .isaid import fold_queries, isaid_layout, isaid_pair, read_class_mask
 from .lvis import read_lvis_annotations
 from .paco import read_paco_annotations
+from .pascal_part import VOC, read_part_index
 from .permis import MASKS, permis_videos, read_frame_masks
 from .readers import read_binary_mask
 
@@ -86,6 +87,8 @@ def layout_problems(
         return _lvis_problems(root, thorough)
     if dataset == "paco":
         return _paco_problems(root, thorough)
+    if dataset == "pascal_part":
+        return _pascal_part_problems(root, thorough)
     return class_problems(CROSS_DOMAIN[dataset], root, thorough)
 
 
@@ -167,4 +170,23 @@ def _paco_problems(root: Path, thorough: bool) -> list[str]:
     lacking = [n for n in names if not (root / "coco" / n).is_file()]
     return [f"missing coco/{n}" for n in lacking[:5]] + (
         [f"... and {len(lacking) - 5} more images"] if len(lacking) > 5 else []
+    )
+
+
+def _pascal_part_problems(root: Path, thorough: bool) -> list[str]:
+    """What a Pascal-Part root lacks: its index; thorough, each validation image and annotation."""
+    voc = root / VOC
+    try:
+        tree = read_part_index(voc / "all_obj_part_to_image.json")
+    except ValueError as err:
+        return [str(err)]
+    if not thorough:
+        return []
+    ids = sorted({str(i) for cat in tree.values() for obj in cat["object"].values()
+                  for lists in obj["part"].values() for i in lists["val"]})  # fmt: skip
+    lacking = [f"JPEGImages/{i}.jpg" for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
+    lacking += [f"Annotations_Part_json_merged_part_classes/{i}.json" for i in ids
+                if not (voc / "Annotations_Part_json_merged_part_classes" / f"{i}.json").is_file()]  # fmt: skip
+    return [f"missing {VOC}/{n}" for n in lacking[:5]] + (
+        [f"... and {len(lacking) - 5} more files"] if len(lacking) > 5 else []
     )

@@ -19,7 +19,8 @@ Cross-domain benchmarks (PATNet's layouts, see [`fewzero.data.crossdomain`][fewz
 
     python -m fewzero.data.prepare deepglobe --root land-train --out DIR
     python -m fewzero.data.prepare isic --root ISIC --class-csv class_id.csv --out DIR
-    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis,lvis,paco} --root DIR
+    python -m fewzero.data.prepare check {deepglobe,isic,lung,fss1000,suim,isaid,permis,lvis,paco,pascal_part}
+        --root DIR
 
 (see [`fewzero.data.prepare_crossdomain`][fewzero.data.prepare_crossdomain]); ``check`` lists what
 a layout lacks and exits with 1 when it lacks anything.
@@ -393,9 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--class-csv", required=True, help="PATNet's data/isic/class_id.csv (ID,Class)")
     i.add_argument("--out", required=True, help="output folder (PATNet's ISIC layout)")
     k = sub.add_parser("check", help="say what a cross-domain layout lacks", formatter_class=fmt)
-    k.add_argument("name", choices=["deepglobe", "isic", "lung", "fss1000", "suim", "isaid",
-                                    "permis", "lvis", "paco"],
-                   help="the dataset")  # fmt: skip
+    names = ["deepglobe", "isic", "lung", "fss1000", "suim", "isaid", "permis", "lvis", "paco",
+             "pascal_part"]  # fmt: skip
+    k.add_argument("name", choices=names, metavar="DATASET",
+                   help=f"the dataset: {', '.join(names)}")  # fmt: skip
     k.add_argument("--root", required=True, help="the dataset's folder")
     return parser
 

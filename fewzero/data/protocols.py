@@ -101,7 +101,8 @@ PEER_PROTOCOLS: dict[str, PeerProtocol] = {
         "patnet", ("deepglobe", "isic", "lung", "fss1000"), 600, 0, 400, "resized"
     ),
     "insid3": PeerProtocol(
-        "insid3", ("suim", "isaid", "permis", "lvis", "paco"), None, 0, 1024, "resized"
+        "insid3", ("suim", "isaid", "permis", "lvis", "paco", "pascal_part"), None, 0, 1024,
+        "resized",
     ),
 }
 """Every peer protocol's settings (HSNet's, PFENet's, PATNet's, INSID3's), by name: the one

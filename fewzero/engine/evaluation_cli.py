@@ -1,7 +1,7 @@
 """The evaluation command line: ``fewzero-eval``, ``examples/eval_pascal5i.py``, ``eval_pascal2coco.py``.
 
 Scores trained checkpoints on PASCAL-5i (with COCO-20i columns when ``--coco-root`` is given) or
-on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000|suim|isaid|permis|lvis|paco
+on a cross-domain benchmark (``--dataset deepglobe|isic|lung|fss1000|suim|isaid|permis|lvis|paco|pascal_part
 --data-root R``). Every run
 writes, beside its tables, the manifest of every dataset it scored (``manifests/<key>.jsonl``)
 and a result JSON that records every protocol setting, the manifests' and checkpoints' SHA-256,
@@ -80,12 +80,12 @@ def _add_data_flags(p: argparse.ArgumentParser, coco: bool | None) -> None:
     p.add_argument("--rerun", type=Path, default=None,
                    help="a result JSON of an earlier evaluation: score it again on its own "
                    "manifests and say whether every number matches (exit 1 if not)")  # fmt: skip
-    p.add_argument("--dataset", choices=DATASETS, default="pascal5i",
-                   help="benchmark (cross-domain ones need --data-root)")  # fmt: skip
-    p.add_argument("--fold", type=int, choices=range(10), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default="pascal5i", metavar="DATASET",
+                   help=f"benchmark: {', '.join(DATASETS)} (all but pascal5i need --data-root)")  # fmt: skip
+    p.add_argument("--fold", type=int, choices=range(10), default=None, metavar="K",
                    help="PASCAL-5i fold, 0-3 (default: the checkpoint's run; needed for a model "
                    "saved with save_model, which records none), or iSAID-5i's (0-2), "
-                   "LVIS-92i's (0-9) or PACO-Part's (0-3), default 0")  # fmt: skip
+                   "LVIS-92i's (0-9), PACO-Part's or Pascal-Part's (0-3), default 0")  # fmt: skip
     p.add_argument("--pascal-root", default=None, help="prepared PASCAL-5i folder (pascal5i)")
     p.add_argument("--data-root", default=None,
                    help="the cross-domain dataset's folder (see fewzero.data.crossdomain)")  # fmt: skip
@@ -109,7 +109,7 @@ def build_parser(description: str, coco: bool | None) -> argparse.ArgumentParser
     p.add_argument("--protocol", choices=["fewzero", *PEER_PROTOCOLS], default=None,
                    help="episode sampler: fewzero's, or the peer's own sequence (hsnet, pfenet "
                    "on PASCAL-5i/COCO-20i; patnet on deepglobe, isic, lung and fss1000, insid3 "
-                   "on suim, isaid, permis, lvis and paco, their defaults)")  # fmt: skip
+                   "on suim, isaid, permis, lvis, paco and pascal_part, their defaults)")  # fmt: skip
     p.add_argument("--query-list", default=None,
                    help="HSNet's query list (name__class lines) for --protocol hsnet")  # fmt: skip
     p.add_argument("--label-size", choices=["original", "resized"], default=None,
