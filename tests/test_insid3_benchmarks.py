@@ -378,13 +378,16 @@ def test_a_training_free_model_is_scored_on_them_with_its_episodes(tmp_path, dat
     count = 12 if dataset in ("lvis", "paco", "pascal_part") else None  # the first 12
     options = EvalOptions(size=32, n_episodes=count, shots=1, protocol="insid3",
                           label_size="resized", progress=False)  # fmt: skip
-    row = evaluate_crossdomain(model, dataset, root, options, fold=1)
+    folded = dataset in ("isaid", "lvis", "paco", "pascal_part")
+    if not folded:  # a fold where the benchmark has none is refused, not ignored
+        with pytest.raises(ValueError, match=f"'{dataset}' has none, got fold=1"):
+            evaluate_crossdomain(model, dataset, root, options, fold=1)
+    row = evaluate_crossdomain(model, dataset, root, options, fold=1 if folded else None)
     expected = {"suim": SUIM, "isaid": lambda r: ISAID5i(r, 1), "permis": PerMIS,
                 "lvis": lambda r: LVIS92i(r, 1, n_episodes=12),
                 "paco": lambda r: PACOPart(r, 1, n_episodes=12),
                 "pascal_part": lambda r: PascalPart(r, 1, n_episodes=12)}[dataset](root)  # fmt: skip
     assert row["episodes"] == len(expected) and 0 <= row["miou"] <= 1
-    folded = dataset in ("isaid", "lvis", "paco", "pascal_part")
     assert row["protocol"] == "insid3" and row.get("fold") == (1 if folded else None)
 
 

@@ -400,7 +400,7 @@ def _score(
         options = EvalOptions(shots=shots, size=proto["size"], n_episodes=proto["n_episodes"],
                               seed=proto["seed"], **common)  # fmt: skip
         return evaluate_crossdomain(plan.model, args.dataset, args.data_root, options,
-                                    fold=args.fold or 0)  # fmt: skip
+                                    fold=args.fold)  # fmt: skip
     coco = settings.with_coco
     data = PascalCoco(args.pascal_root, args.coco_root if coco else None, plan.cfg["fold"],
                       class_split=args.class_split if coco else "fwb")  # fmt: skip

@@ -348,7 +348,7 @@ def evaluate_crossdomain(
     dataset: str,
     root: str | os.PathLike[str],
     settings: EvalOptions | None = None,
-    fold: int = 0,
+    fold: int | None = None,
 ) -> dict[str, Any]:
     """A few-shot model on a cross-domain benchmark: a key of ``CROSS_DOMAIN`` or ``fss1000``.
 
@@ -357,8 +357,8 @@ def evaluate_crossdomain(
     labels resized to 400x400 (``label_size="resized"``; ``"original"`` upsamples the logits to
     each label's own size instead). ``protocol=None`` draws ``n_episodes`` (``None``: 1000)
     with fewzero's sampler. SUIM and iSAID-5i take INSID3's protocol instead
-    (``protocol="insid3"``, 1024 x 1024, resized labels); ``fold`` is iSAID-5i's or LVIS-92i's
-    (``CROSS_DOMAIN_FOLDS``).
+    (``protocol="insid3"``, 1024 x 1024, resized labels). ``fold`` is the fold of a benchmark
+    cut into folds (``CROSS_DOMAIN_FOLDS``; default 0); the others take none.
 
     Returns:
         A row: ``dataset``, ``shots``, ``miou``, ``fbiou``, ``episodes`` and every setting, with
@@ -366,12 +366,17 @@ def evaluate_crossdomain(
         manifest of this dataset.
 
     Raises:
-        ValueError: for an unknown dataset, ``shots < 1``, or a model that takes no support.
+        ValueError: for an unknown dataset, ``shots < 1``, a model that takes no support, or a
+            ``fold`` for a benchmark without folds.
     """
     s = PATNET if settings is None else settings
     names = [*CROSS_DOMAIN, "fss1000"]
     if dataset not in names:
         raise ValueError(f"dataset must be one of {names}, got {dataset!r}")
+    if fold is not None and dataset not in CROSS_DOMAIN_FOLDS:
+        raise ValueError(f"fold is for the benchmarks cut into folds ({', '.join(CROSS_DOMAIN_FOLDS)}); "
+                         f"{dataset!r} has none, got fold={fold!r}: leave fold out")  # fmt: skip
+    fold = 0 if fold is None and dataset in CROSS_DOMAIN_FOLDS else fold
     if s.shots < 1:
         raise ValueError(f"shots must be >= 1 for the cross-domain benchmarks, got {s.shots}")
     check_shots(model, type(model).__name__, s.shots)
