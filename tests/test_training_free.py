@@ -110,3 +110,26 @@ def test_fewzero_eval_scores_a_model_built_from_its_files(
     with pytest.raises(SystemExit, match="2"):
         eval_main([a for a in argv if a not in ("--fold", "0")] + ["--out", "other"])
     assert "--fold must be given" in capsys.readouterr().err
+
+
+def test_fewzero_eval_scores_insid3s_benchmarks_under_its_protocol(dinov3_file, tmp_path, monkeypatch):
+    """``--dataset isaid --fold 1``: INSID3's episodes and scoring, recorded in the result."""
+    from test_insid3_benchmarks import isaid_tree
+
+    from fewzero.data import ISAID5i
+    from fewzero.engine.evaluation_cli import main as eval_main
+
+    isaid_tree(tmp_path / "iSAID")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--model", "insid3_vits16", "--dinov3-file", str(dinov3_file), "--dataset", "isaid",
+            "--data-root", "iSAID", "--fold", "1", "--episodes", "4", "--shots", "1", "--size",
+            "64", "--quiet"]  # fmt: skip
+    assert eval_main(argv) == 0
+    out = tmp_path / "results" / "isaid" / "insid3_vits16"
+    row = json.loads((out / "isaid.json").read_text())["rows"][0]
+    assert (row["protocol"], row["label_size"], row["fold"], row["episodes"]) == (
+        "insid3", "resized", 1, 4)
+    replayed = [json.loads(line) for line in
+                (out / "manifests" / "isaid-fold1-1shot.jsonl").read_text().splitlines()[1:]]  # fmt: skip
+    peer = ISAID5i(tmp_path / "iSAID", 1, shots=1).manifest()[:4]  # INSID3's first four
+    assert [(e["query"], e["supports"]) for e in replayed] == [(e["query"], e["supports"]) for e in peer]
