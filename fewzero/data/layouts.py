@@ -150,11 +150,7 @@ def _lvis_problems(root: Path, thorough: bool) -> list[str]:
         return [str(err)]
     if not thorough:
         return []
-    names = sorted({n for images in anno.values() for n in images})
-    lacking = [n for n in names if not (root / "coco" / n).is_file()]
-    return [f"missing coco/{n}" for n in lacking[:5]] + (
-        [f"... and {len(lacking) - 5} more images"] if len(lacking) > 5 else []
-    )
+    return _missing(root, [f"coco/{n}" for n in sorted({n for i in anno.values() for n in i})])
 
 
 def _paco_problems(root: Path, thorough: bool) -> list[str]:
@@ -167,10 +163,7 @@ def _paco_problems(root: Path, thorough: bool) -> list[str]:
         return []
     names = sorted({"/".join(str(p).split("/")[-2:]) for images in val["cid2img"].values()
                     for entry in images for p in entry.values()})  # fmt: skip
-    lacking = [n for n in names if not (root / "coco" / n).is_file()]
-    return [f"missing coco/{n}" for n in lacking[:5]] + (
-        [f"... and {len(lacking) - 5} more images"] if len(lacking) > 5 else []
-    )
+    return _missing(root, [f"coco/{n}" for n in names])
 
 
 def _pascal_part_problems(root: Path, thorough: bool) -> list[str]:
@@ -184,9 +177,13 @@ def _pascal_part_problems(root: Path, thorough: bool) -> list[str]:
         return []
     ids = sorted({str(i) for cat in tree.values() for obj in cat["object"].values()
                   for lists in obj["part"].values() for i in lists["val"]})  # fmt: skip
-    lacking = [f"JPEGImages/{i}.jpg" for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
-    lacking += [f"Annotations_Part_json_merged_part_classes/{i}.json" for i in ids
-                if not (voc / "Annotations_Part_json_merged_part_classes" / f"{i}.json").is_file()]  # fmt: skip
-    return [f"missing {VOC}/{n}" for n in lacking[:5]] + (
+    return _missing(root, [f"{VOC}/JPEGImages/{i}.jpg" for i in ids]
+                    + [f"{VOC}/Annotations_Part_json_merged_part_classes/{i}.json" for i in ids])  # fmt: skip
+
+
+def _missing(root: Path, files: list[str]) -> list[str]:
+    """The first five of ``files`` (relative to ``root``) that do not exist, and how many more."""
+    lacking = [f for f in files if not (root / f).is_file()]
+    return [f"missing {f}" for f in lacking[:5]] + (
         [f"... and {len(lacking) - 5} more files"] if len(lacking) > 5 else []
     )
