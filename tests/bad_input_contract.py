@@ -432,6 +432,8 @@ TENSOR_ENTRIES: dict[str, Entry] = {
         _ctor("fewzero.layers.dot_product_attention", q=torch.randn(1, 2, 4, 8), k=torch.randn(1, 2, 4, 8),
               v=torch.randn(1, 2, 4, 8), scale=0.5),
         {"impl": "name", "dropout": "fraction", "scale": "positive_number"}),
+    "fewzero.layers.label_map": Entry(
+        _ctor("fewzero.layers.label_map", scores=torch.randn(1, 2, 4, 4)), {"scores": _T}),
     "fewzero.layers.multilayer_correlation": Entry(
         _ctor("fewzero.layers.multilayer_correlation", query_feats=[torch.randn(1, 4, 4, 4)],
               support_feats=[torch.randn(1, 4, 4, 4)], support_mask=torch.ones(1, 4, 4), groups=[0]),

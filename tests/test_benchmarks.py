@@ -150,3 +150,17 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path,
             assert r[key] is not None and r[key] >= 0, (r["name"], key)
     assert (toy_cache / "toy-seed7" / "pascal").is_dir()  # the second tree, seed 7
     assert "| default |" in (env_out / "comparison.md").read_text()
+
+
+def test_label_map_benchmark_in_process(tmp_path, monkeypatch):
+    """Both ways timed side by side on one grid, and equal (in process: no interpreter start)."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    bench = __import__("label_map")
+    threads = str(torch.get_num_threads())
+    assert bench.main(["--sizes", "9", "--classes", "1", "2", "5", "--rounds", "1",
+                       "--threads", threads, "--out", str(tmp_path)]) == 0  # fmt: skip
+    rows = only_json(tmp_path, "label_map")["rows"]
+    assert [(r["size"], r["classes"]) for r in rows] == [(9, 1), (9, 2), (9, 5)]
+    assert all(r["equal"] and r["argmax_ms"] > 0 and r["label_map_ms"] > 0 for r in rows)

@@ -14,6 +14,7 @@ from fewzero.layers import (
     ResidualBlock,
     ResidualStack,
     adaptive_avg_pool2d_matmul,
+    label_map,
 )
 
 sizes = st.integers(min_value=1, max_value=13)
@@ -360,3 +361,33 @@ def test_bf16_spatial_attention_follows_the_fp64_equations_not_only_the_residual
     # tolerance on the attention output alone (no residual x to hide in): 2% of its scale
     err = (low - ref).abs().max() / ref.abs().max()
     assert err < 0.02, float(err)
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    classes=st.integers(1, 6),
+    dim=st.integers(0, 4),
+    levels=st.integers(1, 4),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+)
+def test_label_map_is_argmax_with_its_ties(shape, classes, dim, levels, dtype):
+    """Few distinct values make ties common: the first largest class wins, as in argmax."""
+    dim = dim % (len(shape) + 1)
+    shape = [*shape[:dim], classes, *shape[dim:]]
+    scores = torch.randint(0, levels, shape).to(dtype)
+    out = label_map(scores, dim=dim)
+    assert out.dtype == torch.int64 and torch.equal(out, scores.argmax(dim))
+
+
+def test_label_map_on_logits_and_probabilities_and_no_class():
+    logits = torch.randn(3, 4, 17, 9)
+    assert torch.equal(label_map(logits), logits.argmax(1))
+    probs = logits.softmax(1)[0]
+    assert torch.equal(label_map(probs, dim=0), probs.argmax(0))
+    with pytest.raises(ValueError, match="scores must hold values"):
+        label_map(torch.zeros(2, 0, 3, 3))
+    with pytest.raises(ValueError, match="dim must name a dimension of scores, of shape"):
+        label_map(logits, dim=4)
+    logits[0, 1, 2, 3] = float("nan")  # argmax would pick it; refused instead
+    with pytest.raises(ValueError, match="scores must be finite, got 1 NaN/Inf"):
+        label_map(logits)

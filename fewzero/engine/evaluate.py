@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ..checks import amp_dtype
 from ..data.samples import collate_episodes
+from ..layers import label_map
 from ..metrics import AbsentMeter, IoUMeter, LeakMeter, NWayIoUMeter
 from ..models.base import check_finite
 from ..models.nway import nway_scores
@@ -124,7 +125,7 @@ class _Meters:
             up = F.interpolate(
                 logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False
             )
-            pred = up.argmax(1).cpu()
+            pred = label_map(up).cpu()
             if "class_ids" in batch:
                 self.nway.update(pred, label[None], batch["class_ids"][i : i + 1])
                 continue

@@ -15,6 +15,7 @@ from ..data.episodes import EpisodeDataset
 from ..data.io import read_image
 from ..data.samples import collate_episodes
 from ..files import make_parent
+from ..layers import label_map
 from ..predict import tint
 from .inputs import episode_inputs, uses_class_ids
 
@@ -97,7 +98,7 @@ def _predict(
     model.eval()
     logits = model(**episode_inputs(batch, device, class_ids=uses_class_ids(model))).float()
     up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    return up.argmax(1)[0].cpu().numpy()
+    return label_map(up)[0].cpu().numpy()
 
 
 def _save(fig: object, path: str | os.PathLike[str]) -> Path:

@@ -9,6 +9,7 @@ from .center_pivot import CenterPivotConv4d
 from .clustering import cosine_clusters
 from .conv_norm_act import ACTIVATIONS, ConvNormAct, make_act
 from .correlation import dense_correlation, multilayer_correlation
+from .label_map import label_map
 from .mask_attention import MaskAttention
 from .non_local import NonLocalBlock, dot_product_attention
 from .positional import sine_positional_encoding
@@ -30,6 +31,7 @@ __all__ = [
     "cosine_clusters",
     "dense_correlation",
     "dot_product_attention",
+    "label_map",
     "make_act",
     "multilayer_correlation",
     "principal_subspace",

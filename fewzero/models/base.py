@@ -40,6 +40,7 @@ from torch import nn
 
 from ..checks import check_numbers, is_exporting
 from ..configs import OptionGroup, capture_init, json_safe
+from ..layers import label_map
 from ._registry import architecture, architecture_of
 
 __all__ = ["NOT_CONFIG", "Losses", "SegmentationModel", "check_finite", "check_images"]
@@ -389,7 +390,7 @@ class SegmentationModel(nn.Module, ABC):
                     "come back as the object: mark the object only, or pass "
                     "allow_full_masks=True to use them as they are"
                 )
-        return self(images, support_images, support_masks, class_ids).argmax(dim=1)
+        return label_map(self(images, support_images, support_masks, class_ids))
 
     def save_pretrained(self, directory: str | os.PathLike[str], card: str | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` to ``directory`` ([fewzero.models.save_pretrained][fewzero.models.hub.save_pretrained])."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..checks import resolve_device
 from ..data.readers import ImageLike, MaskLike
 from ..fitted_support import FittedSupport
+from ..layers import label_map
 from ..models import load_trained_model
 from ..models.base import SegmentationModel
 from ..models.feature_cache import cached_features, weights_fingerprint
@@ -354,7 +355,7 @@ class Predictor:
             class_id: The class id, for word-conditioned models (SPNet, ZSVM).
         """
         probs = self.probabilities(image, support, class_id)
-        labels = probs.argmax(0)
+        labels = label_map(probs, dim=0)
         for c, score in enumerate(_presence(probs).tolist(), start=1):
             if score < self.presence_threshold:  # absent: no pixel of it
                 labels[labels == c] = 0
@@ -372,7 +373,7 @@ def _pairs(name: Any, pairs: Any) -> SupportSet:
 
 def _presence(probs: torch.Tensor) -> torch.Tensor:
     """Each class's presence score from ``(C + 1, H, W)`` probabilities (channel 0 background)."""
-    winner = probs.argmax(0)
+    winner = label_map(probs, dim=0)
     classes = torch.arange(1, probs.shape[0])[:, None, None]
     return (probs[1:] * (winner[None] == classes)).flatten(1).mean(1)
 
