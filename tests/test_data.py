@@ -454,3 +454,34 @@ def test_exclude_unseen_drops_exactly_the_training_images_that_show_an_unseen_cl
     assert set(painted) <= every_names  # without the filter they are trained, the unseen as bg
     assert not kept_names & set(painted)
     assert kept_names == every_names - set(painted)
+
+
+@given(
+    values=st.lists(st.sampled_from([*range(0, 30), 254, 255]), min_size=1, max_size=60),
+    classes=st.lists(st.integers(0, 300), max_size=6),
+    wide=st.booleans(),
+)
+def test_mask_fast_paths_equal_unique_and_isin(values, classes, wide):
+    """The uint8 paths (a count, a lookup table) give what np.unique and np.isin give."""
+    from fewzero.data import binary_target
+    from fewzero.data.io import label_values
+
+    mask = np.array(values, dtype=np.uint16 if wide else np.uint8).reshape(1, -1)
+    assert np.array_equal(label_values(mask), np.unique(mask))
+    expected = np.isin(mask, classes).astype(np.uint8)
+    expected[mask == 255] = 255
+    out = binary_target(mask, classes)
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+
+
+def test_read_image_gives_the_pixels_of_every_mode(tmp_path):
+    """An RGB file comes back as it is; grey, palette and RGBA files as their RGB conversion."""
+    from fewzero.data import read_image
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8))
+    for mode in ("RGB", "L", "P", "RGBA"):
+        img = rgb.convert(mode)
+        img.save(tmp_path / f"{mode}.png")
+        got = read_image(tmp_path / f"{mode}.png")
+        assert got.mode == "RGB" and np.array_equal(np.asarray(got), np.asarray(img.convert("RGB")))

@@ -125,7 +125,10 @@ def read_image(path: str | os.PathLike[str], name: str = "image") -> Image.Image
         FileNotFoundError: naming a missing file.
         OSError: naming a file that is empty or not an image.
     """
-    return Image.fromarray(_pil_to_rgb(_open(path, name)))
+    img = _open(path, name)
+    if img.mode == "RGB":  # already 8-bit RGB, as displayed: no conversion copy
+        return img
+    return Image.fromarray(_pil_to_rgb(img))
 
 
 def to_rgb_array(image: ImageLike, name: str = "image") -> np.ndarray:

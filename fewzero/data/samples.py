@@ -115,6 +115,11 @@ def transform_pair(
 def binary_target(mask: np.ndarray, classes: Sequence[int]) -> np.ndarray:
     """Return 1 where ``mask`` is one of ``classes``, 255 where it is 255, else 0."""
     mask = check_label_array(mask)
+    if mask.dtype == np.uint8:  # a lookup table: one indexing pass, the same array as isin's
+        table = np.zeros(256, np.uint8)
+        table[[c for c in classes if 0 <= c < 256]] = 1
+        table[IGNORE_INDEX] = IGNORE_INDEX
+        return table[mask]
     out = np.isin(mask, list(classes)).astype(np.uint8)
     out[mask == IGNORE_INDEX] = IGNORE_INDEX
     return out
