@@ -147,9 +147,13 @@ def main(argv=None):
         default=7,
         help="seed of a second toy tree to score the trained rows on (-1: none)",
     )
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed forwards per inference time (their median)")  # fmt: skip
     p.add_argument("--independent-episodes", type=int, default=200,
                    help="support-swap episodes on the second tree")  # fmt: skip
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1 (timed forwards), got {args.repeats}")
     try:
         resolve_device(args.device, name="--device")
     except ValueError as err:
@@ -205,7 +209,7 @@ def main(argv=None):
                 row["nway_miou"] = res.get("pascal_nway_miou")
             row[f"ms_{k}"] = round(
                 inference_ms(model, roots["pascal"], k if fewshot else 0, cfg.crop_size,
-                             cfg.min_pixels, args.device), 1,
+                             cfg.min_pixels, args.device, args.repeats), 1,
             )  # fmt: skip
         if independent is not None:
             options = dataclasses.replace(settings, shots=1 if fewshot else 0,

@@ -126,7 +126,7 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path,
     subprocess.run(
         [sys.executable, str(BENCH / "fewshot_comparison.py"), "--only", "prototype", "default",
          "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out),
-         "--independent-episodes", "3"],
+         "--independent-episodes", "3", "--repeats", "1"],
         check=True, capture_output=True, cwd=tmp_path,
         env={**__import__("os").environ, "FEWZERO_CACHE": str(toy_cache)},
     )  # fmt: skip

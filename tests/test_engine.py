@@ -275,10 +275,12 @@ def test_ddp_two_process_gloo_matches_single_process(toy, tmp_path):
         )
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    for n, out in ((2, "two"), (1, "one")):
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    # the reference: the script as one plain process (torchrun's one process is the same
+    # path, setup() leaves a world of one undistributed, behind a launcher's start-up)
+    for n, launch, out in ((2, torchrun, "two"), (1, [sys.executable], "one")):
         run = subprocess.run(
-            torchrun + [f"--nproc_per_node={n}", str(script), str(tmp_path / out)],
+            launch + [str(script), str(tmp_path / out)],
             env=env,
             capture_output=True,
             text=True,
