@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_numbers
+from .class_ids import check_episode_maps
 from .sums import SumMeter
 
 __all__ = ["AbsentMeter"]
@@ -57,11 +58,7 @@ class AbsentMeter(SumMeter):
             ValueError: on mismatched shapes, or a ``pred`` that is not a mask (float
                 probabilities).
         """
-        if pred.shape != label.shape or pred.dim() != 3:
-            raise ValueError(
-                f"pred and label must both be (B, H, W), got {tuple(pred.shape)} and "
-                f"{tuple(label.shape)}"
-            )
+        check_episode_maps(pred, label, "label")
         if pred.is_floating_point():
             raise ValueError(
                 f"pred must be a mask of class indices (the argmax of the logits; 1 = the "

@@ -1,4 +1,4 @@
-"""The episodes' class ids as the meters take them, checked once for all of them."""
+"""What the meters take, checked once for all of them: the episodes' class ids and maps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 from ..checks import check_positive_int
 
-__all__ = ["episode_class_ids"]
+__all__ = ["check_episode_maps", "episode_class_ids"]
 
 
 def episode_class_ids(class_ids: torch.Tensor, batch: int, max_class_id: int) -> torch.Tensor:
@@ -27,3 +27,39 @@ def episode_class_ids(class_ids: torch.Tensor, batch: int, max_class_id: int) ->
     if class_ids.min() < 0 or class_ids.max() > max_class_id:
         raise ValueError(f"class_ids must lie in [0, {max_class_id}], got {class_ids.tolist()}")
     return class_ids
+
+
+def check_episode_maps(
+    pred: torch.Tensor, target: torch.Tensor, name: str, ignore_index: int | None = None
+) -> None:
+    """Check that ``pred`` and ``target`` (called ``name``) are ``(B, H, W)`` maps of one shape.
+
+    With ``ignore_index``, also that ``pred`` is binary and ``target`` in ``{0, 1,
+    ignore_index}`` (the one-way meters' masks).
+
+    Raises:
+        ValueError: naming ``pred`` or ``name``, with the shapes or the values found.
+
+    Examples:
+        >>> import torch
+        >>> check_episode_maps(torch.zeros(2, 3, 3), torch.ones(2, 3, 3), "target", 255)
+        >>> check_episode_maps(torch.zeros(2, 3, 3), torch.ones(3, 3), "target")
+        Traceback (most recent call last):
+        ...
+        ValueError: pred and target must both be (B, H, W), got (2, 3, 3) and (3, 3)
+    """
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(
+            f"pred and {name} must both be (B, H, W), got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+    if ignore_index is None:
+        return
+    bad_pred = pred[(pred != 0) & (pred != 1)]
+    if bad_pred.numel():
+        raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")
+    bad = target[(target != 0) & (target != 1) & (target != ignore_index)]
+    if bad.numel():
+        raise ValueError(
+            f"{name} must be in {{0, 1, {ignore_index}}}, got values {bad.unique().tolist()}"
+        )

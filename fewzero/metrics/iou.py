@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .class_ids import episode_class_ids
+from .class_ids import check_episode_maps, episode_class_ids
 from .sums import ClassSumMeter
 
 __all__ = ["IoUMeter"]
@@ -64,20 +64,8 @@ class IoUMeter(ClassSumMeter):
         Raises:
             ValueError: on mismatched shapes or out-of-range values.
         """
-        if pred.shape != target.shape or pred.dim() != 3:
-            raise ValueError(
-                f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and "
-                f"{tuple(target.shape)}"
-            )
+        check_episode_maps(pred, target, "target", self.ignore_index)
         class_ids = episode_class_ids(class_ids, pred.shape[0], self.max_class_id)
-        bad_pred = pred[(pred != 0) & (pred != 1)]
-        if bad_pred.numel():
-            raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")
-        bad = target[(target != 0) & (target != 1) & (target != self.ignore_index)]
-        if bad.numel():
-            raise ValueError(
-                f"target must be in {{0, 1, {self.ignore_index}}}, got values {bad.unique().tolist()}"
-            )
         valid = (target != self.ignore_index).flatten(1)
         p = pred.flatten(1).bool() & valid
         t = (target.flatten(1) == 1) & valid

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .class_ids import episode_class_ids
+from .class_ids import check_episode_maps, episode_class_ids
 from .sums import ClassSumMeter
 
 __all__ = ["LeakMeter"]
@@ -64,21 +64,9 @@ class LeakMeter(ClassSumMeter):
         Raises:
             ValueError: on mismatched shapes or out-of-range values.
         """
-        if pred.shape != other.shape or pred.dim() != 3:
-            raise ValueError(
-                f"pred and other must both be (B, H, W), got {tuple(pred.shape)} and "
-                f"{tuple(other.shape)}"
-            )
+        check_episode_maps(pred, other, "other", self.ignore_index)
         if class_ids is not None:
             class_ids = episode_class_ids(class_ids, pred.shape[0], self.max_class_id)
-        bad = other[(other != 0) & (other != 1) & (other != self.ignore_index)]
-        if bad.numel():
-            raise ValueError(
-                f"other must be in {{0, 1, {self.ignore_index}}}, got values {bad.unique().tolist()}"
-            )
-        bad_pred = pred[(pred != 0) & (pred != 1)]
-        if bad_pred.numel():
-            raise ValueError(f"pred must be in {{0, 1}}, got values {bad_pred.unique().tolist()}")
         o = (other == 1).flatten(1)
         leaked = (pred.flatten(1).bool() & o).sum(1)
         # (B, 2): leaked and other pixels of each episode

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .class_ids import check_episode_maps
 from .sums import ClassSumMeter
 
 __all__ = ["NWayIoUMeter"]
@@ -58,11 +59,7 @@ class NWayIoUMeter(ClassSumMeter):
             ValueError: on mismatched shapes, out-of-range values or repeated class ids.
         """
         class_ids = torch.as_tensor(class_ids).long().cpu()
-        if pred.shape != target.shape or pred.dim() != 3:
-            raise ValueError(
-                f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and "
-                f"{tuple(target.shape)}"
-            )
+        check_episode_maps(pred, target, "target")
         if class_ids.dim() != 2 or class_ids.shape[0] != pred.shape[0]:
             raise ValueError(
                 f"class_ids must be ({pred.shape[0]}, N), got {tuple(class_ids.shape)}"
