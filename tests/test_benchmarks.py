@@ -1,19 +1,40 @@
-"""Smoke tests of the benchmark scripts on tiny grids, with their JSON schema."""
+"""Smoke tests of the benchmark scripts on tiny grids, with their JSON schema.
+
+Each script runs as ``python SCRIPT ARGS`` would run it (``__main__``, its argument parser, its
+folder on the path, the working folder and environment given), in the test's own process: a
+fresh interpreter would spend its first seconds importing torch, which this process has done.
+What a script sets for itself (the thread count, the environment, the folder) is put back.
+"""
 
 import json
-import subprocess
+import os
+import runpy
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run(script, *args):
-    subprocess.run(
-        [sys.executable, str(BENCH / script), *args], check=True, capture_output=True, cwd=BENCH
-    )
+def run(script, *args, cwd=BENCH, env=None):
+    """Run ``benchmarks/SCRIPT`` with ``args`` as its command line; fail on a non-zero exit."""
+    saved = (sys.argv[:], sys.path[:], os.getcwd(), dict(os.environ), torch.get_num_threads())
+    sys.argv = [str(BENCH / script), *map(str, args)]
+    sys.path.insert(0, str(BENCH))
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    try:
+        runpy.run_path(str(BENCH / script), run_name="__main__")
+    except SystemExit as end:
+        assert end.code in (0, None), f"{script} {' '.join(map(str, args))} exited with {end.code}"
+    finally:
+        sys.argv, sys.path[:] = saved[0], saved[1]
+        os.chdir(saved[2])
+        os.environ.clear()
+        os.environ.update(saved[3])
+        torch.set_num_threads(saved[4])
 
 
 def only_json(out: Path, name: str) -> dict:
@@ -123,13 +144,9 @@ def test_feature_cache_key_cost(tmp_path):
 
 def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path, toy_cache):
     env_out = tmp_path / "cmp"
-    subprocess.run(
-        [sys.executable, str(BENCH / "fewshot_comparison.py"), "--only", "prototype", "default",
-         "--steps", "1", "--epochs", "1", "--episodes", "3", "--no-pretrained", "--out", str(env_out),
-         "--independent-episodes", "3", "--repeats", "1"],
-        check=True, capture_output=True, cwd=tmp_path,
-        env={**__import__("os").environ, "FEWZERO_CACHE": str(toy_cache)},
-    )  # fmt: skip
+    run("fewshot_comparison.py", "--only", "prototype", "default", "--steps", "1", "--epochs",
+        "1", "--episodes", "3", "--no-pretrained", "--out", env_out, "--independent-episodes",
+        "3", "--repeats", "1", cwd=tmp_path, env={"FEWZERO_CACHE": str(toy_cache)})  # fmt: skip
     data = json.loads((env_out / "comparison.json").read_text())
     rows = {r["name"]: r for r in data["rows"]}
     assert rows["prototype"]["params"] == 0 and rows["prototype"]["optimizer"] == "-"
@@ -152,15 +169,10 @@ def test_fewshot_comparison_trains_and_scores_each_row_in_one_protocol(tmp_path,
     assert "| default |" in (env_out / "comparison.md").read_text()
 
 
-def test_label_map_benchmark_in_process(tmp_path, monkeypatch):
-    """Both ways timed side by side on one grid, and equal (in process: no interpreter start)."""
-    import torch
-
-    monkeypatch.syspath_prepend(str(BENCH))
-    bench = __import__("label_map")
-    threads = str(torch.get_num_threads())
-    assert bench.main(["--sizes", "9", "--classes", "1", "2", "5", "--rounds", "1",
-                       "--threads", threads, "--out", str(tmp_path)]) == 0  # fmt: skip
+def test_label_map_benchmark(tmp_path):
+    """Both ways timed side by side on one grid, and equal."""
+    run("label_map.py", "--sizes", "9", "--classes", "1", "2", "5", "--rounds", "1", "--threads",
+        torch.get_num_threads(), "--out", tmp_path)  # fmt: skip
     rows = only_json(tmp_path, "label_map")["rows"]
     assert [(r["size"], r["classes"]) for r in rows] == [(9, 1), (9, 2), (9, 5)]
     assert all(r["equal"] and r["argmax_ms"] > 0 and r["label_map_ms"] > 0 for r in rows)

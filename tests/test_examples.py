@@ -58,18 +58,16 @@ def test_toy_demo_then_runners(env, capsys, monkeypatch):
     assert len(results["rows"]) == 2
     ckpt = work / "runs/demo/deeplab_efficientnet_lite0/checkpoint_last.pt"
     toy = Path(env["FEWZERO_CACHE"]) / "toy"
-    out = run(
-        "eval_pascal2coco.py",
-        "--checkpoint",
-        str(ckpt),
-        "--pascal-root",
-        str(toy / "pascal"),
-        "--coco-root",
-        str(toy / "coco"),
-        "--out",
-        "tables",
-        env=env,
-    ).stdout
+    # the runners in-process: the same command lines, no interpreter start per call
+    from fewzero.engine.evaluation_cli import run as run_eval
+
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("FEWZERO_CACHE", env["FEWZERO_CACHE"])
+    capsys.readouterr()
+    run_eval(script_module("eval_pascal2coco.py").__doc__, coco=True, argv=[
+        "--checkpoint", str(ckpt), "--pascal-root", str(toy / "pascal"), "--coco-root",
+        str(toy / "coco"), "--out", "tables"])  # fmt: skip
+    out = capsys.readouterr().out
     assert "P-mIoU" in out
     # the test protocol (episodes, min_pixels, size, seed) comes from the checkpoint's run, so
     # the script reproduces the demo's own row
@@ -83,11 +81,7 @@ def test_toy_demo_then_runners(env, capsys, monkeypatch):
         1
     ].startswith("deeplab_efficientnet_lite0,0,0,")
     assert (work / "tables/pascal2coco.md").read_text().count("\n") == 3
-    # eval_pascal5i in-process (the same command line; no interpreter start per call)
-    from fewzero.engine.evaluation_cli import run as run_eval
-
     five = ["--checkpoint", str(ckpt), "--pascal-root", str(toy / "pascal")]
-    monkeypatch.chdir(work)
     run_eval("PASCAL-5i", coco=False, argv=five)
     # the default output folder is named after the checkpoint's run
     table = (work / "results/pascal5i/deeplab_efficientnet_lite0/pascal5i.md").read_text()
@@ -114,21 +108,8 @@ def test_toy_demo_then_runners(env, capsys, monkeypatch):
     err = refused([*five, "--shots", "1", "--out", "other"])
     assert "--shots must be 0 for the zero-shot model(s)" in err
     assert not (work / "other").exists()
-    run(
-        "qualitative.py",
-        "--checkpoint",
-        str(ckpt),
-        str(ckpt),
-        "--n",
-        "2",
-        "--dataset",
-        "coco",
-        "--fold",
-        "1",
-        "--out",
-        "figs",
-        env=env,
-    )
+    script_module("qualitative.py").main(["--checkpoint", str(ckpt), str(ckpt), "--n", "2",
+                                           "--dataset", "coco", "--fold", "1", "--out", "figs"])  # fmt: skip
     assert (work / "figs/qualitative.png").stat().st_size > 5000
     # every checkpoint is opened before any evaluation: a bad second path fails at once
     err = refused(["--checkpoint", str(ckpt), "missing.pt", *five[2:], "--out", "x"])
@@ -245,14 +226,16 @@ def test_every_option_has_help_and_default(capsys):
             assert "PASCAL-5i evaluation" in text and "PASCAL2COCO" not in text.split("\n\n")[1]
 
 
-def test_toy_flags_reach_the_config(env):
+def test_toy_flags_reach_the_config(env, monkeypatch):
     """Every flag reaches TrainConfig in the toy demo (it used to ignore eight of them)."""
     out = "runs/flags"
-    run("train_pascal5i.py", "--quiet", "--no-pretrained", "--model", "deeplab_efficientnet_lite0",
-        "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop-size", "48",
-        "--episodes", "2", "--momentum", "0.5", "--min-pixels", "50", "--workers", "0",
-        "--backbone", "resnet18", "--device", "cpu", "--amp", "bf16", "--channels-last",
-        "--out", out, env=env)  # fmt: skip
+    monkeypatch.chdir(env["WORK"])
+    monkeypatch.setenv("FEWZERO_CACHE", env["FEWZERO_CACHE"])
+    script_module("train_pascal5i.py").main([
+        "--quiet", "--no-pretrained", "--model", "deeplab_efficientnet_lite0", "--epochs", "1",
+        "--steps-per-epoch", "1", "--batch-size", "2", "--crop-size", "48", "--episodes", "2",
+        "--momentum", "0.5", "--min-pixels", "50", "--workers", "0", "--backbone", "resnet18",
+        "--device", "cpu", "--amp", "bf16", "--channels-last", "--out", out])  # fmt: skip
     saved = json.loads(
         (Path(env["WORK"]) / out / "deeplab_efficientnet_lite0/config.json").read_text()
     )
