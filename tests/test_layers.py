@@ -391,3 +391,18 @@ def test_label_map_on_logits_and_probabilities_and_no_class():
     logits[0, 1, 2, 3] = float("nan")  # argmax would pick it; refused instead
     with pytest.raises(ValueError, match="scores must be finite, got 1 NaN/Inf"):
         label_map(logits)
+
+
+def test_label_map_under_compile_and_export():
+    """The label map traces whole (no graph break) and exports, with argmax's answer."""
+    torch._dynamo.reset()
+    logits = torch.randn(2, 3, 5, 4)
+    compiled = torch.compile(label_map, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(logits), logits.argmax(1))
+
+    class Labels(torch.nn.Module):
+        def forward(self, x):
+            return label_map(x)
+
+    program = torch.export.export(Labels(), (logits,))
+    assert torch.equal(program.module()(logits), logits.argmax(1))
