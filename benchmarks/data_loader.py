@@ -12,7 +12,6 @@ from _common import markdown, write_results
 from torch.utils.data import DataLoader
 
 from fewzero.data import Pascal5i, build_toy, collate_episodes, train_transform
-from fewzero.engine.toy_demo import default_toy_root
 
 
 def main(argv=None):
@@ -24,7 +23,7 @@ def main(argv=None):
     p.add_argument("--toy-root", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
-    root = build_toy(default_toy_root() if args.toy_root is None else args.toy_root)
+    root = build_toy(args.toy_root)
     ds = Pascal5i(root["pascal"], 0, "train", min_pixels=64, transform=train_transform(args.crop))
     rows = []
     for w in args.workers:

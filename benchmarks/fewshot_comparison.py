@@ -41,11 +41,12 @@ import torch
 
 from fewzero.checks import default_device, resolve_device
 from fewzero.data import Pascal5i, build_toy, collate_episodes, eval_transform
+from fewzero.data.toy import default_toy_root
 from fewzero.engine import TrainConfig
 from fewzero.engine.inputs import episode_inputs, uses_class_ids
 from fewzero.engine.pascal2coco import EvalOptions, PascalCoco, evaluate_pascal2coco
 from fewzero.engine.recipes import build_model, train_pascal5i, trainable
-from fewzero.engine.toy_demo import TOY_FEWSHOT_PRESET, TOY_PRESET, default_toy_root
+from fewzero.engine.toy_demo import TOY_FEWSHOT_PRESET, TOY_PRESET
 
 FEWSHOT = "sm_vcenet_fewshot_efficientnet_lite0"
 ADAM = {"optimizer": "adamw", "lr": 1e-3}
@@ -162,7 +163,7 @@ def main(argv=None):
     if target.exists() and not args.overwrite:
         p.error(f"--out {str(args.out)!r} holds a comparison already; pass --overwrite")
     args.out.mkdir(parents=True, exist_ok=True)
-    roots = build_toy(default_toy_root())
+    roots = build_toy()
     independent = None
     if args.independent_seed >= 0:
         if args.independent_seed == 0:

@@ -19,7 +19,6 @@ import torch
 
 from fewzero.analysis import affinity_shift, class_affinity, cosine_affinity
 from fewzero.data import PASCAL_CLASSES, PASCAL_TO_COCO, build_toy
-from fewzero.engine.toy_demo import default_toy_root
 from fewzero.models import Backbone
 from fewzero.text import class_embedding_table
 
@@ -53,7 +52,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path("results/fig4"), help="output folder")
     args = p.parse_args(argv)
     if args.pascal_root is None:
-        roots = build_toy(default_toy_root())
+        roots = build_toy()
         args.pascal_root, args.coco_root = roots["pascal"], roots["coco"]
     pascal, coco = Path(args.pascal_root), Path(args.coco_root)
     backbones = ["efficientnet_lite0"] if args.backbone is None else args.backbone

@@ -14,7 +14,6 @@ from pathlib import Path
 from fewzero.data import Coco20i, Pascal5i, build_toy, eval_transform
 from fewzero.engine.cli import positive_int
 from fewzero.engine.figures import episode_figure, short_name
-from fewzero.engine.toy_demo import default_toy_root
 from fewzero.models import load_trained_model
 
 
@@ -33,7 +32,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     args = p.parse_args(argv)
     models = [load_trained_model(c) for c in args.checkpoint]
-    root = build_toy(default_toy_root())[args.dataset] if args.data_root is None else args.data_root
+    root = build_toy()[args.dataset] if args.data_root is None else args.data_root
     size = models[0][1]["crop_size"] if args.size is None else args.size
     enc = models[0][0].encoder
     cls = Pascal5i if args.dataset == "pascal" else Coco20i

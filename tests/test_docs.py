@@ -114,8 +114,12 @@ print(json.dumps(failed))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_docs_code_blocks_run_each_alone(tmp_path):
-    """Every block runs as a newcomer copies it: alone, in its own process and empty folder."""
+def test_docs_code_blocks_run_each_alone(tmp_path, toy_cache):
+    """Every block runs as a newcomer copies it: alone, in its own process and empty folder.
+
+    The toy data's cache folder is the session's (a newcomer's holds the tree the README's
+    first command built), never this machine's ``~/.cache``.
+    """
     blocks = []
     for page in PAGES:
         found = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
@@ -123,7 +127,8 @@ def test_docs_code_blocks_run_each_alone(tmp_path):
         blocks += [(page.name, i + 1, b) for i, b in enumerate(runnable)]
     assert len(blocks) >= 30
     # TMPDIR: the blocks' tempfile.mkdtemp() folders go with the test's, and nothing is left in /tmp
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TMPDIR": str(tmp_path),
+           "FEWZERO_CACHE": str(toy_cache)}  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", RUNNER],
         input=json.dumps(blocks),

@@ -1,6 +1,6 @@
 """Embedded toy data: procedurally drawn PASCAL-like and COCO-like trees, no download needed.
 
-``build_toy(root, seed)`` writes, deterministically from ``seed``, the *raw* layouts that the
+``build_toy(root, seed)`` (``root`` by default the cache folder) writes, deterministically from ``seed``, the *raw* layouts that the
 prepare command reads, then prepares them:
 
 * ``ROOT/raw/VOC2012`` (JPEG images, palette PNG masks, ``ImageSets/Segmentation``) and
@@ -40,7 +40,14 @@ from .classes import (
 )
 from .io import write_mask
 
-__all__ = ["TOY_VERSION", "ToyConfig", "build_toy", "draw_scene", "shape_polygon"]
+__all__ = [
+    "TOY_VERSION",
+    "ToyConfig",
+    "build_toy",
+    "default_toy_root",
+    "draw_scene",
+    "shape_polygon",
+]
 
 TOY_VERSION = 4
 """Version of the toy generator, bumped whenever the drawing changes, so cached trees of an older generator are rebuilt."""
@@ -328,13 +335,24 @@ def _write_coco_raw(raw: Path, cfg: ToyConfig, rng: np.random.Generator) -> None
         )
 
 
+def default_toy_root() -> Path:
+    """Cache folder of the embedded toy data (``$FEWZERO_CACHE`` or ``~/.cache/fewzero``)."""
+    base = os.environ.get("FEWZERO_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "fewzero"
+    )
+    return Path(base) / "toy"
+
+
 def build_toy(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
     seed: int = 0,
     config: ToyConfig | None = None,
     progress: bool = False,
 ) -> dict[str, Path]:
     """Write and prepare the toy trees under ``root``; returns ``{"pascal": ..., "coco": ...}``.
+
+    ``root=None`` is the cache folder ([`default_toy_root`][fewzero.data.toy.default_toy_root]):
+    the tree the toy demo (the README's first command) builds and reads, built once per machine.
 
     Idempotent: a finished tree (marked by ``ROOT/.complete`` with the same seed, sizes and
     generator version) is reused as it is; any other tree there is rebuilt. Processes that build
@@ -342,7 +360,7 @@ def build_toy(
     on a lock file, ``ROOT/.lock``: one builds, the others then reuse its tree (POSIX; on
     Windows, give concurrent runs their own roots).
     """
-    root = Path(root)
+    root = default_toy_root() if root is None else Path(root)
     cfg = config or ToyConfig()
     out = {"pascal": root / "pascal", "coco": root / "coco"}
     stamp = json.dumps({"version": TOY_VERSION, "seed": seed, **vars(cfg)}, default=list)

@@ -37,17 +37,8 @@ __all__ = [
     "TOY_FEWSHOT_PRESET",
     "TOY_MODELS",
     "TOY_PRESET",
-    "default_toy_root",
     "toy_demo",
 ]
-
-
-def default_toy_root() -> Path:
-    """Cache folder of the embedded toy data (``$FEWZERO_CACHE`` or ``~/.cache/fewzero``)."""
-    base = os.environ.get("FEWZERO_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "fewzero"
-    )
-    return Path(base) / "toy"
 
 
 TOY_PRESET: dict[str, Any] = {
@@ -109,7 +100,6 @@ def toy_demo(
     given = list(shots)
     shots = [k for k in given if k > 0] or [1]  # the few-shot models' counts
     out_dir = Path(config.out_dir)
-    toy_root = Path(toy_root) if toy_root is not None else default_toy_root()
     rows: list[dict[str, Any]] = []
     ev = dataclasses.replace(eval_settings(config), batch_size=config.batch_size)
 
