@@ -1,7 +1,7 @@
 """Embedded toy data: procedurally drawn PASCAL-like and COCO-like trees, no download needed.
 
-``build_toy(root, seed)`` (``root`` by default the cache folder) writes, deterministically from ``seed``, the *raw* layouts that the
-prepare command reads, then prepares them:
+``build_toy(root, seed)`` (``root`` by default the cache folder) writes, deterministically from
+``seed``, the *raw* layouts that the prepare command reads, then prepares them:
 
 * ``ROOT/raw/VOC2012`` (JPEG images, palette PNG masks, ``ImageSets/Segmentation``) and
   ``ROOT/raw/benchmark_RELEASE`` (SBD ``.mat`` masks) -> ``ROOT/pascal`` (PASCAL-5i layout);
