@@ -356,7 +356,7 @@ class Predictor:
         """
         probs = self.probabilities(image, support, class_id)
         labels = label_map(probs, dim=0)
-        for c, score in enumerate(_presence(probs).tolist(), start=1):
+        for c, score in enumerate(_presence(probs, labels).tolist(), start=1):
             if score < self.presence_threshold:  # absent: no pixel of it
                 labels[labels == c] = 0
         return labels.numpy().astype(np.uint8)
@@ -371,9 +371,12 @@ def _pairs(name: Any, pairs: Any) -> SupportSet:
     return pairs
 
 
-def _presence(probs: torch.Tensor) -> torch.Tensor:
-    """Each class's presence score from ``(C + 1, H, W)`` probabilities (channel 0 background)."""
-    winner = label_map(probs, dim=0)
+def _presence(probs: torch.Tensor, winner: torch.Tensor | None = None) -> torch.Tensor:
+    """Each class's presence score from ``(C + 1, H, W)`` probabilities (channel 0 background).
+
+    ``winner``: their label map, where the caller has it already.
+    """
+    winner = label_map(probs, dim=0) if winner is None else winner
     classes = torch.arange(1, probs.shape[0])[:, None, None]
     return (probs[1:] * (winner[None] == classes)).flatten(1).mean(1)
 
